@@ -1,0 +1,12 @@
+// Package cli is zk2raft's command line: one file per verb, each a newXCommand
+// function that builds a cobra command around an options struct, in the style of
+// etcd-io/bbolt. cmd/zk2raft only calls [Main].
+//
+// Output rules: data and reports go to stdout (or --out); logs, progress bars and
+// errors go to stderr. Progress bars are drawn only when stderr is a terminal and
+// neither --quiet nor --no-progress is given.
+//
+// Exit codes (the contract scripts rely on): 0 success, 1 error, 2 usage,
+// 3 verification found differences. A verb signals codes other than 1 by returning
+// an [*ExitError].
+package cli

@@ -1,0 +1,97 @@
+package znode
+
+import (
+	"errors"
+	"testing"
+)
+
+func TestValidatePath(t *testing.T) {
+	tests := []struct {
+		path string
+		ok   bool
+	}{
+		{"/", true},
+		{"/a", true},
+		{"/a/b/c", true},
+		{"/zookeeper", true},
+		{"/a/zookeeper", true},
+		{"/a/...", true},
+		{"/a/.b", true},
+		{"/a/b.", true},
+		{"/配置/مفتاح/e\u0301", true}, // CJK, Arabic, a combining mark
+		{"/\u00a0", true},            // just past the C1 range
+		{"/\uf900", true},            // just past the private-use range
+		{"/\uffef", true},
+		{"", false},
+		{"a", false},
+		{"/a/", false},
+		{"//a", false},
+		{"/a//b", false},
+		{"/a/.", false},
+		{"/./a", false},
+		{"/a/..", false},
+		{"/../a", false},
+		{"/a\x00b", false},
+		{"/a\x01", false},
+		{"/a\x1f", false},
+		{"/a\x7f", false},
+		{"/a\u009f", false},
+		{"/a\ue000", false}, // private use
+		{"/a\ufff0", false},
+		{"/a\uffff", false},
+		{"/😀", false}, // outside the BMP: a surrogate pair in Java
+		{"/a\xff", false},
+	}
+	for _, tc := range tests {
+		err := ValidatePath(tc.path)
+		if tc.ok && err != nil {
+			t.Errorf("ValidatePath(%q) = %v, want nil", tc.path, err)
+		}
+		if !tc.ok && !errors.Is(err, ErrInvalidPath) {
+			t.Errorf("ValidatePath(%q) = %v, want ErrInvalidPath", tc.path, err)
+		}
+	}
+	if err := ValidateSequentialPrefix("/a/"); err != nil {
+		t.Errorf("sequential prefix ending in /: %v", err)
+	}
+}
+
+func TestPathHelpers(t *testing.T) {
+	tests := []struct{ path, parent, base string }{
+		{"/", "", ""},
+		{"/a", "/", "a"},
+		{"/a/b", "/a", "b"},
+	}
+	for _, tc := range tests {
+		if got := Parent(tc.path); got != tc.parent {
+			t.Errorf("Parent(%q) = %q, want %q", tc.path, got, tc.parent)
+		}
+		if got := Base(tc.path); got != tc.base {
+			t.Errorf("Base(%q) = %q, want %q", tc.path, got, tc.base)
+		}
+		if tc.parent != "" && Join(tc.parent, tc.base) != tc.path {
+			t.Errorf("Join(%q, %q) = %q", tc.parent, tc.base, Join(tc.parent, tc.base))
+		}
+	}
+	if !IsSystemPath("/zookeeper/quota") || !IsSystemPath("/zookeeper") || IsSystemPath("/a/zookeeper") || IsSystemPath("/zookeeperx") {
+		t.Error("IsSystemPath misclassifies")
+	}
+}
+
+func TestSequentialName(t *testing.T) {
+	tests := []struct {
+		cversion int32
+		want     string
+	}{
+		{0, "/q/n-0000000000"},
+		{5, "/q/n-0000000005"},
+		{2147483647, "/q/n-2147483647"},
+		{-2147483648, "/q/n--2147483648"},
+		{-1, "/q/n--000000001"}, // Java's %010d of a negative number
+	}
+	for _, tc := range tests {
+		if got := SequentialName("/q/n-", tc.cversion); got != tc.want {
+			t.Errorf("SequentialName(%d) = %q, want %q", tc.cversion, got, tc.want)
+		}
+	}
+}
