@@ -81,3 +81,22 @@ func ParseDigestLog(s string) ([]ZxidDigest, error) {
 	}
 	return out, sc.Err()
 }
+
+// ServerZxid returns the last zxid a server has processed, from its `srvr` answer
+// ("Zxid: 0x…").
+func ServerZxid(ctx context.Context, addr string) (int64, error) {
+	out, err := FourLetterWord(ctx, addr, "srvr")
+	if err != nil {
+		return 0, err
+	}
+	for _, line := range strings.Split(out, "\n") {
+		if v, ok := strings.CutPrefix(strings.TrimSpace(line), "Zxid:"); ok {
+			z, err := strconv.ParseUint(strings.TrimPrefix(strings.TrimSpace(v), "0x"), 16, 64)
+			if err != nil {
+				return 0, fmt.Errorf("exporter: srvr from %s: zxid %q: %w", addr, v, err)
+			}
+			return int64(z), nil
+		}
+	}
+	return 0, fmt.Errorf("exporter: srvr from %s has no Zxid line", addr)
+}

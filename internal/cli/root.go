@@ -118,6 +118,7 @@ Exit codes: 0 success, 1 error, 2 usage, 3 verification found differences.`,
 
 	root.AddCommand(
 		newVersionCommand(g),
+		newDevCommand(g),
 	)
 	return root
 }

@@ -1,0 +1,154 @@
+package cli
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/zk2raft/zk2raft/exporter"
+	"github.com/zk2raft/zk2raft/internal/zktest"
+)
+
+// newDevCommand groups the hidden developer verbs used by demos and benchmarks.
+func newDevCommand(g *globalOptions) *cobra.Command {
+	cmd := &cobra.Command{
+		Use:    "dev",
+		Short:  "Developer tools for demos and benchmarks (not part of the stable interface)",
+		Hidden: true,
+		Args:   noArgs,
+		RunE:   func(cmd *cobra.Command, _ []string) error { return cmd.Help() },
+	}
+	cmd.AddCommand(
+		newDevEnsembleCommand(g),
+		newDevDigestCommand(g),
+	)
+	return cmd
+}
+
+type devEnsembleOptions struct {
+	dir           string
+	servers       int
+	extendedTypes bool
+}
+
+func newDevEnsembleCommand(g *globalOptions) *cobra.Command {
+	var o devEnsembleOptions
+	cmd := &cobra.Command{
+		Use:   "ensemble",
+		Short: "Run a local ZooKeeper ensemble on free loopback ports until interrupted",
+		Long: `Starts a ZooKeeper 3.8 ensemble from Debian's zookeeper package on free loopback
+ports, prints its connect string on stdout as soon as it serves, and runs until
+SIGINT or SIGTERM, then stops the servers. Data lives under --dir.`,
+		Args: noArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
+			defer stop()
+			if o.dir == "" {
+				return usageErrorf("--dir is required")
+			}
+			if err := os.MkdirAll(o.dir, 0o755); err != nil {
+				return err
+			}
+			ens, err := zktest.Start(ctx, zktest.Options{Servers: o.servers, ExtendedTypes: o.extendedTypes, BaseDir: o.dir})
+			if err != nil {
+				return err
+			}
+			defer ens.Close()
+			fmt.Fprintln(g.stdout, ens.ConnectString())
+			g.logger.Info("ensemble serving", "connect", ens.ConnectString(), "servers", o.servers, "dir", o.dir)
+			<-ctx.Done()
+			g.logger.Info("stopping ensemble")
+			return ens.Close()
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&o.dir, "dir", "", "directory for the servers' data and logs")
+	f.IntVar(&o.servers, "servers", 1, "ensemble size: 1 or 3")
+	f.BoolVar(&o.extendedTypes, "extended-types", true, "enable TTL nodes (zookeeper.extendedTypesEnabled)")
+	return cmd
+}
+
+type devDigestOptions struct {
+	zk      string
+	auth    []string
+	timeout time.Duration
+}
+
+func newDevDigestCommand(g *globalOptions) *cobra.Command {
+	var o devDigestOptions
+	cmd := &cobra.Command{
+		Use:   "digest",
+		Short: "Recompute ZooKeeper's tree digest from the client API and compare it with the server's hash log",
+		Long: `Walks the whole tree one request at a time, recomputes ZooKeeper's DataTree digest
+from what the client API returns, and compares it with the newest entry of the first
+server's digest log (the hash four-letter word), which ZooKeeper keeps only for
+zxids that are multiples of 128. The comparison is exact only when the tree holds
+no container or TTL nodes (clients cannot see their raw owner) and when no write
+landed after the logged zxid; the output says which zxid was compared.
+Exits 3 when a comparable entry exists and differs.`,
+		Args: noArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			ctx, cancel := context.WithTimeout(cmd.Context(), o.timeout)
+			defer cancel()
+			hosts, err := exporter.ParseHosts(o.zk)
+			if err != nil {
+				return usageErrorf("--zk: %v", err)
+			}
+			var auths []exporter.Auth
+			for _, a := range o.auth {
+				au, err := exporter.ParseAuth(a)
+				if err != nil {
+					return usageErrorf("--auth: %v", err)
+				}
+				auths = append(auths, au)
+			}
+			conn, err := exporter.Connect(ctx, hosts, exporter.ConnectOptions{Auth: auths, Logger: g.logger})
+			if err != nil {
+				return err
+			}
+			defer conn.Close()
+			digest, nodes, err := exporter.ClientDigest(ctx, conn, exporter.WalkOptions{})
+			if err != nil {
+				return err
+			}
+			out, err := exporter.FourLetterWord(ctx, hosts[0], "hash")
+			if err != nil {
+				return err
+			}
+			entries, err := exporter.ParseDigestLog(out)
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(g.stdout, "client-api digest: %v over %d nodes\n", digest, nodes)
+			if len(entries) == 0 {
+				fmt.Fprintf(g.stdout, "server %s: no digest logged yet (ZooKeeper logs one every 128 zxids)\n", hosts[0])
+				return nil
+			}
+			newest := entries[len(entries)-1]
+			current, err := exporter.ServerZxid(ctx, hosts[0])
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(g.stdout, "server %s: digest %v at zxid %#x; server's last zxid %#x\n", hosts[0], newest.Digest, newest.Zxid, current)
+			if current != newest.Zxid {
+				fmt.Fprintln(g.stdout, "not comparable: writes landed after the last logged zxid")
+				return nil
+			}
+			if newest.Digest == digest {
+				fmt.Fprintln(g.stdout, "match: the tree read through the client API is exactly what ZooKeeper digested")
+				return nil
+			}
+			return &ExitError{Code: ExitDifferences, Err: fmt.Errorf("digest %v differs from the server's %v at zxid %#x (container or TTL nodes, or a real difference)", digest, newest.Digest, newest.Zxid)}
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&o.zk, "zk", "", "ZooKeeper hosts, host:port[,host:port...]")
+	f.StringArrayVar(&o.auth, "auth", nil, "credentials SCHEME:CRED (repeatable), e.g. digest:user:password")
+	f.DurationVar(&o.timeout, "timeout", 5*time.Minute, "give up after this long")
+	return cmd
+}
