@@ -19,8 +19,8 @@ func TestValidatePath(t *testing.T) {
 		{"/a/.b", true},
 		{"/a/b.", true},
 		{"/配置/مفتاح/e\u0301", true}, // CJK, Arabic, a combining mark
-		{"/\u00a0", true},            // just past the C1 range
-		{"/\uf900", true},            // just past the private-use range
+		{"/\u00a0", true},           // just past the C1 range
+		{"/\uf900", true},           // just past the private-use range
 		{"/\uffef", true},
 		{"", false},
 		{"a", false},
