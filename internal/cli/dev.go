@@ -2,12 +2,14 @@ package cli
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"os/signal"
 	"syscall"
 	"time"
 
+	"github.com/go-zookeeper/zk"
 	"github.com/spf13/cobra"
 
 	"github.com/zk2raft/zk2raft/exporter"
@@ -26,6 +28,7 @@ func newDevCommand(g *globalOptions) *cobra.Command {
 	cmd.AddCommand(
 		newDevEnsembleCommand(g),
 		newDevDigestCommand(g),
+		newDevSeedCommand(g),
 	)
 	return cmd
 }
@@ -76,6 +79,7 @@ SIGINT or SIGTERM, then stops the servers. Data lives under --dir.`,
 type devDigestOptions struct {
 	zk      string
 	auth    []string
+	align   string
 	timeout time.Duration
 }
 
@@ -112,6 +116,13 @@ Exits 3 when a comparable entry exists and differs.`,
 				return err
 			}
 			defer conn.Close()
+			if o.align != "" {
+				zxid, err := alignZxid(conn, o.align)
+				if err != nil {
+					return err
+				}
+				g.logger.Info("aligned the last zxid on a digest-log entry", "zxid", fmt.Sprintf("%#x", zxid), "node", o.align)
+			}
 			digest, nodes, err := exporter.ClientDigest(ctx, conn, exporter.WalkOptions{})
 			if err != nil {
 				return err
@@ -149,6 +160,25 @@ Exits 3 when a comparable entry exists and differs.`,
 	f := cmd.Flags()
 	f.StringVar(&o.zk, "zk", "", "ZooKeeper hosts, host:port[,host:port...]")
 	f.StringArrayVar(&o.auth, "auth", nil, "credentials SCHEME:CRED (repeatable), e.g. digest:user:password")
+	f.StringVar(&o.align, "align", "", "first write this scratch node until the last zxid is a multiple of 128 (changes the tree)")
 	f.DurationVar(&o.timeout, "timeout", 5*time.Minute, "give up after this long")
 	return cmd
+}
+
+// alignZxid writes path (creating it) until the ensemble's last zxid is a multiple
+// of 128, the only zxids ZooKeeper logs a digest for. It assumes no other client
+// writes meanwhile.
+func alignZxid(conn *zk.Conn, path string) (int64, error) {
+	if _, err := conn.Create(path, nil, 0, zk.WorldACL(zk.PermAll)); err != nil && !errors.Is(err, zk.ErrNodeExists) {
+		return 0, fmt.Errorf("align: create %s: %w", path, err)
+	}
+	for {
+		st, err := conn.Set(path, []byte("zk2raft digest alignment"), -1)
+		if err != nil {
+			return 0, fmt.Errorf("align: set %s: %w", path, err)
+		}
+		if st.Mzxid%128 == 0 {
+			return st.Mzxid, nil
+		}
+	}
 }

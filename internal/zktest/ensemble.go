@@ -126,6 +126,14 @@ func Start(ctx context.Context, opts Options) (*Ensemble, error) {
 	defer cancel()
 
 	e := &Ensemble{opts: opts, install: install, dir: opts.BaseDir}
+	if e.dir != "" {
+		// The JVM gets file: URLs and paths made from it, which must be absolute.
+		abs, err := filepath.Abs(e.dir)
+		if err != nil {
+			return nil, fmt.Errorf("zktest: base dir %s: %w", e.dir, err)
+		}
+		e.dir = abs
+	}
 	if e.dir == "" {
 		d, err := os.MkdirTemp("", "zktest-")
 		if err != nil {
