@@ -53,3 +53,29 @@ func benchSeedKafka(b *testing.B, servers int) {
 	b.ReportMetric(float64(ops)/write.Seconds(), "ops/s")
 	b.ReportMetric(float64(nodes)/float64(b.N), "nodes/op")
 }
+
+// BenchmarkSeedKafkaSequentialBaseline seeds a 20k-node kafka tree one request
+// at a time over one connection: the baseline the pipelined seeding is measured
+// against (scripts/bench.sh prints the ratio).
+func BenchmarkSeedKafkaSequentialBaseline(b *testing.B) {
+	e := zktest.New(b, zktest.Options{Servers: 1, ExtendedTypes: true, MaxHeapMB: 1024})
+	var nodes int
+	var wall time.Duration
+	for i := 0; i < b.N; i++ {
+		p, err := NewPlan(Options{Profile: ProfileKafka, Nodes: 20_000, Seed: int64(i + 1), Root: fmt.Sprintf("/seq%d", i), Concurrency: 1, Conns: 1})
+		if err != nil {
+			b.Fatal(err)
+		}
+		start := time.Now()
+		tree, err := p.Apply(b.Context(), e.Hosts())
+		if err != nil {
+			b.Fatal(err)
+		}
+		wall += time.Since(start)
+		nodes += tree.Len()
+		b.StopTimer()
+		tree.Close()
+		b.StartTimer()
+	}
+	b.ReportMetric(float64(nodes)/wall.Seconds(), "nodes/s")
+}
