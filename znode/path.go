@@ -117,3 +117,43 @@ func SequentialName(prefix string, cversion int32) string {
 func IsSystemPath(path string) bool {
 	return path == "/zookeeper" || strings.HasPrefix(path, "/zookeeper/")
 }
+
+// ComparePaths orders paths as a depth-first, pre-order walk that visits children
+// in bytewise name order: a parent before its children, and a whole subtree
+// before its next sibling ("/a", "/a/b", "/a-b"). It returns −1, 0 or +1. This is
+// the canonical order of export files and of every sorted node stream that verify
+// merges; plain string order differs ("/a-b" < "/a/b" because '-' < '/').
+func ComparePaths(a, b string) int {
+	for {
+		if a == b {
+			return 0
+		}
+		// Compare component by component: a shorter prefix path sorts first.
+		ai, bi := nextComponent(a), nextComponent(b)
+		ca, cb := a[:ai], b[:bi]
+		if ca != cb {
+			switch {
+			case ca == "":
+				return -1
+			case cb == "":
+				return 1
+			case ca < cb:
+				return -1
+			default:
+				return 1
+			}
+		}
+		a, b = a[ai:], b[bi:]
+	}
+}
+
+// nextComponent returns the length of p's first "/name" component (0 for "").
+func nextComponent(p string) int {
+	if p == "" {
+		return 0
+	}
+	if i := strings.IndexByte(p[1:], '/'); i >= 0 {
+		return i + 1
+	}
+	return len(p)
+}

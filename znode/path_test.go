@@ -95,3 +95,20 @@ func TestSequentialName(t *testing.T) {
 		}
 	}
 }
+
+func TestComparePaths(t *testing.T) {
+	sorted := []string{"/", "/a", "/a/b", "/a/b/c", "/a/c", "/a-b", "/a0", "/b", "/b/a", "/zookeeper", "/zookeeper/quota", "/é"}
+	for i := range sorted {
+		for j := range sorted {
+			want := 0
+			if i < j {
+				want = -1
+			} else if i > j {
+				want = 1
+			}
+			if got := ComparePaths(sorted[i], sorted[j]); got != want {
+				t.Errorf("ComparePaths(%q, %q) = %d, want %d", sorted[i], sorted[j], got, want)
+			}
+		}
+	}
+}
