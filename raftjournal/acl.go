@@ -1,0 +1,200 @@
+package raftjournal
+
+import (
+	"net/netip"
+	"strings"
+
+	"github.com/zk2raft/zk2raft/znode"
+)
+
+// aclID names an interned ACL list; 0 means "no ACL known" (a pending record
+// that has seen no create, import or setACL yet).
+type aclID uint32
+
+// aclCache interns ACL lists as ZooKeeper's ReferenceCountedACLCache does: nodes
+// hold a 4-byte id, and the thousands of nodes sharing world:anyone share one
+// list. Lists are immutable once interned.
+//
+// Releases are deferred (releaseLater) until the entry that made them commits, so
+// that rolling back a failed multi can re-acquire an id that would otherwise have
+// been freed and reused in between. Freed ids are recycled only by acquire.
+type aclCache struct {
+	lists   []aclEntry // index is the id; entry 0 is unused
+	byKey   map[string]aclID
+	free    []aclID
+	pending []aclID // releases waiting for commit
+}
+
+type aclEntry struct {
+	acl  []znode.ACL
+	key  string
+	refs int64
+}
+
+func newACLCache() *aclCache {
+	return &aclCache{lists: make([]aclEntry, 1), byKey: make(map[string]aclID)}
+}
+
+// acquireKey returns the id of the list whose canonical encoding is key, taking a
+// reference. The list is decoded only the first time it is seen.
+func (c *aclCache) acquireKey(key []byte) aclID {
+	if id, ok := c.byKey[string(key)]; ok {
+		c.lists[id].refs++
+		return id
+	}
+	k := string(key)
+	return c.insert(k, decodeACLKey(k))
+}
+
+// acquire interns acl and takes a reference.
+func (c *aclCache) acquire(acl []znode.ACL) aclID {
+	key := appendACL(nil, acl)
+	if id, ok := c.byKey[string(key)]; ok {
+		c.lists[id].refs++
+		return id
+	}
+	cp := make([]znode.ACL, len(acl))
+	copy(cp, acl)
+	return c.insert(string(key), cp)
+}
+
+func (c *aclCache) insert(key string, acl []znode.ACL) aclID {
+	var id aclID
+	if n := len(c.free); n > 0 {
+		id = c.free[n-1]
+		c.free = c.free[:n-1]
+	} else {
+		id = aclID(len(c.lists))
+		c.lists = append(c.lists, aclEntry{})
+	}
+	c.lists[id] = aclEntry{acl: acl, key: key, refs: 1}
+	c.byKey[key] = id
+	return id
+}
+
+// ref takes another reference on a live id.
+func (c *aclCache) ref(id aclID) {
+	if id != 0 {
+		c.lists[id].refs++
+	}
+}
+
+// release drops a reference now.
+func (c *aclCache) release(id aclID) {
+	if id == 0 {
+		return
+	}
+	e := &c.lists[id]
+	if e.refs--; e.refs == 0 {
+		delete(c.byKey, e.key)
+		*e = aclEntry{}
+		c.free = append(c.free, id)
+	}
+}
+
+// releaseLater drops a reference when the current entry commits.
+func (c *aclCache) releaseLater(id aclID) {
+	if id != 0 {
+		c.pending = append(c.pending, id)
+	}
+}
+
+func (c *aclCache) commit() {
+	for _, id := range c.pending {
+		c.release(id)
+	}
+	c.pending = c.pending[:0]
+}
+
+// get returns the list for id; callers must not modify it.
+func (c *aclCache) get(id aclID) []znode.ACL {
+	if id == 0 {
+		return nil
+	}
+	return c.lists[id].acl
+}
+
+// fixupACL checks and expands a native create's or setACL's ACL list the way
+// PrepRequestProcessor.fixupACL does: the list must be non-empty, every scheme
+// known and every id well-formed for its scheme; "auth" entries are replaced by
+// the caller's authenticated identities (of the schemes that authenticate: not
+// "ip"), and duplicates are dropped. It returns CodeInvalidACL otherwise.
+func fixupACL(acl []znode.ACL, auth []znode.ID) ([]znode.ACL, Code) {
+	if len(acl) == 0 {
+		return nil, CodeInvalidACL
+	}
+	out := make([]znode.ACL, 0, len(acl))
+	add := func(a znode.ACL) {
+		for _, o := range out {
+			if o == a {
+				return
+			}
+		}
+		out = append(out, a)
+	}
+	for _, a := range acl {
+		if a.Perms&^znode.PermAll != 0 {
+			return nil, CodeInvalidACL
+		}
+		if a.ID.Scheme == "auth" {
+			added := false
+			for _, id := range auth {
+				if authenticates(id.Scheme) {
+					add(znode.ACL{Perms: a.Perms, ID: id})
+					added = true
+				}
+			}
+			if !added {
+				return nil, CodeInvalidACL
+			}
+			continue
+		}
+		if !validACLID(a.ID) {
+			return nil, CodeInvalidACL
+		}
+		add(a)
+	}
+	return out, CodeOK
+}
+
+// authenticates reports whether identities of a scheme may stand for "auth"
+// (AuthenticationProvider.isAuthenticated: digest, x509 and sasl do; ip does not).
+func authenticates(scheme string) bool {
+	switch scheme {
+	case "digest", "x509", "sasl", "super":
+		return true
+	}
+	return false
+}
+
+// validACLID applies each scheme provider's isValid.
+func validACLID(id znode.ID) bool {
+	switch id.Scheme {
+	case "world":
+		return id.ID == "anyone"
+	case "digest":
+		// user:base64(sha1(user:password)); DigestAuthenticationProvider.isValid
+		// splits on ':' and wants exactly two parts.
+		parts := strings.Split(id.ID, ":")
+		return len(parts) == 2
+	case "ip":
+		return validIPACL(id.ID)
+	case "x509", "sasl":
+		return id.ID != ""
+	}
+	return false
+}
+
+// validIPACL accepts an address or address/bits, as IPAuthenticationProvider does.
+func validIPACL(s string) bool {
+	addr, bits, hasBits := strings.Cut(s, "/")
+	a, err := netip.ParseAddr(addr)
+	if err != nil {
+		return false
+	}
+	if !hasBits {
+		return true
+	}
+	p, err := netip.ParsePrefix(a.String() + "/" + bits)
+	return err == nil && p.Bits() >= 0
+}

@@ -1,0 +1,341 @@
+package raftjournal
+
+import (
+	"fmt"
+	"strings"
+
+	"github.com/zk2raft/zk2raft/znode"
+)
+
+// Phase is the migration phase (DESIGN.md "The migration"). It only moves forward,
+// shadow → primary → finalized; primary → shadow is a rollback and needs
+// SetPhase.Rollback.
+type Phase uint8
+
+// The phases.
+const (
+	// PhaseShadow: ZooKeeper is the source of truth. The journal takes the bulk
+	// import and the mirrored ZooKeeper writes; native writes are refused with
+	// CodeNotReadOnly.
+	PhaseShadow Phase = 1
+	// PhasePrimary: the journal is the source of truth and takes native writes; a
+	// reverse mirror keeps ZooKeeper current so that a rollback stays possible.
+	PhasePrimary Phase = 2
+	// PhaseFinalized: the migration is over; there is no way back.
+	PhaseFinalized Phase = 3
+)
+
+func (p Phase) String() string {
+	switch p {
+	case PhaseShadow:
+		return "shadow"
+	case PhasePrimary:
+		return "primary"
+	case PhaseFinalized:
+		return "finalized"
+	}
+	return fmt.Sprintf("Phase(%d)", uint8(p))
+}
+
+// ParsePhase parses "shadow", "primary" or "finalized".
+func ParsePhase(s string) (Phase, error) {
+	for _, p := range []Phase{PhaseShadow, PhasePrimary, PhaseFinalized} {
+		if strings.EqualFold(s, p.String()) {
+			return p, nil
+		}
+	}
+	return 0, fmt.Errorf("raftjournal: unknown phase %q (want shadow, primary or finalized)", s)
+}
+
+func (p Phase) valid() bool { return p >= PhaseShadow && p <= PhaseFinalized }
+
+// Command is a log entry's decoded form. Encode turns one into entry bytes;
+// FSM.Apply decodes and applies it.
+type Command interface {
+	// EntryType is the entry's type byte.
+	EntryType() EntryType
+	appendPayload(b []byte) []byte
+}
+
+// Checkpoint is an opaque key/value pair the importer stores to resume: it is
+// written atomically with the batch that carries it.
+type Checkpoint struct {
+	Key   string
+	Value []byte
+}
+
+// ImportBatch carries nodes verbatim from a snapshot stream (an export or a
+// ZooKeeper data directory). Each node is merged by the idempotent rule (see the
+// package documentation); in a fresh journal that is a plain insert. Parents should
+// come before their children, which keeps every node on the fast path.
+type ImportBatch struct {
+	Nodes      []*znode.Node
+	Checkpoint *Checkpoint // optional; applied atomically with the nodes
+	// SizeHint is optional: the number of nodes the whole import brings (a
+	// snapshot trailer's NodeCount). A journal much smaller than that sizes its
+	// node table for it once instead of growing it step by step.
+	SizeHint uint64
+}
+
+// SourceOpKind is the kind of a write ZooKeeper committed.
+type SourceOpKind uint8
+
+// The source operation kinds.
+const (
+	SourceCreate       SourceOpKind = 1
+	SourceDelete       SourceOpKind = 2
+	SourceSetData      SourceOpKind = 3
+	SourceSetACL       SourceOpKind = 4
+	SourceCloseSession SourceOpKind = 5
+)
+
+func (k SourceOpKind) String() string {
+	switch k {
+	case SourceCreate:
+		return "create"
+	case SourceDelete:
+		return "delete"
+	case SourceSetData:
+		return "setData"
+	case SourceSetACL:
+		return "setACL"
+	case SourceCloseSession:
+		return "closeSession"
+	}
+	return fmt.Sprintf("SourceOpKind(%d)", uint8(k))
+}
+
+// SourceOp is one write as ZooKeeper committed it, with its outcome.
+type SourceOp struct {
+	Kind SourceOpKind
+	Path string
+	// Data is the new data (create, setData); nil and empty differ.
+	Data []byte
+	// ACL is the node's ACL list (create, setACL).
+	ACL []znode.ACL
+	// Stat is the node's persisted stat right after the op (create, setData,
+	// setACL): raw ephemeralOwner and persisted cversion.
+	Stat znode.Stat
+	// ParentCversion and ParentPzxid are the parent's persisted cversion and pzxid
+	// after a create (CreateTxn.parentCVersion; pzxid is the txn's zxid).
+	ParentCversion int32
+	ParentPzxid    int64
+	// Session and Paths describe a closeSession: the session and the ephemeral
+	// paths ZooKeeper deleted with it.
+	Session int64
+	Paths   []string
+}
+
+// SourceTxn is one ZooKeeper txn mirrored into the journal: a single op, or a
+// multi's ops in order, all sharing Zxid. Only committed, successful writes are
+// mirrored; failed ones change nothing in ZooKeeper's tree either.
+type SourceTxn struct {
+	Zxid  int64
+	Multi bool
+	Ops   []SourceOp
+}
+
+// OpKind is the kind of a native write.
+type OpKind uint8
+
+// The native operation kinds.
+const (
+	OpCreate  OpKind = 1
+	OpDelete  OpKind = 2
+	OpSetData OpKind = 3
+	OpSetACL  OpKind = 4
+	OpCheck   OpKind = 5
+
+	// Read kinds, used only to label errors of the FSM's read methods.
+	OpExists      OpKind = 64
+	OpGetData     OpKind = 65
+	OpGetChildren OpKind = 66
+	OpGetACL      OpKind = 67
+)
+
+func (k OpKind) String() string {
+	switch k {
+	case OpCreate:
+		return "create"
+	case OpDelete:
+		return "delete"
+	case OpSetData:
+		return "setData"
+	case OpSetACL:
+		return "setACL"
+	case OpCheck:
+		return "check"
+	case OpExists:
+		return "exists"
+	case OpGetData:
+		return "getData"
+	case OpGetChildren:
+		return "getChildren"
+	case OpGetACL:
+		return "getACL"
+	}
+	return fmt.Sprintf("OpKind(%d)", uint8(k))
+}
+
+// CreateMode is ZooKeeper's create flags value (CreateMode.java).
+type CreateMode int32
+
+// The create modes.
+const (
+	ModePersistent              CreateMode = 0
+	ModeEphemeral               CreateMode = 1
+	ModePersistentSequential    CreateMode = 2
+	ModeEphemeralSequential     CreateMode = 3
+	ModeContainer               CreateMode = 4
+	ModePersistentTTL           CreateMode = 5
+	ModePersistentSequentialTTL CreateMode = 6
+)
+
+func (m CreateMode) String() string {
+	switch m {
+	case ModePersistent:
+		return "PERSISTENT"
+	case ModeEphemeral:
+		return "EPHEMERAL"
+	case ModePersistentSequential:
+		return "PERSISTENT_SEQUENTIAL"
+	case ModeEphemeralSequential:
+		return "EPHEMERAL_SEQUENTIAL"
+	case ModeContainer:
+		return "CONTAINER"
+	case ModePersistentTTL:
+		return "PERSISTENT_WITH_TTL"
+	case ModePersistentSequentialTTL:
+		return "PERSISTENT_SEQUENTIAL_WITH_TTL"
+	}
+	return fmt.Sprintf("CreateMode(%d)", int32(m))
+}
+
+func (m CreateMode) valid() bool { return m >= ModePersistent && m <= ModePersistentSequentialTTL }
+
+// IsEphemeral reports whether nodes of this mode belong to a session.
+func (m CreateMode) IsEphemeral() bool { return m == ModeEphemeral || m == ModeEphemeralSequential }
+
+// IsSequential reports whether the mode appends the parent's counter to the name.
+func (m CreateMode) IsSequential() bool {
+	return m == ModePersistentSequential || m == ModeEphemeralSequential || m == ModePersistentSequentialTTL
+}
+
+// IsTTL reports whether the mode creates a TTL node.
+func (m CreateMode) IsTTL() bool { return m == ModePersistentTTL || m == ModePersistentSequentialTTL }
+
+// Op is one native write. Which fields matter depends on Kind:
+// create uses Path, Data, ACL, Mode and TTL (milliseconds, TTL modes only);
+// delete, setData, setACL and check use Version (−1 matches any version).
+type Op struct {
+	Kind    OpKind
+	Path    string
+	Data    []byte
+	ACL     []znode.ACL
+	Mode    CreateMode
+	TTL     int64
+	Version int32
+}
+
+// Write is a native write request: one op, or a multi (atomic: all ops or none).
+// The leader stamps Time (ms since the Unix epoch) when it builds the entry; the
+// FSM never reads a clock. Session is the client's session (0: no session, only
+// allowed for non-ephemeral ops). Auth holds the client's authenticated
+// identities, used to expand the "auth" ACL scheme.
+type Write struct {
+	Session int64
+	Time    int64
+	Auth    []znode.ID
+	Multi   bool
+	Ops     []Op
+}
+
+// CreateSession opens a session. Its id is derived from the entry's log index.
+type CreateSession struct {
+	TimeoutMs int32
+	Time      int64
+}
+
+// CloseSession closes a session at the client's request, deleting its ephemerals.
+type CloseSession struct {
+	Session int64
+	Time    int64
+}
+
+// ExpireSessions commits the leader's decision that sessions timed out. Each is
+// closed as by CloseSession, in order, each with its own zxid (as ZooKeeper
+// logs one closeSession txn per expired session).
+type ExpireSessions struct {
+	Sessions []int64
+	Time     int64
+}
+
+// CleanupNodes commits the leader's choice of empty containers and expired TTL
+// nodes to delete. The FSM checks each again at Time and deletes only those
+// still eligible, each with its own zxid (ZooKeeper's deleteContainer txns).
+type CleanupNodes struct {
+	Paths []string
+	Time  int64
+}
+
+// SetPhase changes the migration phase at this entry's index on every node.
+type SetPhase struct {
+	Phase Phase
+	// Rollback allows primary → shadow.
+	Rollback bool
+	// AdoptTimeoutMs is the session timeout given to the ZooKeeper sessions that
+	// own ephemerals when the journal becomes primary (0: 30 s); see the package
+	// documentation.
+	AdoptTimeoutMs int32
+	Time           int64
+}
+
+// CompactTombstones forgets the tombstones of deletes at or below UpToZxid. Only
+// valid once the bulk import is complete and every mirrored txn at or below
+// UpToZxid has been applied: a replay of older input could otherwise resurrect
+// deleted nodes.
+type CompactTombstones struct {
+	UpToZxid int64
+}
+
+// DefaultAdoptTimeoutMs is the timeout of adopted ZooKeeper sessions when
+// SetPhase.AdoptTimeoutMs is 0.
+const DefaultAdoptTimeoutMs = 30_000
+
+// Result is what FSM.Apply returns for an entry (as the raft ApplyFuture's
+// response).
+type Result struct {
+	Index uint64
+	// Zxid is the last zxid the entry consumed (0 if none).
+	Zxid int64
+	// Err is set when the entry was refused or failed: a Code or *OpError for
+	// native writes (for a failed multi, the failing op's error), ErrWrongPhase,
+	// ErrBadCommand, ErrPhaseTransition, ErrIgnoredEntry. For a failed native
+	// write only the zxid was consumed; anything else changed nothing.
+	Err error
+	// Ops holds a native write's per-op results, in ZooKeeper's pattern for a
+	// failed multi: ops before the failure CodeOK, the failing op its code, later
+	// ops CodeRuntimeInconsistency.
+	Ops []OpResult
+	// Session is the id CreateSession assigned.
+	Session int64
+	// Changed counts the nodes (ImportBatch) or ops (SourceTxn) that changed the
+	// state; the rest were already reflected, older than the state, or dead.
+	Changed int
+	// Deleted lists the paths CloseSession, ExpireSessions and CleanupNodes
+	// deleted, in order.
+	Deleted []string
+	// Purged counts the unresolved mirror records (see "Pending records" in the
+	// package documentation) dropped when the journal became primary.
+	Purged int
+}
+
+// OpResult is one native op's outcome.
+type OpResult struct {
+	Kind OpKind
+	Err  Code
+	// Path is the created node's path (with the sequential suffix).
+	Path string
+	// Stat is the node's stat after the op (create, setData, setACL, check).
+	Stat znode.WireStat
+}

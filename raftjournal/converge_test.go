@@ -1,0 +1,435 @@
+package raftjournal
+
+import (
+	"bytes"
+	"fmt"
+	"math/rand/v2"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/zk2raft/zk2raft/znode"
+)
+
+// refTree is a deliberately plain, sequential model of ZooKeeper's DataTree: it
+// applies writes in zxid order exactly as DataTree.processTxn does and is what the
+// FSM's order-insensitive merge must converge to.
+type refTree struct {
+	nodes map[string]*refNode
+}
+
+type refNode struct {
+	data []byte
+	acl  []znode.ACL
+	st   znode.Stat
+	kids map[string]bool
+}
+
+func newRefTree() *refTree {
+	r := &refTree{nodes: map[string]*refNode{}}
+	for _, p := range []string{"/", "/zookeeper", "/zookeeper/quota", "/zookeeper/config"} {
+		r.nodes[p] = &refNode{data: []byte{}, acl: znode.WorldAnyone(), kids: map[string]bool{}}
+		if p != "/" {
+			r.nodes[znode.Parent(p)].kids[znode.Base(p)] = true
+		}
+	}
+	cfg := r.nodes["/zookeeper/config"]
+	cfg.acl = []znode.ACL{{Perms: znode.PermRead, ID: znode.ID{Scheme: "world", ID: "anyone"}}}
+	cfg.st.Aversion = -1
+	return r
+}
+
+func (r *refTree) node(path string) *znode.Node {
+	n := r.nodes[path]
+	return &znode.Node{Path: path, Data: bytes.Clone(n.data), ACL: slices.Clone(n.acl), Stat: n.st, NumChildren: int32(len(n.kids))}
+}
+
+func (r *refTree) all() map[string]*znode.Node {
+	out := map[string]*znode.Node{}
+	for p := range r.nodes {
+		out[p] = r.node(p)
+	}
+	return out
+}
+
+func (r *refTree) digest() znode.Digest {
+	var d znode.Digest
+	for p, n := range r.nodes {
+		d.Add(znode.NodeDigest(p, n.data, n.st))
+	}
+	return d
+}
+
+func (r *refTree) sortedPaths() []string {
+	ps := make([]string, 0, len(r.nodes))
+	for p := range r.nodes {
+		ps = append(ps, p)
+	}
+	slices.Sort(ps)
+	return ps
+}
+
+// historyGen generates a random ZooKeeper-like history on a refTree and records
+// each txn as the dual-write proxy would mirror it.
+type historyGen struct {
+	rng      *rand.Rand
+	ref      *refTree
+	epoch    int64
+	counter  int64
+	time     int64
+	txns     []*SourceTxn
+	sessions []int64
+}
+
+func newHistoryGen(seed int64) *historyGen {
+	return &historyGen{
+		rng:      rand.New(rand.NewPCG(uint64(seed), 0x5eed)),
+		ref:      newRefTree(),
+		epoch:    1,
+		time:     1_600_000_000_000,
+		sessions: []int64{0x0100_0000_0000_0001, 0x0200_0000_0000_0002, 0x0100_0000_0000_0003},
+	}
+}
+
+var (
+	genNames = []string{"a", "b", "c", "d"}
+	genACLs  = [][]znode.ACL{
+		znode.WorldAnyone(),
+		{{Perms: znode.PermRead, ID: znode.ID{Scheme: "world", ID: "anyone"}}},
+		{{Perms: znode.PermAll, ID: znode.ID{Scheme: "digest", ID: "u:h"}}, {Perms: znode.PermRead, ID: znode.ID{Scheme: "ip", ID: "10.0.0.1"}}},
+	}
+)
+
+func (g *historyGen) nextZxid() int64 {
+	if g.rng.IntN(60) == 0 {
+		g.epoch++ // a leader election
+		g.counter = 0
+	}
+	g.counter++
+	g.time += int64(1 + g.rng.IntN(50))
+	return g.epoch<<32 | g.counter
+}
+
+func (g *historyGen) data() []byte {
+	switch g.rng.IntN(10) {
+	case 0:
+		return nil
+	case 1:
+		return []byte{}
+	}
+	return fmt.Appendf(nil, "d%d", g.rng.IntN(1000))
+}
+
+// pick returns a random existing path accepted by ok, or "".
+func (g *historyGen) pick(ok func(string, *refNode) bool) string {
+	var cands []string
+	for _, p := range g.ref.sortedPaths() {
+		if ok(p, g.ref.nodes[p]) {
+			cands = append(cands, p)
+		}
+	}
+	if len(cands) == 0 {
+		return ""
+	}
+	return cands[g.rng.IntN(len(cands))]
+}
+
+func userPath(p string) bool { return !znode.IsSystemPath(p) }
+
+// create applies a create at zxid z; parent "" picks one.
+func (g *historyGen) create(z int64, parent, name string) (SourceOp, bool) {
+	r := g.ref
+	if parent == "" {
+		parent = g.pick(func(p string, n *refNode) bool {
+			return userPath(p) && znode.EphemeralTypeOf(n.st.EphemeralOwner, true) != znode.Ephemeral && strings.Count(p, "/") < 4
+		})
+	}
+	pn := r.nodes[parent]
+	if pn == nil || znode.EphemeralTypeOf(pn.st.EphemeralOwner, true) == znode.Ephemeral {
+		return SourceOp{}, false
+	}
+	var owner int64
+	seq := false
+	switch k := g.rng.IntN(20); {
+	case k < 9:
+	case k < 12:
+		owner = g.sessions[g.rng.IntN(len(g.sessions))]
+	case k < 14:
+		owner = znode.ContainerOwner
+	case k < 16:
+		owner, _ = znode.TTLOwner(int64(1 + g.rng.IntN(100000)))
+	default:
+		seq = true
+		if g.rng.IntN(3) == 0 {
+			owner = g.sessions[g.rng.IntN(len(g.sessions))]
+		}
+	}
+	if name == "" {
+		name = genNames[g.rng.IntN(len(genNames))]
+	}
+	if seq {
+		name = fmt.Sprintf("%s%010d", name, pn.st.Cversion)
+	}
+	path := znode.Join(parent, name)
+	if r.nodes[path] != nil {
+		return SourceOp{}, false
+	}
+	n := &refNode{data: g.data(), acl: genACLs[g.rng.IntN(len(genACLs))], kids: map[string]bool{}}
+	n.st = znode.Stat{Czxid: z, Mzxid: z, Pzxid: z, Ctime: g.time, Mtime: g.time, EphemeralOwner: owner}
+	r.nodes[path] = n
+	pn.kids[name] = true
+	pn.st.Cversion++
+	pn.st.Pzxid = z
+	return SourceOp{Kind: SourceCreate, Path: path, Data: bytes.Clone(n.data), ACL: n.acl, Stat: n.st, ParentCversion: pn.st.Cversion, ParentPzxid: z}, true
+}
+
+func (g *historyGen) delete(z int64, path string) (SourceOp, bool) {
+	r := g.ref
+	n := r.nodes[path]
+	if n == nil || !userPath(path) || path == "/" || len(n.kids) > 0 {
+		return SourceOp{}, false
+	}
+	delete(r.nodes, path)
+	pn := r.nodes[znode.Parent(path)]
+	delete(pn.kids, znode.Base(path))
+	pn.st.Pzxid = max(pn.st.Pzxid, z)
+	return SourceOp{Kind: SourceDelete, Path: path}, true
+}
+
+func (g *historyGen) setData(z int64, path string) (SourceOp, bool) {
+	n := g.ref.nodes[path]
+	if n == nil || (path != "/" && !userPath(path)) {
+		return SourceOp{}, false
+	}
+	n.data = g.data()
+	n.st.Version++
+	n.st.Mzxid = z
+	n.st.Mtime = g.time
+	return SourceOp{Kind: SourceSetData, Path: path, Data: bytes.Clone(n.data), Stat: n.st}, true
+}
+
+func (g *historyGen) setACL(path string) (SourceOp, bool) {
+	n := g.ref.nodes[path]
+	if n == nil || (path != "/" && !userPath(path)) {
+		return SourceOp{}, false
+	}
+	n.acl = genACLs[g.rng.IntN(len(genACLs))]
+	n.st.Aversion++
+	return SourceOp{Kind: SourceSetACL, Path: path, ACL: n.acl, Stat: n.st}, true
+}
+
+func (g *historyGen) anyUser(p string, _ *refNode) bool { return userPath(p) && p != "/" }
+
+func (g *historyGen) leaf(p string, n *refNode) bool { return g.anyUser(p, n) && len(n.kids) == 0 }
+
+// step generates and applies one committed txn.
+func (g *historyGen) step() {
+	z := g.nextZxid()
+	tx := &SourceTxn{Zxid: z}
+	add := func(op SourceOp, ok bool) bool {
+		if ok {
+			tx.Ops = append(tx.Ops, op)
+		}
+		return ok
+	}
+	switch k := g.rng.IntN(100); {
+	case k < 35:
+		add(g.create(z, "", ""))
+	case k < 55:
+		add(g.delete(z, g.pick(g.leaf)))
+	case k < 70:
+		add(g.setData(z, g.pick(func(p string, n *refNode) bool { return p == "/" || g.anyUser(p, n) })))
+	case k < 75:
+		add(g.setACL(g.pick(g.anyUser)))
+	case k < 80:
+		// closeSession: ZooKeeper deletes every ephemeral of the session.
+		s := g.sessions[g.rng.IntN(len(g.sessions))]
+		op := SourceOp{Kind: SourceCloseSession, Session: s}
+		for _, p := range g.ref.sortedPaths() {
+			if n := g.ref.nodes[p]; n.st.EphemeralOwner == s {
+				g.delete(z, p)
+				op.Paths = append(op.Paths, p)
+			}
+		}
+		tx.Ops = append(tx.Ops, op)
+	default:
+		tx.Multi = true
+		g.multi(z, tx, add)
+	}
+	if len(tx.Ops) > 0 {
+		g.txns = append(g.txns, tx)
+	}
+}
+
+func (g *historyGen) multi(z int64, tx *SourceTxn, add func(SourceOp, bool) bool) {
+	switch g.rng.IntN(5) {
+	case 0: // a parent and its children in one txn
+		if add(g.create(z, "", "")) {
+			p := tx.Ops[len(tx.Ops)-1].Path
+			if znode.EphemeralTypeOf(tx.Ops[len(tx.Ops)-1].Stat.EphemeralOwner, true) != znode.Ephemeral {
+				add(g.create(z, p, "x"))
+				add(g.create(z, p, ""))
+			}
+			add(g.setData(z, p))
+		}
+	case 1: // a child and then its parent deleted
+		p := g.pick(func(p string, n *refNode) bool { return g.anyUser(p, n) && len(n.kids) == 1 })
+		if p != "" {
+			for k := range g.ref.nodes[p].kids {
+				if add(g.delete(z, znode.Join(p, k))) {
+					add(g.delete(z, p))
+				}
+			}
+		}
+	case 2: // delete and re-create the same path
+		p := g.pick(g.leaf)
+		if p != "" && add(g.delete(z, p)) {
+			add(g.create(z, znode.Parent(p), znode.Base(p)))
+		}
+	case 3: // create and delete the same path
+		if add(g.create(z, "", "")) {
+			add(g.delete(z, tx.Ops[len(tx.Ops)-1].Path))
+		}
+	default:
+		for range 2 + g.rng.IntN(3) {
+			switch g.rng.IntN(3) {
+			case 0:
+				add(g.create(z, "", ""))
+			case 1:
+				add(g.delete(z, g.pick(g.leaf)))
+			default:
+				add(g.setData(z, g.pick(g.anyUser)))
+			}
+		}
+	}
+}
+
+// fuzzyWalk copies the tree depth-first the way the exporter walks a live
+// ensemble: writes keep committing between the node reads.
+func (g *historyGen) fuzzyWalk(writeProb float64) []*znode.Node {
+	var out []*znode.Node
+	stack := []string{"/"}
+	for len(stack) > 0 {
+		p := stack[len(stack)-1]
+		stack = stack[:len(stack)-1]
+		for g.rng.Float64() < writeProb {
+			g.step()
+		}
+		n := g.ref.nodes[p]
+		if n == nil {
+			continue
+		}
+		out = append(out, g.ref.node(p))
+		kids := make([]string, 0, len(n.kids))
+		for k := range n.kids {
+			kids = append(kids, k)
+		}
+		slices.Sort(kids)
+		for i := len(kids) - 1; i >= 0; i-- {
+			stack = append(stack, znode.Join(p, kids[i]))
+		}
+	}
+	return out
+}
+
+// scenario is one generated history: the import batches and mirrored txns a
+// journal receives, and the tree it must end up with.
+type scenario struct {
+	entries [][]byte
+	want    map[string]*znode.Node
+	digest  znode.Digest
+}
+
+func genScenario(seed int64) scenario {
+	g := newHistoryGen(seed)
+	for range 20 + g.rng.IntN(100) {
+		g.step()
+	}
+	walkStart := len(g.txns)
+	nodes := g.fuzzyWalk(0.3)
+	for range g.rng.IntN(80) {
+		g.step()
+	}
+	if g.rng.IntN(3) == 0 {
+		// An importer that restarted walks again, later: both copies arrive.
+		nodes = append(nodes, g.fuzzyWalk(0.3)...)
+		for range g.rng.IntN(40) {
+			g.step()
+		}
+	}
+	// The mirror stream starts at or before the walk (a fuzzy snapshot is
+	// replayed from before it began).
+	from := max(0, walkStart-g.rng.IntN(15))
+	var sc scenario
+	for len(nodes) > 0 {
+		k := min(len(nodes), 1+g.rng.IntN(30))
+		sc.entries = append(sc.entries, Encode(&ImportBatch{Nodes: nodes[:k]}))
+		nodes = nodes[k:]
+	}
+	for _, tx := range g.txns[from:] {
+		sc.entries = append(sc.entries, Encode(tx))
+	}
+	sc.want = g.ref.all()
+	sc.digest = g.ref.digest()
+	return sc
+}
+
+func applyAll(t testing.TB, entries [][]byte) *FSM {
+	t.Helper()
+	f, err := NewFSM(DefaultConfig())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, e := range entries {
+		res, err := f.ApplyEntry(uint64(i+1), e)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if res.Err != nil {
+			t.Fatalf("entry %d: %v", i, res.Err)
+		}
+	}
+	return f
+}
+
+// TestConvergence is the property behind DESIGN.md's "zxid-ordered, idempotent
+// apply": for random histories, a fuzzy snapshot imported in batches and the
+// mirrored txn stream, applied in any interleaving with duplicates, end in the
+// reference tree and its digest.
+func TestConvergence(t *testing.T) {
+	base := seed(t)
+	iterations := 300
+	if testing.Short() {
+		iterations = 50
+	}
+	for i := range iterations {
+		s := base + int64(i)
+		sc := genScenario(s)
+		rng := rand.New(rand.NewPCG(uint64(s), 7))
+		orders := map[string][][]byte{"in order": sc.entries}
+		shuffled := slices.Clone(sc.entries)
+		rng.Shuffle(len(shuffled), func(a, b int) { shuffled[a], shuffled[b] = shuffled[b], shuffled[a] })
+		orders["shuffled"] = shuffled
+		dup := slices.Clone(shuffled)
+		for range len(dup)/4 + 1 {
+			e := sc.entries[rng.IntN(len(sc.entries))]
+			at := rng.IntN(len(dup) + 1)
+			dup = slices.Insert(dup, at, e)
+		}
+		dup = append(dup, sc.entries...) // and the whole input replayed
+		orders["shuffled with duplicates"] = dup
+		for name, entries := range orders {
+			f := applyAll(t, entries)
+			if d := diffTrees(sc.want, dumpTree(t, f)); d != "" {
+				t.Fatalf("seed %d, %s (%d entries): tree differs from the reference:\n%s", s, name, len(entries), d)
+			}
+			if got := f.Digest(); got != sc.digest {
+				t.Fatalf("seed %d, %s: digest %s, reference %s", s, name, got, sc.digest)
+			}
+			checkInvariants(t, f)
+			if p := f.Status().Pending; p != 0 {
+				t.Logf("seed %d, %s: %d pending records left (garbage of dead incarnations)", s, name, p)
+			}
+		}
+	}
+}
