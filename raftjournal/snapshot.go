@@ -152,13 +152,14 @@ func (f *FSM) WriteSnapshot(w io.Writer) (znode.SnapshotTrailer, error) {
 	return f.capture(false).writeTo(w)
 }
 
-// Walk calls fn with every visible node in path order (parents before children),
+// Walk calls fn with every visible node in znode.ComparePaths order (depth-first,
+// children by name: the order verify merges streams in),
 // from a consistent copy taken when Walk is called, so Apply is not held up while
 // fn runs. fn may keep the node but must not modify its Data or ACL, which are
 // shared with the tree.
 func (f *FSM) Walk(fn func(*znode.Node) error) error {
 	snap := f.capture(true)
-	slices.SortFunc(snap.nodes, func(a, b snapNode) int { return cmp.Compare(a.path, b.path) })
+	slices.SortFunc(snap.nodes, func(a, b snapNode) int { return znode.ComparePaths(a.path, b.path) })
 	for i := range snap.nodes {
 		sn := &snap.nodes[i]
 		n := &znode.Node{Path: sn.path, Data: sn.data, ACL: snap.acls[sn.acl].acl, Stat: sn.st, NumChildren: sn.numChildren}
@@ -170,9 +171,9 @@ func (f *FSM) Walk(fn func(*znode.Node) error) error {
 }
 
 func (s *fsmSnapshot) writeTo(w io.Writer) (znode.SnapshotTrailer, error) {
-	// Lexical order puts every parent before its children: a parent's path is a
-	// proper prefix of theirs.
-	slices.SortFunc(s.nodes, func(a, b snapNode) int { return cmp.Compare(a.path, b.path) })
+	// The canonical order (depth-first, children by name) puts every parent before
+	// its children and lets verify merge an FSM snapshot with an export file.
+	slices.SortFunc(s.nodes, func(a, b snapNode) int { return znode.ComparePaths(a.path, b.path) })
 	slices.SortFunc(s.pending, func(a, b snapPending) int { return cmp.Compare(a.path, b.path) })
 	slices.SortFunc(s.tombs, func(a, b snapTomb) int { return cmp.Compare(a.path, b.path) })
 	slices.SortFunc(s.sessions, func(a, b SessionInfo) int { return cmp.Compare(a.ID, b.ID) })

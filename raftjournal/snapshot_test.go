@@ -309,7 +309,8 @@ func TestWalkSorted(t *testing.T) {
 	if err := h.f.Walk(func(n *znode.Node) error { got = append(got, n.Path); return nil }); err != nil {
 		t.Fatal(err)
 	}
-	want := []string{"/", "/a", "/a-b", "/a/b", "/a/z", "/b", "/zookeeper", "/zookeeper/config", "/zookeeper/quota"}
+	// znode.ComparePaths order: a whole subtree before the next sibling.
+	want := []string{"/", "/a", "/a/b", "/a/z", "/a-b", "/b", "/zookeeper", "/zookeeper/config", "/zookeeper/quota"}
 	if !slices.Equal(got, want) {
 		t.Errorf("walk order %v", got)
 	}
