@@ -124,36 +124,30 @@ func IsSystemPath(path string) bool {
 // the canonical order of export files and of every sorted node stream that verify
 // merges; plain string order differs ("/a-b" < "/a/b" because '-' < '/').
 func ComparePaths(a, b string) int {
-	for {
-		if a == b {
-			return 0
+	// Bytewise order with '/' ranked below every other byte is exactly this order:
+	// at the first difference, a path whose component ends there sorts first.
+	n := min(len(a), len(b))
+	for i := 0; i < n; i++ {
+		ca, cb := a[i], b[i]
+		if ca == cb {
+			continue
 		}
-		// Compare component by component: a shorter prefix path sorts first.
-		ai, bi := nextComponent(a), nextComponent(b)
-		ca, cb := a[:ai], b[:bi]
-		if ca != cb {
-			switch {
-			case ca == "":
-				return -1
-			case cb == "":
-				return 1
-			case ca < cb:
-				return -1
-			default:
-				return 1
-			}
+		switch {
+		case ca == '/':
+			return -1
+		case cb == '/':
+			return 1
+		case ca < cb:
+			return -1
+		default:
+			return 1
 		}
-		a, b = a[ai:], b[bi:]
 	}
-}
-
-// nextComponent returns the length of p's first "/name" component (0 for "").
-func nextComponent(p string) int {
-	if p == "" {
-		return 0
+	switch {
+	case len(a) < len(b):
+		return -1
+	case len(a) > len(b):
+		return 1
 	}
-	if i := strings.IndexByte(p[1:], '/'); i >= 0 {
-		return i + 1
-	}
-	return len(p)
+	return 0
 }

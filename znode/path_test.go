@@ -2,6 +2,9 @@ package znode
 
 import (
 	"errors"
+	"math/rand/v2"
+	"slices"
+	"strings"
 	"testing"
 )
 
@@ -109,6 +112,33 @@ func TestComparePaths(t *testing.T) {
 			if got := ComparePaths(sorted[i], sorted[j]); got != want {
 				t.Errorf("ComparePaths(%q, %q) = %d, want %d", sorted[i], sorted[j], got, want)
 			}
+		}
+	}
+}
+
+// TestComparePathsMatchesComponents checks the byte loop against a plain
+// component-by-component comparison on random paths.
+func TestComparePathsMatchesComponents(t *testing.T) {
+	alphabet := []string{"a", "b", "-", ".", " ", "é", "a/b", "/"}
+	rnd := rand.New(rand.NewPCG(1, 2))
+	gen := func() string {
+		p := ""
+		for range 1 + rnd.IntN(3) {
+			name := ""
+			for range 1 + rnd.IntN(3) {
+				name += alphabet[rnd.IntN(len(alphabet)-2)]
+			}
+			p += "/" + name
+		}
+		return p
+	}
+	byComponents := func(a, b string) int {
+		return slices.Compare(strings.Split(a, "/"), strings.Split(b, "/"))
+	}
+	for range 20000 {
+		a, b := gen(), gen()
+		if got, want := ComparePaths(a, b), byComponents(a, b); got != want {
+			t.Fatalf("ComparePaths(%q, %q) = %d, component order says %d", a, b, got, want)
 		}
 	}
 }
