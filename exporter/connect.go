@@ -21,6 +21,14 @@ type ConnectOptions struct {
 	Auth           []Auth        // credentials added right after the session is made
 	Logger         *slog.Logger  // go-zookeeper's own log lines, at debug level; nil discards
 	MaxBufferSize  int           // largest reply accepted, bytes; 0 = go-zookeeper's default (unbounded)
+	// Dialer opens the connection to one server (TLS, for instance; see
+	// TLSOptions.Dialer); nil means plain TCP.
+	Dialer zk.Dialer
+	// FirstHost, when positive, makes the session try the servers in sorted order
+	// starting at index FirstHost mod len(hosts), instead of go-zookeeper's random
+	// order, and leaves host names unresolved so a TLS dialer can verify them. The
+	// walker spreads its sessions over the ensemble this way.
+	FirstHost int
 }
 
 // Auth is one scheme:credential pair, as given to --auth.
@@ -75,6 +83,12 @@ func Connect(ctx context.Context, hosts []string, opts ConnectOptions) (*zk.Conn
 	}
 	if opts.MaxBufferSize > 0 {
 		zopts = append(zopts, zk.WithMaxBufferSize(opts.MaxBufferSize))
+	}
+	if opts.Dialer != nil {
+		zopts = append(zopts, zk.WithDialer(opts.Dialer))
+	}
+	if opts.FirstHost > 0 || opts.Dialer != nil {
+		zopts = append(zopts, zk.WithHostProvider(&spreadHosts{first: opts.FirstHost}))
 	}
 	// go-zookeeper's option type is unexported; one combined option carries them all.
 	conn, _, err := zk.Connect(hosts, opts.SessionTimeout, func(c *zk.Conn) {

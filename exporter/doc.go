@@ -1,24 +1,87 @@
-// Package exporter reads a live ZooKeeper ensemble into znode values.
+// Package exporter reads a live ZooKeeper ensemble into znode values and
+// snapshot files.
 //
-// This first part holds the pieces every reader of a live ensemble needs:
-//
-//   - [SequentialWalk], the plain one-request-at-a-time walk over the client API. It
-//     is the reference the parallel walker is measured and checked against, and what
-//     `zk2raft dev digest` uses to recompute ZooKeeper's tree digest.
-//   - [FourLetterWord] and [ParseDigestLog], to ask a server for its own digest log
-//     (the `hash` four-letter word) and read it.
+//   - [Walker] is the export: a parallel, pipelined walk over a few sessions that
+//     streams every node, with its data, ACL and persisted stat, into a [Sink]
+//     (a znode.SnapshotWriter or SnapshotFile); [ExportFile] runs one into a
+//     snapshot file written atomically. `zk2raft export` is a thin shell over it.
+//   - [SequentialWalk] is the plain one-request-at-a-time walk: the baseline the
+//     walker is measured and checked against, and what `zk2raft dev digest` uses.
+//   - [FourLetterWord], [ParseDigestLog], [ServerZxid] and [ZnodeCount] ask a
+//     server about itself.
 //
 // # What the client API can and cannot tell
 //
-// A client sees the persisted stat with two changes (see package znode): cversion is
-// 2·persisted − numChildren, which the walk undoes exactly, and ephemeralOwner is 0
-// for container and TTL nodes, which cannot be undone from the client side. A walk
-// therefore records such nodes as persistent unless the caller knows better
-// ([WalkOptions.RawOwner]).
+// A client sees the persisted stat with two changes (see package znode): cversion
+// is 2·persisted − numChildren, which the walk undoes exactly, and ephemeralOwner is
+// 0 for container and TTL nodes, which cannot be undone from the client side. A
+// live walk therefore records such nodes as persistent ([OwnerNote]; the header's
+// meta says owner_source=client-api). Whether the ensemble runs with extended types
+// is not visible either: [Config.ExtendedTypes] records what the caller says.
+//
+// # Reading one node
+//
+// A worker reads a node with getData, getACL and, when the getData stat shows
+// children, getChildren2, in that order on one session (ZooKeeper answers a
+// session's requests in order). The node is taken only when the replies agree on
+// czxid (same incarnation), mzxid (data), pzxid (children) and aversion (ACL), so
+// data, ACL, child list and stat all describe one state the node really had;
+// otherwise it is read again. A leaf needs no getChildren2: the getACL stat's
+// pzxid proves no child came or went since the getData said there were none.
+//
+// Many workers (Config.Workers) share a few sessions (Config.Sessions), spread
+// over the servers in sorted order, so many requests are in flight on each
+// connection. Config.RateLimit caps requests per second for production ensembles.
 //
 // # Ordering
 //
-// Nodes are produced parents before children, children in sorted name order, with
-// no recursion on the call stack (a 500-level path costs 500 stack entries of a
-// slice, not 500 frames).
+// The Sink receives nodes parents before children, in depth-first order with
+// children in byte order: exactly SequentialWalk's order, whatever order the reads
+// complete in, so two exports of a quiet tree are the same file and a snapshot can
+// be merged against another sorted walk in one pass. The reorder buffer that does
+// this (reorder.go) holds at most Config.Window nodes read ahead and not yet
+// written, within Config.MaxBufferedBytes; when it is full and a node earlier in
+// file order becomes readable, the latest read-ahead node is dropped and read again
+// later. Memory is that window plus the child-name lists along one root-to-leaf
+// path: O(width), not O(size). Nothing recurses on the call stack.
+//
+// # Consistency
+//
+// A live walk is fuzzy; the file says how fuzzy. Every session syncs with the
+// leader before it reads, and the walk's start zxid (header StartZxid) is the
+// lowest zxid of those sync replies: every node reflects at least every
+// transaction up to it. After the last read one more sync gives a zxid no read can
+// have gone beyond; the highest reply zxid observed goes into the trailer's max
+// zxid (ObserveZxid). Nodes whose czxid, mzxid or pzxid is after the start, or
+// whose stat moved between the reads of one attempt, are counted and listed as
+// changed ([Change]); a node listed by its parent and gone when read was deleted
+// during the walk and is counted and listed, never fatal. Replaying the
+// transactions after the start zxid over the file converges on the tree.
+//
+// Reply zxids are not exposed by go-zookeeper; the walk's connections parse the
+// reply headers as they pass (trackedConn), which also buffers the reads.
+//
+// # Faults
+//
+//   - Connection loss, no server reachable, a session moving: the read is retried
+//     with backoff while go-zookeeper reconnects (to another server if need be),
+//     for up to Config.RetryTimeout per node. One server of the ensemble dying
+//     mid-export costs retries, not the export.
+//   - Session expiry: go-zookeeper opens a new session and re-sends the
+//     credentials; a read answered in a session the walk has not synced is
+//     discarded, the new session is synced, and the walk resumes
+//     (Summary.SessionsRenewed).
+//   - NoAuth: the node is listed and its subtree is not read; the walk finishes,
+//     then fails with an [*UnreadableError] unless Config.AllowPartial is set, in
+//     which case the summary says Partial. ExportFile leaves no file behind a
+//     failed export.
+//   - Errors ZooKeeper answers with for other reasons end the walk, naming the path.
+//
+// # Filters
+//
+// Config.Root exports a subtree. /zookeeper is left out when the walk starts at the
+// root (a node named "zookeeper" anywhere else is ordinary data, and a walk asked to
+// start inside /zookeeper reads it). Config.Exclude globs (path.Match, absolute)
+// leave out a matching node and its subtree. EphemeralsSkip leaves ephemerals out;
+// by default they are recorded with their owner's session id.
 package exporter

@@ -100,3 +100,31 @@ func ServerZxid(ctx context.Context, addr string) (int64, error) {
 	}
 	return 0, fmt.Errorf("exporter: srvr from %s has no Zxid line", addr)
 }
+
+// ZnodeCount asks the servers in turn for their node count (zk_znode_count in
+// the answer to `mntr`) and returns the first answer. It counts every node of
+// the tree, ZooKeeper's own included, so it is an estimate for progress bars.
+func ZnodeCount(ctx context.Context, hosts []string) (int64, error) {
+	var lastErr error
+	for _, h := range hosts {
+		out, err := FourLetterWord(ctx, h, "mntr")
+		if err != nil {
+			lastErr = err
+			continue
+		}
+		for _, line := range strings.Split(out, "\n") {
+			if v, ok := strings.CutPrefix(strings.TrimSpace(line), "zk_znode_count"); ok {
+				n, err := strconv.ParseInt(strings.TrimSpace(v), 10, 64)
+				if err != nil {
+					return 0, fmt.Errorf("exporter: mntr from %s: zk_znode_count %q: %w", h, v, err)
+				}
+				return n, nil
+			}
+		}
+		lastErr = fmt.Errorf("exporter: mntr from %s has no zk_znode_count", h)
+	}
+	if lastErr == nil {
+		lastErr = fmt.Errorf("exporter: no hosts")
+	}
+	return 0, lastErr
+}

@@ -1,0 +1,290 @@
+package exporter
+
+import (
+	"bufio"
+	"context"
+	"encoding/binary"
+	"fmt"
+	"net"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/go-zookeeper/zk"
+)
+
+// replyTracker records the zxids in the reply headers a connection receives.
+// go-zookeeper reads every reply's zxid but does not expose it; the walk needs it
+// for the zxid range it records (the sync reply's zxid is where the walk starts,
+// the highest reply zxid is a bound on every state it read).
+type replyTracker struct {
+	last atomic.Int64 // zxid of the most recent reply carrying one
+	max  *atomicMax   // shared by every connection of a walk
+}
+
+func (t *replyTracker) observe(z int64) {
+	t.last.Store(z)
+	if t.max != nil {
+		t.max.observe(z)
+	}
+}
+
+// atomicMax keeps the largest value observed.
+type atomicMax struct{ v atomic.Int64 }
+
+func (m *atomicMax) observe(z int64) {
+	for {
+		cur := m.v.Load()
+		if z <= cur || m.v.CompareAndSwap(cur, z) {
+			return
+		}
+	}
+}
+
+func (m *atomicMax) load() int64 { return m.v.Load() }
+
+// trackedConn wraps a connection to a ZooKeeper server: reads are buffered (go-
+// zookeeper reads each reply with two unbuffered reads, the length and then the
+// body), and the reply stream is parsed just enough to find each reply header.
+//
+// The stream it parses (zookeeper-internals §1.1–§1.3):
+//
+//	first frame:  int32 length | ConnectResponse (no reply header)
+//	every other:  int32 length | int32 xid | int64 zxid | int32 err | body
+//
+// Only replies to requests (xid ≥ 0) are recorded; pings (−2), watch events (−1)
+// and auth replies (−4) are not.
+type trackedConn struct {
+	net.Conn
+	r  *bufio.Reader
+	tr *replyTracker
+
+	connected bool     // the connect response has gone by
+	hdr       [20]byte // length and reply header of the current frame
+	have      int      // bytes of hdr collected
+	want      int      // bytes of hdr to collect for the current frame
+	skip      int      // bytes of the current frame left to pass by
+}
+
+// trackedReadBuffer is the read buffer of a tracked connection.
+const trackedReadBuffer = 64 << 10
+
+func newTrackedConn(c net.Conn, tr *replyTracker) *trackedConn {
+	return &trackedConn{Conn: c, r: bufio.NewReaderSize(c, trackedReadBuffer), tr: tr, want: 4}
+}
+
+func (c *trackedConn) Read(p []byte) (int, error) {
+	n, err := c.r.Read(p)
+	c.scan(p[:n])
+	return n, err
+}
+
+func (c *trackedConn) scan(b []byte) {
+	for len(b) > 0 {
+		if c.skip > 0 {
+			k := min(c.skip, len(b))
+			c.skip -= k
+			b = b[k:]
+			continue
+		}
+		k := copy(c.hdr[c.have:c.want], b)
+		c.have += k
+		b = b[k:]
+		if c.have < c.want {
+			return
+		}
+		length := int(int32(binary.BigEndian.Uint32(c.hdr[:4])))
+		switch {
+		case c.want == 4 && (!c.connected || length < 16):
+			// The connect response, or a frame too short to hold a reply header.
+			c.connected = true
+			c.skip = max(length, 0)
+		case c.want == 4:
+			c.want = 20
+			continue
+		default:
+			xid := int32(binary.BigEndian.Uint32(c.hdr[4:]))
+			zxid := int64(binary.BigEndian.Uint64(c.hdr[8:]))
+			if xid >= 0 && zxid > 0 {
+				c.tr.observe(zxid)
+			}
+			c.skip = length - 16
+		}
+		c.have, c.want = 0, 4
+	}
+}
+
+// spreadHosts is a go-zookeeper HostProvider that starts at a given server of the
+// (sorted) list, so that a walk's sessions land on different servers and share the
+// read load, and that leaves host names unresolved, so that a TLS dialer sees the
+// name it must verify. It otherwise behaves as go-zookeeper's DNSHostProvider.
+type spreadHosts struct {
+	mu         sync.Mutex
+	first      int
+	servers    []string
+	curr, last int
+}
+
+func (h *spreadHosts) Init(servers []string) error {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if len(servers) == 0 {
+		return fmt.Errorf("exporter: no servers")
+	}
+	h.servers = slices.Clone(servers)
+	slices.Sort(h.servers)
+	h.curr = (h.first%len(h.servers) + len(h.servers) - 1) % len(h.servers)
+	h.last = -1
+	return nil
+}
+
+func (h *spreadHosts) Len() int {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return len(h.servers)
+}
+
+func (h *spreadHosts) Next() (string, bool) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.curr = (h.curr + 1) % len(h.servers)
+	retryStart := h.curr == h.last
+	if h.last == -1 {
+		h.last = h.curr
+	}
+	return h.servers[h.curr], retryStart
+}
+
+func (h *spreadHosts) Connected() {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.last = h.curr
+}
+
+// session is one of a walk's ZooKeeper connections.
+//
+// go-zookeeper reconnects by itself, to another server if need be, and keeps
+// the session (its lastZxid keeps a reconnect from landing on a server behind
+// what the session has seen). When the ensemble expires the session,
+// go-zookeeper opens a new one on the same connection and re-sends the
+// credentials, but the new session starts with no zxid floor: until it has
+// synced, a lagging server could answer with a tree older than the walk's start.
+// So every read checks that it was answered within the session the walk last
+// synced (syncedID); if not, resync syncs the new session first and the read is
+// retried.
+type session struct {
+	index int
+	w     *Walker
+
+	mu       sync.Mutex
+	conn     *zk.Conn
+	tracker  *replyTracker
+	syncedID int64 // the session id the last sync was answered in
+	syncZxid int64 // zxid of the sync that opened the first session
+	closed   bool
+}
+
+// open establishes the session and syncs it with the leader, so that every read
+// it serves reflects at least every transaction committed before the walk.
+func (s *session) open(ctx context.Context) error {
+	conn, tr, syncZxid, err := s.w.dial(ctx, s.index)
+	if err != nil {
+		return err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		conn.Close()
+		return ErrWalkerClosed
+	}
+	s.conn, s.tracker, s.syncZxid, s.syncedID = conn, tr, syncZxid, conn.SessionID()
+	return nil
+}
+
+// current returns the connection and the session id reads must be answered in;
+// nil once closed.
+func (s *session) current() (*zk.Conn, int64) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.conn, s.syncedID
+}
+
+// resync syncs the connection's current session if it is not the one last
+// synced: the old one expired and go-zookeeper made a new one.
+func (s *session) resync(ctx context.Context) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return ErrWalkerClosed
+	}
+	id := s.conn.SessionID()
+	if id == s.syncedID && id != 0 {
+		return nil
+	}
+	if err := s.w.limiter.wait(ctx, 1); err != nil {
+		return err
+	}
+	s.w.stats.requests.Add(1)
+	if _, err := s.conn.Sync("/"); err != nil {
+		return err
+	}
+	if after := s.conn.SessionID(); after != id || id == 0 {
+		return zk.ErrSessionExpired // changed again under the sync; try again
+	}
+	s.syncedID = id
+	s.w.stats.renewed.Add(1)
+	s.w.cfg.Logger.Info("session expired, continuing on a new session", "session", s.index, "id", fmt.Sprintf("%#x", id))
+	return nil
+}
+
+// close closes the connection; it is idempotent.
+func (s *session) close() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.closed = true
+	if s.conn != nil {
+		s.conn.Close()
+		s.conn = nil
+	}
+}
+
+// dial opens the index-th session: connect, authenticate, sync. It returns the
+// zxid of the sync reply.
+func (w *Walker) dial(ctx context.Context, index int) (*zk.Conn, *replyTracker, int64, error) {
+	tr := &replyTracker{max: &w.maxReply}
+	base := w.cfg.Dialer
+	if base == nil {
+		base = net.DialTimeout
+	}
+	dialer := func(network, addr string, timeout time.Duration) (net.Conn, error) {
+		c, err := base(network, addr, timeout)
+		if err != nil {
+			return nil, err
+		}
+		return newTrackedConn(c, tr), nil
+	}
+	cctx, cancel := context.WithTimeout(ctx, w.cfg.ConnectTimeout)
+	defer cancel()
+	conn, err := Connect(cctx, w.cfg.Hosts, ConnectOptions{
+		SessionTimeout: w.cfg.SessionTimeout,
+		Auth:           w.cfg.Auth,
+		Logger:         w.cfg.Logger,
+		MaxBufferSize:  w.cfg.MaxBufferSize,
+		Dialer:         dialer,
+		FirstHost:      index,
+	})
+	if err != nil {
+		return nil, nil, 0, err
+	}
+	if err := w.limiter.wait(ctx, 1); err != nil {
+		conn.Close()
+		return nil, nil, 0, err
+	}
+	w.stats.requests.Add(1)
+	if _, err := conn.Sync("/"); err != nil {
+		conn.Close()
+		return nil, nil, 0, fmt.Errorf("exporter: sync with %s: %w", conn.Server(), err)
+	}
+	return conn, tr, tr.last.Load(), nil
+}
