@@ -1,0 +1,148 @@
+package cli
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/zk2raft/zk2raft/raftjournal"
+)
+
+type serveOptions struct {
+	dataDir   string
+	nodeID    string
+	raftAddr  string
+	advertise string
+	adminAddr string
+	bootstrap bool
+	join      string
+	logStore  string
+	compress  bool
+}
+
+func (o *serveOptions) addFlags(cmd *cobra.Command) {
+	f := cmd.Flags()
+	f.StringVar(&o.dataDir, "data-dir", "", "directory for the node's Raft log, snapshots and lock file (required)")
+	f.StringVar(&o.nodeID, "node-id", "", "the node's Raft id, unique in the cluster and stable across restarts (required)")
+	f.StringVar(&o.raftAddr, "raft-addr", "", "TCP address for Raft and the journal's RPCs, host:port (required)")
+	f.StringVar(&o.advertise, "advertise-addr", "", "Raft address other nodes dial, when it differs from --raft-addr")
+	f.StringVar(&o.adminAddr, "admin-addr", "127.0.0.1:0", "HTTP address for /status, /metrics and membership changes")
+	f.BoolVar(&o.bootstrap, "bootstrap", false, "start a new cluster with this node as its only member (empty data dir only)")
+	f.StringVar(&o.join, "join", "", "admin address of a running member to join through (empty data dir only)")
+	f.StringVar(&o.logStore, "log-store", string(raftjournal.LogStoreWAL), "on-disk Raft log: wal or bolt")
+	f.BoolVar(&o.compress, "compress-snapshots", false, "zstd-compress FSM snapshots")
+}
+
+func (o *serveOptions) config(g *globalOptions) (raftjournal.NodeConfig, error) {
+	switch {
+	case o.dataDir == "":
+		return raftjournal.NodeConfig{}, usageErrorf("--data-dir is required")
+	case o.nodeID == "":
+		return raftjournal.NodeConfig{}, usageErrorf("--node-id is required")
+	case o.raftAddr == "":
+		return raftjournal.NodeConfig{}, usageErrorf("--raft-addr is required")
+	case o.bootstrap && o.join != "":
+		return raftjournal.NodeConfig{}, usageErrorf("--bootstrap and --join are exclusive")
+	}
+	cfg := raftjournal.DefaultNodeConfig()
+	cfg.DataDir = o.dataDir
+	cfg.NodeID = o.nodeID
+	cfg.RaftAddr = o.raftAddr
+	cfg.AdvertiseAddr = o.advertise
+	cfg.AdminAddr = o.adminAddr
+	cfg.Bootstrap = o.bootstrap
+	cfg.Join = trimScheme(o.join)
+	cfg.LogStore = raftjournal.LogStoreKind(o.logStore)
+	cfg.CompressSnapshots = o.compress
+	cfg.Logger = g.logger
+	if err := cfg.Validate(); err != nil {
+		return cfg, &ExitError{Code: ExitUsage, Err: err}
+	}
+	return cfg, nil
+}
+
+func newServeCommand(g *globalOptions) *cobra.Command {
+	var o serveOptions
+	cmd := &cobra.Command{
+		Use:   "serve",
+		Short: "Run a journal node",
+		Long: `Runs one node of the Raft journal until SIGINT or SIGTERM.
+
+A node with an empty data dir either bootstraps a new cluster (--bootstrap) or
+asks a running member to add it (--join ADMIN_ADDR; the request reaches the
+leader wherever it is sent). A node whose data dir holds Raft state restarts as
+the member it was, and both flags are ignored.
+
+The admin address serves /status (JSON), /metrics (Prometheus) and the
+membership endpoints used by --join and 'zk2raft journal'. When it is ready the
+node prints one line with its addresses on stdout. On SIGTERM a leader hands
+leadership to a follower, then the node stops cleanly.`,
+		Args: noArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			cfg, err := o.config(g)
+			if err != nil {
+				return err
+			}
+			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
+			defer stop()
+			return serve(ctx, g, cfg)
+		},
+	}
+	o.addFlags(cmd)
+	return cmd
+}
+
+// serve runs a node until ctx ends.
+func serve(ctx context.Context, g *globalOptions, cfg raftjournal.NodeConfig) error {
+	n, err := raftjournal.Open(cfg)
+	if err != nil {
+		return err
+	}
+	if !g.quiet {
+		fmt.Fprintf(g.stdout, "node %s serving: raft %s, admin http://%s\n", n.ID(), n.RaftAddr(), n.AdminAddr())
+	}
+	// raft stops on its own when the node is removed from the cluster; the
+	// process then has nothing left to serve.
+	tick := time.NewTicker(time.Second)
+	defer tick.Stop()
+	var removed error
+	for removed == nil && ctx.Err() == nil {
+		select {
+		case <-ctx.Done():
+		case <-tick.C:
+			if n.Status().Role == "shutdown" {
+				removed = fmt.Errorf("node %s: raft stopped (removed from the cluster?); see the log", n.ID())
+			}
+		}
+	}
+	g.logger.Info("shutting down", "node-id", n.ID())
+	if n.IsLeader() && len(n.Status().Members) > 1 {
+		tctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		if err := n.TransferLeadership(tctx, ""); err != nil {
+			g.logger.Warn("leadership transfer before shutdown failed", "error", err)
+		}
+		cancel()
+	}
+	if err := n.Close(); err != nil {
+		return fmt.Errorf("close node %s: %w", cfg.NodeID, err)
+	}
+	return removed
+}
+
+// trimScheme accepts an admin address written as a URL.
+func trimScheme(addr string) string {
+	for _, p := range []string{"http://", "https://"} {
+		if len(addr) > len(p) && addr[:len(p)] == p {
+			addr = addr[len(p):]
+		}
+	}
+	for len(addr) > 0 && addr[len(addr)-1] == '/' {
+		addr = addr[:len(addr)-1]
+	}
+	return addr
+}

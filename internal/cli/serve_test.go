@@ -1,0 +1,243 @@
+package cli
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"net"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/zk2raft/zk2raft/raftjournal"
+)
+
+// syncBuffer is a bytes.Buffer safe for a running verb and the test.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// serving is a `zk2raft serve` running in the test's process through the real
+// root command, stopped by cancelling its context (as SIGTERM would).
+type serving struct {
+	cancel         context.CancelFunc
+	done           chan int
+	stdout, stderr *syncBuffer
+}
+
+func startServe(t *testing.T, args ...string) *serving {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	s := &serving{cancel: cancel, done: make(chan int, 1), stdout: &syncBuffer{}, stderr: &syncBuffer{}}
+	go func() {
+		root := NewRootCommand(strings.NewReader(""), s.stdout, s.stderr)
+		root.SetArgs(append([]string{"serve"}, args...))
+		code := ExitOK
+		if err := root.ExecuteContext(ctx); err != nil {
+			code = exitCode(err)
+			fmt.Fprintln(s.stderr, "zk2raft: "+oneLine(err.Error()))
+		}
+		s.done <- code
+	}()
+	t.Cleanup(func() { s.stop(t) })
+	return s
+}
+
+// stop cancels serve and returns its exit code (once; later calls return -1).
+func (s *serving) stop(t *testing.T) int {
+	t.Helper()
+	s.cancel()
+	select {
+	case code, ok := <-s.done:
+		if !ok {
+			return -1
+		}
+		close(s.done)
+		return code
+	case <-time.After(30 * time.Second):
+		t.Fatalf("serve did not stop; stderr:\n%s", s.stderr.String())
+		return -1
+	}
+}
+
+func freeTCPAddr(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().String()
+}
+
+func waitUntil(t *testing.T, what string, cond func() error) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		err := cond()
+		if err == nil {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s: %v", what, err)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func TestServeAndJournalStatus(t *testing.T) {
+	dir := t.TempDir()
+	admin1, admin2 := freeTCPAddr(t), freeTCPAddr(t)
+	n1 := startServe(t, "--data-dir", filepath.Join(dir, "n1"), "--node-id", "n1", "--raft-addr", freeTCPAddr(t),
+		"--admin-addr", admin1, "--bootstrap")
+	waitUntil(t, "n1 to lead", func() error {
+		code, out, errOut := run(t, "journal", "status", "--journal", admin1, "--json")
+		if code != ExitOK {
+			return fmt.Errorf("exit %d: %s", code, errOut)
+		}
+		var cs raftjournal.ClusterStatus
+		if err := json.Unmarshal([]byte(out), &cs); err != nil {
+			return err
+		}
+		if cs.Role != "leader" {
+			return fmt.Errorf("role %s", cs.Role)
+		}
+		return nil
+	})
+	if !strings.Contains(n1.stdout.String(), "node n1 serving: raft ") {
+		t.Errorf("serve did not announce itself: %q", n1.stdout.String())
+	}
+	n2 := startServe(t, "--data-dir", filepath.Join(dir, "n2"), "--node-id", "n2", "--raft-addr", freeTCPAddr(t),
+		"--admin-addr", admin2, "--join", "http://"+admin1)
+
+	var cs raftjournal.ClusterStatus
+	waitUntil(t, "two members that agree", func() error {
+		code, out, errOut := run(t, "journal", "status", "--journal", admin2, "--json")
+		if code != ExitOK {
+			return fmt.Errorf("exit %d: %s", code, errOut)
+		}
+		cs = raftjournal.ClusterStatus{}
+		if err := json.Unmarshal([]byte(out), &cs); err != nil {
+			return err
+		}
+		if len(cs.Members) != 2 {
+			return fmt.Errorf("%d members", len(cs.Members))
+		}
+		for _, m := range cs.Members {
+			if m.Status == nil || m.Status.AppliedIndex != cs.Members[0].Status.AppliedIndex || m.Status.Digest != cs.Digest {
+				return fmt.Errorf("member %+v", m)
+			}
+		}
+		return nil
+	})
+	if cs.ID != "n2" || cs.Leader != "n1" || cs.Phase != "shadow" || cs.NodeCount != 4 || cs.Term == 0 || cs.CommitIndex == 0 {
+		t.Fatalf("status %+v", cs.MemberStatus)
+	}
+
+	code, out, errOut := run(t, "journal", "status", "--journal", admin1)
+	if code != ExitOK {
+		t.Fatalf("journal status: exit %d: %s", code, errOut)
+	}
+	for _, want := range []string{"leader   n1 (", "phase    shadow", "members  2", "ID", "DIGEST", "n1", "leader", "n2", "follower", cs.Digest} {
+		if !strings.Contains(out, want) {
+			t.Errorf("status table lacks %q:\n%s", want, out)
+		}
+	}
+
+	// Leadership moves on request; then a clean stop of both.
+	if code, out, errOut := run(t, "journal", "transfer-leadership", "--journal", admin2, "--to", "n2"); code != ExitOK {
+		t.Fatalf("transfer-leadership: exit %d: %s %s", code, out, errOut)
+	}
+	waitUntil(t, "n2 to lead", func() error {
+		_, out, _ := run(t, "journal", "status", "--journal", admin1, "--json")
+		var cs raftjournal.ClusterStatus
+		if err := json.Unmarshal([]byte(out), &cs); err != nil {
+			return err
+		}
+		if cs.Leader != "n2" {
+			return fmt.Errorf("leader %q", cs.Leader)
+		}
+		return nil
+	})
+	if code := n1.stop(t); code != ExitOK {
+		t.Fatalf("serve n1 exited %d: %s", code, n1.stderr.String())
+	}
+	if code := n2.stop(t); code != ExitOK {
+		t.Fatalf("serve n2 exited %d: %s", code, n2.stderr.String())
+	}
+	if !strings.Contains(n2.stderr.String(), "journal node closed") {
+		t.Errorf("n2 did not log a clean close:\n%s", n2.stderr.String())
+	}
+}
+
+func TestServeErrors(t *testing.T) {
+	dir := t.TempDir()
+	held := filepath.Join(dir, "held")
+	admin := freeTCPAddr(t)
+	s := startServe(t, "--data-dir", held, "--node-id", "n1", "--raft-addr", freeTCPAddr(t), "--admin-addr", admin, "--bootstrap")
+	waitUntil(t, "the first node", func() error {
+		code, _, errOut := run(t, "journal", "status", "--journal", admin)
+		if code != ExitOK {
+			return fmt.Errorf("exit %d: %s", code, errOut)
+		}
+		return nil
+	})
+	tests := []struct {
+		name   string
+		args   []string
+		code   int
+		stderr string
+	}{
+		{"no data dir", []string{"serve", "--node-id", "a", "--raft-addr", "127.0.0.1:1"}, ExitUsage, "--data-dir is required"},
+		{"no node id", []string{"serve", "--data-dir", dir, "--raft-addr", "127.0.0.1:1"}, ExitUsage, "--node-id is required"},
+		{"bootstrap and join", []string{"serve", "--data-dir", dir, "--node-id", "a", "--raft-addr", "127.0.0.1:1", "--bootstrap", "--join", "x:1"}, ExitUsage, "exclusive"},
+		{"bad log store", []string{"serve", "--data-dir", dir, "--node-id", "a", "--raft-addr", "127.0.0.1:1", "--log-store", "mem"}, ExitUsage, "LogStore"},
+		{"data dir locked", []string{"serve", "--data-dir", held, "--node-id", "n1", "--raft-addr", freeTCPAddr(t), "--bootstrap"}, ExitFailure,
+			"data dir is locked by another process: " + filepath.Join(held, "LOCK")},
+		{"raft address taken", []string{"serve", "--data-dir", filepath.Join(dir, "other"), "--node-id", "b", "--raft-addr", admin, "--bootstrap"}, ExitFailure,
+			"listen on raft address " + admin},
+		{"status needs journal", []string{"journal", "status"}, ExitUsage, "--journal is required"},
+		{"status unreachable", []string{"journal", "status", "--journal", "127.0.0.1:1", "--timeout", "2s"}, ExitFailure, "journal status: raftjournal: GET http://127.0.0.1:1/status"},
+		{"remove needs id", []string{"journal", "remove", "--journal", admin}, ExitUsage, "--id is required"},
+		{"remove unknown leaves nothing", []string{"journal", "remove", "--journal", admin, "--id", "ghost"}, ExitOK, ""},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			code, _, errOut := run(t, tc.args...)
+			if code != tc.code {
+				t.Fatalf("exit %d, want %d; stderr: %s", code, tc.code, errOut)
+			}
+			if tc.stderr == "" {
+				return
+			}
+			var last string
+			for _, l := range strings.Split(strings.TrimSpace(errOut), "\n") {
+				if strings.HasPrefix(l, "zk2raft: ") {
+					last = l
+				}
+			}
+			if !strings.Contains(last, tc.stderr) {
+				t.Fatalf("error line %q does not contain %q; stderr:\n%s", last, tc.stderr, errOut)
+			}
+		})
+	}
+	if code := s.stop(t); code != ExitOK {
+		t.Fatalf("serve exited %d: %s", code, s.stderr.String())
+	}
+}

@@ -1,0 +1,354 @@
+package raftjournal
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/hashicorp/raft"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+)
+
+// The admin endpoint (NodeConfig.AdminAddr), plain HTTP:
+//
+//	GET  /status                cluster status as this node sees it (JSON ClusterStatus);
+//	                            each member is asked for its own figures (1 s each)
+//	GET  /status?local=1        this node only (JSON ClusterStatus without member figures)
+//	GET  /metrics               Prometheus text format, the node's own registry
+//	POST /join                  {"id": ..., "raft_addr": ...}: add a voter (via the leader)
+//	POST /remove                {"id": ...}: remove a member (via the leader)
+//	POST /transfer-leadership   {"id": ...} or {}: hand leadership over (via the leader)
+//
+// Errors are JSON {"error": "..."} with status 400 (bad request), 503 (no
+// leader, closing) or 500.
+
+// MemberStatus is one node's own view of itself.
+type MemberStatus struct {
+	ID                string `json:"id"`
+	RaftAddr          string `json:"raft_addr"`
+	AdminAddr         string `json:"admin_addr,omitempty"`
+	Role              string `json:"role"`
+	Leader            string `json:"leader"`
+	LeaderAddr        string `json:"leader_addr"`
+	Term              uint64 `json:"term"`
+	AppliedIndex      uint64 `json:"applied_index"`
+	CommitIndex       uint64 `json:"commit_index"`
+	LastLogIndex      uint64 `json:"last_log_index"`
+	LastSnapshotIndex uint64 `json:"last_snapshot_index"`
+	NodeCount         int    `json:"node_count"`
+	Digest            string `json:"digest"`
+	Phase             string `json:"phase"`
+	Sessions          int    `json:"sessions"`
+	Ephemerals        int    `json:"ephemerals"`
+	Watches           int    `json:"watches"`
+	JournalEpoch      uint32 `json:"journal_epoch"`
+	LastZxid          string `json:"last_zxid"`
+	MaxSourceZxid     string `json:"max_source_zxid"`
+}
+
+// Member is one entry of the Raft configuration, with the member's own status
+// when it answered.
+type Member struct {
+	ID       string        `json:"id"`
+	RaftAddr string        `json:"raft_addr"`
+	Suffrage string        `json:"suffrage"`
+	Leader   bool          `json:"leader"`
+	Status   *MemberStatus `json:"status,omitempty"`
+	Error    string        `json:"error,omitempty"`
+}
+
+// ClusterStatus is a node's status with the cluster's membership (what /status
+// serves): role, leader, term, indexes, node count, digest, phase, members.
+type ClusterStatus struct {
+	MemberStatus
+	MemberCount int      `json:"member_count"`
+	Members     []Member `json:"members"`
+}
+
+func roleName(s raft.RaftState) string { return strings.ToLower(s.String()) }
+
+func (n *Node) memberStatus() MemberStatus {
+	st := n.fsm.Status()
+	leaderAddr, leaderID := n.raft.LeaderWithID()
+	stats := n.raft.Stats()
+	var snapIdx uint64
+	fmt.Sscan(stats["last_snapshot_index"], &snapIdx)
+	return MemberStatus{
+		ID:                string(n.id),
+		RaftAddr:          string(n.addr),
+		AdminAddr:         n.AdminAddr(),
+		Role:              roleName(n.raft.State()),
+		Leader:            string(leaderID),
+		LeaderAddr:        string(leaderAddr),
+		Term:              n.raft.CurrentTerm(),
+		AppliedIndex:      n.fsm.applied.Load(),
+		CommitIndex:       n.raft.CommitIndex(),
+		LastLogIndex:      n.raft.LastIndex(),
+		LastSnapshotIndex: snapIdx,
+		NodeCount:         st.Nodes,
+		Digest:            st.Digest.String(),
+		Phase:             st.Phase.String(),
+		Sessions:          st.Sessions,
+		Ephemerals:        st.Ephemerals,
+		Watches:           st.Watches,
+		JournalEpoch:      st.Epoch,
+		LastZxid:          fmt.Sprintf("%#x", st.LastZxid),
+		MaxSourceZxid:     fmt.Sprintf("%#x", st.MaxSourceZxid),
+	}
+}
+
+// Status returns this node's status and the membership, without asking the
+// other members.
+func (n *Node) Status() ClusterStatus {
+	cs := ClusterStatus{MemberStatus: n.memberStatus()}
+	f := n.raft.GetConfiguration()
+	if f.Error() == nil {
+		for _, s := range f.Configuration().Servers {
+			cs.Members = append(cs.Members, Member{
+				ID: string(s.ID), RaftAddr: string(s.Address), Suffrage: strings.ToLower(s.Suffrage.String()),
+				Leader: string(s.ID) == cs.Leader,
+			})
+		}
+	}
+	slices.SortFunc(cs.Members, func(a, b Member) int { return strings.Compare(a.ID, b.ID) })
+	cs.MemberCount = len(cs.Members)
+	return cs
+}
+
+// ClusterStatus is Status with every member's own status, asked over the
+// journal RPC in parallel (an unreachable member gets an Error instead).
+func (n *Node) ClusterStatus(ctx context.Context) ClusterStatus {
+	cs := n.Status()
+	var wg sync.WaitGroup
+	for i := range cs.Members {
+		m := &cs.Members[i]
+		if m.ID == string(n.id) {
+			own := cs.MemberStatus
+			m.Status = &own
+			continue
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			cctx, cancel := context.WithTimeout(ctx, time.Second)
+			defer cancel()
+			resp, err := n.rpc.call(cctx, m.RaftAddr, rpcStatus, nil)
+			if err == nil {
+				var ms MemberStatus
+				if err = json.Unmarshal(resp, &ms); err == nil {
+					m.Status = &ms
+					return
+				}
+			}
+			m.Error = err.Error()
+		}()
+	}
+	wg.Wait()
+	return cs
+}
+
+// adminServer serves the admin endpoint.
+type adminServer struct {
+	ln  net.Listener
+	srv *http.Server
+	wg  sync.WaitGroup
+}
+
+// listenAdmin binds the admin address; startAdmin serves it once the node is
+// up. Binding first lets the node report its admin address from the start.
+func listenAdmin(addr string) (net.Listener, error) {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("raftjournal: listen on admin address %s: %w", addr, err)
+	}
+	return ln, nil
+}
+
+func startAdmin(n *Node, ln net.Listener) *adminServer {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /status", n.handleStatus)
+	mux.Handle("GET /metrics", promhttp.HandlerFor(n.metrics.reg, promhttp.HandlerOpts{}))
+	mux.HandleFunc("POST /join", n.handleJoin)
+	mux.HandleFunc("POST /remove", n.handleRemove)
+	mux.HandleFunc("POST /transfer-leadership", n.handleTransfer)
+	a := &adminServer{ln: ln, srv: &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}}
+	a.wg.Add(1)
+	go func() {
+		defer a.wg.Done()
+		if err := a.srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			n.logger.Error("admin server stopped", "error", err)
+		}
+	}()
+	return a
+}
+
+func (a *adminServer) close() error {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	err := a.srv.Shutdown(ctx)
+	if err != nil {
+		err = errors.Join(err, a.srv.Close())
+	}
+	a.wg.Wait()
+	return err
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	_ = enc.Encode(v)
+}
+
+func writeError(w http.ResponseWriter, err error) {
+	status := http.StatusInternalServerError
+	switch {
+	case errors.Is(err, ErrBadCommand), errors.Is(err, ErrInvalidConfig):
+		status = http.StatusBadRequest
+	case errors.Is(err, ErrNoLeader), errors.Is(err, ErrNotLeader), errors.Is(err, ErrClosed):
+		status = http.StatusServiceUnavailable
+	}
+	writeJSON(w, status, map[string]string{"error": err.Error()})
+}
+
+func (n *Node) handleStatus(w http.ResponseWriter, r *http.Request) {
+	if r.URL.Query().Get("local") != "" {
+		writeJSON(w, http.StatusOK, n.Status())
+		return
+	}
+	writeJSON(w, http.StatusOK, n.ClusterStatus(r.Context()))
+}
+
+type joinRequest struct {
+	ID       string `json:"id"`
+	RaftAddr string `json:"raft_addr"`
+}
+
+func decodeBody(r *http.Request, v any) error {
+	dec := json.NewDecoder(io.LimitReader(r.Body, 1<<20))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		return fmt.Errorf("%w: request body: %v", ErrBadCommand, err)
+	}
+	return nil
+}
+
+func (n *Node) handleJoin(w http.ResponseWriter, r *http.Request) {
+	var req joinRequest
+	if err := decodeBody(r, &req); err != nil {
+		writeError(w, err)
+		return
+	}
+	if req.ID == "" || req.RaftAddr == "" {
+		writeError(w, fmt.Errorf("%w: join needs id and raft_addr", ErrBadCommand))
+		return
+	}
+	if err := n.AddVoter(r.Context(), req.ID, req.RaftAddr); err != nil {
+		writeError(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]string{"joined": req.ID})
+}
+
+func (n *Node) handleRemove(w http.ResponseWriter, r *http.Request) {
+	var req struct {
+		ID string `json:"id"`
+	}
+	if err := decodeBody(r, &req); err != nil {
+		writeError(w, err)
+		return
+	}
+	if req.ID == "" {
+		writeError(w, fmt.Errorf("%w: remove needs id", ErrBadCommand))
+		return
+	}
+	if err := n.RemoveServer(r.Context(), req.ID); err != nil {
+		writeError(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]string{"removed": req.ID})
+}
+
+func (n *Node) handleTransfer(w http.ResponseWriter, r *http.Request) {
+	var req struct {
+		ID string `json:"id"`
+	}
+	if err := decodeBody(r, &req); err != nil {
+		writeError(w, err)
+		return
+	}
+	if err := n.TransferLeadership(r.Context(), req.ID); err != nil {
+		writeError(w, err)
+		return
+	}
+	id, _ := n.Leader()
+	writeJSON(w, http.StatusOK, map[string]string{"leader": id})
+}
+
+// adminURL turns an admin address (host:port or a URL) into a base URL.
+func adminURL(addr string) string {
+	if strings.HasPrefix(addr, "http://") || strings.HasPrefix(addr, "https://") {
+		return strings.TrimRight(addr, "/")
+	}
+	return "http://" + addr
+}
+
+// AdminCall sends a request to a node's admin endpoint and decodes the JSON
+// answer into out (nil: discard). A non-2xx answer is an error carrying the
+// node's message. Used by join and by the command line.
+func AdminCall(ctx context.Context, adminAddr, method, path string, body, out any) error {
+	var rd io.Reader
+	if body != nil {
+		b, err := json.Marshal(body)
+		if err != nil {
+			return err
+		}
+		rd = bytes.NewReader(b)
+	}
+	url := adminURL(adminAddr) + path
+	req, err := http.NewRequestWithContext(ctx, method, url, rd)
+	if err != nil {
+		return fmt.Errorf("raftjournal: %s %s: %w", method, url, err)
+	}
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return fmt.Errorf("raftjournal: %s %s: %w", method, url, err)
+	}
+	defer resp.Body.Close()
+	data, err := io.ReadAll(io.LimitReader(resp.Body, 64<<20))
+	if err != nil {
+		return fmt.Errorf("raftjournal: %s %s: read answer: %w", method, url, err)
+	}
+	if resp.StatusCode/100 != 2 {
+		var e struct {
+			Error string `json:"error"`
+		}
+		if json.Unmarshal(data, &e) == nil && e.Error != "" {
+			return fmt.Errorf("%w: %s %s: %s: %s", ErrRemote, method, url, resp.Status, e.Error)
+		}
+		return fmt.Errorf("%w: %s %s: %s", ErrRemote, method, url, resp.Status)
+	}
+	if out != nil {
+		if err := json.Unmarshal(data, out); err != nil {
+			return fmt.Errorf("raftjournal: %s %s: answer is not the expected JSON: %w", method, url, err)
+		}
+	}
+	return nil
+}
+
+func postJoin(ctx context.Context, adminAddr, id, raftAddr string) error {
+	return AdminCall(ctx, adminAddr, http.MethodPost, "/join", joinRequest{ID: id, RaftAddr: raftAddr}, nil)
+}

@@ -1,0 +1,574 @@
+package raftjournal
+
+import (
+	"bufio"
+	"context"
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/zk2raft/zk2raft/znode"
+)
+
+// The journal RPC protocol runs on the Raft port behind the 'J' byte
+// (transport.go). A connection carries one request at a time:
+//
+//	request   method u8 | length u32 | payload
+//	response  status u8 | length u32 | payload     status 0: ok, 1: error
+//
+// Integers are big-endian; payloads use the log entry codec. Methods:
+//
+//	1 apply        entry bytes             → Result        leader only
+//	2 read index   —                       → uvarint       leader only
+//	3 touch        session varint          → —             leader only
+//	4 add voter    id string, addr string  → —             leader only
+//	5 remove       id string               → —             leader only
+//	6 transfer     id string, addr string  → —             leader only ("" = any)
+//	7 status       —                       → JSON MemberStatus
+//	8 read         path string, flags u8   → exists u8, data bytes, stat
+//
+// A "leader only" request that reaches a follower fails with ErrNotLeader and
+// the caller retries at the leader raft names; requests are never chained from
+// node to node. An error payload is a kind byte and its fields (encodeError).
+const (
+	rpcApply     byte = 1
+	rpcReadIndex byte = 2
+	rpcTouch     byte = 3
+	rpcAddVoter  byte = 4
+	rpcRemove    byte = 5
+	rpcTransfer  byte = 6
+	rpcStatus    byte = 7
+	rpcRead      byte = 8
+)
+
+// maxRPCFrame bounds a frame; import batches are the largest payloads.
+const maxRPCFrame = 256 << 20
+
+var (
+	// ErrNotLeader is returned by leader-only operations on a follower. The
+	// node's API retries them at the leader itself; callers see it only from
+	// the low-level RPCs.
+	ErrNotLeader = errors.New("raftjournal: not the leader")
+	// ErrNoLeader is returned when the cluster has no leader within the
+	// operation's deadline.
+	ErrNoLeader = errors.New("raftjournal: no leader")
+	// ErrOutcomeUnknown is returned when a write was handed to raft or sent to
+	// the leader, and then leadership was lost, the connection broke or the
+	// context ended before the result came back: the write may or may not have
+	// been applied (ZooKeeper's ConnectionLoss; the error also matches
+	// CodeConnectionLoss).
+	ErrOutcomeUnknown = errors.New("raftjournal: write outcome unknown")
+	// ErrClosed is returned by operations on a closed node.
+	ErrClosed = errors.New("raftjournal: node closed")
+	// ErrRemote wraps failures reported by another node that have no sentinel here.
+	ErrRemote = errors.New("raftjournal: remote node")
+)
+
+// errorSentinels are the sentinels that survive the trip between nodes; the
+// index is the wire id (0: none).
+var errorSentinels = []error{nil, ErrNotLeader, ErrNoLeader, ErrWrongPhase, ErrBadCommand,
+	ErrPhaseTransition, ErrIgnoredEntry, ErrOutcomeUnknown, ErrClosed, ErrInvalidConfig}
+
+// remoteError is an error decoded from the wire: the message as the remote
+// node rendered it, matching the sentinel and code it carried.
+type remoteError struct {
+	msg      string
+	sentinel error
+	code     Code
+}
+
+func (e *remoteError) Error() string { return e.msg }
+
+func (e *remoteError) Unwrap() []error {
+	var out []error
+	if e.sentinel != nil {
+		out = append(out, e.sentinel)
+	}
+	if e.code != CodeOK {
+		out = append(out, e.code)
+	}
+	if len(out) == 0 {
+		out = append(out, ErrRemote)
+	}
+	return out
+}
+
+const (
+	errKindOp      = 1
+	errKindCode    = 2
+	errKindGeneral = 3
+)
+
+func appendError(b []byte, err error) []byte {
+	var oe *OpError
+	if errors.As(err, &oe) && oe.Error() == err.Error() {
+		b = append(b, errKindOp, byte(oe.Op))
+		b = appendString(b, oe.Path)
+		return appendVarint(b, int64(oe.Code))
+	}
+	var c Code
+	if errors.As(err, &c) && c.Error() == err.Error() {
+		b = append(b, errKindCode)
+		return appendVarint(b, int64(c))
+	}
+	sid := 0
+	for i, s := range errorSentinels {
+		if s != nil && errors.Is(err, s) {
+			sid = i
+			break
+		}
+	}
+	code := CodeOK
+	if errors.As(err, &c) {
+		code = c
+	}
+	b = append(b, errKindGeneral, byte(sid))
+	b = appendVarint(b, int64(code))
+	return appendString(b, err.Error())
+}
+
+func decodeError(d *decoder) error {
+	switch kind := d.byte1("error kind"); kind {
+	case errKindOp:
+		op := OpKind(d.byte1("op"))
+		return &OpError{Op: op, Path: d.string("path"), Code: Code(d.int32v("code"))}
+	case errKindCode:
+		return Code(d.int32v("code"))
+	case errKindGeneral:
+		sid := int(d.byte1("sentinel"))
+		e := &remoteError{code: Code(d.int32v("code")), msg: d.string("message")}
+		if sid < len(errorSentinels) {
+			e.sentinel = errorSentinels[sid]
+		}
+		return e
+	default:
+		d.fail(fmt.Sprintf("error kind %d", kind))
+		return nil
+	}
+}
+
+func appendWireStat(b []byte, s *znode.WireStat) []byte {
+	for _, v := range []int64{s.Czxid, s.Mzxid, s.Ctime, s.Mtime, int64(s.Version), int64(s.Cversion),
+		int64(s.Aversion), s.EphemeralOwner, int64(s.DataLength), int64(s.NumChildren), s.Pzxid} {
+		b = appendVarint(b, v)
+	}
+	return b
+}
+
+func decodeWireStat(d *decoder) znode.WireStat {
+	return znode.WireStat{
+		Czxid: d.varint("czxid"), Mzxid: d.varint("mzxid"), Ctime: d.varint("ctime"), Mtime: d.varint("mtime"),
+		Version: d.int32v("version"), Cversion: d.int32v("cversion"), Aversion: d.int32v("aversion"),
+		EphemeralOwner: d.varint("ephemeralOwner"), DataLength: d.int32v("dataLength"),
+		NumChildren: d.int32v("numChildren"), Pzxid: d.varint("pzxid"),
+	}
+}
+
+// appendResult encodes a Result for the apply RPC.
+func appendResult(b []byte, r *Result) []byte {
+	b = appendUvarint(b, r.Index)
+	b = appendVarint(b, r.Zxid)
+	if r.Err != nil {
+		b = append(b, 1)
+		b = appendError(b, r.Err)
+	} else {
+		b = append(b, 0)
+	}
+	b = appendUvarint(b, uint64(len(r.Ops)))
+	for i := range r.Ops {
+		op := &r.Ops[i]
+		b = append(b, byte(op.Kind))
+		b = appendVarint(b, int64(op.Err))
+		b = appendString(b, op.Path)
+		b = appendWireStat(b, &op.Stat)
+	}
+	b = appendVarint(b, r.Session)
+	b = appendUvarint(b, uint64(r.Changed))
+	b = appendUvarint(b, uint64(len(r.Deleted)))
+	for _, p := range r.Deleted {
+		b = appendString(b, p)
+	}
+	return appendUvarint(b, uint64(r.Purged))
+}
+
+func decodeResult(p []byte) (*Result, error) {
+	d := &decoder{b: p}
+	r := &Result{Index: d.uvarint("index"), Zxid: d.varint("zxid")}
+	if d.byte1("has error") != 0 {
+		r.Err = decodeError(d)
+	}
+	n := d.count("op count", 14)
+	if n > 0 {
+		r.Ops = make([]OpResult, n)
+	}
+	for i := 0; i < n && d.err == nil; i++ {
+		r.Ops[i] = OpResult{Kind: OpKind(d.byte1("op kind")), Err: Code(d.int32v("op code")), Path: d.string("op path"), Stat: decodeWireStat(d)}
+	}
+	r.Session = d.varint("session")
+	r.Changed = int(d.uvarint("changed"))
+	m := d.count("deleted count", 1)
+	for i := 0; i < m && d.err == nil; i++ {
+		r.Deleted = append(r.Deleted, d.string("deleted path"))
+	}
+	r.Purged = int(d.uvarint("purged"))
+	if err := d.finish(); err != nil {
+		return nil, fmt.Errorf("raftjournal: malformed apply response: %v", err)
+	}
+	return r, nil
+}
+
+// rpcClient calls the journal RPCs of other nodes over pooled connections.
+type rpcClient struct {
+	timeout time.Duration // per call, when the context has none
+
+	mu     sync.Mutex
+	idle   map[string][]*rpcConn
+	closed bool
+}
+
+type rpcConn struct {
+	c net.Conn
+	r *bufio.Reader
+	w *bufio.Writer
+}
+
+// maxIdlePerAddr caps the pooled connections per node.
+const maxIdlePerAddr = 128
+
+func newRPCClient(timeout time.Duration) *rpcClient {
+	return &rpcClient{timeout: timeout, idle: make(map[string][]*rpcConn)}
+}
+
+// errDial marks a failure to reach a node at all: nothing was sent, so any
+// request may be retried.
+type errDial struct{ err error }
+
+func (e *errDial) Error() string { return e.err.Error() }
+func (e *errDial) Unwrap() error { return e.err }
+
+func (cl *rpcClient) get(ctx context.Context, addr string) (*rpcConn, bool, error) {
+	cl.mu.Lock()
+	if cl.closed {
+		cl.mu.Unlock()
+		return nil, false, ErrClosed
+	}
+	if list := cl.idle[addr]; len(list) > 0 {
+		c := list[len(list)-1]
+		cl.idle[addr] = list[:len(list)-1]
+		cl.mu.Unlock()
+		return c, true, nil
+	}
+	cl.mu.Unlock()
+	timeout := cl.timeout
+	if dl, ok := ctx.Deadline(); ok {
+		timeout = min(timeout, time.Until(dl))
+	}
+	if timeout <= 0 {
+		return nil, false, context.DeadlineExceeded
+	}
+	c, err := dialMux(addr, muxJournal, min(timeout, 5*time.Second))
+	if err != nil {
+		return nil, false, &errDial{err}
+	}
+	return &rpcConn{c: c, r: bufio.NewReaderSize(c, 64<<10), w: bufio.NewWriterSize(c, 64<<10)}, false, nil
+}
+
+func (cl *rpcClient) put(addr string, c *rpcConn) {
+	cl.mu.Lock()
+	defer cl.mu.Unlock()
+	if cl.closed || len(cl.idle[addr]) >= maxIdlePerAddr {
+		c.c.Close()
+		return
+	}
+	cl.idle[addr] = append(cl.idle[addr], c)
+}
+
+// drop closes the idle connections to addr: after one failed, the others are
+// most likely dead too (the node restarted).
+func (cl *rpcClient) drop(addr string) {
+	cl.mu.Lock()
+	list := cl.idle[addr]
+	delete(cl.idle, addr)
+	cl.mu.Unlock()
+	for _, c := range list {
+		c.c.Close()
+	}
+}
+
+func (cl *rpcClient) close() {
+	cl.mu.Lock()
+	cl.closed = true
+	idle := cl.idle
+	cl.idle = nil
+	cl.mu.Unlock()
+	for _, list := range idle {
+		for _, c := range list {
+			c.c.Close()
+		}
+	}
+}
+
+// errStaleConn marks a pooled connection found dead before any response byte;
+// the request may have reached the old peer only if it was still alive, so only
+// idempotent requests are retried on it.
+type errStaleConn struct{ err error }
+
+func (e *errStaleConn) Error() string { return e.err.Error() }
+func (e *errStaleConn) Unwrap() error { return e.err }
+
+// call sends one request and returns the response payload, or the remote error.
+func (cl *rpcClient) call(ctx context.Context, addr string, method byte, payload []byte) ([]byte, error) {
+	for attempt := 0; ; attempt++ {
+		resp, err := cl.callOnce(ctx, addr, method, payload)
+		var stale *errStaleConn
+		if errors.As(err, &stale) {
+			if attempt < 2 && method != rpcApply {
+				continue
+			}
+			err = fmt.Errorf("%w (%w): rpc to %s: %v", ErrOutcomeUnknown, CodeConnectionLoss, addr, stale.err)
+		}
+		return resp, err
+	}
+}
+
+func (cl *rpcClient) callOnce(ctx context.Context, addr string, method byte, payload []byte) ([]byte, error) {
+	if len(payload) > maxRPCFrame {
+		return nil, fmt.Errorf("raftjournal: request of %d bytes exceeds the %d-byte frame limit", len(payload), maxRPCFrame)
+	}
+	c, reused, err := cl.get(ctx, addr)
+	if err != nil {
+		return nil, err
+	}
+	deadline := time.Now().Add(cl.timeout)
+	if dl, ok := ctx.Deadline(); ok && dl.Before(deadline) {
+		deadline = dl
+	}
+	_ = c.c.SetDeadline(deadline)
+	stop := context.AfterFunc(ctx, func() { _ = c.c.SetDeadline(time.Unix(1, 0)) })
+	resp, status, got, err := c.roundTrip(method, payload)
+	if !stop() {
+		err = errors.Join(ctx.Err(), err)
+	}
+	if err != nil {
+		c.c.Close()
+		cl.drop(addr)
+		if reused && !got && (errors.Is(err, io.EOF) || errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE)) && ctx.Err() == nil {
+			return nil, &errStaleConn{err}
+		}
+		// The request may have been delivered and acted on.
+		return nil, fmt.Errorf("%w (%w): rpc to %s: %w", ErrOutcomeUnknown, CodeConnectionLoss, addr, err)
+	}
+	_ = c.c.SetDeadline(time.Time{})
+	cl.put(addr, c)
+	if status != 0 {
+		d := &decoder{b: resp}
+		rerr := decodeError(d)
+		if err := d.finish(); err != nil {
+			return nil, fmt.Errorf("raftjournal: malformed error from %s: %v", addr, err)
+		}
+		return nil, rerr
+	}
+	return resp, nil
+}
+
+// roundTrip writes a request and reads the response; got reports whether any
+// byte of the response arrived.
+func (c *rpcConn) roundTrip(method byte, payload []byte) (resp []byte, status byte, got bool, err error) {
+	var h [5]byte
+	h[0] = method
+	binary.BigEndian.PutUint32(h[1:], uint32(len(payload)))
+	if _, err = c.w.Write(h[:]); err == nil {
+		if _, err = c.w.Write(payload); err == nil {
+			err = c.w.Flush()
+		}
+	}
+	if err != nil {
+		return nil, 0, false, err
+	}
+	if _, err = io.ReadFull(c.r, h[:1]); err != nil {
+		return nil, 0, false, err
+	}
+	if _, err = io.ReadFull(c.r, h[1:]); err != nil {
+		return nil, 0, true, err
+	}
+	n := binary.BigEndian.Uint32(h[1:])
+	if n > maxRPCFrame {
+		return nil, 0, true, fmt.Errorf("response frame of %d bytes", n)
+	}
+	resp = make([]byte, n)
+	if _, err = io.ReadFull(c.r, resp); err != nil {
+		return nil, 0, true, err
+	}
+	return resp, h[0], true, nil
+}
+
+// serveRPC serves one journal connection until it closes.
+func (n *Node) serveRPC(c net.Conn) {
+	r := bufio.NewReaderSize(c, 64<<10)
+	w := bufio.NewWriterSize(c, 64<<10)
+	var h [5]byte
+	for {
+		if _, err := io.ReadFull(r, h[:]); err != nil {
+			return
+		}
+		size := binary.BigEndian.Uint32(h[1:])
+		if size > maxRPCFrame {
+			n.logger.Warn("rpc frame too large", "remote", c.RemoteAddr().String(), "bytes", size)
+			return
+		}
+		payload := make([]byte, size)
+		if _, err := io.ReadFull(r, payload); err != nil {
+			return
+		}
+		resp, err := n.handleRPC(h[0], payload)
+		status := byte(0)
+		if err != nil {
+			status, resp = 1, appendError(nil, err)
+		}
+		h[0] = status
+		binary.BigEndian.PutUint32(h[1:], uint32(len(resp)))
+		if _, err := w.Write(h[:]); err != nil {
+			return
+		}
+		if _, err := w.Write(resp); err != nil {
+			return
+		}
+		if err := w.Flush(); err != nil {
+			return
+		}
+	}
+}
+
+func (n *Node) handleRPC(method byte, payload []byte) ([]byte, error) {
+	ctx, cancel := context.WithTimeout(n.ctx, n.cfg.ForwardTimeout)
+	defer cancel()
+	d := &decoder{b: payload}
+	bad := func() error { return fmt.Errorf("%w: rpc %d: %v", ErrBadCommand, method, d.err) }
+	switch method {
+	case rpcApply:
+		if !n.isLeader() {
+			return nil, ErrNotLeader
+		}
+		n.metrics.forwardedIn.Inc()
+		res, err := n.applyLocal(ctx, stampEntry(payload, time.Now().UnixMilli()), entryTypeOf(payload))
+		if err != nil {
+			return nil, err
+		}
+		return appendResult(nil, res), nil
+	case rpcReadIndex:
+		idx, err := n.leaderReadIndex(ctx)
+		if err != nil {
+			return nil, err
+		}
+		return appendUvarint(nil, idx), nil
+	case rpcTouch:
+		id := d.varint("session")
+		if d.finish() != nil {
+			return nil, bad()
+		}
+		return nil, n.touchLocal(id)
+	case rpcAddVoter:
+		id, addr := d.string("id"), d.string("addr")
+		if d.finish() != nil {
+			return nil, bad()
+		}
+		return nil, n.addVoterLocal(ctx, id, addr)
+	case rpcRemove:
+		id := d.string("id")
+		if d.finish() != nil {
+			return nil, bad()
+		}
+		return nil, n.removeLocal(ctx, id)
+	case rpcTransfer:
+		id, addr := d.string("id"), d.string("addr")
+		if d.finish() != nil {
+			return nil, bad()
+		}
+		return nil, n.transferLocal(ctx, id, addr)
+	case rpcStatus:
+		return json.Marshal(n.memberStatus())
+	case rpcRead:
+		path := d.string("path")
+		flags := d.byte1("flags")
+		if d.finish() != nil {
+			return nil, bad()
+		}
+		var opts []ReadOption
+		if flags&1 != 0 {
+			opts = append(opts, Linearizable())
+		}
+		data, st, err := n.Get(ctx, path, opts...)
+		if CodeOf(err) == CodeNoNode {
+			return []byte{0}, nil
+		}
+		if err != nil {
+			return nil, err
+		}
+		b := appendBytes([]byte{1}, data)
+		return appendWireStat(b, &st), nil
+	}
+	return nil, fmt.Errorf("%w: unknown rpc method %d", ErrBadCommand, method)
+}
+
+// entryTypeOf is the type byte of an encoded entry (0 for an empty one).
+func entryTypeOf(entry []byte) EntryType {
+	if len(entry) == 0 {
+		return 0
+	}
+	return EntryType(entry[0])
+}
+
+// RemoteRead reads a node's data and stat from the node at raftAddr over the
+// journal RPC (local on that node, or linearizable). It is meant for tools and
+// tests that run outside the node's process.
+func RemoteRead(ctx context.Context, raftAddr, path string, linearizable bool) (data []byte, st znode.WireStat, exists bool, err error) {
+	cl := newRPCClient(10 * time.Second)
+	defer cl.close()
+	flags := byte(0)
+	if linearizable {
+		flags = 1
+	}
+	resp, err := cl.call(ctx, raftAddr, rpcRead, append(appendString(nil, path), flags))
+	if err != nil {
+		return nil, st, false, err
+	}
+	d := &decoder{b: resp}
+	if d.byte1("exists") == 0 {
+		return nil, st, false, d.finish()
+	}
+	data = d.bytes("data")
+	st = decodeWireStat(d)
+	return data, st, true, d.finish()
+}
+
+// RemoteApply submits an encoded entry to the leader at raftAddr over the
+// journal RPC and returns its result. It fails with ErrNotLeader when raftAddr
+// is not the leader. For tools and tests outside the node's process.
+func RemoteApply(ctx context.Context, raftAddr string, entry []byte) (*Result, error) {
+	cl := newRPCClient(30 * time.Second)
+	defer cl.close()
+	resp, err := cl.call(ctx, raftAddr, rpcApply, entry)
+	if err != nil {
+		return nil, err
+	}
+	return decodeResult(resp)
+}
+
+// RemoteStatus returns the member status of the node at raftAddr.
+func RemoteStatus(ctx context.Context, raftAddr string) (MemberStatus, error) {
+	cl := newRPCClient(10 * time.Second)
+	defer cl.close()
+	var ms MemberStatus
+	resp, err := cl.call(ctx, raftAddr, rpcStatus, nil)
+	if err != nil {
+		return ms, err
+	}
+	err = json.Unmarshal(resp, &ms)
+	return ms, err
+}
