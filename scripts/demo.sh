@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
-# The local demo behind `make demo`: a real ZooKeeper ensemble, a seeded Kafka-shaped
-# tree, and zk2raft's digest checked against ZooKeeper's own. Everything lives under
-# ./zk2raft-demo and is stopped on exit.
+# The local demo behind `make demo`: the main job on an embedded default. A real
+# ZooKeeper ensemble, a seeded Kafka-shaped tree, `zk2raft migrate` into a fresh
+# journal data dir under ./zk2raft-demo (pre-flight, export streamed straight into
+# the import, verification against ZooKeeper's own digest), then a 3-node journal
+# serving the result and its status. Everything lives under ./zk2raft-demo and is
+# stopped on exit.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -15,24 +18,92 @@ mkdir -p "$DIR"
 
 say() { printf '\n== %s\n' "$*"; }
 
+PIDS=()
+cleanup() {
+	local pid
+	for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
+	for pid in "${PIDS[@]}"; do wait "$pid" 2>/dev/null || true; done
+}
+trap cleanup EXIT
+
+# free_port prints a loopback TCP port nothing listens on right now.
+free_port() {
+	local p
+	for _ in $(seq 1 100); do
+		p=$((20000 + RANDOM % 20000))
+		if ! (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then
+			echo "$p"
+			return
+		fi
+	done
+	echo "demo: no free port found" >&2
+	exit 1
+}
+
+# wait_line FILE PATTERN PID WHAT: wait until FILE has a line matching PATTERN.
+wait_line() {
+	for _ in $(seq 1 240); do
+		grep -q "$2" "$1" 2>/dev/null && return 0
+		kill -0 "$3" 2>/dev/null || { echo "demo: $4 exited; its log:" >&2; cat "${1%.*}.log" >&2 || true; exit 1; }
+		sleep 0.25
+	done
+	echo "demo: $4 did not come up; see ${1%.*}.log" >&2
+	exit 1
+}
+
 say "starting a local ZooKeeper 3.8 ensemble (Debian's package) on a free loopback port"
 "$BIN" dev ensemble --dir "$DIR/zk" --servers 1 >"$DIR/ensemble.addr" 2>"$DIR/ensemble.log" &
-ENSEMBLE_PID=$!
-trap 'kill "$ENSEMBLE_PID" 2>/dev/null; wait "$ENSEMBLE_PID" 2>/dev/null || true' EXIT
-for _ in $(seq 1 240); do
-	[ -s "$DIR/ensemble.addr" ] && break
-	kill -0 "$ENSEMBLE_PID" 2>/dev/null || { cat "$DIR/ensemble.log" >&2; exit 1; }
-	sleep 0.25
-done
+PIDS+=($!)
+wait_line "$DIR/ensemble.addr" ":" "${PIDS[0]}" "the ensemble"
 ZK=$(head -n1 "$DIR/ensemble.addr")
-[ -n "$ZK" ] || { echo "demo: the ensemble did not start; see $DIR/ensemble.log" >&2; exit 1; }
 echo "ZooKeeper serving at $ZK (data and logs in $DIR/zk)"
 
 say "seeding a Kafka-shaped tree: $NODES nodes, seed $SEED"
 "$BIN" dev seed --zk "$ZK" --profile kafka --nodes "$NODES" --seed "$SEED"
 
-say "recomputing ZooKeeper's tree digest from the client API and comparing it with the server's hash log"
+say "aligning ZooKeeper's last zxid on a digest-log entry (it logs one every 128 zxids), so the migration can be checked against ZooKeeper's own digest"
 "$BIN" dev digest --zk "$ZK" --align /zk2raft-demo-align
 
+say "pre-flight (migrate --dry-run): what the journal cannot honour or the operator must decide"
+"$BIN" migrate --zk "$ZK" --dry-run --log-level warn
+
+P1=$(free_port)
+say "migrate: the export walk streamed straight into a fresh journal in $DIR/node-1, then verified"
+"$BIN" migrate --zk "$ZK" --data-dir "$DIR/node-1" --node-id node-1 --raft-addr "127.0.0.1:$P1" \
+	--keep-snapshot "$DIR/export.snap" --verify full --log-level warn | tee "$DIR/migrate.out"
+DIGEST=$(sed -n 's/^  digest .* journal \(-\{0,1\}[0-9]*\) over.*/\1/p' "$DIR/migrate.out")
+
+say "a 3-node journal: node-1 serves the migrated data dir, node-2 and node-3 join it and catch up by snapshot install"
+start_node() { # ID RAFT_PORT ADMIN_PORT [--join ADMIN]
+	local id=$1 raft=$2 admin=$3
+	shift 3
+	"$BIN" serve --data-dir "$DIR/$id" --node-id "$id" --raft-addr "127.0.0.1:$raft" --admin-addr "127.0.0.1:$admin" "$@" \
+		>"$DIR/$id.out" 2>"$DIR/$id.log" &
+	PIDS+=($!)
+	wait_line "$DIR/$id.out" "serving" "$!" "journal node $id"
+	cat "$DIR/$id.out"
+}
+A1=$(free_port)
+start_node node-1 "$P1" "$A1"
+start_node node-2 "$(free_port)" "$(free_port)" --join "127.0.0.1:$A1"
+start_node node-3 "$(free_port)" "$(free_port)" --join "127.0.0.1:$A1"
+
+# Wait until every member reports the migrated digest.
+for _ in $(seq 1 240); do
+	n=$("$BIN" journal status --journal "127.0.0.1:$A1" 2>/dev/null | grep -c -- " $DIGEST\$" || true)
+	[ "$n" = 3 ] && break
+	sleep 0.25
+done
+
+say "journal status"
+"$BIN" journal status --journal "127.0.0.1:$A1"
+
 say "done"
-echo "The ensemble stops now. Export, import into the Raft journal and verify join this demo as they land."
+n=$("$BIN" journal status --journal "127.0.0.1:$A1" | grep -c -- " $DIGEST\$" || true)
+if [ "$n" = 3 ]; then
+	echo "All 3 journal nodes hold digest $DIGEST: the tree migrate verified against ZooKeeper's export and its own digest."
+else
+	echo "demo: only $n of 3 journal nodes report digest $DIGEST" >&2
+	exit 1
+fi
+echo "The journal nodes and the ensemble stop now; their data and logs stay in $DIR."
