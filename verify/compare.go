@@ -1,0 +1,970 @@
+package verify
+
+import (
+	"cmp"
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"golang.org/x/sync/errgroup"
+
+	"github.com/zk2raft/zk2raft/exporter"
+	"github.com/zk2raft/zk2raft/znode"
+)
+
+// Defaults applied by DefaultConfig and to zero Config fields.
+const (
+	DefaultMaxDiffs           = 100
+	DefaultMaxSubtreeDiffs    = 10
+	DefaultRechecks           = 5
+	DefaultRecheckInterval    = 200 * time.Millisecond
+	DefaultMaxRecheckInterval = 2 * time.Second
+	DefaultMaxPending         = 10_000
+	DefaultMaxPendingBytes    = 64 << 20
+	DefaultRecheckWorkers     = 16
+
+	// batchSize nodes travel together from a side's walk to the merge;
+	// chanBatches of them may wait, per side. Together they bound what a
+	// comparison holds beyond the sources' own buffers.
+	batchSize   = 512
+	chanBatches = 8
+)
+
+// Config configures a comparison. Start from DefaultConfig; zero fields take
+// the Default… values.
+type Config struct {
+	// Path is the subtree compared. Empty means the deepest subtree both sides
+	// hold ("/" unless a side is a chroot or a subtree export).
+	Path string
+	// Exclude are absolute path.Match globs; a node matching one is left out
+	// with its subtree, on both sides. /zookeeper is always left out when the
+	// scope is "/", and a snapshot's recorded exclusions apply to both sides.
+	Exclude []string
+	// Allow are allow-list rules (AllowRule).
+	Allow []AllowRule
+	// NoDefaultAllow turns off the built-in allowances (RuleClientOwner,
+	// RuleEphemeralsSkipped).
+	NoDefaultAllow bool
+	// MaxDiffs bounds the differences listed (also allowed and converged
+	// ones); the counts stay exact. Negative lists none.
+	MaxDiffs int
+	// MaxSubtreeDiffs bounds the differences listed per top-level subtree.
+	// Negative lists none.
+	MaxSubtreeDiffs int
+	// DigestOnly compares ZooKeeper digests instead of nodes, in constant time
+	// where both sides offer comparable digests (Digester), and by walking
+	// otherwise (ModeDigestWalk).
+	DigestOnly bool
+	// Rechecks is how many times a difference seen with a live side is re-read
+	// before it is reported, when one side is newer than the other (their
+	// zxids or versions differ). Negative disables re-checks.
+	Rechecks int
+	// RecheckInterval is the pause before the first re-read; it doubles for
+	// each later one, up to MaxRecheckInterval.
+	RecheckInterval    time.Duration
+	MaxRecheckInterval time.Duration
+	// MaxPending and MaxPendingBytes bound the differences held for
+	// re-checking (and the static side's nodes they keep, in bytes of data,
+	// paths and ACLs); beyond them, differences are reported at once.
+	MaxPending      int
+	MaxPendingBytes int64
+	// RecheckWorkers is how many re-reads run at once.
+	RecheckWorkers int
+	// Logger receives progress lines; nil discards them.
+	Logger *slog.Logger
+}
+
+// DefaultConfig returns the configuration for a full comparison of everything
+// both sides hold.
+func DefaultConfig() Config {
+	return Config{
+		MaxDiffs:           DefaultMaxDiffs,
+		MaxSubtreeDiffs:    DefaultMaxSubtreeDiffs,
+		Rechecks:           DefaultRechecks,
+		RecheckInterval:    DefaultRecheckInterval,
+		MaxRecheckInterval: DefaultMaxRecheckInterval,
+		MaxPending:         DefaultMaxPending,
+		MaxPendingBytes:    DefaultMaxPendingBytes,
+		RecheckWorkers:     DefaultRecheckWorkers,
+	}
+}
+
+// Validate reports whether the configuration can be used.
+func (c Config) Validate() error {
+	if c.Path != "" {
+		if err := znode.ValidatePath(c.Path); err != nil {
+			return fmt.Errorf("%w: path: %w", ErrInvalidConfig, err)
+		}
+	}
+	for _, p := range c.Exclude {
+		if err := exporter.ValidateExclude(p); err != nil {
+			return fmt.Errorf("%w: %w", ErrInvalidConfig, err)
+		}
+	}
+	for _, r := range c.Allow {
+		if err := ValidatePattern(r.Pattern); err != nil {
+			return fmt.Errorf("%w: %w", ErrInvalidConfig, err)
+		}
+		if len(r.What) == 0 {
+			return fmt.Errorf("%w: allow rule %q allows nothing", ErrInvalidConfig, r.Pattern)
+		}
+	}
+	switch {
+	case c.RecheckInterval < 0, c.MaxRecheckInterval < 0:
+		return fmt.Errorf("%w: negative re-check interval", ErrInvalidConfig)
+	case c.MaxPending < 0, c.MaxPendingBytes < 0, c.RecheckWorkers < 0:
+		return fmt.Errorf("%w: negative re-check budget", ErrInvalidConfig)
+	}
+	return nil
+}
+
+func (c Config) withDefaults() Config {
+	switch {
+	case c.MaxDiffs == 0:
+		c.MaxDiffs = DefaultMaxDiffs
+	case c.MaxDiffs < 0:
+		c.MaxDiffs = 0
+	}
+	switch {
+	case c.MaxSubtreeDiffs == 0:
+		c.MaxSubtreeDiffs = DefaultMaxSubtreeDiffs
+	case c.MaxSubtreeDiffs < 0:
+		c.MaxSubtreeDiffs = 0
+	}
+	switch {
+	case c.Rechecks == 0:
+		c.Rechecks = DefaultRechecks
+	case c.Rechecks < 0:
+		c.Rechecks = 0
+	}
+	if c.RecheckInterval == 0 {
+		c.RecheckInterval = DefaultRecheckInterval
+	}
+	if c.MaxRecheckInterval == 0 {
+		c.MaxRecheckInterval = max(DefaultMaxRecheckInterval, c.RecheckInterval)
+	}
+	if c.MaxPending == 0 {
+		c.MaxPending = DefaultMaxPending
+	}
+	if c.MaxPendingBytes == 0 {
+		c.MaxPendingBytes = DefaultMaxPendingBytes
+	}
+	if c.RecheckWorkers == 0 {
+		c.RecheckWorkers = DefaultRecheckWorkers
+	}
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
+	}
+	return c
+}
+
+// Compare compares target against source and returns the report. An error
+// means no verdict: a side could not be read completely (unreachable,
+// unreadable nodes, a damaged file) or streamed out of canonical order.
+func Compare(ctx context.Context, source, target Source, cfg Config) (*Report, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	cfg = cfg.withDefaults()
+	start := time.Now()
+	c, err := newComparison(source, target, cfg)
+	if err != nil {
+		return nil, err
+	}
+	if cfg.DigestOnly {
+		done, err := c.compareDigests(ctx)
+		if err != nil {
+			return nil, err
+		}
+		if done {
+			c.finish(start)
+			return c.report, nil
+		}
+		c.report.Mode = ModeDigestWalk
+	}
+	if err := c.walkBoth(ctx); err != nil {
+		return nil, err
+	}
+	if err := c.recheck(ctx); err != nil {
+		return nil, err
+	}
+	if c.report.Mode == ModeDigestWalk {
+		c.finishDigestWalk()
+	}
+	c.finish(start)
+	return c.report, nil
+}
+
+// comparison is the state of one Compare.
+type comparison struct {
+	cfg    Config
+	src    Source
+	tgt    Source
+	si, ti Info
+	scope  Scope
+	rules  []AllowRule
+	report *Report
+
+	// Live sides re-read differences; nil when the side is static.
+	srcLive, tgtLive Rereader
+
+	subtrees  []*subtree
+	allowedBy map[string]*RuleCount
+
+	pending      []*suspect
+	pendingBytes int64
+}
+
+type subtree struct {
+	SubtreeResult
+	listed int // immediate differences listed in First
+}
+
+// suspect is a difference held for re-checking.
+type suspect struct {
+	path    string
+	src     *znode.Node // kept when the source is static
+	tgt     *znode.Node // kept when the target is static
+	subtree int
+	first   []Allowed // what differed when first seen
+	last    []Difference
+}
+
+func newComparison(src, tgt Source, cfg Config) (*comparison, error) {
+	c := &comparison{
+		cfg: cfg, src: src, tgt: tgt, si: src.Info(), ti: tgt.Info(),
+		rules:     cfg.Allow,
+		allowedBy: make(map[string]*RuleCount),
+	}
+	if c.si.Live {
+		c.srcLive, _ = src.(Rereader)
+	}
+	if c.ti.Live {
+		c.tgtLive, _ = tgt.(Rereader)
+	}
+	mode := ModeFull
+	if cfg.DigestOnly {
+		mode = ModeDigest
+	}
+	c.report = &Report{
+		Mode:     mode,
+		Source:   sideReport(c.si),
+		Target:   sideReport(c.ti),
+		MaxDiffs: cfg.MaxDiffs,
+	}
+	if err := c.resolveScope(); err != nil {
+		return nil, err
+	}
+	if !cfg.NoDefaultAllow {
+		if c.si.RawOwners != c.ti.RawOwners {
+			c.report.Scope.Allow = append(c.report.Scope.Allow, RuleReport{Rule: RuleClientOwner, Origin: "default",
+				Reason: "one side reads through the client API, which shows ephemeralOwner 0 for container and TTL nodes"})
+		}
+		if c.si.SkipsEphemerals || c.ti.SkipsEphemerals {
+			c.report.Scope.Allow = append(c.report.Scope.Allow, RuleReport{Rule: RuleEphemeralsSkipped, Origin: "default",
+				Reason: "a side's export skipped ephemeral nodes"})
+		}
+	}
+	for _, r := range cfg.Allow {
+		c.report.Scope.Allow = append(c.report.Scope.Allow, RuleReport{Rule: r.label(), Origin: r.Origin, Reason: r.Reason})
+	}
+	return c, nil
+}
+
+func sideReport(i Info) SideReport {
+	return SideReport{URI: i.URI, Scheme: i.Scheme, Description: i.Description, Live: i.Live, RawOwners: i.RawOwners, Nodes: i.Nodes}
+}
+
+func (r *AllowRule) label() string {
+	var what []string
+	for _, a := range r.What {
+		what = append(what, a.String())
+	}
+	return r.Pattern + " " + strings.Join(what, ",")
+}
+
+// resolveScope settles the subtree compared and the exclusions.
+func (c *comparison) resolveScope() error {
+	rs, rt := c.si.Root, c.ti.Root
+	var deepest, holder string
+	switch {
+	case inSubtree(rt, rs):
+		deepest, holder = rt, "target"
+	case inSubtree(rs, rt):
+		deepest, holder = rs, "source"
+	default:
+		return fmt.Errorf("%w: nothing in common: the source holds %s, the target %s", ErrInvalidConfig, rs, rt)
+	}
+	root := deepest
+	if c.cfg.Path != "" {
+		for _, side := range []struct {
+			name string
+			root string
+		}{{"source", rs}, {"target", rt}} {
+			if !inSubtree(c.cfg.Path, side.root) {
+				return fmt.Errorf("%w: path %s is outside what the %s holds (%s)", ErrInvalidConfig, c.cfg.Path, side.name, side.root)
+			}
+		}
+		root = c.cfg.Path
+	} else if deepest != "/" {
+		c.note("scope is %s, the subtree the %s holds", deepest, holder)
+	}
+	var excl []Exclusion
+	seen := map[string]bool{}
+	add := func(p, origin, reason string) {
+		if !seen[p] {
+			seen[p] = true
+			excl = append(excl, Exclusion{Pattern: p, Origin: origin, Reason: reason})
+		}
+	}
+	if root == "/" {
+		add("/zookeeper", "default", "ZooKeeper's own subtree: per-server, not migrated")
+	}
+	for _, p := range c.si.Exclude {
+		add(p, "source", "left out by the source's export")
+	}
+	for _, p := range c.ti.Exclude {
+		add(p, "target", "left out by the target's export")
+	}
+	for _, p := range c.cfg.Exclude {
+		add(p, "flag", "")
+	}
+	c.scope = Scope{Root: root}
+	for _, e := range excl {
+		c.scope.Exclude = append(c.scope.Exclude, e.Pattern)
+	}
+	c.report.Scope.Path = root
+	c.report.Scope.Exclude = excl
+	return nil
+}
+
+func (c *comparison) note(format string, args ...any) {
+	c.report.Notes = append(c.report.Notes, fmt.Sprintf(format, args...))
+}
+
+// sideStream is one side's walk, feeding the merge.
+type sideStream struct {
+	name  string
+	src   Source
+	uri   string
+	ch    chan []*znode.Node
+	buf   []*znode.Node
+	i     int
+	nodes int64 // set by run when it returns
+}
+
+// run walks the side into its channel: checks the order, filters, digests.
+func (s *sideStream) run(ctx context.Context, scope Scope) error {
+	defer close(s.ch)
+	f := newFilter(scope)
+	var (
+		prev  string
+		index int64
+		fnErr error
+		nodes int64
+	)
+	batch := make([]*znode.Node, 0, batchSize)
+	send := func() error {
+		select {
+		case s.ch <- batch:
+			batch = make([]*znode.Node, 0, batchSize)
+			return nil
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	err := s.src.Walk(ctx, scope, func(n *znode.Node) error {
+		if !wellFormed(n.Path) {
+			fnErr = fmt.Errorf("verify: %s %s: node %d has the malformed path %q", s.name, s.uri, index, n.Path)
+			return fnErr
+		}
+		if index > 0 && comparePaths(prev, n.Path) >= 0 {
+			fnErr = &UnsortedError{Side: s.name, URI: s.uri, Index: index, Prev: prev, Path: n.Path}
+			return fnErr
+		}
+		prev = n.Path
+		index++
+		if !f.keep(n.Path) {
+			return nil
+		}
+		nodes++
+		batch = append(batch, n)
+		if len(batch) == batchSize {
+			if err := send(); err != nil {
+				fnErr = err
+				return err
+			}
+		}
+		return nil
+	})
+	if fnErr != nil {
+		return fnErr // the walk may have wrapped it; report it as made
+	}
+	if err == nil && len(batch) > 0 {
+		err = send()
+	}
+	s.nodes = nodes
+	return err
+}
+
+// wellFormed is the structural part of znode.ValidatePath, cheap enough for
+// every node: the canonical order is defined on such paths. Snapshot readers
+// and ZooKeeper check the rest.
+func wellFormed(p string) bool {
+	if p == "/" {
+		return true
+	}
+	return len(p) > 1 && p[0] == '/' && p[len(p)-1] != '/' && !strings.Contains(p, "//")
+}
+
+// next returns the next node, nil at the end of the stream (or when the walk
+// stopped early, which the walk's error then reports).
+func (s *sideStream) next() *znode.Node {
+	for s.i >= len(s.buf) {
+		b, ok := <-s.ch
+		if !ok {
+			return nil
+		}
+		s.buf, s.i = b, 0
+	}
+	n := s.buf[s.i]
+	s.buf[s.i] = nil
+	s.i++
+	return n
+}
+
+// walkBoth runs both walks concurrently and merges them. Any error ends the
+// comparison without a verdict; a side's own error is preferred to the
+// cancellation it caused on the other side.
+func (c *comparison) walkBoth(ctx context.Context) error {
+	a := &sideStream{name: "source", src: c.src, uri: c.si.URI, ch: make(chan []*znode.Node, chanBatches)}
+	b := &sideStream{name: "target", src: c.tgt, uri: c.ti.URI, ch: make(chan []*znode.Node, chanBatches)}
+	wctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	errs := make([]error, 2)
+	var wg sync.WaitGroup
+	for i, s := range []*sideStream{a, b} {
+		wg.Go(func() {
+			if errs[i] = s.run(wctx, c.scope); errs[i] != nil {
+				cancel()
+			}
+		})
+	}
+	mergeErr := c.merge(wctx, a, b)
+	if mergeErr != nil {
+		cancel() // the walks stop sending once their context is done
+	}
+	wg.Wait()
+	for _, err := range errs {
+		if err != nil && !isContextErr(err) {
+			return err
+		}
+	}
+	for i, err := range errs {
+		if err != nil {
+			return fmt.Errorf("verify: while reading the %s: %w", []string{"source", "target"}[i], err)
+		}
+	}
+	if mergeErr != nil {
+		return mergeErr
+	}
+	c.report.Source.Nodes, c.report.Target.Nodes = a.nodes, b.nodes
+	c.cfg.Logger.Debug("verify merged", "compared", c.report.Compared, "differences", c.report.Counts.Differences,
+		"suspects", len(c.pending))
+	return nil
+}
+
+func isContextErr(err error) bool {
+	return errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded)
+}
+
+// merge is the merge-join of the two sorted streams.
+func (c *comparison) merge(ctx context.Context, a, b *sideStream) error {
+	x, y := a.next(), b.next()
+	for steps := 0; x != nil || y != nil; steps++ {
+		if steps&4095 == 0 {
+			if err := ctx.Err(); err != nil {
+				return err
+			}
+		}
+		var order int
+		switch {
+		case x == nil:
+			order = 1
+		case y == nil:
+			order = -1
+		default:
+			order = comparePaths(x.Path, y.Path)
+		}
+		switch {
+		case order < 0:
+			c.compareNode(x.Path, x, nil)
+			x = a.next()
+		case order > 0:
+			c.compareNode(y.Path, nil, y)
+			y = b.next()
+		default:
+			c.compareNode(x.Path, x, y)
+			x, y = a.next(), b.next()
+		}
+	}
+	return nil
+}
+
+// compareNode compares one path (s or t nil when absent on that side). It
+// keeps each side's digest too: once for a node both sides hold alike.
+func (c *comparison) compareNode(path string, s, t *znode.Node) {
+	st := c.enterSubtree(path)
+	c.report.Compared++
+	c.subtrees[st].Nodes++
+	if s != nil && t != nil && sameNode(s, t) {
+		d := s.Digest()
+		c.report.Source.Digest.Add(d)
+		c.report.Target.Digest.Add(d)
+		return
+	}
+	if s != nil {
+		c.report.Source.Digest.Add(s.Digest())
+	}
+	if t != nil {
+		c.report.Target.Digest.Add(t.Digest())
+	}
+	diffs := c.allowFilter(diffNodes(path, s, t), st)
+	if len(diffs) == 0 {
+		return
+	}
+	if c.recheckable(s, t) {
+		if c.hold(path, s, t, diffs, st) {
+			return
+		}
+		c.report.Counts.NotRechecked++
+	}
+	c.addDifferences(diffs, st, true)
+}
+
+// enterSubtree returns the index of path's top-level subtree, starting a new
+// one when path leaves the current one (the merge is in canonical order, so a
+// subtree's paths are contiguous).
+func (c *comparison) enterSubtree(path string) int {
+	if n := len(c.subtrees); n > 0 {
+		if cur := c.subtrees[n-1].Path; cur != c.scope.Root && inSubtree(path, cur) {
+			return n - 1
+		}
+	}
+	key := subtreeKey(c.scope.Root, path)
+	c.subtrees = append(c.subtrees, &subtree{SubtreeResult: SubtreeResult{Path: key}})
+	return len(c.subtrees) - 1
+}
+
+// subtreeKey is the scope's root for the root itself, and the root's child on
+// the way to path otherwise.
+func subtreeKey(root, path string) string {
+	if path == root {
+		return root
+	}
+	rest := path[len(root)+1:]
+	if root == "/" {
+		rest = path[1:]
+	}
+	if i := strings.IndexByte(rest, '/'); i >= 0 {
+		rest = rest[:i]
+	}
+	return znode.Join(root, rest)
+}
+
+// comparePaths is znode.ComparePaths, the canonical order, computed bytewise
+// with '/' below every other byte: for valid paths the two agree
+// (TestComparePathsAgrees), and this one does not split components.
+func comparePaths(a, b string) int {
+	n := min(len(a), len(b))
+	for i := 0; i < n; i++ {
+		ca, cb := a[i], b[i]
+		if ca == cb {
+			continue
+		}
+		switch {
+		case ca == '/':
+			return -1
+		case cb == '/':
+			return 1
+		case ca < cb:
+			return -1
+		}
+		return 1
+	}
+	return cmp.Compare(len(a), len(b))
+}
+
+// sameNode is the fast path: every compared field equal.
+func sameNode(s, t *znode.Node) bool {
+	return s.Stat == t.Stat && s.NumChildren == t.NumChildren && equalData(s.Data, t.Data) && znode.EqualACLs(s.ACL, t.ACL)
+}
+
+// diffNodes lists every way t differs from s at path.
+func diffNodes(path string, s, t *znode.Node) []Difference {
+	switch {
+	case s == nil && t == nil:
+		return nil
+	case t == nil:
+		return []Difference{{Path: path, Kind: KindMissing, Source: presence(s), Target: Value{}}}
+	case s == nil:
+		return []Difference{{Path: path, Kind: KindExtra, Source: Value{}, Target: presence(t)}}
+	}
+	var out []Difference
+	add := func(f Field, sv, tv Value) {
+		sv.Present, tv.Present = true, true
+		out = append(out, Difference{Path: path, Kind: KindMismatch, Field: f, Source: sv, Target: tv})
+	}
+	if !equalData(s.Data, t.Data) {
+		f := FieldData
+		if len(s.Data) == 0 && len(t.Data) == 0 {
+			f = FieldNilData
+		}
+		add(f, Value{Data: s.Data}, Value{Data: t.Data})
+	}
+	if !znode.EqualACLs(s.ACL, t.ACL) {
+		add(FieldACL, Value{ACL: s.ACL}, Value{ACL: t.ACL})
+	}
+	ints := []struct {
+		f    Field
+		s, t int64
+	}{
+		{FieldCzxid, s.Stat.Czxid, t.Stat.Czxid},
+		{FieldMzxid, s.Stat.Mzxid, t.Stat.Mzxid},
+		{FieldPzxid, s.Stat.Pzxid, t.Stat.Pzxid},
+		{FieldCtime, s.Stat.Ctime, t.Stat.Ctime},
+		{FieldMtime, s.Stat.Mtime, t.Stat.Mtime},
+		{FieldVersion, int64(s.Stat.Version), int64(t.Stat.Version)},
+		{FieldCversion, int64(s.Stat.Cversion), int64(t.Stat.Cversion)},
+		{FieldAversion, int64(s.Stat.Aversion), int64(t.Stat.Aversion)},
+		{FieldEphemeralOwner, s.Stat.EphemeralOwner, t.Stat.EphemeralOwner},
+		{FieldNumChildren, int64(s.NumChildren), int64(t.NumChildren)},
+	}
+	for _, v := range ints {
+		if v.s != v.t {
+			add(v.f, Value{Int: v.s}, Value{Int: v.t})
+		}
+	}
+	return out
+}
+
+func presence(n *znode.Node) Value {
+	return Value{Present: true, Stat: n.Stat, DataLength: len(n.Data), NumChildren: n.NumChildren}
+}
+
+// allowFilter takes out, and accounts for, the differences an allowance
+// excuses; it returns the rest.
+func (c *comparison) allowFilter(diffs []Difference, st int) []Difference {
+	out := diffs[:0]
+	for _, d := range diffs {
+		rule, origin := c.allowance(&d)
+		if rule == "" {
+			out = append(out, d)
+			continue
+		}
+		c.report.Counts.Allowed++
+		c.subtrees[st].Allowed++
+		rc := c.allowedBy[rule]
+		if rc == nil {
+			rc = &RuleCount{Rule: rule, Origin: origin}
+			c.allowedBy[rule] = rc
+		}
+		rc.Count++
+		if len(c.report.Allowed) < c.cfg.MaxDiffs {
+			c.report.Allowed = append(c.report.Allowed, AllowedDifference{Difference: d, Rule: rule, Origin: origin})
+		}
+	}
+	return out
+}
+
+// allowance names the allowance that excuses d, or returns "".
+func (c *comparison) allowance(d *Difference) (rule, origin string) {
+	if !c.cfg.NoDefaultAllow {
+		switch {
+		case d.Kind == KindMismatch && d.Field == FieldEphemeralOwner && c.si.RawOwners != c.ti.RawOwners:
+			raw, client, ext := d.Source.Int, d.Target.Int, c.si.ExtendedTypes
+			if !c.si.RawOwners {
+				raw, client, ext = d.Target.Int, d.Source.Int, c.ti.ExtendedTypes
+			}
+			if znode.ClientEphemeralOwner(raw, ext) == client {
+				return RuleClientOwner, "default"
+			}
+		case d.Kind == KindMissing && c.ti.SkipsEphemerals && isSessionOwned(d.Source, c.si):
+			return RuleEphemeralsSkipped, "default"
+		case d.Kind == KindExtra && c.si.SkipsEphemerals && isSessionOwned(d.Target, c.ti):
+			return RuleEphemeralsSkipped, "default"
+		}
+	}
+	for i := range c.rules {
+		if c.rules[i].allows(d) {
+			return c.rules[i].label(), c.rules[i].Origin
+		}
+	}
+	return "", ""
+}
+
+// isSessionOwned reports whether a node present on one side is an ephemeral
+// owned by a session. A client-API side shows a non-zero owner only for those.
+func isSessionOwned(v Value, side Info) bool {
+	return v.Present && znode.EphemeralTypeOf(v.Stat.EphemeralOwner, side.RawOwners && side.ExtendedTypes) == znode.Ephemeral
+}
+
+// addDifferences counts differences and lists them within the limits.
+// immediate says they were found by the merge (in canonical order), not
+// after re-checking.
+func (c *comparison) addDifferences(diffs []Difference, st int, immediate bool) {
+	r := c.report
+	sub := c.subtrees[st]
+	for _, d := range diffs {
+		r.Counts.Differences++
+		sub.Differences++
+		switch d.Kind {
+		case KindMissing:
+			r.Counts.Missing++
+		case KindExtra:
+			r.Counts.Extra++
+		case KindMismatch:
+			r.Counts.Mismatch++
+			r.Counts.Fields[d.Field]++
+		}
+		// Immediate differences arrive in order, so the first MaxDiffs of them
+		// are the ones to list; re-checked ones may come before them and are
+		// merged in by finish.
+		if !immediate || len(r.Differences) < c.cfg.MaxDiffs {
+			r.Differences = append(r.Differences, d)
+		}
+		if !immediate || sub.listed < c.cfg.MaxSubtreeDiffs {
+			sub.First = append(sub.First, d)
+			if immediate {
+				sub.listed++
+			}
+		}
+	}
+}
+
+// versionVector is what changes with every write to a node: a difference in
+// it means one side is newer, and a live side may catch up.
+type versionVector struct {
+	present                   bool
+	czxid, mzxid, pzxid       int64
+	version, cversion, aversn int32
+}
+
+func vectorOf(n *znode.Node) versionVector {
+	if n == nil {
+		return versionVector{}
+	}
+	return versionVector{true, n.Stat.Czxid, n.Stat.Mzxid, n.Stat.Pzxid, n.Stat.Version, n.Stat.Cversion, n.Stat.Aversion}
+}
+
+// recheckable reports whether a difference may be a write in flight: a side
+// is live and one side is newer than the other, in a way re-reading the live
+// side can resolve. Equal versions with different contents are divergence,
+// whatever the sides; a live node already newer than a static side's cannot
+// become older, so re-reading it is pointless.
+func (c *comparison) recheckable(s, t *znode.Node) bool {
+	if c.cfg.Rechecks == 0 || (c.srcLive == nil && c.tgtLive == nil) {
+		return false
+	}
+	vs, vt := vectorOf(s), vectorOf(t)
+	if vs == vt {
+		return false
+	}
+	if c.srcLive != nil && c.tgtLive != nil || !vs.present || !vt.present {
+		return true
+	}
+	live, static := vs, vt
+	if c.srcLive == nil {
+		live, static = vt, vs
+	}
+	return !live.newerThan(static)
+}
+
+// newerThan reports whether v is a later state of the same node than o, or a
+// later incarnation: every counter at least o's. Counters of one incarnation
+// only grow.
+func (v versionVector) newerThan(o versionVector) bool {
+	if v.czxid != o.czxid {
+		return v.czxid > o.czxid
+	}
+	return v.mzxid >= o.mzxid && v.pzxid >= o.pzxid && v.version >= o.version &&
+		v.cversion >= o.cversion && v.aversn >= o.aversn
+}
+
+// hold keeps a difference for re-checking, within the budget.
+func (c *comparison) hold(path string, s, t *znode.Node, diffs []Difference, st int) bool {
+	if len(c.pending) >= c.cfg.MaxPending {
+		return false
+	}
+	sp := &suspect{path: path, subtree: st, last: diffs}
+	var size int64
+	if c.srcLive == nil {
+		sp.src, size = s, size+nodeSize(s)
+	}
+	if c.tgtLive == nil {
+		sp.tgt, size = t, size+nodeSize(t)
+	}
+	if c.pendingBytes+size > c.cfg.MaxPendingBytes {
+		return false
+	}
+	c.pendingBytes += size
+	for _, d := range diffs {
+		sp.first = append(sp.first, Allowed{Kind: d.Kind, Field: d.Field})
+	}
+	c.pending = append(c.pending, sp)
+	return true
+}
+
+func nodeSize(n *znode.Node) int64 {
+	if n == nil {
+		return 0
+	}
+	size := int64(len(n.Path) + len(n.Data) + 128)
+	for _, a := range n.ACL {
+		size += int64(len(a.ID.Scheme) + len(a.ID.ID) + 8)
+	}
+	return size
+}
+
+// recheck re-reads the held differences on the live sides, with growing
+// pauses, until they agree or the rounds run out.
+func (c *comparison) recheck(ctx context.Context) error {
+	if len(c.pending) == 0 {
+		return nil
+	}
+	c.report.Counts.Rechecked = int64(len(c.pending))
+	c.cfg.Logger.Info("re-checking differences on the live side", "nodes", len(c.pending), "rounds", c.cfg.Rechecks)
+	interval := c.cfg.RecheckInterval
+	rounds := 0
+	for rounds < c.cfg.Rechecks && len(c.pending) > 0 {
+		rounds++
+		t := time.NewTimer(interval)
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+			t.Stop()
+			return ctx.Err()
+		}
+		interval = min(2*interval, c.cfg.MaxRecheckInterval)
+		for _, side := range []Rereader{c.srcLive, c.tgtLive} {
+			if s, ok := side.(Syncer); ok {
+				if err := s.Sync(ctx); err != nil {
+					return err
+				}
+			}
+		}
+		g, gctx := errgroup.WithContext(ctx)
+		g.SetLimit(c.cfg.RecheckWorkers)
+		for _, sp := range c.pending {
+			g.Go(func() error { return c.reread(gctx, sp) })
+		}
+		if err := g.Wait(); err != nil {
+			return err
+		}
+		still := c.pending[:0]
+		for _, sp := range c.pending {
+			if len(sp.last) > 0 {
+				still = append(still, sp)
+				continue
+			}
+			c.report.Counts.Converged++
+			c.subtrees[sp.subtree].Converged++
+			if len(c.report.Converged) < c.cfg.MaxDiffs {
+				c.report.Converged = append(c.report.Converged, ConvergedDifference{Path: sp.path, What: sp.first, Rechecks: rounds})
+			}
+		}
+		clear(c.pending[len(still):])
+		c.pending = still
+	}
+	for _, sp := range c.pending {
+		for i := range sp.last {
+			sp.last[i].Rechecked = rounds
+		}
+		c.addDifferences(sp.last, sp.subtree, false)
+	}
+	c.pending = nil
+	return nil
+}
+
+// reread reads a held path again on the live sides and recomputes what
+// differs (allowances applied, not counted again).
+func (c *comparison) reread(ctx context.Context, sp *suspect) error {
+	s, t := sp.src, sp.tgt
+	var err error
+	if c.srcLive != nil {
+		if s, err = c.srcLive.Reread(ctx, sp.path); err != nil {
+			return err
+		}
+	}
+	if c.tgtLive != nil {
+		if t, err = c.tgtLive.Reread(ctx, sp.path); err != nil {
+			return err
+		}
+	}
+	var rest []Difference
+	if s == nil || t == nil || !sameNode(s, t) {
+		for _, d := range diffNodes(sp.path, s, t) {
+			if rule, _ := c.allowance(&d); rule == "" {
+				rest = append(rest, d)
+			}
+		}
+	}
+	sp.last = rest
+	return nil
+}
+
+// finish orders the listings and settles the verdict.
+func (c *comparison) finish(start time.Time) {
+	r := c.report
+	sortDiffs(r.Differences)
+	if len(r.Differences) > c.cfg.MaxDiffs {
+		r.Differences = r.Differences[:c.cfg.MaxDiffs]
+	}
+	for _, s := range c.subtrees {
+		sortDiffs(s.First)
+		if len(s.First) > c.cfg.MaxSubtreeDiffs {
+			s.First = s.First[:c.cfg.MaxSubtreeDiffs]
+		}
+		r.Subtrees = append(r.Subtrees, s.SubtreeResult)
+	}
+	slices.SortFunc(r.Converged, func(a, b ConvergedDifference) int { return znode.ComparePaths(a.Path, b.Path) })
+	for _, rc := range c.allowedBy {
+		r.Counts.AllowedBy = append(r.Counts.AllowedBy, *rc)
+	}
+	slices.SortFunc(r.Counts.AllowedBy, func(a, b RuleCount) int { return cmp.Compare(a.Rule, b.Rule) })
+	r.Verdict = VerdictEqual
+	if r.Counts.Differences > 0 || (r.Digest != nil && !r.Digest.Equal && r.Mode == ModeDigest) {
+		r.Verdict = VerdictDifferent
+	}
+	if r.Mode != ModeDigest && r.Compared == 0 {
+		c.note("neither side has any node in scope %s", r.Scope.Path)
+	}
+	if r.Counts.Differences > 0 && r.Source.Live != r.Target.Live {
+		live := "source"
+		if r.Target.Live {
+			live = "target"
+		}
+		c.note("the %s is live and the other side static: writes made since the static side was taken show as differences", live)
+	}
+	if r.Counts.NotRechecked > 0 {
+		c.note("%d differences exceeded the re-check budget and were reported without re-reading the live side", r.Counts.NotRechecked)
+	}
+	r.Elapsed = time.Since(start)
+}
+
+func sortDiffs(ds []Difference) {
+	slices.SortStableFunc(ds, func(a, b Difference) int {
+		if o := znode.ComparePaths(a.Path, b.Path); o != 0 {
+			return o
+		}
+		if a.Kind != b.Kind {
+			return cmp.Compare(a.Kind, b.Kind)
+		}
+		return cmp.Compare(a.Field, b.Field)
+	})
+}

@@ -1,0 +1,78 @@
+package verify
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"strings"
+
+	"github.com/zk2raft/zk2raft/exporter"
+	"github.com/zk2raft/zk2raft/znode"
+)
+
+// JournalOpener opens a journal data directory read-only as a Source: its
+// latest FSM snapshot plus the log after it, without starting a node, refusing
+// a directory a running node has locked. verify does not import raftjournal
+// (DESIGN.md's layout); the command line supplies the opener.
+type JournalOpener func(ctx context.Context, dir string) (Source, error)
+
+// OpenOptions are what Open needs besides the URI.
+type OpenOptions struct {
+	// Auth are ZooKeeper credentials for zk:// sides.
+	Auth []exporter.Auth
+	// Sessions and Workers tune zk:// walks; 0 means the walker's defaults.
+	Sessions, Workers int
+	// Journal opens journal:// sides; nil makes them ErrUnsupported.
+	Journal JournalOpener
+	// Logger receives the sources' log lines; nil discards them.
+	Logger *slog.Logger
+}
+
+// Open opens a side by URI:
+//
+//	zk://host:port[,host:port...][/chroot]   a live ensemble (or a journal node's ZooKeeper port)
+//	snap://FILE                              a snapshot file (snap:///abs/path or snap://rel/path)
+//	journal://DATA_DIR                       a journal data directory, read-only
+func Open(ctx context.Context, uri string, opts OpenOptions) (Source, error) {
+	scheme, rest, ok := strings.Cut(uri, "://")
+	if !ok {
+		return nil, fmt.Errorf("%w %q: want zk://HOSTS[/CHROOT], snap://FILE or journal://DATA_DIR", ErrInvalidURI, uri)
+	}
+	switch scheme {
+	case "zk":
+		hostPart, chroot := rest, "/"
+		if i := strings.IndexByte(rest, '/'); i >= 0 {
+			hostPart, chroot = rest[:i], rest[i:]
+			if chroot != "/" {
+				if err := znode.ValidatePath(chroot); err != nil {
+					return nil, fmt.Errorf("%w %q: chroot: %w", ErrInvalidURI, uri, err)
+				}
+			}
+		}
+		hosts, err := exporter.ParseHosts(hostPart)
+		if err != nil {
+			return nil, fmt.Errorf("%w %q: %w", ErrInvalidURI, uri, err)
+		}
+		for _, h := range hosts {
+			if !strings.Contains(h, ":") {
+				return nil, fmt.Errorf("%w %q: host %q has no port", ErrInvalidURI, uri, h)
+			}
+		}
+		return NewZooKeeperSource(ZKOptions{Hosts: hosts, Chroot: chroot, Auth: opts.Auth,
+			Sessions: opts.Sessions, Workers: opts.Workers, Logger: opts.Logger})
+	case "snap":
+		if rest == "" {
+			return nil, fmt.Errorf("%w %q: no file", ErrInvalidURI, uri)
+		}
+		return OpenSnapshot(rest)
+	case "journal":
+		if rest == "" {
+			return nil, fmt.Errorf("%w %q: no data directory", ErrInvalidURI, uri)
+		}
+		if opts.Journal == nil {
+			return nil, fmt.Errorf("%w: journal:// sources are not yet supported by this build (%s); compare a journal node's FSM snapshot with snap://FILE instead", ErrUnsupported, uri)
+		}
+		return opts.Journal(ctx, rest)
+	}
+	return nil, fmt.Errorf("%w %q: unknown scheme %q, want zk, snap or journal", ErrInvalidURI, uri, scheme)
+}
