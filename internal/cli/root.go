@@ -119,6 +119,12 @@ Exit codes: 0 success, 1 error, 2 usage, 3 verification found differences.`,
 	root.AddCommand(
 		newVersionCommand(g),
 		newDevCommand(g),
+		newServeCommand(g),
+		newJournalCommand(g),
+		newVerifyCommand(g),
+		newImportCommand(g),
+		newMigrateCommand(g),
+		newExportCommand(g), newSnapshotCommand(g),
 	)
 	return root
 }
