@@ -129,8 +129,14 @@ func Open(cfg NodeConfig) (_ *Node, err error) {
 	if err != nil {
 		return nil, fmt.Errorf("%w: read raft state in %s: %v", ErrCorruptLog, cfg.DataDir, err)
 	}
+	var logs raft.LogStore = st.log
+	if cfg.LogCacheEntries > 0 {
+		if logs, err = raft.NewLogCache(cfg.LogCacheEntries, st.log); err != nil {
+			return nil, fmt.Errorf("raftjournal: log cache: %w", err)
+		}
+	}
 	notify := make(chan bool, 16)
-	r, err := raft.NewRaft(n.raftConfig(notify), n.fsm, st.log, st.stable, st.snaps, trans)
+	r, err := raft.NewRaft(n.raftConfig(notify), n.fsm, logs, st.stable, st.snaps, trans)
 	if err != nil {
 		return nil, fmt.Errorf("raftjournal: start raft: %w", err)
 	}
