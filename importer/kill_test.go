@@ -178,10 +178,7 @@ func TestKillOnlineImport(t *testing.T) {
 	_, out = runImport(t, args, "", nil)
 	switch m := importJSON(t, out); {
 	case m["checkpoint_unsupported"] == true:
-		// The journal's admin endpoint cannot report checkpoints yet, so a
-		// rerun cannot know it may skip; TestOnlineImportResumes covers
-		// resuming through a journal that can.
-		t.Log("the journal cannot report checkpoints: reruns send every node again")
+		t.Errorf("third run: the journal's admin endpoint did not report the checkpoint")
 	case m["already_done"] != true:
 		t.Errorf("third run: already_done %v, want true", m["already_done"])
 	}

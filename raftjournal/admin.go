@@ -177,6 +177,7 @@ func startAdmin(n *Node, ln net.Listener) *adminServer {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /status", n.handleStatus)
 	mux.Handle("GET /metrics", promhttp.HandlerFor(n.metrics.reg, promhttp.HandlerOpts{}))
+	mux.HandleFunc("GET /checkpoint", n.handleCheckpoint)
 	mux.HandleFunc("POST /join", n.handleJoin)
 	mux.HandleFunc("POST /remove", n.handleRemove)
 	mux.HandleFunc("POST /transfer-leadership", n.handleTransfer)
@@ -227,6 +228,30 @@ func (n *Node) handleStatus(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	writeJSON(w, http.StatusOK, n.ClusterStatus(r.Context()))
+}
+
+// checkpointResponse answers GET /checkpoint?key=K; Value is null when no import
+// stored that key.
+type checkpointResponse struct {
+	Key   string `json:"key"`
+	Value []byte `json:"value"` // base64 in JSON
+}
+
+func (n *Node) handleCheckpoint(w http.ResponseWriter, r *http.Request) {
+	key := r.URL.Query().Get("key")
+	if key == "" {
+		writeError(w, fmt.Errorf("%w: checkpoint needs ?key=", ErrBadCommand))
+		return
+	}
+	v, ok, err := n.Checkpoint(r.Context(), key)
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	if !ok {
+		v = nil
+	}
+	writeJSON(w, http.StatusOK, checkpointResponse{Key: key, Value: v})
 }
 
 type joinRequest struct {

@@ -355,3 +355,19 @@ func (n *Node) SetPhase(ctx context.Context, phase Phase, rollback bool) error {
 	}
 	return res.Err
 }
+
+// Checkpoint returns the value an importer stored under key with its last
+// ImportBatch, after a linearizable read barrier, so a resumed import on any node
+// sees every batch the cluster committed.
+func (n *Node) Checkpoint(ctx context.Context, key string) ([]byte, bool, error) {
+	ctx, end, err := n.begin(ctx)
+	if err != nil {
+		return nil, false, err
+	}
+	defer end()
+	if err := n.readBarrier(ctx); err != nil {
+		return nil, false, err
+	}
+	v, ok := n.fsm.Checkpoint(key)
+	return v, ok, nil
+}
