@@ -1,30 +1,73 @@
 #!/usr/bin/env bash
-# Runs the benchmarks behind BENCHMARKS.md and prints each target as a ratio against
+# Runs the benchmarks behind BENCHMARKS.md and prints every target as a ratio against
 # the baseline measured in the same run (the machines are shared and noisy, so only
-# same-run ratios are compared). Raw `go test -bench` output is kept in bench.out.
+# same-run ratios are compared). Raw `go test -bench` output is kept in $BENCH_OUT.
+#
+#   scripts/bench.sh [GROUP...]    groups: seed snapshot fsm raft export import verify
+#                                  (default: all; `make bench` runs all, about 30-40 min)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 OUT=${BENCH_OUT:-bench.out}
 : >"$OUT"
+groups=${*:-seed snapshot fsm raft export import verify}
 
-bench() { # package, regexp, benchtime
-	go test -run '^$' -bench "$2" -benchtime "$3" -timeout 60m "$1" | tee -a "$OUT"
+bench() { # package, regexp, benchtime, extra args...
+	local pkg=$1 re=$2 bt=$3
+	shift 3
+	go test -run '^$' -bench "$re" -benchtime "$bt" -timeout 90m "$pkg" "$@" | tee -a "$OUT"
 }
-metric() { # benchmark name prefix, unit -> value
-	awk -v name="$1" -v unit="$2" '$1 ~ "^"name"(-[0-9]+)?$" { for (i = 2; i < NF; i++) if ($(i+1) == unit) print $i }' "$OUT" | tail -n1
+metric() { # benchmark name (regexp, without -N), unit -> last value
+	awk -v name="$1" -v unit="$2" '$1 ~ "^"name"(-[0-9]+)?$" { for (i = 2; i < NF; i++) if ($(i+1) == unit) v = $i } END { print v }' "$OUT"
 }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "n/a" }'; }
+row() { printf '%-66s %12s   %s\n' "$1" "${2:-n/a}" "${3:-}"; }
 
-echo "== seeding (internal/treegen)"
-bench ./internal/treegen/ 'SeedKafka100k$|SeedKafkaSequentialBaseline' 1x
-echo "== snapshot format (znode)"
-bench ./znode/ 'Snapshot(Write|Read)' 1s
+for g in $groups; do
+	case $g in
+	seed) echo "== seed (internal/treegen)"; bench ./internal/treegen/ 'SeedKafka100k$|SeedKafkaSequentialBaseline' 1x ;;
+	snapshot) echo "== snapshot format (znode)"; bench ./znode/ 'Snapshot(Write|Read)' 1s ;;
+	fsm) echo "== journal state machine (raftjournal, no raft)"; bench ./raftjournal/ 'ImportBatch$|NativeCreate|SourceSetData|MemoryPerNode' 1x ;;
+	raft) echo "== journal cluster (raftjournal, 3 nodes)"; bench ./raftjournal/ 'LogStore|ClusterImport|ClusterNativeWrites' 1x ;;
+	export) echo "== export (exporter)"; BENCH_OUT="$OUT.export" EXPORT_BIG_NODES=${EXPORT_BIG_NODES:-0} ./scripts/bench-export.sh; cat "$OUT.export" >>"$OUT"; rm -f "$OUT.export" ;;
+	import) echo "== import and migrate (importer)"; bench ./importer/ 'OfflineImport|OnlineImport|MigrateKafka' 1x ;;
+	verify) echo "== verify"; bench ./verify/ 'CompareSnapshots|CompareZooKeeper|DigestOnly' 3x ;;
+	*) echo "bench.sh: unknown group $g (want seed snapshot fsm raft export import verify)" >&2; exit 2 ;;
+	esac
+done
 
-seed=$(metric BenchmarkSeedKafka100k nodes/s)
-seq=$(metric BenchmarkSeedKafkaSequentialBaseline nodes/s)
 echo
-echo "== ratios ($(date -u +%F), $(nproc) cores)"
-printf '%-58s %10s nodes/s\n' "seed 100k kafka, pipelined (1 server)" "$seed"
-printf '%-58s %10s nodes/s\n' "seed 20k kafka, one request at a time (baseline)" "$seq"
-printf '%-58s %10sx\n' "pipelined / sequential" "$(ratio "$seed" "$seq")"
-awk -v n="$seed" 'BEGIN { if (n > 0) printf "%-58s %10.1f s\n", "time to seed 100k nodes", 100000 / n }'
+echo "== targets as same-run ratios ($(date -u +%F), $(nproc) cores, load $(cut -d' ' -f1-3 /proc/loadavg))"
+for g in $groups; do
+	case $g in
+	seed)
+		seed=$(metric BenchmarkSeedKafka100k nodes/s)
+		row "seed: pipelined vs one request at a time (nodes/s ratio)" "$(ratio "$seed" "$(metric BenchmarkSeedKafkaSequentialBaseline nodes/s)")x" "100k kafka at $seed nodes/s"
+		;;
+	snapshot)
+		row "snapshot: write, uncompressed (nodes/s)" "$(metric 'BenchmarkSnapshotWrite/zstd=false' nodes/s)"
+		row "snapshot: read, uncompressed (nodes/s)" "$(metric 'BenchmarkSnapshotRead/zstd=false' nodes/s)"
+		;;
+	fsm)
+		row "fsm: memory per node beyond the data (B)" "$(metric BenchmarkMemoryPerNode B/node)"
+		;;
+	raft)
+		row "raft: ImportBatch vs one awaited Apply per node" "$(metric BenchmarkClusterImport x-baseline)x" "target >= 20x; $(metric BenchmarkClusterImport nodes/s) nodes/s (target >= 100k)"
+		row "raft: native writes, 64 callers, journal vs 3-node ZooKeeper" "$(metric BenchmarkClusterNativeWrites x-zookeeper)x" "target >= 1x"
+		;;
+	export)
+		row "export: walker vs sequential walk" "$(metric BenchmarkExport x-sequential)x" "target >= 5x"
+		row "export: walker vs pipelined getData ceiling" "$(metric BenchmarkExport x-ceiling)x" "target >= 0.7x"
+		;;
+	import)
+		row "import: offline 1M-node snapshot vs the 200k nodes/s target" "$(metric BenchmarkOfflineImport x-target-200k/s)x" "$(metric BenchmarkOfflineImport nodes/s) nodes/s, peak RSS $(metric BenchmarkOfflineImport peak-RSS-MiB) MiB"
+		row "import: online batched vs one awaited Apply per node" "$(metric BenchmarkOnlineImport x-speedup)x" "target >= 20x"
+		row "migrate: end to end vs export alone (time ratio)" "$(metric BenchmarkMigrateKafka migrate/export)" "closer to 1 is better"
+		;;
+	verify)
+		c=$(metric 'BenchmarkCompareZooKeeper/zk-vs-snap' nodes/s)
+		e=$(metric 'BenchmarkCompareZooKeeper/export' nodes/s)
+		row "verify: zk vs snap compare vs export rate" "$(ratio "$c" "$e")x" "target >= 0.8x"
+		row "verify: --digest-only at 100k vs at 1M nodes (ns/op ratio)" "$(ratio "$(metric 'BenchmarkDigestOnly/nodes=1000000' ns/op)" "$(metric 'BenchmarkDigestOnly/nodes=100000' ns/op)")" "constant time: about 1"
+		;;
+	esac
+done
