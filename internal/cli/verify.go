@@ -13,6 +13,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/zk2raft/zk2raft/exporter"
+	"github.com/zk2raft/zk2raft/raftjournal"
 	"github.com/zk2raft/zk2raft/verify"
 )
 
@@ -229,7 +230,28 @@ func writeOutput(stdout io.Writer, path string, b []byte) error {
 	return nil
 }
 
-// openJournalSource opens journal://DATA_DIR. raftjournal has no read-only
-// opening of a data directory yet (latest FSM snapshot plus log replay,
-// refusing a locked directory), so journal:// is refused with a clear error.
-var openJournalSource verify.JournalOpener
+// openJournalSource opens journal://DATA_DIR with raftjournal.OpenReadOnly: the
+// newest FSM snapshot plus the log after it, replayed without starting a node;
+// a directory a running node has locked is refused. The data dir's lock is not
+// held while the comparison runs (the state is in memory).
+func openJournalSource(_ context.Context, dir string) (verify.Source, error) {
+	if dir == "" {
+		return nil, fmt.Errorf("journal:// needs a data directory (journal://DATA_DIR)")
+	}
+	fsm, info, err := raftjournal.OpenReadOnly(dir, nil)
+	if err != nil {
+		return nil, err
+	}
+	st := fsm.Status()
+	var history []verify.ZxidDigest
+	for _, e := range fsm.DigestHistory() {
+		history = append(history, verify.ZxidDigest{Zxid: e.Zxid, Digest: e.Digest})
+	}
+	desc := fmt.Sprintf("data dir read offline, log entries to index %d term %d (possibly past the cluster's commit index)", info.LastIndex, info.LastTerm)
+	if info.SnapshotID != "" {
+		desc += fmt.Sprintf(", snapshot %s at index %d", info.SnapshotID, info.SnapshotIndex)
+	}
+	return verify.NewJournalSource("journal://"+dir, verify.JournalState{
+		Tree: fsm, LastZxid: st.LastZxid, Nodes: int64(fsm.NodeCount()), History: history, Description: desc,
+	}), nil
+}

@@ -136,7 +136,7 @@ func TestVerifyCommand(t *testing.T) {
 		{"max diffs 0", []string{"--source", uris["base"], "--target", uris["missing"], "--max-diffs", "0"}, ExitDifferences, "missing in target        1", ""},
 		{"out file", []string{"--source", uris["base"], "--target", uris["data"], "--format", "junit", "--out", out}, ExitDifferences, "", "1 differences"},
 		{"unsorted", []string{"--source", uris["base"], "--target", uris["unsorted"]}, ExitFailure, "", "not in canonical order"},
-		{"journal not yet", []string{"--source", uris["base"], "--target", "journal:///var/lib/zk2raft"}, ExitFailure, "", "journal:// sources are not yet supported"},
+		{"journal missing dir", []string{"--source", uris["base"], "--target", "journal:///nonexistent/zk2raft"}, ExitFailure, "", "/nonexistent/zk2raft"},
 		{"missing file", []string{"--source", "snap:///nonexistent.snap", "--target", uris["base"]}, ExitFailure, "", "--source"},
 		{"no source", []string{"--target", uris["base"]}, ExitUsage, "", "--source is required"},
 		{"no target", []string{"--source", uris["base"]}, ExitUsage, "", "--target is required"},
