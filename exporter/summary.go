@@ -106,10 +106,10 @@ const OwnerNote = "container and TTL nodes are recorded as the client API shows 
 
 // MarshalJSON adds the digest (as ZooKeeper prints it, a signed decimal string),
 // the zxids in hex, the duration in seconds and the rate.
-func (s *Summary) MarshalJSON() ([]byte, error) {
+func (s Summary) MarshalJSON() ([]byte, error) {
 	type plain Summary
 	return json.Marshal(struct {
-		*plain
+		plain
 		StartZxidHex   string  `json:"start_zxid_hex"`
 		MaxZxidHex     string  `json:"max_zxid_hex"`
 		Digest         string  `json:"digest"`
@@ -117,7 +117,7 @@ func (s *Summary) MarshalJSON() ([]byte, error) {
 		NodesPerSecond float64 `json:"nodes_per_second"`
 		Note           string  `json:"note"`
 	}{
-		plain:          (*plain)(s),
+		plain:          plain(s),
 		StartZxidHex:   fmt.Sprintf("%#x", s.StartZxid),
 		MaxZxidHex:     fmt.Sprintf("%#x", s.MaxZxid),
 		Digest:         s.Digest.String(),
