@@ -1,9 +1,43 @@
 // Package raftjournal is the embedded, replicated journal that takes over from
-// ZooKeeper. This part of it is the deterministic state machine: FSM holds the
-// znode tree with ZooKeeper's semantics and digest, the session table, the zxid
-// counter, the migration phase and the importer's checkpoints, and applies log
-// entries to them. It implements raft.FSM and raft.BatchingFSM; the raft wiring,
-// stores, server and Go API build on it.
+// ZooKeeper. It has two layers:
+//
+//   - FSM, the deterministic state machine: the znode tree with ZooKeeper's
+//     semantics and digest, the session table, the zxid counter, the migration
+//     phase and the importer's checkpoints, and the log entries that change them.
+//     It implements raft.FSM and raft.BatchingFSM and never reads a clock.
+//   - Node, an FSM replicated by hashicorp/raft: Open(NodeConfig), the
+//     context-first Go API (api.go), membership and the admin HTTP endpoint
+//     (admin.go), forwarding and linearizable reads (forward.go), the leader's
+//     session expiry and clean-up (expiry.go), storage (store.go) and snapshot
+//     policy (compaction.go). OpenReadOnly (readonly.go) rebuilds a stopped
+//     node's state from its data dir without starting raft; the importer's
+//     offline bootstrap is in offline.go.
+//
+// # The node
+//
+// Storage: the Raft log is raft-wal (raft-boltdb/v2 stays selectable); the
+// measurements behind that choice are drawn at the top of store.go. Every log
+// entry carries a CRC-32C, because neither store checks what it returns, and a
+// damaged log or snapshot is an error naming the file. The data dir is locked
+// (flock) by the process that uses it.
+//
+// Snapshots are taken by bytes written, not entry count (compaction.go), so a
+// bulk import does not snapshot-thrash: a snapshot when the log since the last
+// one reaches max(64 MiB, the last snapshot's size).
+//
+// Writes: any node accepts them. A follower forwards the encoded entry to the
+// leader over the Raft port (the first byte of a connection tells Raft from the
+// journal's own RPC), and the leader stamps the time into native writes before
+// Apply. Import batches, SourceTxn, CompactTombstones and SetPhase are retried
+// when a leader change leaves their outcome unknown, since applying them twice is
+// harmless; other writes return ErrOutcomeUnknown (CodeConnectionLoss).
+//
+// Reads are local by default; Linearizable() makes a leader confirm its
+// leadership, and a follower ask the leader for its commit index and wait until
+// it has applied that far (the read-index pattern).
+//
+// Sessions: the leader tracks touches in memory and commits ExpireSessions
+// entries; container and TTL clean-up run once the journal is primary.
 //
 // # What the FSM owns
 //
