@@ -23,7 +23,8 @@
 //
 // Snapshots are taken by bytes written, not entry count (compaction.go), so a
 // bulk import does not snapshot-thrash: a snapshot when the log since the last
-// one reaches max(64 MiB, the last snapshot's size).
+// one reaches max(SnapshotMinLogBytes, SnapshotLogRatio × the last snapshot's
+// size), 64 MiB and 1× by default.
 //
 // Writes: any node accepts them. A follower forwards the encoded entry to the
 // leader over the Raft port (the first byte of a connection tells Raft from the
