@@ -4,7 +4,7 @@
 # same-run ratios are compared). Raw `go test -bench` output is kept in $BENCH_OUT.
 #
 #   scripts/bench.sh [GROUP...]    groups: seed snapshot fsm raft export import verify
-#                                  (default: all; `make bench` runs all, about 30-40 min)
+#                                  (default: all, which `make bench` runs)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 OUT=${BENCH_OUT:-bench.out}
