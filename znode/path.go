@@ -40,12 +40,18 @@ func validatePath(path string) string {
 	case !utf8.ValidString(path):
 		return "path is not valid UTF-8"
 	}
-	for i, component := range strings.Split(path[1:], "/") {
-		switch component {
-		case "":
-			return fmt.Sprintf("empty node name specified @%d", componentOffset(path, i))
-		case ".", "..":
-			return "relative paths not allowed @" + fmt.Sprint(componentOffset(path, i))
+	// No allocation on the way to "valid": export, import and the journal
+	// validate every path they read.
+	start := 1 // first byte of the current component
+	for i := 1; i <= len(path); i++ {
+		if i == len(path) || path[i] == '/' {
+			switch path[start:i] {
+			case "":
+				return fmt.Sprintf("empty node name specified @%d", start)
+			case ".", "..":
+				return fmt.Sprintf("relative paths not allowed @%d", start)
+			}
+			start = i + 1
 		}
 	}
 	for i, r := range path {
@@ -57,15 +63,6 @@ func validatePath(path string) string {
 		}
 	}
 	return ""
-}
-
-// componentOffset is the byte offset of the i-th component's first byte.
-func componentOffset(path string, i int) int {
-	off := 1
-	for ; i > 0; i-- {
-		off += strings.IndexByte(path[off:], '/') + 1
-	}
-	return off
 }
 
 func forbiddenRune(r rune) bool {

@@ -142,3 +142,14 @@ func TestComparePathsMatchesComponents(t *testing.T) {
 		}
 	}
 }
+
+func TestValidatePathDoesNotAllocate(t *testing.T) {
+	allocs := testing.AllocsPerRun(100, func() {
+		if ValidatePath("/brokers/topics/配置/partitions/12/state") != nil {
+			t.Fatal("valid path rejected")
+		}
+	})
+	if allocs != 0 {
+		t.Errorf("ValidatePath allocates %v times per valid path", allocs)
+	}
+}
