@@ -159,7 +159,7 @@ func (f *FSM) WriteSnapshot(w io.Writer) (znode.SnapshotTrailer, error) {
 // shared with the tree.
 func (f *FSM) Walk(fn func(*znode.Node) error) error {
 	snap := f.capture(true)
-	slices.SortFunc(snap.nodes, func(a, b snapNode) int { return znode.ComparePaths(a.path, b.path) })
+	sortCanonical(snap.nodes)
 	for i := range snap.nodes {
 		sn := &snap.nodes[i]
 		n := &znode.Node{Path: sn.path, Data: sn.data, ACL: snap.acls[sn.acl].acl, Stat: sn.st, NumChildren: sn.numChildren}
@@ -173,7 +173,7 @@ func (f *FSM) Walk(fn func(*znode.Node) error) error {
 func (s *fsmSnapshot) writeTo(w io.Writer) (znode.SnapshotTrailer, error) {
 	// The canonical order (depth-first, children by name) puts every parent before
 	// its children and lets verify merge an FSM snapshot with an export file.
-	slices.SortFunc(s.nodes, func(a, b snapNode) int { return znode.ComparePaths(a.path, b.path) })
+	sortCanonical(s.nodes)
 	slices.SortFunc(s.pending, func(a, b snapPending) int { return cmp.Compare(a.path, b.path) })
 	slices.SortFunc(s.tombs, func(a, b snapTomb) int { return cmp.Compare(a.path, b.path) })
 	slices.SortFunc(s.sessions, func(a, b SessionInfo) int { return cmp.Compare(a.ID, b.ID) })
