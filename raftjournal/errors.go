@@ -3,6 +3,8 @@ package raftjournal
 import (
 	"errors"
 	"fmt"
+
+	"github.com/zk2raft/zk2raft/zkwire"
 )
 
 // Code is a ZooKeeper result code (KeeperException.Code). Native writes fail with
@@ -11,84 +13,44 @@ import (
 // carrying it.
 type Code int32
 
-// The codes, with ZooKeeper's values (zookeeper-internals.md §1.8).
+// The codes, with ZooKeeper's values; zkwire owns the list and the names.
 const (
-	CodeOK                           Code = 0
-	CodeSystemError                  Code = -1
-	CodeRuntimeInconsistency         Code = -2
-	CodeDataInconsistency            Code = -3
-	CodeConnectionLoss               Code = -4
-	CodeMarshallingError             Code = -5
-	CodeUnimplemented                Code = -6
-	CodeOperationTimeout             Code = -7
-	CodeBadArguments                 Code = -8
-	CodeUnknownSession               Code = -12
-	CodeNewConfigNoQuorum            Code = -13
-	CodeReconfigInProgress           Code = -14
-	CodeAPIError                     Code = -100
-	CodeNoNode                       Code = -101
-	CodeNoAuth                       Code = -102
-	CodeBadVersion                   Code = -103
-	CodeNoChildrenForEphemerals      Code = -108
-	CodeNodeExists                   Code = -110
-	CodeNotEmpty                     Code = -111
-	CodeSessionExpired               Code = -112
-	CodeInvalidCallback              Code = -113
-	CodeInvalidACL                   Code = -114
-	CodeAuthFailed                   Code = -115
-	CodeSessionMoved                 Code = -118
-	CodeNotReadOnly                  Code = -119
-	CodeEphemeralOnLocalSession      Code = -120
-	CodeNoWatcher                    Code = -121
-	CodeRequestTimeout               Code = -122
-	CodeReconfigDisabled             Code = -123
-	CodeSessionClosedRequireSASLAuth Code = -124
-	CodeQuotaExceeded                Code = -125
-	CodeThrottledOp                  Code = -127
+	CodeOK                           = Code(zkwire.CodeOK)
+	CodeSystemError                  = Code(zkwire.CodeSystemError)
+	CodeRuntimeInconsistency         = Code(zkwire.CodeRuntimeInconsistency)
+	CodeDataInconsistency            = Code(zkwire.CodeDataInconsistency)
+	CodeConnectionLoss               = Code(zkwire.CodeConnectionLoss)
+	CodeMarshallingError             = Code(zkwire.CodeMarshallingError)
+	CodeUnimplemented                = Code(zkwire.CodeUnimplemented)
+	CodeOperationTimeout             = Code(zkwire.CodeOperationTimeout)
+	CodeBadArguments                 = Code(zkwire.CodeBadArguments)
+	CodeUnknownSession               = Code(zkwire.CodeUnknownSession)
+	CodeNewConfigNoQuorum            = Code(zkwire.CodeNewConfigNoQuorum)
+	CodeReconfigInProgress           = Code(zkwire.CodeReconfigInProgress)
+	CodeAPIError                     = Code(zkwire.CodeAPIError)
+	CodeNoNode                       = Code(zkwire.CodeNoNode)
+	CodeNoAuth                       = Code(zkwire.CodeNoAuth)
+	CodeBadVersion                   = Code(zkwire.CodeBadVersion)
+	CodeNoChildrenForEphemerals      = Code(zkwire.CodeNoChildrenForEphemerals)
+	CodeNodeExists                   = Code(zkwire.CodeNodeExists)
+	CodeNotEmpty                     = Code(zkwire.CodeNotEmpty)
+	CodeSessionExpired               = Code(zkwire.CodeSessionExpired)
+	CodeInvalidCallback              = Code(zkwire.CodeInvalidCallback)
+	CodeInvalidACL                   = Code(zkwire.CodeInvalidACL)
+	CodeAuthFailed                   = Code(zkwire.CodeAuthFailed)
+	CodeSessionMoved                 = Code(zkwire.CodeSessionMoved)
+	CodeNotReadOnly                  = Code(zkwire.CodeNotReadOnly)
+	CodeEphemeralOnLocalSession      = Code(zkwire.CodeEphemeralOnLocalSession)
+	CodeNoWatcher                    = Code(zkwire.CodeNoWatcher)
+	CodeRequestTimeout               = Code(zkwire.CodeRequestTimeout)
+	CodeReconfigDisabled             = Code(zkwire.CodeReconfigDisabled)
+	CodeSessionClosedRequireSASLAuth = Code(zkwire.CodeSessionClosedRequireSASLAuth)
+	CodeQuotaExceeded                = Code(zkwire.CodeQuotaExceeded)
+	CodeThrottledOp                  = Code(zkwire.CodeThrottledOp)
 )
 
-var codeNames = map[Code]string{
-	CodeOK:                           "OK",
-	CodeSystemError:                  "SystemError",
-	CodeRuntimeInconsistency:         "RuntimeInconsistency",
-	CodeDataInconsistency:            "DataInconsistency",
-	CodeConnectionLoss:               "ConnectionLoss",
-	CodeMarshallingError:             "MarshallingError",
-	CodeUnimplemented:                "Unimplemented",
-	CodeOperationTimeout:             "OperationTimeout",
-	CodeBadArguments:                 "BadArguments",
-	CodeUnknownSession:               "UnknownSession",
-	CodeNewConfigNoQuorum:            "NewConfigNoQuorum",
-	CodeReconfigInProgress:           "ReconfigInProgress",
-	CodeAPIError:                     "APIError",
-	CodeNoNode:                       "NoNode",
-	CodeNoAuth:                       "NoAuth",
-	CodeBadVersion:                   "BadVersion",
-	CodeNoChildrenForEphemerals:      "NoChildrenForEphemerals",
-	CodeNodeExists:                   "NodeExists",
-	CodeNotEmpty:                     "NotEmpty",
-	CodeSessionExpired:               "SessionExpired",
-	CodeInvalidCallback:              "InvalidCallback",
-	CodeInvalidACL:                   "InvalidACL",
-	CodeAuthFailed:                   "AuthFailed",
-	CodeSessionMoved:                 "SessionMoved",
-	CodeNotReadOnly:                  "NotReadOnly",
-	CodeEphemeralOnLocalSession:      "EphemeralOnLocalSession",
-	CodeNoWatcher:                    "NoWatcher",
-	CodeRequestTimeout:               "RequestTimeout",
-	CodeReconfigDisabled:             "ReconfigDisabled",
-	CodeSessionClosedRequireSASLAuth: "SessionClosedRequireSaslAuth",
-	CodeQuotaExceeded:                "QuotaExceeded",
-	CodeThrottledOp:                  "ThrottledOp",
-}
-
 // String returns ZooKeeper's name for the code (KeeperException.Code, in camel case).
-func (c Code) String() string {
-	if s, ok := codeNames[c]; ok {
-		return s
-	}
-	return fmt.Sprintf("Code(%d)", int32(c))
-}
+func (c Code) String() string { return zkwire.Code(c).String() }
 
 func (c Code) Error() string { return "raftjournal: " + c.String() }
 
