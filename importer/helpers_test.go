@@ -1,20 +1,18 @@
 package importer
 
 import (
-	"bytes"
 	"context"
 	"flag"
 	"fmt"
 	"log/slog"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
+	"github.com/zk2raft/zk2raft/internal/testlog"
 	"github.com/zk2raft/zk2raft/raftjournal"
 	"github.com/zk2raft/zk2raft/znode"
 )
@@ -48,48 +46,9 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
-// lockedBuffer collects logs shown only when a test fails.
-type lockedBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
+func testLogger(t testing.TB) *slog.Logger { return testlog.New(t) }
 
-func (b *lockedBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *lockedBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
-func testLogger(t testing.TB) *slog.Logger {
-	t.Helper()
-	buf := &lockedBuffer{}
-	t.Cleanup(func() {
-		if t.Failed() {
-			lines := strings.Split(buf.String(), "\n")
-			if len(lines) > 300 {
-				lines = lines[len(lines)-300:]
-			}
-			t.Logf("logs (last %d lines):\n%s", len(lines), strings.Join(lines, "\n"))
-		}
-	})
-	return slog.New(slog.NewTextHandler(buf, &slog.HandlerOptions{Level: slog.LevelInfo}))
-}
-
-func freeAddr(t testing.TB) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().String()
-}
+func freeAddr(t testing.TB) string { return testlog.FreeAddr(t) }
 
 // nodeConfig is a journal node configuration with loopback timings.
 func nodeConfig(t testing.TB, id, dir string, logger *slog.Logger) raftjournal.NodeConfig {

@@ -6,15 +6,13 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net"
-	"os"
 	"slices"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/zk2raft/zk2raft/internal/testlog"
 	"github.com/zk2raft/zk2raft/znode"
 )
 
@@ -22,57 +20,9 @@ import (
 // t.TempDir(), talking TCP on loopback. Timeouts are short (loopback) but not so
 // short that the race detector on two cores makes leaders flap.
 
-// lockedBuffer collects a test's node logs; they are printed only when the test
-// fails (a node's goroutines must not call t.Log after the test ends).
-type lockedBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
+func testLogger(t testing.TB) *slog.Logger { return testlog.New(t) }
 
-func (b *lockedBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *lockedBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
-// testLogger returns a logger whose output is shown if the test fails
-// (ZK2RAFT_TEST_LOG=debug for more).
-func testLogger(t testing.TB) *slog.Logger {
-	t.Helper()
-	level := slog.LevelInfo
-	if os.Getenv("ZK2RAFT_TEST_LOG") == "debug" {
-		level = slog.LevelDebug
-	}
-	buf := &lockedBuffer{}
-	t.Cleanup(func() {
-		if t.Failed() {
-			lines := strings.Split(buf.String(), "\n")
-			if len(lines) > 400 {
-				lines = lines[len(lines)-400:]
-			}
-			t.Logf("node logs (last %d lines):\n%s", len(lines), strings.Join(lines, "\n"))
-		}
-	})
-	return slog.New(slog.NewTextHandler(buf, &slog.HandlerOptions{Level: level}))
-}
-
-// freeAddr returns a loopback address that was free a moment ago. Raft
-// addresses must survive restarts, so tests pick them up front.
-func freeAddr(t testing.TB) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().String()
-}
+func freeAddr(t testing.TB) string { return testlog.FreeAddr(t) }
 
 // testNodeConfig is a node configuration with loopback timings.
 func testNodeConfig(t testing.TB, id string, logger *slog.Logger) NodeConfig {

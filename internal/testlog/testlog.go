@@ -1,0 +1,67 @@
+// Package testlog gives tests a logger whose output is kept in memory and
+// printed (its last lines) only when the test fails, so components whose
+// goroutines outlive a test never call t.Log late. ZK2RAFT_TEST_LOG=debug
+// raises the level. It also hands out free loopback addresses.
+package testlog
+
+import (
+	"bytes"
+	"log/slog"
+	"net"
+	"os"
+	"strings"
+	"sync"
+	"testing"
+)
+
+// keepLines is how many of the last log lines a failing test prints.
+const keepLines = 400
+
+type lockedBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *lockedBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *lockedBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+// New returns a logger for t whose output is shown only if t fails.
+func New(t testing.TB) *slog.Logger {
+	t.Helper()
+	level := slog.LevelInfo
+	if os.Getenv("ZK2RAFT_TEST_LOG") == "debug" {
+		level = slog.LevelDebug
+	}
+	buf := &lockedBuffer{}
+	t.Cleanup(func() {
+		if t.Failed() {
+			lines := strings.Split(buf.String(), "\n")
+			if len(lines) > keepLines {
+				lines = lines[len(lines)-keepLines:]
+			}
+			t.Logf("logs (last %d lines):\n%s", len(lines), strings.Join(lines, "\n"))
+		}
+	})
+	return slog.New(slog.NewTextHandler(buf, &slog.HandlerOptions{Level: level}))
+}
+
+// FreeAddr returns a loopback address that was free a moment ago, for servers
+// whose address must be known up front and survive restarts.
+func FreeAddr(t testing.TB) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().String()
+}
