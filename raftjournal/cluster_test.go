@@ -585,11 +585,12 @@ func TestClusterSnapshotInstall(t *testing.T) {
 	if first < 100 {
 		t.Fatalf("leader log still starts at %d after compaction", first)
 	}
+	// The lagging follower holds a few log entries and no snapshot of its
+	// own, so the restarted node's only possible restore is an install.
 	n := c.restart(lag)
-	restores := testCounter(n.metrics.restores)
 	c.converge()
-	if got := testCounter(n.metrics.restores); got <= restores {
-		t.Fatalf("follower caught up without installing a snapshot (restores %v → %v)", restores, got)
+	if got := testCounter(n.metrics.restores); got < 1 {
+		t.Fatalf("follower caught up without installing a snapshot (restores %v)", got)
 	}
 	if diff := diffTrees(treeOf(t, l), treeOf(t, n)); diff != "" {
 		t.Fatalf("after snapshot install:\n%s", diff)

@@ -147,14 +147,15 @@ func (f *nodeFSM) Restore(rc io.ReadCloser) error {
 		}
 		return fmt.Errorf("raftjournal: restore snapshot: %w", err)
 	}
-	// The snapshot covers everything up to its raft index, configuration
-	// entries after the last command included: a read index pointing at one of
-	// those must be satisfied by it.
-	f.setApplied(max(f.FSM.Status().AppliedIndex, index))
 	f.snapMark.Store(f.appliedBytes.Load())
 	f.snapSize.Store(size)
 	f.metrics.snapshotSeconds.WithLabelValues("restore").Observe(time.Since(start).Seconds())
 	f.metrics.restores.Inc()
+	// Publish the applied index last: whoever waits on it (reads, tests)
+	// then sees the restore fully accounted. The snapshot covers everything
+	// up to its raft index, configuration entries after the last command
+	// included: a read index pointing at one of those must be satisfied by it.
+	f.setApplied(max(f.FSM.Status().AppliedIndex, index))
 	return nil
 }
 
