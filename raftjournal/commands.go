@@ -117,7 +117,10 @@ type SourceOp struct {
 	// setACL): raw ephemeralOwner and persisted cversion.
 	Stat znode.Stat
 	// ParentCversion and ParentPzxid are the parent's persisted cversion and pzxid
-	// after a create (CreateTxn.parentCVersion; pzxid is the txn's zxid).
+	// after a create: from the CreateTxn (parentCVersion; pzxid is the txn's
+	// zxid), or a stat of the parent read back later, whose cversion holds as of
+	// its pzxid (≥ Zxid). ParentPzxid 0 says the cversion is unknown: the
+	// create then only raises the parent's pzxid to Zxid.
 	ParentCversion int32
 	ParentPzxid    int64
 	// Session and Paths describe a closeSession: the session and the ephemeral

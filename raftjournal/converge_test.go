@@ -79,6 +79,17 @@ type historyGen struct {
 	time     int64
 	txns     []*SourceTxn
 	sessions []int64
+	// readBacks are creates whose parent registers the mirror reads back
+	// later, as the tap does for a create whose reply does not carry them.
+	readBacks []readBack
+}
+
+// readBack is a pending read of a parent's stat for a mirrored create.
+type readBack struct {
+	op     *SourceOp
+	parent string
+	czxid  int64 // the parent incarnation the create was made under
+	due    int   // len(txns) at which the read happens
 }
 
 func newHistoryGen(seed int64) *historyGen {
@@ -258,7 +269,51 @@ func (g *historyGen) step() {
 	}
 	if len(tx.Ops) > 0 {
 		g.txns = append(g.txns, tx)
+		g.deferParentStats(tx)
 	}
+	g.readParentStats(false)
+}
+
+// deferParentStats turns some creates of tx into creates whose parent
+// registers are unknown at mirror time and read back a few txns later: in a
+// multi, every create under the parent is unknown and the last one carries the
+// read. A parent created in the same txn keeps the exact values.
+func (g *historyGen) deferParentStats(tx *SourceTxn) {
+	last := map[string]int{}
+	for i := range tx.Ops {
+		if tx.Ops[i].Kind == SourceCreate {
+			last[znode.Parent(tx.Ops[i].Path)] = i
+		}
+	}
+	for parent, li := range last {
+		pn := g.ref.nodes[parent]
+		if pn == nil || pn.st.Czxid == tx.Zxid || g.rng.IntN(3) != 0 {
+			continue
+		}
+		for i := range tx.Ops {
+			if op := &tx.Ops[i]; op.Kind == SourceCreate && znode.Parent(op.Path) == parent {
+				op.ParentCversion, op.ParentPzxid = 0, 0
+			}
+		}
+		g.readBacks = append(g.readBacks, readBack{op: &tx.Ops[li], parent: parent, czxid: pn.st.Czxid, due: len(g.txns) + g.rng.IntN(5)})
+	}
+}
+
+// readParentStats performs the due read-backs (all of them with all set): the
+// parent's stat as read then, if the incarnation is still the one the create
+// was made under; otherwise the parent died and its cversion stays unknown.
+func (g *historyGen) readParentStats(all bool) {
+	keep := g.readBacks[:0]
+	for _, rb := range g.readBacks {
+		if !all && rb.due > len(g.txns) {
+			keep = append(keep, rb)
+			continue
+		}
+		if pn := g.ref.nodes[rb.parent]; pn != nil && pn.st.Czxid == rb.czxid {
+			rb.op.ParentPzxid, rb.op.ParentCversion = pn.st.Pzxid, pn.st.Cversion
+		}
+	}
+	g.readBacks = keep
 }
 
 func (g *historyGen) multi(z int64, tx *SourceTxn, add func(SourceOp, bool) bool) {
@@ -357,6 +412,7 @@ func genScenario(seed int64) scenario {
 			g.step()
 		}
 	}
+	g.readParentStats(true)
 	// The mirror stream starts at or before the walk (a fuzzy snapshot is
 	// replayed from before it began).
 	from := max(0, walkStart-g.rng.IntN(15))
@@ -431,5 +487,34 @@ func TestConvergence(t *testing.T) {
 				t.Logf("seed %d, %s: %d pending records left (garbage of dead incarnations)", s, name, p)
 			}
 		}
+	}
+}
+
+// TestSourceCreateParentRegisters: a create whose parent cversion is unknown
+// (ParentPzxid 0) moves only the parent's pzxid; a stat read back later sets
+// the cversion as of its pzxid, and an older pair never overrides it.
+func TestSourceCreateParentRegisters(t *testing.T) {
+	const z1, z2, z3 = 0x100000001, 0x100000002, 0x100000003
+	create := func(z int64, path string, pcv int32, ppz int64) []byte {
+		st := znode.Stat{Czxid: z, Mzxid: z, Pzxid: z, Ctime: 1, Mtime: 1}
+		return Encode(&SourceTxn{Zxid: z, Ops: []SourceOp{{Kind: SourceCreate, Path: path, ACL: znode.WorldAnyone(), Stat: st, ParentCversion: pcv, ParentPzxid: ppz}}})
+	}
+	f := applyAll(t, [][]byte{
+		create(z1, "/p", 1, z1),
+		create(z2, "/p/a", 0, 0),  // unknown: /p's cversion stays 0
+		create(z3, "/p/b", 2, z3), // as of z3
+		create(z2, "/p/a", 1, z2), // an older pair arrives late
+		create(z2, "/p/a", 0, 0),  // and the unknown one again
+	})
+	n, ok := f.Node("/p")
+	if !ok {
+		t.Fatal("/p missing")
+	}
+	if n.Stat.Cversion != 2 || n.Stat.Pzxid != z3 {
+		t.Fatalf("/p cversion %d pzxid %#x, want 2 and %#x", n.Stat.Cversion, n.Stat.Pzxid, int64(z3))
+	}
+	g := applyAll(t, [][]byte{create(z1, "/p", 1, z1), create(z2, "/p/a", 0, 0)})
+	if n, _ := g.Node("/p"); n.Stat.Cversion != 0 || n.Stat.Pzxid != z2 {
+		t.Fatalf("unknown cversion: /p cversion %d pzxid %#x, want 0 and %#x", n.Stat.Cversion, n.Stat.Pzxid, int64(z2))
 	}
 }

@@ -584,8 +584,19 @@ func (t *tree) applySource(tx *SourceTxn) int {
 				o := obs{path: op.Path, st: op.Stat, data: op.Data, hasData: true, acl: t.acls.acquire(op.ACL)}
 				did = t.observe(&o)
 			}
-			if !diesLater(parent, i) && t.childEvent(parent, z, max(z, op.ParentPzxid), z, op.ParentCversion) {
-				did = true
+			if !diesLater(parent, i) {
+				// The parent's (pzxid, cversion) pair holds as of its pzxid: the
+				// txn's zxid when it comes from the CreateTxn, a later one when
+				// the mirror read the parent's stat back. ParentPzxid 0: the
+				// cversion is unknown, only pzxid moves.
+				pz, cvAt, cv := z, int64(0), int32(0)
+				if op.ParentPzxid != 0 {
+					pz = max(z, op.ParentPzxid)
+					cvAt, cv = pz, op.ParentCversion
+				}
+				if t.childEvent(parent, z, pz, cvAt, cv) {
+					did = true
+				}
 			}
 		case SourceDelete:
 			if diesLater(op.Path, i) {

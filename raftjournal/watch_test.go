@@ -180,7 +180,7 @@ func TestWatchesOnSourceTxns(t *testing.T) {
 	w := NewWatcher(16)
 	h.f.AddWatch("/", w, true)
 	st := znode.Stat{Czxid: 0x100000001, Mzxid: 0x100000001, Pzxid: 0x100000001}
-	h.apply(&SourceTxn{Zxid: 0x100000001, Ops: []SourceOp{{Kind: SourceCreate, Path: "/m", Data: []byte("1"), ACL: znode.WorldAnyone(), Stat: st, ParentCversion: 1}}})
+	h.apply(&SourceTxn{Zxid: 0x100000001, Ops: []SourceOp{{Kind: SourceCreate, Path: "/m", Data: []byte("1"), ACL: znode.WorldAnyone(), Stat: st, ParentCversion: 1, ParentPzxid: 0x100000001}}})
 	st.Mzxid, st.Version = 0x100000002, 1
 	h.apply(&SourceTxn{Zxid: 0x100000002, Ops: []SourceOp{{Kind: SourceSetData, Path: "/m", Data: []byte("2"), Stat: st}}})
 	h.apply(&SourceTxn{Zxid: 0x100000002, Ops: []SourceOp{{Kind: SourceSetData, Path: "/m", Data: []byte("2"), Stat: st}}}) // a duplicate: no event
