@@ -75,6 +75,16 @@
 //     then fails with an [*UnreadableError] unless Config.AllowPartial is set, in
 //     which case the summary says Partial. ExportFile leaves no file behind a
 //     failed export.
+//   - ACL masked: to credentials with READ but without ADMIN on a node,
+//     ZooKeeper answers getACL with each digest identity masked, digest:user:x
+//     instead of digest:user:<base64 sha1> ([IsMaskedACL]). That list is not the
+//     node's ACL, so the node is treated as NoAuth is: listed (in
+//     Summary.UnreadableList and ACLMaskedList), and the walk fails with an
+//     [*UnreadableError] (matching ErrACLMasked too) unless Config.AllowPartial
+//     is set. With it, the node is recorded with the masked ACL, which no
+//     identity matches, rather than left out, which would lose its subtree; the
+//     summary says Partial and the header's meta says allow_partial=true. The
+//     digest is unaffected: ZooKeeper's digest does not cover ACLs.
 //   - Errors ZooKeeper answers with for other reasons end the walk, naming the path.
 //
 // # Filters

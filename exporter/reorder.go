@@ -65,7 +65,8 @@ type reorder struct {
 	maxNodeZxid int64
 	digest      znode.Digest
 	changed     []ChangedNode
-	unreadable  []string
+	unreadable  []string // NoAuth and ACL masked, in file order
+	aclMasked   []string
 	ephemerals  int64
 }
 
@@ -319,6 +320,18 @@ func (r *reorder) write(t *task) error {
 	if n.Stat.EphemeralOwner != 0 {
 		r.ephemerals++
 	}
+	if IsMaskedACL(n.ACL) {
+		// Recorded as shown, so the tree keeps its shape, and listed: the
+		// walk fails at the end unless AllowPartial.
+		st.aclMasked.Add(1)
+		if len(r.unreadable) < r.w.cfg.MaxListed {
+			r.unreadable = append(r.unreadable, n.Path)
+		}
+		if len(r.aclMasked) < r.w.cfg.MaxListed {
+			r.aclMasked = append(r.aclMasked, n.Path)
+		}
+		r.w.cfg.Logger.Warn("node's ACL masked by ZooKeeper: the credentials lack ADMIN on it", "path", n.Path)
+	}
 	if err := r.sink.WriteNode(n); err != nil {
 		return fmt.Errorf("exporter: writing %s: %w", n.Path, err)
 	}
@@ -353,8 +366,10 @@ func (r *reorder) summary(w *Walker, began time.Time, maxZxid int64) *Summary {
 		Changed:           st.changed.Load(),
 		ChangedList:       r.changed,
 		Deleted:           st.deleted.Load(),
-		Unreadable:        st.noAuth.Load(),
+		Unreadable:        st.noAuth.Load() + st.aclMasked.Load(),
 		UnreadableList:    r.unreadable,
+		ACLMasked:         st.aclMasked.Load(),
+		ACLMaskedList:     r.aclMasked,
 		Excluded:          st.excluded.Load(),
 		Ephemerals:        r.ephemerals,
 		EphemeralsSkipped: st.ephemeralsSkipped.Load(),
@@ -365,6 +380,9 @@ func (r *reorder) summary(w *Walker, began time.Time, maxZxid int64) *Summary {
 	}
 	if s.UnreadableList == nil {
 		s.UnreadableList = []string{}
+	}
+	if s.ACLMaskedList == nil {
+		s.ACLMaskedList = []string{}
 	}
 	s.Partial = s.Unreadable > 0
 	return s

@@ -25,6 +25,10 @@ type WalkOptions struct {
 // time: getData, getACL and getChildren2 per node, re-reading a node whose stat
 // changed between the reads. A node deleted during the walk is skipped. fn may stop
 // the walk by returning an error, which SequentialWalk returns.
+//
+// ACLs are passed on as ZooKeeper answers them: masked (digest:user:x) where the
+// credentials lack ADMIN on the node. ClientDigest needs no ACL (ZooKeeper's
+// digest does not cover ACLs); a caller that keeps ACLs checks IsMaskedACL.
 func SequentialWalk(ctx context.Context, conn *zk.Conn, root string, opts WalkOptions, fn func(*znode.Node) error) error {
 	if err := znode.ValidatePath(root); err != nil {
 		return fmt.Errorf("exporter: %w", err)

@@ -79,17 +79,27 @@ type Summary struct {
 	// make room for nodes earlier in file order; they were read again later.
 	Evicted int64 `json:"readahead_evicted"`
 
-	Changed        int64         `json:"changed"` // recorded nodes changed during the walk
-	ChangedList    []ChangedNode `json:"changed_list"`
-	Deleted        int64         `json:"deleted"` // nodes listed by their parent and gone when read
-	Unreadable     int64         `json:"unreadable"`
-	UnreadableList []string      `json:"unreadable_list"`
+	Changed     int64         `json:"changed"` // recorded nodes changed during the walk
+	ChangedList []ChangedNode `json:"changed_list"`
+	Deleted     int64         `json:"deleted"` // nodes listed by their parent and gone when read
+	// Unreadable counts the nodes the credentials could not read in full:
+	// answered NoAuth (left out with their subtrees) or with their ACL masked
+	// (ACLMasked, recorded as ZooKeeper showed them). UnreadableList lists
+	// both, in file order.
+	Unreadable     int64    `json:"unreadable"`
+	UnreadableList []string `json:"unreadable_list"`
+	// ACLMasked counts the nodes, among Unreadable, whose ACL ZooKeeper
+	// masked (digest:user:x) because the credentials lack ADMIN on them: their
+	// recorded ACL is not their real one (IsMaskedACL).
+	ACLMasked     int64    `json:"acl_masked"`
+	ACLMaskedList []string `json:"acl_masked_list"`
 	// Excluded counts the subtrees left out by exclusion (each counted once, at
 	// its top), /zookeeper included.
 	Excluded          int64 `json:"excluded"`
 	Ephemerals        int64 `json:"ephemerals"`         // ephemerals recorded
 	EphemeralsSkipped int64 `json:"ephemerals_skipped"` // ephemerals left out (EphemeralsSkip)
-	// Partial says nodes were left out because they could not be read.
+	// Partial says the export is not the whole tree as it is: nodes were left
+	// out because they could not be read, or recorded with a masked ACL.
 	Partial bool `json:"partial"`
 }
 

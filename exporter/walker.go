@@ -34,9 +34,14 @@ const (
 
 var (
 	// ErrUnreadable is matched by the error Walk returns when nodes could not be
-	// read with the given credentials (NoAuth) and Config.AllowPartial is not set.
-	// The error is an *UnreadableError listing them.
+	// read in full with the given credentials (NoAuth, or an ACL ZooKeeper
+	// masked) and Config.AllowPartial is not set. The error is an
+	// *UnreadableError listing them.
 	ErrUnreadable = errors.New("exporter: nodes unreadable with the given credentials")
+	// ErrACLMasked is matched, besides ErrUnreadable, by an *UnreadableError
+	// that lists nodes whose ACL ZooKeeper masked because the credentials lack
+	// ADMIN on them (see IsMaskedACL).
+	ErrACLMasked = errors.New("exporter: ACL masked by ZooKeeper: the credentials lack ADMIN")
 	// ErrNoRoot is returned when the node the walk starts at does not exist.
 	ErrNoRoot = errors.New("exporter: no such node")
 	// ErrWalkerClosed is returned by calls on a closed Walker.
@@ -45,29 +50,72 @@ var (
 	ErrInvalidConfig = errors.New("exporter: invalid config")
 )
 
-// UnreadableError lists the nodes a walk could not read (ZooKeeper answered
-// NoAuth). Each path stands for its whole subtree, which the walk could not see.
+// UnreadableError lists the nodes a walk could not read in full with the given
+// credentials. Two reasons, told apart:
+//
+//   - NoAuth: ZooKeeper refused the read. The path stands for its whole
+//     subtree, which the walk could not see.
+//   - ACL masked: ZooKeeper answered getACL with its digest identities masked
+//     (digest:user:x), because the credentials have READ but not ADMIN on the
+//     node. The node and its subtree were read; its ACL was not.
 type UnreadableError struct {
-	Count int      // nodes answered NoAuth
-	Paths []string // the first of them, at most Config.MaxListed
+	Count int      // nodes not read in full, for either reason
+	Paths []string // the first of them, in file order, at most Config.MaxListed
+	// ACLMasked counts the nodes of Count whose ACL came back masked, and
+	// ACLMaskedPaths lists the first of them, at most Config.MaxListed.
+	ACLMasked      int
+	ACLMaskedPaths []string
 }
 
+// maskedACLAdvice is what the operator can do about a masked ACL.
+const maskedACLAdvice = "add --auth with an identity that has it, or super"
+
+// Error renders the error on one line naming the first nodes of each reason
+// and what to do about a masked ACL.
 func (e *UnreadableError) Error() string {
-	more := ""
-	if e.Count > len(e.Paths) {
-		more = fmt.Sprintf(" and %d more", e.Count-len(e.Paths))
+	masked := make(map[string]bool, len(e.ACLMaskedPaths))
+	for _, p := range e.ACLMaskedPaths {
+		masked[p] = true
 	}
+	var noAuthPaths []string
+	for _, p := range e.Paths {
+		if !masked[p] {
+			noAuthPaths = append(noAuthPaths, p)
+		}
+	}
+	var parts []string
+	if n := e.Count - e.ACLMasked; n > 0 {
+		parts = append(parts, fmt.Sprintf("%d node(s) answered NoAuth, their subtrees were not read: %s",
+			n, listPaths(noAuthPaths, n)))
+	}
+	switch {
+	case e.ACLMasked == 1 && len(e.ACLMaskedPaths) == 1:
+		parts = append(parts, fmt.Sprintf("%s: ACL masked: the credentials lack ADMIN on the node; %s",
+			e.ACLMaskedPaths[0], maskedACLAdvice))
+	case e.ACLMasked > 0:
+		parts = append(parts, fmt.Sprintf("%d node(s) with their ACL masked (%s): the credentials lack ADMIN on them; %s",
+			e.ACLMasked, listPaths(e.ACLMaskedPaths, e.ACLMasked), maskedACLAdvice))
+	}
+	return fmt.Sprintf("%v: %s", ErrUnreadable, strings.Join(parts, "; "))
+}
+
+// listPaths renders the first few of count paths, and how many more there are.
+func listPaths(paths []string, count int) string {
 	const show = 5
-	paths := e.Paths
 	if len(paths) > show {
-		more = fmt.Sprintf(" and %d more", e.Count-show)
 		paths = paths[:show]
 	}
-	return fmt.Sprintf("%v: %d node(s) answered NoAuth, their subtrees were not read: %s%s",
-		ErrUnreadable, e.Count, strings.Join(paths, ", "), more)
+	more := ""
+	if count > len(paths) {
+		more = fmt.Sprintf(" and %d more", count-len(paths))
+	}
+	return strings.Join(paths, ", ") + more
 }
 
-func (e *UnreadableError) Is(target error) bool { return target == ErrUnreadable }
+// Is matches ErrUnreadable, and ErrACLMasked when a node's ACL came back masked.
+func (e *UnreadableError) Is(target error) bool {
+	return target == ErrUnreadable || (target == ErrACLMasked && e.ACLMasked > 0)
+}
 
 // Config configures a Walker. Start from DefaultConfig; zero fields take the
 // Default… values.
@@ -82,7 +130,10 @@ type Config struct {
 	// Ephemerals says whether ephemeral nodes are recorded or skipped.
 	Ephemerals EphemeralPolicy
 	// AllowPartial makes a walk that met unreadable nodes succeed; they are still
-	// listed in the summary.
+	// listed in the summary, which says Partial. A NoAuth node is left out with
+	// its subtree; a node whose ACL came back masked is recorded with the ACL as
+	// ZooKeeper showed it (digest:user:x, which no identity matches), so that
+	// the tree keeps its shape.
 	AllowPartial bool
 	// ExtendedTypes is recorded in the snapshot header: whether the ensemble runs
 	// with zookeeper.extendedTypesEnabled. A client cannot tell.
@@ -258,6 +309,7 @@ type walkStats struct {
 	nodes, dataBytes, requests  atomic.Int64
 	rereads, retries, renewed   atomic.Int64
 	changed, deleted, noAuth    atomic.Int64
+	aclMasked                   atomic.Int64
 	ephemeralsSkipped, excluded atomic.Int64
 }
 
@@ -362,6 +414,7 @@ type Progress struct {
 	Requests  int64 // requests sent to the ensemble
 	Changed   int64 // nodes changed or deleted during the walk
 	NoAuth    int64 // nodes the credentials could not read
+	ACLMasked int64 // nodes whose ACL ZooKeeper masked (the credentials lack ADMIN)
 }
 
 // Progress returns the walk's counters so far; it may be called at any time from
@@ -373,6 +426,7 @@ func (w *Walker) Progress() Progress {
 		Requests:  w.stats.requests.Load(),
 		Changed:   w.stats.changed.Load() + w.stats.deleted.Load(),
 		NoAuth:    w.stats.noAuth.Load(),
+		ACLMasked: w.stats.aclMasked.Load(),
 	}
 }
 
@@ -449,7 +503,8 @@ func (w *Walker) Walk(ctx context.Context, sink Sink) (*Summary, error) {
 
 	sum := r.summary(w, began, maxZxid)
 	if sum.Unreadable > 0 && !w.cfg.AllowPartial {
-		return sum, &UnreadableError{Count: int(sum.Unreadable), Paths: sum.UnreadableList}
+		return sum, &UnreadableError{Count: int(sum.Unreadable), Paths: sum.UnreadableList,
+			ACLMasked: int(sum.ACLMasked), ACLMaskedPaths: sum.ACLMaskedList}
 	}
 	return sum, nil
 }

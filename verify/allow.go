@@ -57,8 +57,8 @@ func (a Allowed) String() string {
 }
 
 // ParseAllowed parses what a rule allows: "missing", "extra", a field name
-// (data, nil-vs-empty, acl, czxid, …, ephemeralOwner, numChildren), or "*" for
-// all of them; comma-separated.
+// (data, nil-vs-empty, acl, acl-masked, czxid, …, ephemeralOwner, numChildren),
+// or "*" for all of them; comma-separated.
 func ParseAllowed(s string) ([]Allowed, error) {
 	var out []Allowed
 	for _, w := range strings.Split(s, ",") {

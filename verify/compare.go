@@ -218,6 +218,10 @@ type comparison struct {
 
 	pending      []*suspect
 	pendingBytes int64
+
+	// aclMasked counts, per side (source, target), the nodes compared whose
+	// ACL holds a masked digest identity (exporter.IsMaskedACL).
+	aclMasked [2]int64
 }
 
 type subtree struct {
@@ -522,7 +526,16 @@ func (c *comparison) compareNode(path string, s, t *znode.Node) {
 	st := c.enterSubtree(path)
 	c.report.Compared++
 	c.subtrees[st].Nodes++
-	if s != nil && t != nil && sameNode(s, t) {
+	sm := s != nil && exporter.IsMaskedACL(s.ACL)
+	tm := t != nil && exporter.IsMaskedACL(t.ACL)
+	if sm {
+		c.aclMasked[0]++
+	}
+	if tm {
+		c.aclMasked[1]++
+	}
+	masked := c.liveMasked(sm, tm)
+	if s != nil && t != nil && !masked && sameNode(s, t) {
 		d := s.Digest()
 		c.report.Source.Digest.Add(d)
 		c.report.Target.Digest.Add(d)
@@ -534,7 +547,7 @@ func (c *comparison) compareNode(path string, s, t *znode.Node) {
 	if t != nil {
 		c.report.Target.Digest.Add(t.Digest())
 	}
-	diffs := c.allowFilter(diffNodes(path, s, t), st)
+	diffs := c.allowFilter(diffNodes(path, s, t, masked), st)
 	if len(diffs) == 0 {
 		return
 	}
@@ -600,13 +613,24 @@ func comparePaths(a, b string) int {
 	return cmp.Compare(len(a), len(b))
 }
 
+// liveMasked reports whether a live side's ACL came back masked (sm, tm: the
+// source's, the target's ACL holds a masked digest identity). A live side masks
+// because the credentials lack ADMIN: its real ACL is unknown. A static side's
+// masked ACL is what the side holds (an export taken without ADMIN) and is
+// compared as it is.
+func (c *comparison) liveMasked(sm, tm bool) bool {
+	return (sm && c.si.Live) || (tm && c.ti.Live)
+}
+
 // sameNode is the fast path: every compared field equal.
 func sameNode(s, t *znode.Node) bool {
 	return s.Stat == t.Stat && s.NumChildren == t.NumChildren && equalData(s.Data, t.Data) && znode.EqualACLs(s.ACL, t.ACL)
 }
 
-// diffNodes lists every way t differs from s at path.
-func diffNodes(path string, s, t *znode.Node) []Difference {
+// diffNodes lists every way t differs from s at path. aclMasked says a live
+// side's ACL came back masked: the ACLs are then compared masked on both sides,
+// and agreeing that far is a FieldACLMasked difference, not equality.
+func diffNodes(path string, s, t *znode.Node, aclMasked bool) []Difference {
 	switch {
 	case s == nil && t == nil:
 		return nil
@@ -627,7 +651,10 @@ func diffNodes(path string, s, t *znode.Node) []Difference {
 		}
 		add(f, Value{Data: s.Data}, Value{Data: t.Data})
 	}
-	if !znode.EqualACLs(s.ACL, t.ACL) {
+	switch {
+	case aclMasked && znode.EqualACLs(exporter.MaskACL(s.ACL), exporter.MaskACL(t.ACL)):
+		add(FieldACLMasked, Value{ACL: s.ACL}, Value{ACL: t.ACL})
+	case !znode.EqualACLs(s.ACL, t.ACL):
 		add(FieldACL, Value{ACL: s.ACL}, Value{ACL: t.ACL})
 	}
 	ints := []struct {
@@ -907,8 +934,9 @@ func (c *comparison) reread(ctx context.Context, sp *suspect) error {
 		}
 	}
 	var rest []Difference
-	if s == nil || t == nil || !sameNode(s, t) {
-		for _, d := range diffNodes(sp.path, s, t) {
+	masked := c.liveMasked(s != nil && exporter.IsMaskedACL(s.ACL), t != nil && exporter.IsMaskedACL(t.ACL))
+	if s == nil || t == nil || masked || !sameNode(s, t) {
+		for _, d := range diffNodes(sp.path, s, t, masked) {
 			if rule, _ := c.allowance(&d); rule == "" {
 				rest = append(rest, d)
 			}
@@ -943,6 +971,20 @@ func (c *comparison) finish(start time.Time) {
 	}
 	if r.Mode != ModeDigest && r.Compared == 0 {
 		c.note("neither side has any node in scope %s", r.Scope.Path)
+	}
+	for i, side := range []SideReport{r.Source, r.Target} {
+		n := c.aclMasked[i]
+		if n == 0 {
+			continue
+		}
+		name := []string{"source", "target"}[i]
+		if side.Live {
+			c.note("cannot read the real ACL of %s on the %s (%s): masked by ZooKeeper (digest:USER:x), which shows digest identities only to credentials with ADMIN on the node; pass --auth with an identity that has ADMIN, or super",
+				plural(n, "node"), name, side.URI)
+		} else {
+			c.note("the %s holds %s whose ACL has a masked digest identity (digest:USER:x): it was exported with credentials that lacked ADMIN on them, so those are not their real ACLs",
+				name, plural(n, "node"))
+		}
 	}
 	if r.Counts.Differences > 0 && r.Source.Live != r.Target.Live {
 		live := "source"

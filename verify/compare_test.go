@@ -154,6 +154,9 @@ func TestInjectedDifferences(t *testing.T) {
 		}
 	}
 	for _, f := range Fields() {
+		if f == FieldACLMasked {
+			continue // arises only with a live side: TestMaskedACL
+		}
 		if !seen[KindMismatch.String()+"/"+f.String()] {
 			t.Errorf("no injection of field %v", f)
 		}

@@ -74,6 +74,12 @@ const (
 	FieldNilData
 	// FieldACL: the ACL lists differ, entries or order.
 	FieldACL
+	// FieldACLMasked: a live ZooKeeper side answered getACL with its digest
+	// identities masked (digest:user:x), because the credentials lack ADMIN on
+	// the node, and the lists agree as far as masking lets them be compared.
+	// Whether the real ACLs agree is unknown, so it is not called equal; lists
+	// that differ even once masked are a FieldACL difference.
+	FieldACLMasked
 	FieldCzxid
 	FieldMzxid
 	FieldPzxid
@@ -101,6 +107,7 @@ var fieldNames = [...]string{
 	FieldData:           "data",
 	FieldNilData:        "nil-vs-empty",
 	FieldACL:            "acl",
+	FieldACLMasked:      "acl-masked",
 	FieldCzxid:          "czxid",
 	FieldMzxid:          "mzxid",
 	FieldPzxid:          "pzxid",
@@ -114,7 +121,8 @@ var fieldNames = [...]string{
 }
 
 // String is the field's name as reports and allow-lists spell it: ZooKeeper's
-// stat names (czxid, ephemeralOwner, numChildren), "data", "nil-vs-empty", "acl".
+// stat names (czxid, ephemeralOwner, numChildren), "data", "nil-vs-empty", "acl",
+// "acl-masked".
 func (f Field) String() string {
 	if f < fieldCount {
 		return fieldNames[f]
@@ -131,6 +139,8 @@ func (f Field) Describe() string {
 		return "cversion (persisted)"
 	case FieldACL:
 		return "ACL"
+	case FieldACLMasked:
+		return "ACL masked (no ADMIN)"
 	}
 	return f.String()
 }
@@ -154,7 +164,8 @@ func (f Field) isZxid() bool { return f == FieldCzxid || f == FieldMzxid || f ==
 // Value is one side's value in a Difference. Which members are set depends on
 // the difference: Present alone for KindMissing/KindExtra (with the present
 // side's Stat, DataLength and NumChildren), Data for the data fields, ACL for
-// FieldACL, Int for the stat fields and numChildren.
+// FieldACL and FieldACLMasked (as each side showed it), Int for the stat fields
+// and numChildren.
 type Value struct {
 	Present bool // the node exists on this side
 	Data    []byte
@@ -185,6 +196,10 @@ func (d Difference) String() string {
 		return fmt.Sprintf("%s: %s (source %s, target %s)", d.Path, d.Kind.Describe(),
 			d.SourceText(), d.TargetText())
 	}
+	if d.Field == FieldACLMasked {
+		return fmt.Sprintf("%s: acl-masked, not known to agree (ZooKeeper masked the ACL; the credentials lack ADMIN): source %s, target %s",
+			d.Path, d.SourceText(), d.TargetText())
+	}
 	return fmt.Sprintf("%s: %s differs: source %s, target %s", d.Path, d.Field, d.SourceText(), d.TargetText())
 }
 
@@ -213,7 +228,7 @@ func formatValue(f Field, v, other Value) string {
 			}
 		}
 		return s
-	case FieldACL:
+	case FieldACL, FieldACLMasked:
 		return FormatACL(v.ACL)
 	case FieldCtime, FieldMtime:
 		return FormatTime(v.Int)

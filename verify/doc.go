@@ -39,6 +39,7 @@
 //
 //	data            the bytes; nil against empty is FieldNilData, kept apart because ZooKeeper keeps them apart
 //	acl             the ACL list, entries and order
+//	acl-masked      a live side's ACL masked by ZooKeeper (see Masked ACLs): not known to agree
 //	czxid mzxid pzxid ctime mtime version aversion
 //	cversion        the persisted count of child creates (it names sequential children)
 //	ephemeralOwner  raw where the side knows it (container, TTL, session id)
@@ -100,6 +101,21 @@
 // bounded (MaxPending nodes, MaxPendingBytes of the static side's nodes); past
 // the budget they are reported at once and counted in Counts.NotRechecked.
 //
+// # Masked ACLs
+//
+// ZooKeeper shows a node's digest identities only to a caller with ADMIN on
+// the node; to one with just READ, getACL answers digest:user:x
+// (exporter.IsMaskedACL). A live side (zk://) read without ADMIN somewhere
+// therefore cannot tell its real ACL there. Such a node is neither an ACL
+// mismatch nor equal: the two ACLs are compared masked on both sides
+// (exporter.MaskACL); if they differ even so, that is a [FieldACL] difference,
+// and if they agree, a [FieldACLMasked] one, which makes the verdict different
+// unless an allow rule names acl-masked. A note says on how many nodes and that
+// --auth with an identity that has ADMIN (or super) lifts it. A static side
+// (an export taken without ADMIN, with --allow-partial) holds the masked ACL
+// as its value: it is compared as it is, and a note says how many nodes carry
+// one.
+//
 // # Digests
 //
 // With Config.DigestOnly the comparison first tries ZooKeeper's digests in
@@ -159,8 +175,8 @@
 //	  "compared": int (distinct paths),
 //	  "counts": {
 //	    "differences", "missing", "extra", "mismatch": int,
-//	    "fields": {"data", "nil-vs-empty", "acl", "czxid", "mzxid", "pzxid", "ctime", "mtime",
-//	               "version", "cversion", "aversion", "ephemeralOwner", "numChildren": int},
+//	    "fields": {"data", "nil-vs-empty", "acl", "acl-masked", "czxid", "mzxid", "pzxid", "ctime",
+//	               "mtime", "version", "cversion", "aversion", "ephemeralOwner", "numChildren": int},
 //	    "allowed": int, "allowed_by": [{"rule", "origin", "count"}],
 //	    "converged", "rechecked", "not_rechecked": int
 //	  },
@@ -186,7 +202,7 @@
 //	  "present": bool, "text": string (as in the text report),
 //	  "int":  int                                                  (stat fields, numChildren)
 //	  "data": {"nil", "length", "base64", "truncated" (optional)}  (data, nil-vs-empty; 4 KiB at most)
-//	  "acl":  [{"perms" ("cdrwa"), "perms_bits", "scheme", "id"}]  (acl)
+//	  "acl":  [{"perms" ("cdrwa"), "perms_bits", "scheme", "id"}]  (acl, acl-masked)
 //	  "stat": {"czxid", "mzxid", "pzxid", "ctime", "mtime", "version", "cversion",
 //	           "aversion", "ephemeral_owner", "data_length", "num_children"}  (missing/extra, on the side that has it)
 //	}

@@ -287,7 +287,7 @@ func jsonValueOf(f Field, v Value, text string) jsonValue {
 		}
 		jd.Base64 = base64.StdEncoding.EncodeToString(shown)
 		j.Data = jd
-	case FieldACL:
+	case FieldACL, FieldACLMasked:
 		j.ACL = []jsonACL{}
 		for _, a := range v.ACL {
 			j.ACL = append(j.ACL, jsonACL{Perms: a.Perms.String(), PermsBits: int32(a.Perms), Scheme: a.ID.Scheme, ID: a.ID.ID})

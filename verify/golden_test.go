@@ -10,6 +10,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/zk2raft/zk2raft/exporter"
 	"github.com/zk2raft/zk2raft/verify/verifytest"
 	"github.com/zk2raft/zk2raft/znode"
 )
@@ -71,10 +72,24 @@ func goldenCases(t *testing.T, dir string) map[string]*Report {
 		Reason: "lock holders reconnect after cutover", Origin: "allow.txt:1"}}
 	digest := testConfig()
 	digest.DigestOnly = true
+
+	// A live source read without ADMIN on /secure: ZooKeeper shows its digest
+	// identity masked.
+	live := verifytest.CloneNodes(tree)
+	secure := verifytest.FindNode(t, live, "/secure")
+	secure.ACL = exporter.MaskACL(secure.ACL)
+	liveSource := MemorySource(Info{URI: "zk://zk1:2181", Scheme: "zk", Description: "live ensemble (fixture with raw owners)",
+		Live: true, RawOwners: true, ExtendedTypes: true}, live, nil)
+	masked, err := Compare(t.Context(), liveSource, open(same), testConfig())
+	if err != nil {
+		t.Fatal(err)
+	}
+	masked.Elapsed = 0
 	return map[string]*Report{
 		"equal":     run(source, same, testConfig()),
 		"different": run(source, target, different),
 		"digest":    run(source, same, digest),
+		"masked":    masked,
 	}
 }
 

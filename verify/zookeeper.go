@@ -24,7 +24,8 @@ type ZKOptions struct {
 	Chroot string
 	// Auth are credentials added to every session; without them, nodes whose
 	// ACL denies READ make the walk fail (a verifier cannot vouch for what it
-	// cannot read).
+	// cannot read), and nodes whose ACL denies ADMIN show their ACL masked, which
+	// the comparison reports as FieldACLMasked.
 	Auth []exporter.Auth
 	// Sessions and Workers tune the parallel walk (exporter.Config); 0 means
 	// the walker's defaults.
@@ -86,7 +87,9 @@ func NewZooKeeperSource(opts ZKOptions) (*ZooKeeperSource, error) {
 func (s *ZooKeeperSource) Info() Info { return s.info }
 
 // Walk implements Source with a fresh exporter.Walker per call. Nodes the
-// credentials cannot read fail the walk.
+// credentials cannot read fail the walk. Nodes whose ACL ZooKeeper masked
+// (credentials without ADMIN) are streamed as shown: the comparison knows a
+// live side's masked ACL for what it is.
 func (s *ZooKeeperSource) Walk(ctx context.Context, scope Scope, fn func(*znode.Node) error) error {
 	cfg := exporter.DefaultConfig(s.opts.Hosts)
 	cfg.Root = scope.Root
@@ -108,9 +111,12 @@ func (s *ZooKeeperSource) Walk(ctx context.Context, scope Scope, fn func(*znode.
 		return fmt.Errorf("verify: %s: %w", s.info.URI, err)
 	}
 	_, err = w.Walk(ctx, exporter.SinkFunc(fn))
+	var unreadable *exporter.UnreadableError
 	switch {
 	case errors.Is(err, exporter.ErrNoRoot):
 		return nil // the scope's root does not exist here: no nodes
+	case errors.As(err, &unreadable) && unreadable.Count == unreadable.ACLMasked:
+		return nil // every node was streamed; only ACLs were masked
 	case errors.Is(err, exporter.ErrUnreadable):
 		return fmt.Errorf("verify: %s: %w (pass --auth)", s.info.URI, err)
 	case err != nil:
@@ -123,7 +129,8 @@ func (s *ZooKeeperSource) Walk(ctx context.Context, scope Scope, fn func(*znode.
 const maxRereads = 20
 
 // Reread implements Rereader: getData and getACL on one session, until both
-// replies describe the same state (same czxid, mzxid, pzxid and aversion).
+// replies describe the same state (same czxid, mzxid, pzxid and aversion). A
+// masked ACL is returned as ZooKeeper shows it, as Walk streams it.
 func (s *ZooKeeperSource) Reread(ctx context.Context, path string) (*znode.Node, error) {
 	conn, err := s.session(ctx)
 	if err != nil {
