@@ -275,8 +275,14 @@ func (d *Decoder) Ustrings() []string {
 }
 
 // ACL reads one ACL record {int perms; Id{ustring scheme; ustring id}}.
+//
+// The id may be a null string: kazoo sends make_acl("auth", "") that way, and
+// ZooKeeper accepts it (fixupACL replaces "auth" entries and ignores the id).
+// It decodes as "".
 func (d *Decoder) ACL() znode.ACL {
-	return znode.ACL{Perms: znode.Perm(d.Int32()), ID: znode.ID{Scheme: d.Ustring(), ID: d.Ustring()}}
+	perms, scheme := znode.Perm(d.Int32()), d.Ustring()
+	id, _ := d.NullableUstring()
+	return znode.ACL{Perms: perms, ID: znode.ID{Scheme: scheme, ID: id}}
 }
 
 // ACLs reads a vector<ACL>. An empty vector decodes to nil.
