@@ -21,14 +21,15 @@ build:
 deps: deps-system deps-go
 
 deps-system:
-	@if [ -f /usr/share/java/zookeeper.jar ] && command -v java >/dev/null 2>&1; then \
-		echo "deps: ZooKeeper and Java present"; \
+	@if [ -f /usr/share/java/zookeeper.jar ] && command -v java >/dev/null 2>&1 \
+		&& /usr/bin/python3 -c 'import kazoo' >/dev/null 2>&1; then \
+		echo "deps: ZooKeeper, Java and kazoo present"; \
 	else \
-		echo "deps: installing Debian's zookeeper package and a headless JRE"; \
+		echo "deps: installing Debian's zookeeper, python3-kazoo and a headless JRE"; \
 		export DEBIAN_FRONTEND=noninteractive; \
-		if ! apt-cache show zookeeper >/dev/null 2>&1; then $(SUDO) apt-get update -qq; fi; \
-		$(SUDO) apt-get install -y -qq --no-install-recommends zookeeper default-jre-headless \
-			|| { $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq --no-install-recommends zookeeper default-jre-headless; }; \
+		if ! apt-cache show zookeeper python3-kazoo >/dev/null 2>&1; then $(SUDO) apt-get update -qq; fi; \
+		$(SUDO) apt-get install -y -qq --no-install-recommends zookeeper default-jre-headless python3-kazoo \
+			|| { $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq --no-install-recommends zookeeper default-jre-headless python3-kazoo; }; \
 	fi
 
 deps-go:

@@ -114,6 +114,10 @@ func (c *aclCache) get(id aclID) []znode.ACL {
 	return c.lists[id].acl
 }
 
+// FixupACL is fixupACL for the dual-write proxy, which must predict the ACL
+// ZooKeeper stores for a create or setACL it relays.
+func FixupACL(acl []znode.ACL, auth []znode.ID) ([]znode.ACL, Code) { return fixupACL(acl, auth) }
+
 // fixupACL checks and expands a native create's or setACL's ACL list the way
 // PrepRequestProcessor.fixupACL does: the list must be non-empty, every scheme
 // known and every id well-formed for its scheme; "auth" entries are replaced by
