@@ -1,0 +1,75 @@
+// Package dualwrite is the cutover's safety net: the tap proxy that mirrors
+// every write ZooKeeper commits into the journal, and the reconciler that
+// repairs what the tap cannot see.
+//
+// # The tap
+//
+// Clients connect to the Tap instead of the ensemble. Each client connection
+// gets its own connection to one ZooKeeper server (round robin; a server that
+// just failed is tried last), and frames are relayed in both directions, so
+// sessions, watches, auth and ephemerals stay ZooKeeper's. A four-letter-word
+// connection is passed through as bytes. When the server side breaks, the
+// client side is closed too: the client reconnects through the proxy, reaches
+// another server, and resumes its session there.
+//
+//	client ──frames──▶ tap ──frames──▶ ZooKeeper server
+//	       ◀─────────      ◀─────────
+//	                    │ mirror of each successful write (SourceTxn)
+//	                    ▼
+//	         durable queue (QueueDir) ──delivery──▶ journal leader
+//
+// Both directions are decoded with zkwire, and a reply is matched to its
+// request by xid. The tap changes the stream in exactly two places, neither of
+// which the client can observe:
+//
+//   - A create (opcode 1) is sent as create2 (15), whose reply carries the new
+//     node's stat; the reply is cut back to the create reply (path only).
+//   - Before a closeSession it sends the session's own getEphemerals (xid
+//     −0x7A7A), whose reply it drops: that lists exactly the ephemerals the
+//     close deletes.
+//
+// # Mirroring
+//
+// Every write ZooKeeper answered with success becomes a raftjournal.SourceTxn
+// carrying the reply's zxid and the exact resulting stat: create of every mode
+// (raw ephemeralOwner restored for containers and TTL nodes, which clients see
+// as 0), delete, setData, setACL, multi (one txn, ops in order), closeSession
+// (the ephemerals it deleted). The ACL mirrored is the one ZooKeeper stored:
+// duplicates dropped and "auth" replaced by the connection's digest identities
+// (fixupACL). Failed writes, including failed multis, mirror nothing. The
+// journal applies SourceTxns by the idempotent, order-insensitive rule of
+// raftjournal ("Merging ZooKeeper's writes"), so duplicates, retries and races
+// with an import or the reconciler converge.
+//
+// What a reply does not say is read back on the tap's own session:
+//
+//   - The parent's cversion after a non-sequential create: an exists on the
+//     parent, whose (cversion, pzxid) pair holds as of its pzxid (a server
+//     behind the create is synced first). For a sequential create the name's
+//     suffix is the parent's cversion before it. A parent gone or created
+//     again meanwhile leaves the value unknown, which is right: the incarnation
+//     the create touched is dead.
+//   - The txn time of creates inside a multi (ZooKeeper before 3.9 answers them
+//     without a stat): from another result of the same multi, or an exists on a
+//     node it created.
+//
+// # Delivery
+//
+// A write's mirror is appended to the durable queue (group-committed, fsynced)
+// before its reply is released to the client, so a proxy crash or restart
+// loses nothing the client saw acknowledged. The delivery loop submits queued
+// mirrors to the journal in batches and acknowledges them once applied;
+// while the journal is unreachable they wait in the queue, and ZooKeeper
+// traffic is not held. With Sync, the reply is held until the journal
+// committed the mirror (at most SyncTimeout). A queue past its bound, or a
+// reply the tap cannot turn into a mirror, does not fail the client's
+// request: the write is counted as lost, the queue records that a repair pass
+// is owed, and the reconciler repairs it.
+//
+// # Metrics
+//
+// zk2raft_dualwrite_*: connections, requests, mirrored_total{op},
+// failed_total{reason}, delivered_total, queue_records, queue_bytes,
+// lag_seconds (age of the oldest undelivered mirror), lost, readbacks_total,
+// sync_wait_seconds, malformed_total. Status returns the same for /status.
+package dualwrite

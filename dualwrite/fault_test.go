@@ -1,0 +1,548 @@
+//go:build linux
+
+package dualwrite
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/exec"
+	"os/signal"
+	"path/filepath"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/go-zookeeper/zk"
+
+	"github.com/zk2raft/zk2raft/exporter"
+	"github.com/zk2raft/zk2raft/importer"
+	"github.com/zk2raft/zk2raft/internal/testlog"
+	"github.com/zk2raft/zk2raft/internal/zktest"
+	"github.com/zk2raft/zk2raft/raftjournal"
+	"github.com/zk2raft/zk2raft/verify"
+	"github.com/zk2raft/zk2raft/znode"
+)
+
+// Journal nodes that a test kills with SIGKILL run in their own processes:
+// the test binary re-executed to run TestJournalProcess with the node's
+// configuration in $ZK2RAFT_DUALWRITE_NODE.
+
+const journalProcessEnv = "ZK2RAFT_DUALWRITE_NODE"
+
+type journalSpec struct {
+	ID, DataDir, RaftAddr, AdminAddr, Join string
+	Bootstrap                              bool
+}
+
+// TestJournalProcess is not a test: it is the body of a journal node process
+// started by the fault tests, and does nothing in a normal run.
+func TestJournalProcess(t *testing.T) {
+	raw := os.Getenv(journalProcessEnv)
+	if raw == "" {
+		return
+	}
+	var spec journalSpec
+	if err := json.Unmarshal([]byte(raw), &spec); err != nil {
+		fmt.Fprintln(os.Stderr, "bad spec:", err)
+		os.Exit(3)
+	}
+	cfg := raftjournal.DefaultNodeConfig()
+	cfg.NodeID, cfg.DataDir, cfg.RaftAddr, cfg.AdminAddr = spec.ID, spec.DataDir, spec.RaftAddr, spec.AdminAddr
+	cfg.Bootstrap, cfg.Join = spec.Bootstrap, spec.Join
+	cfg.HeartbeatTimeout, cfg.ElectionTimeout, cfg.LeaderLeaseTimeout = 400*time.Millisecond, 400*time.Millisecond, 200*time.Millisecond
+	cfg.CommitTimeout = 5 * time.Millisecond
+	cfg.Logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
+	sig := make(chan os.Signal, 1)
+	signal.Notify(sig, syscall.SIGTERM, syscall.SIGINT)
+	n, err := raftjournal.Open(cfg)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "open:", err)
+		os.Exit(3)
+	}
+	<-sig
+	if err := n.Close(); err != nil {
+		fmt.Fprintln(os.Stderr, "close:", err)
+		os.Exit(4)
+	}
+	os.Exit(0)
+}
+
+// journalProcess is a running child journal node.
+type journalProcess struct {
+	spec journalSpec
+	cmd  *exec.Cmd
+	done chan error
+}
+
+func startJournalProcess(t *testing.T, spec journalSpec) *journalProcess {
+	t.Helper()
+	raw, _ := json.Marshal(spec)
+	cmd := exec.Command(os.Args[0], "-test.run=^TestJournalProcess$", "-test.count=1")
+	cmd.Env = append(os.Environ(), journalProcessEnv+"="+string(raw))
+	if err := os.MkdirAll(filepath.Dir(spec.DataDir), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	logf, err := os.OpenFile(filepath.Join(filepath.Dir(spec.DataDir), spec.ID+".log"), os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o644)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer logf.Close()
+	cmd.Stdout, cmd.Stderr = logf, logf
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	p := &journalProcess{spec: spec, cmd: cmd, done: make(chan error, 1)}
+	go func() { p.done <- cmd.Wait() }()
+	return p
+}
+
+func (p *journalProcess) kill() {
+	_ = p.cmd.Process.Kill()
+	<-p.done
+}
+
+func (p *journalProcess) stop(t *testing.T) {
+	t.Helper()
+	_ = p.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case err := <-p.done:
+		if err != nil {
+			t.Errorf("journal node %s exited with %v", p.spec.ID, err)
+		}
+	case <-time.After(30 * time.Second):
+		p.kill()
+		t.Errorf("journal node %s did not stop on SIGTERM", p.spec.ID)
+	}
+}
+
+// journalCluster runs three journal node processes.
+type journalCluster struct {
+	t     *testing.T
+	base  string
+	specs []journalSpec
+	mu    sync.Mutex
+	procs []*journalProcess
+}
+
+func startJournalCluster(t *testing.T) *journalCluster {
+	t.Helper()
+	c := &journalCluster{t: t, base: t.TempDir()}
+	for i := range 3 {
+		id := fmt.Sprintf("p%d", i+1)
+		c.specs = append(c.specs, journalSpec{ID: id, DataDir: filepath.Join(c.base, id, "data"), RaftAddr: testlog.FreeAddr(t), AdminAddr: testlog.FreeAddr(t)})
+	}
+	c.specs[0].Bootstrap = true
+	c.specs[1].Join, c.specs[2].Join = c.specs[0].AdminAddr, c.specs[0].AdminAddr
+	c.procs = make([]*journalProcess, 3)
+	t.Cleanup(func() {
+		c.mu.Lock()
+		defer c.mu.Unlock()
+		for _, p := range c.procs {
+			if p != nil {
+				p.kill()
+			}
+		}
+		if t.Failed() {
+			for _, s := range c.specs {
+				b, _ := os.ReadFile(filepath.Join(c.base, s.ID, s.ID+".log"))
+				lines := strings.Split(string(b), "\n")
+				if len(lines) > 40 {
+					lines = lines[len(lines)-40:]
+				}
+				t.Logf("%s log tail:\n%s", s.ID, strings.Join(lines, "\n"))
+			}
+		}
+	})
+	for i := range c.specs {
+		c.start(i)
+		c.waitStatus(i, func(ms raftjournal.MemberStatus) error {
+			if ms.Leader == "" {
+				return errors.New("no leader yet")
+			}
+			return nil
+		})
+	}
+	return c
+}
+
+func (c *journalCluster) start(i int) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.procs[i] = startJournalProcess(c.t, c.specs[i])
+}
+
+func (c *journalCluster) kill(i int) {
+	c.mu.Lock()
+	p := c.procs[i]
+	c.procs[i] = nil
+	c.mu.Unlock()
+	p.kill()
+}
+
+func (c *journalCluster) stop(i int) {
+	c.mu.Lock()
+	p := c.procs[i]
+	c.procs[i] = nil
+	c.mu.Unlock()
+	p.stop(c.t)
+}
+
+func (c *journalCluster) status(i int) (raftjournal.MemberStatus, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	defer cancel()
+	return raftjournal.RemoteStatus(ctx, c.specs[i].RaftAddr)
+}
+
+func (c *journalCluster) waitStatus(i int, cond func(raftjournal.MemberStatus) error) {
+	c.t.Helper()
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		ms, err := c.status(i)
+		if err == nil {
+			err = cond(ms)
+		}
+		if err == nil {
+			return
+		}
+		if time.Now().After(deadline) {
+			c.t.Fatalf("journal node %s: %v", c.specs[i].ID, err)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func (c *journalCluster) leader() int {
+	for i := range c.specs {
+		if ms, err := c.status(i); err == nil && ms.Role == "leader" {
+			return i
+		}
+	}
+	return -1
+}
+
+// faultLoad writes through addr from several sessions until stopped, riding
+// out connection loss: every write whose outcome is unknown is simply
+// followed by more writes, since the check at the end compares the journal
+// with ZooKeeper itself.
+type faultLoad struct {
+	acked atomic.Int64
+	lost  atomic.Int64
+	wg    sync.WaitGroup
+	stop  chan struct{}
+}
+
+func startFaultLoad(t *testing.T, addr, root string, clients int) *faultLoad {
+	t.Helper()
+	conn, _, err := zk.Connect([]string{addr}, 10*time.Second, zk.WithLogger(discardZK{}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := conn.Create(root, nil, 0, zk.WorldACL(zk.PermAll)); err != nil {
+		t.Fatal(err)
+	}
+	conn.Close()
+	l := &faultLoad{stop: make(chan struct{})}
+	for c := range clients {
+		l.wg.Add(1)
+		go func() {
+			defer l.wg.Done()
+			conn, _, err := zk.Connect([]string{addr}, 8*time.Second, zk.WithLogger(discardZK{}))
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			defer conn.Close()
+			base := fmt.Sprintf("%s/c%d", root, c)
+			for {
+				if _, err := conn.Create(base, nil, 0, zk.WorldACL(zk.PermAll)); err == nil || errors.Is(err, zk.ErrNodeExists) {
+					break
+				}
+				time.Sleep(50 * time.Millisecond)
+			}
+			for i := 0; ; i++ {
+				select {
+				case <-l.stop:
+					return
+				default:
+				}
+				p := fmt.Sprintf("%s/n%d", base, i%50)
+				var err error
+				switch i % 5 {
+				case 0, 1:
+					_, err = conn.Create(p, []byte(fmt.Sprint(i)), 0, zk.WorldACL(zk.PermAll))
+				case 2:
+					_, err = conn.Set(p, []byte(fmt.Sprint(i)), -1)
+				case 3:
+					_, err = conn.CreateProtectedEphemeralSequential(base+"/e-", nil, zk.WorldACL(zk.PermAll))
+				case 4:
+					err = conn.Delete(p, -1)
+				}
+				switch {
+				case err == nil || errors.Is(err, zk.ErrNodeExists) || errors.Is(err, zk.ErrNoNode):
+					l.acked.Add(1)
+				default:
+					l.lost.Add(1)
+					time.Sleep(20 * time.Millisecond)
+				}
+			}
+		}()
+	}
+	return l
+}
+
+func (l *faultLoad) finish() {
+	close(l.stop)
+	l.wg.Wait()
+}
+
+// TestTapFaults: a ZooKeeper server is killed mid-workload (the clients carry
+// on through the tap, reconnecting to other servers) and the journal leader
+// is killed with SIGKILL (the mirror waits in the queue and catches up).
+// Afterwards the journal equals ZooKeeper node by node and by digest.
+func TestTapFaults(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	ens, err := zktest.Start(ctx, zktest.Options{Servers: 3, ExtendedTypes: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ens.Close() })
+	jc := startJournalCluster(t)
+	// The tap reaches the cluster through a member that is not the leader,
+	// which is the one killed.
+	lead := jc.leader()
+	via := (lead + 1) % 3
+	j, err := importer.DialJournal(ctx, jc.specs[via].AdminAddr, testlog.New(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer j.Close()
+	tap := startTap(t, ens.Hosts(), j, nil)
+	load := startFaultLoad(t, tap.Addr(), "/faults", 6)
+
+	time.Sleep(time.Second)
+	victim, err := ens.Leader(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("killing ZooKeeper server %d (the ensemble's leader)", victim)
+	if err := ens.Kill(victim); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(2 * time.Second)
+	t.Logf("killing journal leader %s with SIGKILL", jc.specs[lead].ID)
+	jc.kill(lead)
+	time.Sleep(2 * time.Second)
+	if err := ens.StartServer(ctx, victim); err != nil {
+		t.Fatal(err)
+	}
+	jc.start(lead)
+	time.Sleep(2 * time.Second)
+	load.finish()
+	t.Logf("fault load: %d writes acknowledged, %d lost to connection loss", load.acked.Load(), load.lost.Load())
+	if load.acked.Load() < 100 {
+		t.Fatalf("only %d writes went through the faults", load.acked.Load())
+	}
+	zxid := alignThrough(t, tap.Addr(), "/align")
+	if err := tap.WaitDelivered(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if s := tap.Status(); s.Lost != nil {
+		t.Fatalf("tap lost mirrors: %+v", s.Lost)
+	}
+	// Every member applies everything, then one stops so that its data dir
+	// can be opened read-only and compared.
+	var digest string
+	for i := range jc.specs {
+		jc.waitStatus(i, func(ms raftjournal.MemberStatus) error {
+			var got int64
+			fmt.Sscanf(ms.MaxSourceZxid, "0x%x", &got)
+			if got < zxid {
+				return fmt.Errorf("applied source zxid %s, want %#x or later (the aligning session's close)", ms.MaxSourceZxid, zxid)
+			}
+			if digest == "" {
+				digest = ms.Digest
+			}
+			if ms.Digest != digest {
+				return fmt.Errorf("digest %s, another member has %s", ms.Digest, digest)
+			}
+			return nil
+		})
+	}
+	out, err := exporter.FourLetterWord(ctx, ens.Hosts()[(victim)%3], "hash")
+	if err != nil {
+		t.Fatal(err)
+	}
+	dlog, err := exporter.ParseDigestLog(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var zkDigest *znode.Digest
+	for _, e := range dlog {
+		if e.Zxid == zxid {
+			zkDigest = &e.Digest
+		}
+	}
+	if zkDigest == nil {
+		t.Fatalf("ZooKeeper logged no digest at %#x", zxid)
+	}
+	if digest != zkDigest.String() {
+		t.Fatalf("journal digest %s, ZooKeeper's at %#x %s", digest, zxid, zkDigest)
+	}
+	jc.stop(via)
+	src, err := verify.Open(ctx, "zk://"+ens.ConnectString(), verify.OpenOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer src.Close()
+	fsm, _, err := raftjournal.OpenReadOnly(jc.specs[via].DataDir, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tgt := verify.NewJournalSource("journal://"+jc.specs[via].DataDir, verify.JournalState{Tree: fsm, Nodes: -1})
+	rep, err := verify.Compare(ctx, src, tgt, verify.DefaultConfig())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !rep.Equal() {
+		var b strings.Builder
+		verify.WriteText(&b, rep)
+		t.Fatalf("journal differs from ZooKeeper after the faults:\n%s", b.String())
+	}
+	t.Logf("after the faults: journal digest %s = ZooKeeper's at %#x", digest, zxid)
+}
+
+const tapProcessEnv = "ZK2RAFT_DUALWRITE_TAP"
+
+type tapSpec struct {
+	Listen, QueueDir string
+	ZK               []string
+}
+
+// downJournal is a journal cluster that cannot be reached.
+type downJournal struct{}
+
+func (downJournal) Submit(context.Context, []byte) (*raftjournal.Result, error) {
+	return nil, errors.New("journal unreachable")
+}
+
+// TestTapProcess is not a test: it is the body of a tap process started by
+// TestTapKill9, whose journal is unreachable so that every mirror stays in
+// the queue.
+func TestTapProcess(t *testing.T) {
+	raw := os.Getenv(tapProcessEnv)
+	if raw == "" {
+		return
+	}
+	var spec tapSpec
+	if err := json.Unmarshal([]byte(raw), &spec); err != nil {
+		fmt.Fprintln(os.Stderr, "bad spec:", err)
+		os.Exit(3)
+	}
+	cfg := DefaultConfig()
+	cfg.Listen, cfg.QueueDir, cfg.ZK, cfg.Journal = spec.Listen, spec.QueueDir, spec.ZK, downJournal{}
+	cfg.Logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	if _, err := Start(context.Background(), cfg); err != nil {
+		fmt.Fprintln(os.Stderr, "start:", err)
+		os.Exit(3)
+	}
+	select {}
+}
+
+// TestTapKill9: the proxy is killed with SIGKILL under load. Every write a
+// client saw acknowledged through it was queued before the reply, so a new
+// proxy on the same queue delivers all of them to the journal.
+func TestTapKill9(t *testing.T) {
+	ens := testEnsemble(t)
+	n := journalNode(t)
+	queueDir := t.TempDir()
+	spec := tapSpec{Listen: testlog.FreeAddr(t), QueueDir: queueDir, ZK: ens.Hosts()}
+	raw, _ := json.Marshal(spec)
+	cmd := exec.Command(os.Args[0], "-test.run=^TestTapProcess$", "-test.count=1")
+	cmd.Env = append(os.Environ(), tapProcessEnv+"="+string(raw))
+	var stderr strings.Builder
+	cmd.Stderr = &stderr
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() {
+		_ = cmd.Process.Kill()
+		_ = cmd.Wait()
+		if t.Failed() {
+			t.Logf("tap process stderr:\n%s", stderr.String())
+		}
+	}()
+	root := freshRoot(t)
+	var conn *zk.Conn
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		c, _, err := zk.Connect([]string{spec.Listen}, 5*time.Second, zk.WithLogger(discardZK{}))
+		if err == nil {
+			if _, err = c.Create(root, nil, 0, zk.WorldACL(zk.PermAll)); err == nil {
+				conn = c
+				break
+			}
+			c.Close()
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("tap process never served: %v", err)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	acked := []string{root}
+	var mu sync.Mutex
+	var wg sync.WaitGroup
+	stop := make(chan struct{})
+	for c := range 4 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := 0; ; i++ {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				p := fmt.Sprintf("%s/c%d-%05d", root, c, i)
+				if _, err := conn.Create(p, []byte(p), 0, zk.WorldACL(zk.PermAll)); err != nil {
+					return // the proxy died under the request
+				}
+				mu.Lock()
+				acked = append(acked, p)
+				mu.Unlock()
+			}
+		}()
+	}
+	time.Sleep(1500 * time.Millisecond)
+	_ = cmd.Process.Kill() // SIGKILL, mid-load
+	_ = cmd.Wait()
+	close(stop)
+	wg.Wait()
+	conn.Close()
+	mu.Lock()
+	defer mu.Unlock()
+	if len(acked) < 50 {
+		t.Fatalf("only %d creates acknowledged before the kill", len(acked))
+	}
+	tap := startTap(t, ens.Hosts(), importer.NodeJournal(n), func(c *Config) { c.QueueDir = queueDir })
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	if err := tap.WaitDelivered(ctx); err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range acked {
+		if _, _, err := n.Get(ctx, p); err != nil {
+			t.Fatalf("acknowledged create %s missing from the journal after the proxy's SIGKILL: %v", p, err)
+		}
+	}
+	t.Logf("%d creates acknowledged before SIGKILL, all in the journal after the restart", len(acked))
+}
