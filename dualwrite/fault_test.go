@@ -267,6 +267,14 @@ func startFaultLoad(t *testing.T, addr, root string, clients int) *faultLoad {
 				}
 				time.Sleep(50 * time.Millisecond)
 			}
+			// The session survives the faults: a reconnect through the tap
+			// reaches another server, which resumes it.
+			session := conn.SessionID()
+			defer func() {
+				if conn.SessionID() != session {
+					t.Errorf("client %d lost its session %#x (now %#x) across the faults", c, session, conn.SessionID())
+				}
+			}()
 			for i := 0; ; i++ {
 				select {
 				case <-l.stop:
