@@ -44,7 +44,8 @@ func (s Severity) MarshalText() ([]byte, error) { return []byte(s.String()), nil
 
 // The kinds of pre-flight findings.
 const (
-	KindUnreadable       = "unreadable"         // subtrees the credentials could not read
+	KindUnreadable       = "unreadable"         // subtrees the credentials could not read (NoAuth)
+	KindACLMasked        = "acl-masked"         // ACLs ZooKeeper masked (digest:user:x): the credentials lack ADMIN
 	KindUnknownACLScheme = "unknown-acl-scheme" // ACL schemes the journal cannot authenticate
 	KindForeignMigration = "foreign-migration"  // another migration's control znode
 	KindContainerTTL     = "container-ttl"      // container and TTL nodes
@@ -196,7 +197,8 @@ func (p *Preflight) WriteNode(n *znode.Node) error {
 func (p *Preflight) ObserveZxid(int64) {}
 
 // AddUnreadable records subtrees a walk could not read (NoAuth): count nodes,
-// the first of them listed.
+// the first of them listed. Nodes whose ACL came back masked are not among
+// them (AddACLMasked): they are in the export, their subtrees too.
 func (p *Preflight) AddUnreadable(count int64, paths []string) {
 	if count == 0 {
 		return
@@ -206,6 +208,25 @@ func (p *Preflight) AddUnreadable(count int64, paths []string) {
 		Summary: fmt.Sprintf("%d node(s) could not be read with the given credentials (NoAuth); their subtrees are not in the export", count),
 		Meaning: "the journal would be missing those subtrees: pass credentials that can read them (--auth digest:USER:PASSWORD), or accept a partial copy with --accept unreadable",
 		Paths:   first(paths, p.cfg.MaxListed),
+	})
+}
+
+// AddACLMasked records nodes whose ACL ZooKeeper masked because the
+// credentials lack ADMIN on them (exporter.Summary.ACLMasked): count nodes,
+// the first of them listed. It is a blocker of its own kind, so that accepting
+// a partial copy (KindUnreadable) does not also accept ACLs that would lock
+// clients out: each masked entry reads digest:user:x, which no password
+// hashes to.
+func (p *Preflight) AddACLMasked(count int64, paths []string) {
+	if count == 0 {
+		return
+	}
+	p.extra = append(p.extra, Finding{
+		Kind: KindACLMasked, Severity: Blocker, Count: count,
+		Summary: fmt.Sprintf("%d node(s) came back with their ACL masked (digest:USER:x): the credentials lack ADMIN on them", count),
+		Meaning: "the export holds the masked ACL, not the real one; copied as is, its digest entries match no identity, so only super (and the ACL's other entries) would get into those nodes: " +
+			"pass credentials with ADMIN on them (--auth digest:USER:PASSWORD) or super, or copy the masked ACLs anyway with --accept acl-masked",
+		Paths: first(paths, p.cfg.MaxListed),
 	})
 }
 
@@ -383,7 +404,7 @@ func (p *Preflight) Report() *PreflightReport {
 
 // AcceptableKinds are the kinds --accept may name.
 func AcceptableKinds() []string {
-	return []string{KindUnreadable, KindUnknownACLScheme, KindForeignMigration}
+	return []string{KindUnreadable, KindACLMasked, KindUnknownACLScheme, KindForeignMigration}
 }
 
 // WriteText writes the report for a terminal.

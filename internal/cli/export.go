@@ -53,7 +53,7 @@ func (o *exportOptions) addFlags(cmd *cobra.Command) {
 	f.StringArrayVar(&o.exclude, "exclude", nil, "leave out nodes matching this absolute path glob, with their subtrees (repeatable; * and ? stop at /)")
 	f.StringArrayVar(&o.auth, "auth", nil, "credentials SCHEME:CRED added to every session (repeatable), e.g. digest:user:password")
 	f.StringVar(&o.ephemerals, "ephemerals", "include", "ephemeral nodes: include (with their owner's session id) or skip")
-	f.BoolVar(&o.allowPartial, "allow-partial", false, "succeed even if some nodes cannot be read with the given credentials (they are listed)")
+	f.BoolVar(&o.allowPartial, "allow-partial", false, "succeed even if some nodes cannot be read in full with the given credentials: NoAuth subtrees are left out, nodes whose ACL comes back masked are kept with it (all are listed)")
 	f.BoolVar(&o.extendedTypes, "extended-types", false, "record that the ensemble runs with zookeeper.extendedTypesEnabled (TTL nodes)")
 	f.BoolVar(&o.compress, "compress", false, "compress the snapshot body with zstd")
 	f.BoolVar(&o.json, "json", false, "print the summary as JSON")
@@ -139,7 +139,10 @@ the walk are recorded in a state they really had, counted and listed. Connection
 loss is retried, an expired session is replaced, a server may die mid-export.
 
 Nodes the credentials cannot read (NoAuth) are listed and fail the export unless
---allow-partial is given. /zookeeper is left out when exporting from the root.
+--allow-partial is given, which leaves them out with their subtrees. So do nodes
+whose ACL ZooKeeper masks (digest:USER:x) because the credentials lack ADMIN on
+them; --allow-partial keeps those, subtrees included, with the masked ACL, which no
+one can authenticate as. /zookeeper is left out when exporting from the root.
 Container and TTL nodes are recorded as the client API shows them (ephemeralOwner
 0, like persistent nodes). The file is written to a temporary name and renamed into
 place only when complete.
@@ -177,8 +180,9 @@ stdout, as JSON with --json; a progress bar goes to stderr when it is a terminal
 					err = perr
 				}
 			}
-			if errors.Is(err, exporter.ErrUnreadable) {
-				return fmt.Errorf("%w; pass --auth with credentials that can read them, or --allow-partial to export without them (no file was written)", err)
+			var ue *exporter.UnreadableError
+			if errors.As(err, &ue) {
+				return fmt.Errorf("%w; %s (no file was written)", err, unreadableHint(ue))
 			}
 			return err
 		},
@@ -283,20 +287,75 @@ func printExportSummary(w io.Writer, s *exporter.Summary, asJSON bool) error {
 	if n := s.Changed + s.Deleted - int64(len(listChanged)); n > 0 {
 		fmt.Fprintf(&b, "  ... and %d more\n", n)
 	}
-	fmt.Fprintf(&b, "skipped      %d excluded subtrees, %d ephemerals, %d unreadable\n", s.Excluded, s.EphemeralsSkipped, s.Unreadable)
-	for _, p := range s.UnreadableList {
+	noAuth, noAuthList := s.Unreadable-s.ACLMasked, noAuthPaths(s.UnreadableList, s.ACLMaskedList)
+	fmt.Fprintf(&b, "skipped      %d excluded subtrees, %d ephemerals, %d unreadable (NoAuth)\n", s.Excluded, s.EphemeralsSkipped, noAuth)
+	for _, p := range noAuthList {
 		fmt.Fprintf(&b, "  unreadable %s\n", p)
 	}
-	if n := s.Unreadable - int64(len(s.UnreadableList)); n > 0 {
+	if n := noAuth - int64(len(noAuthList)); n > 0 {
 		fmt.Fprintf(&b, "  ... and %d more\n", n)
 	}
+	if s.ACLMasked > 0 {
+		if s.File != "" {
+			fmt.Fprintf(&b, "acl masked   %d node(s) kept with a masked ACL (digest:USER:x) that no one can authenticate as; "+
+				"re-export with --auth of an identity with ADMIN on them, or super\n", s.ACLMasked)
+		} else {
+			fmt.Fprintf(&b, "acl masked   %d node(s) whose ACL ZooKeeper masked (digest:USER:x): the credentials lack ADMIN on them\n", s.ACLMasked)
+		}
+		for _, p := range s.ACLMaskedList {
+			fmt.Fprintf(&b, "  masked %s\n", p)
+		}
+		if n := s.ACLMasked - int64(len(s.ACLMaskedList)); n > 0 {
+			fmt.Fprintf(&b, "  ... and %d more\n", n)
+		}
+	}
 	if s.Partial {
-		b.WriteString("partial      yes: the unreadable subtrees are missing\n")
+		var why []string
+		if noAuth > 0 {
+			why = append(why, "the unreadable subtrees are missing")
+		}
+		if s.ACLMasked > 0 {
+			why = append(why, "the masked ACLs are not the nodes' real ones")
+		}
+		fmt.Fprintf(&b, "partial      yes: %s\n", strings.Join(why, "; "))
 	}
 	fmt.Fprintf(&b, "ephemerals   %d recorded\n", s.Ephemerals)
 	fmt.Fprintf(&b, "note         %s\n", exporter.OwnerNote)
 	_, err := io.WriteString(w, b.String())
 	return err
+}
+
+// noAuthPaths returns the paths of unreadable (a summary's UnreadableList)
+// that answered NoAuth, their subtrees missing, rather than having their ACL
+// masked. unreadable holds both reasons in file order and masked (its
+// ACLMaskedList) the masked ones, both cut at the same length, so a masked
+// path the first names, the second names too.
+func noAuthPaths(unreadable, masked []string) []string {
+	isMasked := make(map[string]bool, len(masked))
+	for _, p := range masked {
+		isMasked[p] = true
+	}
+	var out []string
+	for _, p := range unreadable {
+		if !isMasked[p] {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+// unreadableHint says what the operator can do about a failed export's
+// unreadable nodes, for each reason the error holds. The error itself says
+// which credentials a masked ACL needs.
+func unreadableHint(e *exporter.UnreadableError) string {
+	var hints []string
+	if e.Count > e.ACLMasked {
+		hints = append(hints, "pass --auth with credentials that can read the NoAuth nodes, or --allow-partial to export without their subtrees")
+	}
+	if e.ACLMasked > 0 {
+		hints = append(hints, "--allow-partial keeps the nodes whose ACL is masked, with that ACL, which no one can authenticate as")
+	}
+	return strings.Join(hints, "; ")
 }
 
 // humanBytes renders a byte count in IEC units.

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/base64"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net"
 	"os"
@@ -350,4 +351,136 @@ func (s *progressBuffer) String() string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.b.String()
+}
+
+// maskedTree creates, under root, a node whose ACL ZooKeeper masks to callers
+// without ADMIN on it (digest u:p with every permission, the world may read)
+// with a readable child, a NoAuth subtree (digest owner:pw) and an open node.
+func maskedTree(t *testing.T, root string) {
+	t.Helper()
+	c := dialTestZK(t, sharedZK.Hosts())
+	for _, auth := range []string{"owner:pw", "u:p"} {
+		if err := c.AddAuth("digest", []byte(auth)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	masked := append(zk.DigestACL(zk.PermAll, "u", "p"), zk.WorldACL(zk.PermRead)...)
+	for _, n := range []struct {
+		path string
+		acl  []zk.ACL
+	}{
+		{root, zk.WorldACL(zk.PermAll)},
+		{root + "/masked", masked},
+		{root + "/masked/child", zk.WorldACL(zk.PermAll)},
+		{root + "/locked", zk.DigestACL(zk.PermAll, "owner", "pw")},
+		{root + "/locked/inner", zk.WorldACL(zk.PermAll)},
+		{root + "/open", zk.WorldACL(zk.PermAll)},
+	} {
+		if _, err := c.Create(n.path, []byte("x"), 0, n.acl); err != nil {
+			t.Fatalf("create %s: %v", n.path, err)
+		}
+	}
+}
+
+// TestExportMaskedACL checks that the summary tells a NoAuth node (its subtree
+// missing) from a node whose ACL came back masked (kept, subtree included, with
+// an ACL no one can authenticate as), in text, in JSON and in the error.
+func TestExportMaskedACL(t *testing.T) {
+	t.Parallel()
+	root := cliRoot(t)
+	maskedTree(t, root)
+	hosts := sharedZK.ConnectString()
+	dir := t.TempDir()
+
+	// --allow-partial: root, masked, masked/child and open are written.
+	file := filepath.Join(dir, "partial.snap")
+	code, out, errOut := run(t, "export", "--zk", hosts, "--path", root, "--allow-partial", "--out", file)
+	if code != ExitOK {
+		t.Fatalf("exit %d: %s", code, errOut)
+	}
+	for _, want := range []string{
+		"exported     4 nodes", "1 unreadable (NoAuth)\n", "  unreadable " + root + "/locked\n",
+		"acl masked   1 node(s) kept with a masked ACL (digest:USER:x) that no one can authenticate as; re-export with --auth of an identity with ADMIN on them, or super\n",
+		"  masked " + root + "/masked\n",
+		"partial      yes: the unreadable subtrees are missing; the masked ACLs are not the nodes' real ones\n",
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("summary lacks %q:\n%s", want, out)
+		}
+	}
+	if strings.Contains(out, "unreadable "+root+"/masked") {
+		t.Errorf("summary lists the masked node as unreadable:\n%s", out)
+	}
+	code, out, errOut = run(t, "snapshot", "cat", file)
+	if code != ExitOK {
+		t.Fatalf("cat exit %d: %s", code, errOut)
+	}
+	acls := map[string]string{}
+	for _, l := range strings.Split(strings.TrimSuffix(out, "\n"), "\n") {
+		if f := strings.Split(l, "\t"); len(f) > 3 {
+			acls[f[0]] = f[3]
+		}
+	}
+	if _, ok := acls[root+"/masked/child"]; !ok || !strings.Contains(acls[root+"/masked"], "digest:u:x") {
+		t.Errorf("the masked node's subtree or masked ACL is not in the export: %v", acls)
+	}
+	if _, ok := acls[root+"/locked"]; ok {
+		t.Errorf("the NoAuth node is in the export: %v", acls)
+	}
+
+	// JSON: the exporter's fields, unreadable counting both reasons.
+	code, out, errOut = run(t, "export", "--zk", hosts, "--path", root, "--allow-partial", "--json", "--out", filepath.Join(dir, "json.snap"))
+	if code != ExitOK {
+		t.Fatalf("--json exit %d: %s", code, errOut)
+	}
+	var sum struct {
+		Unreadable     int64    `json:"unreadable"`
+		UnreadableList []string `json:"unreadable_list"`
+		ACLMasked      int64    `json:"acl_masked"`
+		ACLMaskedList  []string `json:"acl_masked_list"`
+		Partial        bool     `json:"partial"`
+	}
+	if err := json.Unmarshal([]byte(out), &sum); err != nil {
+		t.Fatalf("summary is not JSON: %v\n%s", err, out)
+	}
+	if sum.Unreadable != 2 || len(sum.UnreadableList) != 2 || sum.ACLMasked != 1 ||
+		len(sum.ACLMaskedList) != 1 || sum.ACLMaskedList[0] != root+"/masked" || !sum.Partial {
+		t.Errorf("summary %+v", sum)
+	}
+
+	// Without --allow-partial: each reason's advice, and no file.
+	tests := []struct {
+		name    string
+		path    string
+		want    []string
+		notWant string
+	}{
+		{"masked", root + "/masked", []string{"ACL masked", "--allow-partial keeps the nodes whose ACL is masked"}, "NoAuth"},
+		{"both", root, []string{"NoAuth", "ACL masked", "or --allow-partial to export without their subtrees", "--allow-partial keeps the nodes whose ACL is masked"}, ""},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			out := filepath.Join(dir, tc.name+".snap")
+			code, stdout, errOut := run(t, "export", "--zk", hosts, "--path", tc.path, "--out", out)
+			if code != ExitFailure {
+				t.Fatalf("exit %d, want %d: %s", code, ExitFailure, errOut)
+			}
+			lines := strings.Split(strings.TrimSpace(errOut), "\n")
+			last := lines[len(lines)-1]
+			for _, want := range tc.want {
+				if !strings.Contains(last, want) {
+					t.Errorf("error %q lacks %q", last, want)
+				}
+			}
+			if tc.notWant != "" && strings.Contains(last, tc.notWant) {
+				t.Errorf("error %q mentions %q", last, tc.notWant)
+			}
+			if !strings.Contains(stdout, "acl masked   1 node(s) whose ACL ZooKeeper masked") || strings.Contains(stdout, "kept with") {
+				t.Errorf("summary of a failed export:\n%s", stdout)
+			}
+			if _, err := os.Stat(out); !errors.Is(err, os.ErrNotExist) {
+				t.Errorf("a failed export left %s: %v", out, err)
+			}
+		})
+	}
 }

@@ -74,11 +74,15 @@ field by field (verify), against the kept snapshot, or by walking ZooKeeper agai
 
 Pre-flight: every migration checks the stream for what the journal cannot honour or
 the operator must decide: container and TTL nodes (ZooKeeper shows them
-ephemeralOwner 0 to clients), data near jute.maxbuffer, ACL schemes and unreadable
-subtrees, ephemerals and the sessions owning them, sequential counters near 2^31,
-quotas and other tools' control znodes. --dry-run walks and reports only, and exits 1
-when something blocks; a real migration with a blocker stops before anything is
-written to the target. --accept KIND lets a blocker through (` + strings.Join(importer.AcceptableKinds(), ", ") + `).`,
+ephemeralOwner 0 to clients), data near jute.maxbuffer, ACL schemes, unreadable
+subtrees (NoAuth), ACLs ZooKeeper masked (digest:USER:x, shown to credentials
+without ADMIN on the node), ephemerals and the sessions owning them, sequential
+counters near 2^31, quotas and other tools' control znodes. --dry-run walks and
+reports only, and exits 1 when something blocks; a real migration with a blocker
+stops before anything is written to the target. --accept KIND lets a blocker through:
+unreadable migrates without the NoAuth subtrees; acl-masked copies the masked ACLs
+as they are, and as no one can authenticate as digest:USER:x, only super gets past
+those entries. Kinds: ` + strings.Join(importer.AcceptableKinds(), ", ") + `.`,
 		Args: noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if err := o.validate(); err != nil {
@@ -185,8 +189,10 @@ type skippedReport struct {
 	Excluded          int64    `json:"excluded_subtrees"`
 	ExcludePatterns   []string `json:"exclude_patterns,omitempty"`
 	EphemeralsSkipped int64    `json:"ephemerals_skipped"`
-	Unreadable        int64    `json:"unreadable"`
+	Unreadable        int64    `json:"unreadable"` // NoAuth and masked-ACL nodes, as in the export summary
 	UnreadableList    []string `json:"unreadable_list,omitempty"`
+	ACLMasked         int64    `json:"acl_masked"` // of Unreadable: copied with their masked ACL
+	ACLMaskedList     []string `json:"acl_masked_list,omitempty"`
 	ChangedInWalk     int64    `json:"changed_during_walk"`
 	DeletedInWalk     int64    `json:"deleted_during_walk"`
 	OwnerNote         string   `json:"owner_note"`
@@ -240,7 +246,9 @@ func runMigrate(ctx context.Context, g *globalOptions, o *migrateOptions) error 
 	wcfg := exporter.DefaultConfig(hosts)
 	wcfg.Root, wcfg.Exclude, wcfg.Auth, wcfg.Ephemerals = o.path, o.exclude, auths, eph
 	wcfg.Workers, wcfg.Sessions, wcfg.RateLimit, wcfg.ExtendedTypes = o.workers, o.sessions, o.rate, o.extendedTypes
-	wcfg.AllowPartial = slices.Contains(o.accept, importer.KindUnreadable)
+	// The walk fails on either reason unless told otherwise; the pre-flight
+	// still blocks on the one not accepted.
+	wcfg.AllowPartial = slices.Contains(o.accept, importer.KindUnreadable) || slices.Contains(o.accept, importer.KindACLMasked)
 	wcfg.ToolVersion, wcfg.Logger = buildinfo.Read().Version, g.logger
 	if err := wcfg.Validate(); err != nil {
 		return usageErrorf("%v", err)
@@ -371,9 +379,8 @@ func runMigrate(ctx context.Context, g *globalOptions, o *migrateOptions) error 
 	default:
 		return werr
 	}
-	if walkSum.Unreadable > 0 {
-		pre.AddUnreadable(walkSum.Unreadable, walkSum.UnreadableList)
-	}
+	pre.AddUnreadable(walkSum.Unreadable-walkSum.ACLMasked, noAuthPaths(walkSum.UnreadableList, walkSum.ACLMaskedList))
+	pre.AddACLMasked(walkSum.ACLMasked, walkSum.ACLMaskedList)
 	report := pre.Report()
 	report.Source = sum.Source
 	t = phase(desc, t, walkSum.Nodes)
@@ -512,6 +519,7 @@ func fillWalk(sum *migrateSummary, ws *exporter.Summary, cfg exporter.Config) {
 		System:   "/zookeeper (ZooKeeper's own subtree; the journal has its own)",
 		Excluded: ws.Excluded, ExcludePatterns: cfg.Exclude,
 		EphemeralsSkipped: ws.EphemeralsSkipped, Unreadable: ws.Unreadable, UnreadableList: ws.UnreadableList,
+		ACLMasked: ws.ACLMasked, ACLMaskedList: ws.ACLMaskedList,
 		ChangedInWalk: ws.Changed, DeletedInWalk: ws.Deleted, OwnerNote: exporter.OwnerNote,
 	}
 	if cfg.Root != "/" {
@@ -532,8 +540,9 @@ func fillWalk(sum *migrateSummary, ws *exporter.Summary, cfg exporter.Config) {
 // session txns take zxids without touching the tree.)
 func zookeeperDigestCheck(ctx context.Context, hosts []string, ws *exporter.Summary, cfg exporter.Config, nodeMax int64, journal string) verifyCheck {
 	c := verifyCheck{Check: "journal = ZooKeeper's own digest (hash)", Result: "not comparable"}
+	// Nodes copied with a masked ACL do not stop it: the digest leaves ACLs out.
 	switch {
-	case cfg.Root != "/" || len(cfg.Exclude) > 0 || cfg.Ephemerals != exporter.EphemeralsInclude || ws.Unreadable > 0:
+	case cfg.Root != "/" || len(cfg.Exclude) > 0 || cfg.Ephemerals != exporter.EphemeralsInclude || ws.Unreadable > ws.ACLMasked:
 		c.Detail = "the migration did not copy the whole tree"
 		return c
 	case ws.Changed > 0 || ws.Deleted > 0:
@@ -645,8 +654,13 @@ func printMigrate(w io.Writer, s *migrateSummary) error {
 	}
 	fmt.Fprintf(&b, "  phases       %s\n", strings.Join(phases, ", "))
 	sk := s.Skipped
-	fmt.Fprintf(&b, "  skipped      %s; %d excluded subtree(s)%s; %d ephemeral(s) skipped; %d unreadable node(s)%s\n",
-		sk.System, sk.Excluded, listSuffix(sk.ExcludePatterns), sk.EphemeralsSkipped, sk.Unreadable, listSuffix(sk.UnreadableList))
+	fmt.Fprintf(&b, "  skipped      %s; %d excluded subtree(s)%s; %d ephemeral(s) skipped; %d unreadable (NoAuth) subtree(s)%s\n",
+		sk.System, sk.Excluded, listSuffix(sk.ExcludePatterns), sk.EphemeralsSkipped,
+		sk.Unreadable-sk.ACLMasked, listSuffix(noAuthPaths(sk.UnreadableList, sk.ACLMaskedList)))
+	if sk.ACLMasked > 0 {
+		fmt.Fprintf(&b, "  acl masked   %d node(s) copied with a masked ACL (digest:USER:x) that no one can authenticate as%s\n",
+			sk.ACLMasked, listSuffix(sk.ACLMaskedList))
+	}
 	fmt.Fprintf(&b, "  during walk  %d node(s) changed, %d deleted (a live walk is fuzzy: each node as it was at some zxid in the range above)\n", sk.ChangedInWalk, sk.DeletedInWalk)
 	fmt.Fprintf(&b, "  note         %s\n", sk.OwnerNote)
 	if p := s.Preflight; p != nil {

@@ -3,6 +3,7 @@ package cli
 import (
 	"encoding/json"
 	"errors"
+	"maps"
 	"net"
 	"os"
 	"path/filepath"
@@ -236,5 +237,113 @@ func TestMigrateIntoRunningJournal(t *testing.T) {
 	}
 	if got := n.Digest().String(); got != sum.JournalDigest {
 		t.Errorf("node digest %s, summary says %s", got, sum.JournalDigest)
+	}
+}
+
+// TestMigrateMaskedACL checks that NoAuth subtrees and masked ACLs are
+// pre-flight blockers of their own kinds, so that accepting a partial copy
+// (unreadable) does not also accept ACLs that would lock clients out, and that
+// a migration accepting masked ACLs copies them with the subtrees below.
+func TestMigrateMaskedACL(t *testing.T) {
+	t.Parallel()
+	root := cliRoot(t)
+	maskedTree(t, root)
+	hosts := sharedZK.ConnectString()
+
+	type finding struct {
+		Kind     string   `json:"kind"`
+		Severity string   `json:"severity"`
+		Count    int64    `json:"count"`
+		Paths    []string `json:"paths"`
+		Accepted bool     `json:"accepted"`
+	}
+	tests := []struct {
+		name   string
+		path   string
+		accept []string
+		code   int
+		want   map[string]string // kind → severity, "+accepted" when accepted
+	}{
+		{"nothing accepted", root, nil, ExitFailure,
+			map[string]string{"unreadable": "blocker", "acl-masked": "blocker"}},
+		{"unreadable accepted", root, []string{"unreadable"}, ExitFailure,
+			map[string]string{"unreadable": "warning+accepted", "acl-masked": "blocker"}},
+		{"acl-masked accepted", root, []string{"acl-masked"}, ExitFailure,
+			map[string]string{"unreadable": "blocker", "acl-masked": "warning+accepted"}},
+		{"both accepted", root, []string{"unreadable", "acl-masked"}, ExitOK,
+			map[string]string{"unreadable": "warning+accepted", "acl-masked": "warning+accepted"}},
+		{"masked only, acl-masked accepted", root + "/masked", []string{"acl-masked"}, ExitOK,
+			map[string]string{"acl-masked": "warning+accepted"}},
+		{"masked only, unreadable accepted", root + "/masked", []string{"unreadable"}, ExitFailure,
+			map[string]string{"acl-masked": "blocker"}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			args := []string{"migrate", "--zk", hosts, "--path", tc.path, "--dry-run", "--json", "--log-level", "error"}
+			for _, k := range tc.accept {
+				args = append(args, "--accept", k)
+			}
+			code, out, errOut := run(t, args...)
+			if code != tc.code {
+				t.Fatalf("exit %d, want %d\n%s%s", code, tc.code, out, errOut)
+			}
+			var rep struct {
+				Findings []finding `json:"findings"`
+			}
+			if err := json.Unmarshal([]byte(out), &rep); err != nil {
+				t.Fatalf("report is not JSON: %v\n%s", err, out)
+			}
+			got := map[string]string{}
+			for _, f := range rep.Findings {
+				if f.Kind != "unreadable" && f.Kind != "acl-masked" {
+					continue
+				}
+				sev := f.Severity
+				if f.Accepted {
+					sev += "+accepted"
+				}
+				got[f.Kind] = sev
+				want := root + "/locked"
+				if f.Kind == "acl-masked" {
+					want = root + "/masked"
+				}
+				if f.Count != 1 || len(f.Paths) != 1 || f.Paths[0] != want {
+					t.Errorf("%s: count %d, paths %v; want 1, [%s]", f.Kind, f.Count, f.Paths, want)
+				}
+			}
+			if !maps.Equal(got, tc.want) {
+				t.Errorf("findings %v, want %v\n%s", got, tc.want, out)
+			}
+		})
+	}
+
+	// The text report says what each kind means.
+	code, out, _ := run(t, "migrate", "--zk", hosts, "--path", root, "--dry-run", "--log-level", "error")
+	for _, want := range []string{
+		"BLOCKER  unreadable: 1 node(s) could not be read with the given credentials (NoAuth); their subtrees are not in the export",
+		"BLOCKER  acl-masked: 1 node(s) came back with their ACL masked (digest:USER:x)",
+		"paths: " + root + "/locked", "paths: " + root + "/masked",
+	} {
+		if code != ExitFailure || !strings.Contains(out, want) {
+			t.Errorf("exit %d, report lacks %q:\n%s", code, want, out)
+		}
+	}
+
+	// A migration accepting both copies the masked node and its child, not the
+	// NoAuth subtree.
+	data := filepath.Join(t.TempDir(), "journal")
+	code, out, errOut := run(t, "migrate", "--zk", hosts, "--path", root, "--data-dir", data, "--accept", "unreadable", "--accept", "acl-masked",
+		"--raft-addr", "127.0.0.1:7999", "--log-level", "error")
+	if code != ExitOK {
+		t.Fatalf("migrate: exit %d\n%s%s", code, out, errOut)
+	}
+	for _, want := range []string{
+		"1 unreadable (NoAuth) subtree(s) (" + root + "/locked)",
+		"acl masked   1 node(s) copied with a masked ACL (digest:USER:x) that no one can authenticate as (" + root + "/masked)",
+		"nodes        4 ",
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("summary lacks %q:\n%s", want, out)
+		}
 	}
 }
