@@ -27,6 +27,7 @@ import (
 //	POST /join                  {"id": ..., "raft_addr": ...}: add a voter (via the leader)
 //	POST /remove                {"id": ...}: remove a member (via the leader)
 //	POST /transfer-leadership   {"id": ...} or {}: hand leadership over (via the leader)
+//	GET  /node, /tree, /digests  reads of the tree and its digests (admin_tree.go)
 //
 // Errors are JSON {"error": "..."} with status 400 (bad request), 503 (no
 // leader, closing) or 500.
@@ -72,6 +73,9 @@ type ClusterStatus struct {
 	MemberStatus
 	MemberCount int      `json:"member_count"`
 	Members     []Member `json:"members"`
+	// Extensions are the statuses of components running next to the node
+	// (the dual-write proxy of `serve --proxy-addr`), by name.
+	Extensions map[string]any `json:"extensions,omitempty"`
 }
 
 func roleName(s raft.RaftState) string { return strings.ToLower(s.String()) }
@@ -121,6 +125,7 @@ func (n *Node) Status() ClusterStatus {
 	}
 	slices.SortFunc(cs.Members, func(a, b Member) int { return strings.Compare(a.ID, b.ID) })
 	cs.MemberCount = len(cs.Members)
+	cs.Extensions = n.extensionStatus()
 	return cs
 }
 
@@ -181,6 +186,7 @@ func startAdmin(n *Node, ln net.Listener) *adminServer {
 	mux.HandleFunc("POST /join", n.handleJoin)
 	mux.HandleFunc("POST /remove", n.handleRemove)
 	mux.HandleFunc("POST /transfer-leadership", n.handleTransfer)
+	n.registerTreeHandlers(mux)
 	a := &adminServer{ln: ln, srv: &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}}
 	a.wg.Add(1)
 	go func() {

@@ -138,6 +138,14 @@ type SourceTxn struct {
 	Ops   []SourceOp
 }
 
+// SourceBatch is mirrored ZooKeeper txns in the order ZooKeeper committed
+// them, applied one after the other in one log entry: the dual-write proxy's
+// delivery, which keeps the digest history exact (a txn's digest is logged
+// only once every txn before it was applied) at a fraction of the entries.
+type SourceBatch struct {
+	Txns []*SourceTxn
+}
+
 // OpKind is the kind of a native write.
 type OpKind uint8
 

@@ -422,8 +422,16 @@ func genScenario(seed int64) scenario {
 		sc.entries = append(sc.entries, Encode(&ImportBatch{Nodes: nodes[:k]}))
 		nodes = nodes[k:]
 	}
-	for _, tx := range g.txns[from:] {
-		sc.entries = append(sc.entries, Encode(tx))
+	// The proxy delivers runs of txns in commit order as one SourceBatch.
+	for txns := g.txns[from:]; len(txns) > 0; {
+		k := 1
+		if g.rng.IntN(2) == 0 {
+			k = min(len(txns), 1+g.rng.IntN(8))
+			sc.entries = append(sc.entries, Encode(&SourceBatch{Txns: txns[:k]}))
+		} else {
+			sc.entries = append(sc.entries, Encode(txns[0]))
+		}
+		txns = txns[k:]
 	}
 	sc.want = g.ref.all()
 	sc.digest = g.ref.digest()
@@ -516,5 +524,26 @@ func TestSourceCreateParentRegisters(t *testing.T) {
 	g := applyAll(t, [][]byte{create(z1, "/p", 1, z1), create(z2, "/p/a", 0, 0)})
 	if n, _ := g.Node("/p"); n.Stat.Cversion != 0 || n.Stat.Pzxid != z2 {
 		t.Fatalf("unknown cversion: /p cversion %d pzxid %#x, want 0 and %#x", n.Stat.Cversion, n.Stat.Pzxid, int64(z2))
+	}
+}
+
+// TestSourceDigestHistory: ZooKeeper's digest at a zxid is logged only when
+// every txn before it has been applied in order; a txn that arrives late is
+// merged without logging a digest ZooKeeper never had.
+func TestSourceDigestHistory(t *testing.T) {
+	root := func(z int64, v int32) *SourceTxn {
+		st := znode.Stat{Mzxid: z, Mtime: z, Version: v}
+		return &SourceTxn{Zxid: z, Ops: []SourceOp{{Kind: SourceSetData, Path: "/", Data: fmt.Appendf(nil, "%d", z), Stat: st}}}
+	}
+	inOrder := applyAll(t, [][]byte{Encode(&SourceBatch{Txns: []*SourceTxn{root(128, 1), root(256, 2)}})})
+	if h := inOrder.DigestHistory(); len(h) != 2 || h[0].Zxid != 128 || h[1].Zxid != 256 {
+		t.Fatalf("in order: history %v, want entries at 128 and 256", h)
+	}
+	late := applyAll(t, [][]byte{Encode(root(256, 2)), Encode(root(128, 1))})
+	if h := late.DigestHistory(); len(h) != 1 || h[0].Zxid != 256 {
+		t.Fatalf("late txn: history %v, want only 256", h)
+	}
+	if inOrder.Digest() != late.Digest() {
+		t.Fatalf("final digests differ: %s vs %s", inOrder.Digest(), late.Digest())
 	}
 }

@@ -77,6 +77,7 @@
 //	 3 Write              a native write: one op or a multi
 //	 4 CreateSession      5 CloseSession      6 ExpireSessions
 //	 7 CleanupNodes       8 SetPhase          9 CompactTombstones
+//	10 SourceBatch        mirrored txns in commit order (the proxy's delivery)
 //
 // Payloads use varints (zigzag for signed values), uvarint-length-prefixed
 // strings, and byte fields stored as length+1 so that 0 is nil. Each command's

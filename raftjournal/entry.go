@@ -1,6 +1,7 @@
 package raftjournal
 
 import (
+	"encoding/binary"
 	"fmt"
 
 	"github.com/zk2raft/zk2raft/znode"
@@ -22,6 +23,7 @@ const (
 	EntryCleanupNodes      EntryType = 7
 	EntrySetPhase          EntryType = 8
 	EntryCompactTombstones EntryType = 9
+	EntrySourceBatch       EntryType = 10
 
 	// EntryIgnorable flags a type older nodes may skip (Consul's
 	// IgnoreUnknownTypeFlag). Only commands that do not change the replicated
@@ -57,6 +59,8 @@ func (t EntryType) String() string {
 		s = "SetPhase"
 	case EntryCompactTombstones:
 		s = "CompactTombstones"
+	case EntrySourceBatch:
+		s = "SourceBatch"
 	default:
 		s = fmt.Sprintf("EntryType(%d)", uint8(t&^EntryIgnorable))
 	}
@@ -106,6 +110,8 @@ func Decode(entry []byte) (Command, error) {
 		c = decodeSetPhase(d)
 	case EntryCompactTombstones:
 		c = &CompactTombstones{UpToZxid: d.varint("zxid")}
+	case EntrySourceBatch:
+		c = decodeSourceBatch(d)
 	default:
 		return nil, fmt.Errorf("%w: %s", ErrUnknownEntry, t)
 	}
@@ -438,4 +444,61 @@ func boolByte(v bool) byte {
 		return 1
 	}
 	return 0
+}
+
+// EntryType implements Command.
+func (*SourceBatch) EntryType() EntryType { return EntrySourceBatch }
+
+// SourceBatch payload:
+//
+//	uvarint txn count, count × { uvarint length, SourceTxn payload }
+func (b *SourceBatch) appendPayload(out []byte) []byte {
+	out = appendUvarint(out, uint64(len(b.Txns)))
+	for _, tx := range b.Txns {
+		p := tx.appendPayload(nil)
+		out = appendUvarint(out, uint64(len(p)))
+		out = append(out, p...)
+	}
+	return out
+}
+
+func decodeSourceBatch(d *decoder) *SourceBatch {
+	n := d.count("txn count", 4)
+	b := &SourceBatch{Txns: make([]*SourceTxn, 0, n)}
+	for i := 0; i < n && d.err == nil; i++ {
+		p := d.rawString("txn")
+		if d.err != nil {
+			break
+		}
+		sub := &decoder{b: p}
+		tx := decodeSourceTxn(sub)
+		if err := sub.finish(); err != nil {
+			d.fail(fmt.Sprintf("txn %d: %v", i, err))
+			break
+		}
+		b.Txns = append(b.Txns, tx)
+	}
+	return b
+}
+
+// EncodeSourceBatch joins encoded SourceTxn entries (Encode of *SourceTxn, as
+// the dual-write proxy queues them) into one SourceBatch entry without
+// decoding them.
+func EncodeSourceBatch(entries [][]byte) ([]byte, error) {
+	size := entryHeaderSize + binary.MaxVarintLen64
+	for _, e := range entries {
+		size += len(e) + binary.MaxVarintLen64
+	}
+	out := make([]byte, 0, size)
+	out = append(out, byte(EntrySourceBatch), entryVersion)
+	out = appendUvarint(out, uint64(len(entries)))
+	for i, e := range entries {
+		if len(e) < entryHeaderSize || EntryType(e[0]) != EntrySourceTxn || e[1] != entryVersion {
+			return nil, fmt.Errorf("%w: batch member %d is not a version %d SourceTxn entry", ErrBadCommand, i, entryVersion)
+		}
+		p := e[entryHeaderSize:]
+		out = appendUvarint(out, uint64(len(p)))
+		out = append(out, p...)
+	}
+	return out, nil
 }

@@ -44,6 +44,34 @@ func sampleCommands() []Command {
 		&CleanupNodes{Paths: []string{"/c1", "/c2"}, Time: 8},
 		&SetPhase{Phase: PhasePrimary, Rollback: true, AdoptTimeoutMs: 4000, Time: 9},
 		&CompactTombstones{UpToZxid: 0x500000000},
+		&SourceBatch{Txns: []*SourceTxn{
+			{Zxid: 0x500000004, Ops: []SourceOp{{Kind: SourceDelete, Path: "/x"}}},
+			{Zxid: 0x500000005, Ops: []SourceOp{{Kind: SourceSetData, Path: "/y", Data: []byte("z"), Stat: st}}},
+		}},
+		&SourceBatch{Txns: []*SourceTxn{}},
+	}
+}
+
+// TestEncodeSourceBatch: joining queued SourceTxn entries gives the entry of
+// the batch of those txns; anything else is refused.
+func TestEncodeSourceBatch(t *testing.T) {
+	var txns []*SourceTxn
+	var entries [][]byte
+	for _, c := range sampleCommands() {
+		if tx, ok := c.(*SourceTxn); ok {
+			txns = append(txns, tx)
+			entries = append(entries, Encode(tx))
+		}
+	}
+	got, err := EncodeSourceBatch(entries)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := Encode(&SourceBatch{Txns: txns}); !bytes.Equal(got, want) {
+		t.Fatalf("EncodeSourceBatch % x\nwant % x", got, want)
+	}
+	if _, err := EncodeSourceBatch([][]byte{Encode(&CompactTombstones{UpToZxid: 1})}); !errors.Is(err, ErrBadCommand) {
+		t.Fatalf("a non-SourceTxn member: %v", err)
 	}
 }
 

@@ -1,6 +1,7 @@
 package raftjournal
 
 import (
+	"errors"
 	"fmt"
 	"log/slog"
 	"math"
@@ -184,11 +185,25 @@ func (f *FSM) applyCommand(cmd Command, index uint64, res *Result) {
 			res.Err = err
 			return
 		}
-		s.t.evZxid = c.Zxid
-		res.Changed = s.t.applySource(c)
+		res.Changed = s.applySourceTxn(c)
 		res.Zxid = c.Zxid
-		s.observeSourceZxid(c.Zxid)
-		s.logDigest(c.Zxid)
+	case *SourceBatch:
+		if s.phase != PhaseShadow {
+			res.Err = fmt.Errorf("%w: %d mirrored ZooKeeper txns in phase %s", ErrWrongPhase, len(c.Txns), s.phase)
+			return
+		}
+		var bad []error
+		for _, tx := range c.Txns {
+			if err := validateSourceTxn(tx); err != nil {
+				bad = append(bad, err)
+				continue
+			}
+			res.Changed += s.applySourceTxn(tx)
+			res.Zxid = max(res.Zxid, tx.Zxid)
+		}
+		if len(bad) > 0 {
+			res.Err = fmt.Errorf("%d of %d txns refused: %w", len(bad), len(c.Txns), errors.Join(bad...))
+		}
 	case *Write:
 		f.applyWrite(c, res)
 	case *CreateSession:
@@ -227,6 +242,21 @@ func (s *state) mint() int64 {
 	s.lastZxid = max(s.lastZxid, z)
 	s.t.evZxid = z
 	return z
+}
+
+// applySourceTxn merges a validated mirrored txn. ZooKeeper's digest at its
+// zxid is logged only when it is the newest source zxid yet: a txn arriving
+// late (a retry, a repair) is merged, but the tree then holds newer txns too
+// and its digest is not ZooKeeper's at that zxid.
+func (s *state) applySourceTxn(c *SourceTxn) int {
+	s.t.evZxid = c.Zxid
+	n := s.t.applySource(c)
+	newest := c.Zxid > s.maxSourceZxid
+	s.observeSourceZxid(c.Zxid)
+	if newest {
+		s.logDigest(c.Zxid)
+	}
+	return n
 }
 
 func (s *state) observeSourceZxid(z int64) {

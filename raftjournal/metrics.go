@@ -60,7 +60,7 @@ func newNodeMetrics(n *Node) *nodeMetrics {
 	for _, op := range []string{"capture", "persist", "restore"} {
 		m.snapshotSeconds.WithLabelValues(op)
 	}
-	for _, t := range []EntryType{EntryImportBatch, EntrySourceTxn, EntryWrite, EntryCreateSession, EntryCloseSession,
+	for _, t := range []EntryType{EntryImportBatch, EntrySourceTxn, EntrySourceBatch, EntryWrite, EntryCreateSession, EntryCloseSession,
 		EntryExpireSessions, EntryCleanupNodes, EntrySetPhase} {
 		m.applySeconds.WithLabelValues(t.String())
 	}

@@ -29,20 +29,21 @@ import (
 // All methods are safe for concurrent use. Close stops everything the node
 // started and waits for it.
 type Node struct {
-	cfg       NodeConfig
-	logger    *slog.Logger
-	fsm       *nodeFSM
-	st        *stores
-	lock      *dirLock
-	mux       *muxLayer
-	raft      *raft.Raft
-	rpc       *rpcClient
-	metrics   *nodeMetrics
-	admin     *adminServer
-	adminAddr string // bound address, set before anything runs
-	tracker   *sessionTracker
-	id        raft.ServerID
-	addr      raft.ServerAddress
+	extensions sync.Map // name → func() any, for /status
+	cfg        NodeConfig
+	logger     *slog.Logger
+	fsm        *nodeFSM
+	st         *stores
+	lock       *dirLock
+	mux        *muxLayer
+	raft       *raft.Raft
+	rpc        *rpcClient
+	metrics    *nodeMetrics
+	admin      *adminServer
+	adminAddr  string // bound address, set before anything runs
+	tracker    *sessionTracker
+	id         raft.ServerID
+	addr       raft.ServerAddress
 
 	// readyTerm is the term in which this node, as leader, has applied a
 	// barrier: from then on its applied index covers every committed entry.
@@ -449,7 +450,7 @@ func (n *Node) applyEntry(ctx context.Context, sub *submission) (*Result, error)
 // applying it once.
 func idempotentEntry(t EntryType) bool {
 	switch t {
-	case EntryImportBatch, EntrySourceTxn, EntryCompactTombstones, EntrySetPhase:
+	case EntryImportBatch, EntrySourceTxn, EntrySourceBatch, EntryCompactTombstones, EntrySetPhase:
 		return true
 	}
 	return false
