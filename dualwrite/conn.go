@@ -9,8 +9,8 @@ import (
 	"net"
 	"sync"
 
-	"github.com/zk2raft/zk2raft/znode"
 	"github.com/zk2raft/zk2raft/zkwire"
+	"github.com/zk2raft/zk2raft/znode"
 )
 
 // xidInjected is the xid of the requests the tap adds to a client's stream

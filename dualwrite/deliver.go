@@ -7,8 +7,6 @@ import (
 	"sync"
 	"time"
 
-	"golang.org/x/sync/errgroup"
-
 	"github.com/zk2raft/zk2raft/raftjournal"
 )
 
@@ -52,14 +50,15 @@ func (d *deliveryState) wait(ctx context.Context, seq uint64, timeout time.Durat
 	}
 }
 
-// deliverParallel bounds the mirrors of one batch submitted at once: the
-// journal groups concurrent entries into shared disk writes and replication
-// rounds. SourceTxns commute, so their order does not matter.
-const deliverParallel = 32
+// maxBatchEntry bounds the bytes of one SourceBatch entry: a Raft entry
+// replicated in one message.
+const maxBatchEntry = 4 << 20
 
-// deliverLoop drains the queue into the journal: a batch from the head is
-// submitted, and acknowledged in the queue once every entry of it was
-// applied. A journal that cannot be reached is retried with backoff; ZooKeeper
+// deliverLoop drains the queue into the journal: the head of the queue is
+// submitted as SourceBatch entries, one at a time and in queue order (the
+// order ZooKeeper committed the writes, per connection; the journal logs a
+// digest at a zxid only when the txns before it are applied), and acknowledged
+// in the queue once applied. A journal that cannot be reached is retried with backoff; ZooKeeper
 // traffic is never held for it (unless --sync, and then at most SyncTimeout).
 func (t *Tap) deliverLoop() {
 	defer t.wg.Done()
@@ -112,33 +111,45 @@ func (t *Tap) sleep(d time.Duration) {
 	}
 }
 
-// submit applies a batch of queued mirrors. A refusal by the state machine
-// (the journal left the shadow phase, a malformed entry) is final: the write
-// is counted as failed divergence and not retried.
+// submit applies queued mirrors in order, as few SourceBatch entries as
+// fit. A refusal by the state machine (the journal left the shadow phase, a
+// malformed txn) is final: those writes are counted as failed (divergence the
+// reconciler must repair) and not retried.
 func (t *Tap) submit(recs []Record) error {
-	g, ctx := errgroup.WithContext(t.ctx)
-	g.SetLimit(deliverParallel)
-	for _, r := range recs {
-		g.Go(func() error {
-			cctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-			defer cancel()
-			res, err := t.cfg.Journal.Submit(cctx, r.Data)
-			if err != nil {
-				return err
+	for len(recs) > 0 {
+		n, size := 0, 0
+		for n < len(recs) && (n == 0 || size+len(recs[n].Data) <= maxBatchEntry) {
+			size += len(recs[n].Data)
+			n++
+		}
+		entries := make([][]byte, n)
+		for i := range n {
+			entries[i] = recs[i].Data
+		}
+		entry, err := raftjournal.EncodeSourceBatch(entries)
+		if err != nil {
+			// A record that is not a mirror: the queue holds only what the tap
+			// wrote, so this is damage; it cannot be delivered.
+			t.metrics.failed.WithLabelValues("undeliverable").Add(float64(n))
+			t.log.Error("queued mirrors that are not SourceTxn entries; dropped", "from-seq", recs[0].Seq, "to-seq", recs[n-1].Seq, "err", err)
+			recs = recs[n:]
+			continue
+		}
+		ctx, cancel := context.WithTimeout(t.ctx, 30*time.Second)
+		res, err := t.cfg.Journal.Submit(ctx, entry)
+		cancel()
+		if err != nil {
+			return fmt.Errorf("submit %d mirrors: %w", n, err)
+		}
+		if res.Err != nil {
+			reason := "refused"
+			if errors.Is(res.Err, raftjournal.ErrWrongPhase) {
+				reason = "wrong phase"
 			}
-			if res.Err != nil {
-				reason := "refused"
-				if errors.Is(res.Err, raftjournal.ErrWrongPhase) {
-					reason = "wrong phase"
-				}
-				t.metrics.failed.WithLabelValues(reason).Inc()
-				t.log.Error("journal refused a mirrored write: ZooKeeper and the journal diverge", "seq", r.Seq, "err", res.Err)
-			}
-			return nil
-		})
-	}
-	if err := g.Wait(); err != nil {
-		return fmt.Errorf("submit %d mirrors: %w", len(recs), err)
+			t.metrics.failed.WithLabelValues(reason).Inc()
+			t.log.Error("journal refused mirrored writes: ZooKeeper and the journal diverge", "from-seq", recs[0].Seq, "to-seq", recs[n-1].Seq, "err", res.Err)
+		}
+		recs = recs[n:]
 	}
 	return nil
 }

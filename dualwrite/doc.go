@@ -58,7 +58,9 @@
 // A write's mirror is appended to the durable queue (group-committed, fsynced)
 // before its reply is released to the client, so a proxy crash or restart
 // loses nothing the client saw acknowledged. The delivery loop submits queued
-// mirrors to the journal in batches and acknowledges them once applied;
+// mirrors to the journal in queue order as raftjournal.SourceBatch entries
+// (up to DeliveryBatch txns, 4 MiB, each) and acknowledges them once applied;
+// in order, so that the journal's digest history holds ZooKeeper's digests;
 // while the journal is unreachable they wait in the queue, and ZooKeeper
 // traffic is not held. With Sync, the reply is held until the journal
 // committed the mirror (at most SyncTimeout). A queue past its bound, or a

@@ -10,8 +10,8 @@ import (
 	"time"
 
 	"github.com/zk2raft/zk2raft/raftjournal"
-	"github.com/zk2raft/zk2raft/znode"
 	"github.com/zk2raft/zk2raft/zkwire"
+	"github.com/zk2raft/zk2raft/znode"
 )
 
 // write is a request ZooKeeper answered with success, as the tap saw it.
@@ -399,4 +399,3 @@ func digestID(auth []byte) znode.ID {
 	sum := sha1.Sum(auth)
 	return znode.ID{Scheme: "digest", ID: user + ":" + base64.StdEncoding.EncodeToString(sum[:])}
 }
-

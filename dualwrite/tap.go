@@ -61,7 +61,7 @@ func DefaultConfig() Config {
 		SyncTimeout:     10 * time.Second,
 		DialTimeout:     5 * time.Second,
 		MaxRequestFrame: zkwire.DefaultMaxBuffer,
-		DeliveryBatch:   256,
+		DeliveryBatch:   1024,
 	}
 }
 

@@ -1,0 +1,168 @@
+package dualwrite
+
+import (
+	"context"
+	"errors"
+
+	"github.com/zk2raft/zk2raft/raftjournal"
+	"github.com/zk2raft/zk2raft/znode"
+)
+
+// JournalView is how the reconciler reads the journal it repairs: a node in
+// this process (NodeView) or one reached through its admin endpoint
+// (RemoteView).
+type JournalView interface {
+	// Get returns the visible node at path (persisted stat with the raw
+	// ephemeral owner, data with nil and empty kept apart, ACL), or false.
+	Get(ctx context.Context, path string) (*znode.Node, bool, error)
+	// Walk calls fn with every visible node of the subtree at root, root
+	// included, in canonical order (znode.ComparePaths). A missing root
+	// yields no nodes; fn's error stops the walk and is returned. fn may keep
+	// the nodes but must not modify them.
+	Walk(ctx context.Context, root string, fn func(*znode.Node) error) error
+	// DigestHistory returns the journal's digest history, oldest first: the
+	// tree digest after each mirrored txn whose zxid is a multiple of 128.
+	DigestHistory(ctx context.Context) ([]raftjournal.DigestEntry, error)
+	// LastSourceZxid returns the largest ZooKeeper zxid the journal has seen,
+	// in imported stats or mirrored txns.
+	LastSourceZxid(ctx context.Context) (int64, error)
+}
+
+// JournalDigester is implemented by views that also know the journal's
+// digest now; both implementations here do. The reconciler uses it to compare
+// with ZooKeeper's digest at a zxid the history does not hold.
+type JournalDigester interface {
+	// CurrentDigest returns ZooKeeper's digest of the journal's whole visible
+	// tree and the largest ZooKeeper zxid seen, read together.
+	CurrentDigest(ctx context.Context) (digest znode.Digest, sourceZxid int64, err error)
+}
+
+// NodeView reads a journal node of this process. Get and Walk first pass a
+// read barrier (the node applies everything committed before the call, as a
+// raftjournal.Linearizable read does), so a follower's view is as fresh as
+// the leader's and a repair just submitted is seen; the digest reads are
+// local.
+//
+// Walk uses FSM.Walk, which copies the whole tree's node records under the
+// FSM's read lock (a few hundred milliseconds at 1M nodes; the data is shared,
+// not copied), sorts them and streams without the lock. There is no subtree
+// walk in the FSM: a subtree costs that copy of the whole tree, and the walk
+// skips to it and stops after it.
+func NodeView(n *raftjournal.Node) JournalView { return nodeView{n} }
+
+type nodeView struct{ n *raftjournal.Node }
+
+var (
+	_ JournalView     = nodeView{}
+	_ JournalDigester = nodeView{}
+)
+
+// barrier waits until the node has applied everything committed before it.
+func (v nodeView) barrier(ctx context.Context) error {
+	_, _, err := v.n.Exists(ctx, "/", raftjournal.Linearizable())
+	return err
+}
+
+func (v nodeView) Get(ctx context.Context, path string) (*znode.Node, bool, error) {
+	if err := v.barrier(ctx); err != nil {
+		return nil, false, err
+	}
+	n, ok := v.n.FSM().Node(path)
+	return n, ok, nil
+}
+
+// errViewWalkDone stops FSM.Walk once past the subtree.
+var errViewWalkDone = errors.New("dualwrite: end of subtree")
+
+func (v nodeView) Walk(ctx context.Context, root string, fn func(*znode.Node) error) error {
+	if err := v.barrier(ctx); err != nil {
+		return err
+	}
+	inside, i := false, 0
+	err := v.n.FSM().Walk(func(n *znode.Node) error {
+		if i++; i&1023 == 0 {
+			if err := ctx.Err(); err != nil {
+				return err
+			}
+		}
+		if !underRoot(n.Path, root) {
+			if inside {
+				return errViewWalkDone // canonical order keeps a subtree contiguous
+			}
+			return nil
+		}
+		inside = true
+		return fn(n)
+	})
+	if errors.Is(err, errViewWalkDone) {
+		return nil
+	}
+	return err
+}
+
+func (v nodeView) DigestHistory(context.Context) ([]raftjournal.DigestEntry, error) {
+	return v.n.FSM().DigestHistory(), nil
+}
+
+func (v nodeView) LastSourceZxid(context.Context) (int64, error) {
+	return v.n.FSM().Status().MaxSourceZxid, nil
+}
+
+func (v nodeView) CurrentDigest(context.Context) (znode.Digest, int64, error) {
+	st := v.n.FSM().Status()
+	return st.Digest, st.MaxSourceZxid, nil
+}
+
+// RemoteView reads a journal node through its admin endpoint (host:port or a
+// URL): GET /node, /tree and /digests (raftjournal/admin_tree.go). Get and
+// Walk ask for linearizable reads (the node passes a read barrier through the
+// leader first), so any member will do; the digest reads are that member's
+// local state. A /tree stream cut short is an error, never a smaller tree.
+func RemoteView(adminAddr string) JournalView { return remoteView{adminAddr} }
+
+type remoteView struct{ addr string }
+
+var (
+	_ JournalView     = remoteView{}
+	_ JournalDigester = remoteView{}
+)
+
+func (v remoteView) Get(ctx context.Context, path string) (*znode.Node, bool, error) {
+	return raftjournal.AdminGetNode(ctx, v.addr, path, true)
+}
+
+func (v remoteView) Walk(ctx context.Context, root string, fn func(*znode.Node) error) error {
+	return raftjournal.AdminWalkTree(ctx, v.addr, root, true, fn)
+}
+
+func (v remoteView) DigestHistory(ctx context.Context) ([]raftjournal.DigestEntry, error) {
+	d, err := raftjournal.AdminGetDigests(ctx, v.addr)
+	if err != nil {
+		return nil, err
+	}
+	return d.History, nil
+}
+
+func (v remoteView) LastSourceZxid(ctx context.Context) (int64, error) {
+	d, err := raftjournal.AdminGetDigests(ctx, v.addr)
+	if err != nil {
+		return 0, err
+	}
+	return d.MaxSourceZxid, nil
+}
+
+func (v remoteView) CurrentDigest(ctx context.Context) (znode.Digest, int64, error) {
+	d, err := raftjournal.AdminGetDigests(ctx, v.addr)
+	if err != nil {
+		return 0, 0, err
+	}
+	return d.Digest, d.MaxSourceZxid, nil
+}
+
+// underRoot reports whether p is root or below it.
+func underRoot(p, root string) bool {
+	if root == "/" || p == root {
+		return true
+	}
+	return len(p) > len(root) && p[:len(root)] == root && p[len(root)] == '/'
+}
