@@ -3,13 +3,13 @@
 # the baseline measured in the same run (the machines are shared and noisy, so only
 # same-run ratios are compared). Raw `go test -bench` output is kept in $BENCH_OUT.
 #
-#   scripts/bench.sh [GROUP...]    groups: seed snapshot fsm raft export import verify
+#   scripts/bench.sh [GROUP...]    groups: seed snapshot fsm raft export import verify proxy
 #                                  (default: all, which `make bench` runs)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 OUT=${BENCH_OUT:-bench.out}
 : >"$OUT"
-groups=${*:-seed snapshot fsm raft export import verify}
+groups=${*:-seed snapshot fsm raft export import verify proxy}
 
 bench() { # package, regexp, benchtime, extra args...
 	local pkg=$1 re=$2 bt=$3
@@ -31,7 +31,8 @@ for g in $groups; do
 	export) echo "== export (exporter)"; BENCH_OUT="$OUT.export" EXPORT_BIG_NODES=${EXPORT_BIG_NODES:-0} ./scripts/bench-export.sh; cat "$OUT.export" >>"$OUT"; rm -f "$OUT.export" ;;
 	import) echo "== import and migrate (importer)"; bench ./importer/ 'OfflineImport|OnlineImport|MigrateKafka' 1x ;;
 	verify) echo "== verify"; bench ./verify/ 'CompareSnapshots|CompareZooKeeper|DigestOnly' 3x ;;
-	*) echo "bench.sh: unknown group $g (want seed snapshot fsm raft export import verify)" >&2; exit 2 ;;
+	proxy) echo "== dual-write proxy (dualwrite)"; bench ./dualwrite/ 'Proxy/(async|sync)$' 1x ;;
+	*) echo "bench.sh: unknown group $g (want seed snapshot fsm raft export import verify proxy)" >&2; exit 2 ;;
 	esac
 done
 
@@ -68,6 +69,13 @@ for g in $groups; do
 		e=$(metric 'BenchmarkCompareZooKeeper/export' nodes/s)
 		row "verify: zk vs snap compare vs export rate" "$(ratio "$c" "$e")x" "target >= 0.8x"
 		row "verify: --digest-only at 100k vs at 1M nodes (ns/op ratio)" "$(ratio "$(metric 'BenchmarkDigestOnly/nodes=1000000' ns/op)" "$(metric 'BenchmarkDigestOnly/nodes=100000' ns/op)")" "constant time: about 1"
+		;;
+	proxy)
+		for mix in read90 write100; do
+			row "proxy async, $mix: throughput through the tap vs direct" "$(metric "BenchmarkProxy/async/$mix" tap-ratio)x" "target >= 0.8x; $(metric "BenchmarkProxy/async/$mix" ops/s) ops/s"
+			row "proxy sync, $mix: throughput through the tap vs direct" "$(metric "BenchmarkProxy/sync/$mix" tap-ratio)x" "reported"
+		done
+		row "proxy async, read90: read p50 added by the tap (ms)" "$(metric BenchmarkProxy/async/read90 added-read-p50-ms)" "target <= 0.3 ms"
 		;;
 	esac
 done

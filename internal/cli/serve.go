@@ -10,6 +10,8 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/zk2raft/zk2raft/dualwrite"
+	"github.com/zk2raft/zk2raft/importer"
 	"github.com/zk2raft/zk2raft/raftjournal"
 )
 
@@ -23,6 +25,9 @@ type serveOptions struct {
 	join      string
 	logStore  string
 	compress  bool
+
+	proxyAddr string
+	tap       tapOptions
 }
 
 func (o *serveOptions) addFlags(cmd *cobra.Command) {
@@ -36,6 +41,8 @@ func (o *serveOptions) addFlags(cmd *cobra.Command) {
 	f.StringVar(&o.join, "join", "", "admin address of a running member to join through (empty data dir only)")
 	f.StringVar(&o.logStore, "log-store", string(raftjournal.LogStoreWAL), "on-disk Raft log: wal or bolt")
 	f.BoolVar(&o.compress, "compress-snapshots", false, "zstd-compress FSM snapshots")
+	f.StringVar(&o.proxyAddr, "proxy-addr", "", "also run a dual-write proxy for ZooKeeper clients on this address (needs --zk)")
+	o.tap.addFlags(cmd, "directory of the proxy's durable queue (default DATA_DIR/dualwrite-queue)")
 }
 
 func (o *serveOptions) config(g *globalOptions) (raftjournal.NodeConfig, error) {
@@ -48,6 +55,11 @@ func (o *serveOptions) config(g *globalOptions) (raftjournal.NodeConfig, error) 
 		return raftjournal.NodeConfig{}, usageErrorf("--raft-addr is required")
 	case o.bootstrap && o.join != "":
 		return raftjournal.NodeConfig{}, usageErrorf("--bootstrap and --join are exclusive")
+	case (o.proxyAddr == "") != (o.tap.zk == ""):
+		return raftjournal.NodeConfig{}, usageErrorf("--proxy-addr and --zk go together")
+	}
+	if o.tap.queueDir == "" {
+		o.tap.queueDir = defaultQueueDir(o.dataDir)
 	}
 	cfg := raftjournal.DefaultNodeConfig()
 	cfg.DataDir = o.dataDir
@@ -79,7 +91,11 @@ leader wherever it is sent). A node whose data dir holds Raft state restarts as
 the member it was, and both flags are ignored.
 
 The admin address serves /status (JSON), /metrics (Prometheus) and the
-membership endpoints used by --join and 'zk2raft journal'. When it is ready the
+membership endpoints used by --join and 'zk2raft journal'.
+
+With --zk and --proxy-addr the node also runs the dual-write proxy (see
+'zk2raft proxy --help'): clients connect to --proxy-addr, and every write
+ZooKeeper commits is mirrored into the journal through this node. When it is ready the
 node prints one line with its addresses on stdout. On SIGTERM a leader hands
 leadership to a follower, then the node stops cleanly.`,
 		Args: noArgs,
@@ -90,7 +106,7 @@ leadership to a follower, then the node stops cleanly.`,
 			}
 			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
 			defer stop()
-			return serve(ctx, g, cfg)
+			return serve(ctx, g, cfg, &o)
 		},
 	}
 	o.addFlags(cmd)
@@ -98,13 +114,25 @@ leadership to a follower, then the node stops cleanly.`,
 }
 
 // serve runs a node until ctx ends.
-func serve(ctx context.Context, g *globalOptions, cfg raftjournal.NodeConfig) error {
+func serve(ctx context.Context, g *globalOptions, cfg raftjournal.NodeConfig, o *serveOptions) error {
 	n, err := raftjournal.Open(cfg)
 	if err != nil {
 		return err
 	}
+	var rt *runningTap
+	if o != nil && o.proxyAddr != "" {
+		rt, err = o.tap.start(ctx, g, o.proxyAddr, importer.NodeJournal(n), dualwrite.NodeView(n), n.Metrics())
+		if err != nil {
+			n.Close()
+			return err
+		}
+		n.SetStatusExtension("proxy", func() any { return proxyStatus(rt) })
+	}
 	if !g.quiet {
 		fmt.Fprintf(g.stdout, "node %s serving: raft %s, admin http://%s\n", n.ID(), n.RaftAddr(), n.AdminAddr())
+		if rt != nil {
+			fmt.Fprintf(g.stdout, "dual-write proxy: clients %s, zookeeper %s\n", rt.tap.Addr(), o.tap.zk)
+		}
 	}
 	// raft stops on its own when the node is removed from the cluster; the
 	// process then has nothing left to serve.
@@ -121,6 +149,11 @@ func serve(ctx context.Context, g *globalOptions, cfg raftjournal.NodeConfig) er
 		}
 	}
 	g.logger.Info("shutting down", "node-id", n.ID())
+	if rt != nil {
+		if err := rt.close(); err != nil {
+			g.logger.Warn("dual-write proxy shutdown", "error", err)
+		}
+	}
 	if n.IsLeader() && len(n.Status().Members) > 1 {
 		tctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		if err := n.TransferLeadership(tctx, ""); err != nil {

@@ -1,0 +1,213 @@
+package cli
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"syscall"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"github.com/spf13/cobra"
+
+	"github.com/zk2raft/zk2raft/dualwrite"
+	"github.com/zk2raft/zk2raft/exporter"
+	"github.com/zk2raft/zk2raft/importer"
+)
+
+// tapOptions are the dual-write flags shared by `proxy` and `serve`.
+type tapOptions struct {
+	zk                string
+	queueDir          string
+	queueMaxBytes     int64
+	sync              bool
+	syncTimeout       time.Duration
+	reconcileInterval time.Duration
+	reconcileGrace    time.Duration
+	noReconcile       bool
+	auth              []string
+}
+
+func (o *tapOptions) addFlags(cmd *cobra.Command, queueHelp string) {
+	f := cmd.Flags()
+	f.StringVar(&o.zk, "zk", "", "the ZooKeeper ensemble, host:port,host:port")
+	f.StringVar(&o.queueDir, "queue-dir", "", queueHelp)
+	f.Int64Var(&o.queueMaxBytes, "queue-max-bytes", 1<<30, "bound on the queued mirrors; past it writes are counted as lost and the reconciler repairs")
+	f.BoolVar(&o.sync, "sync", false, "hold each write's reply until the journal committed its mirror (default: until it is queued on disk)")
+	f.DurationVar(&o.syncTimeout, "sync-timeout", 10*time.Second, "with --sync, the longest a reply is held for a journal that does not commit")
+	f.DurationVar(&o.reconcileInterval, "reconcile-interval", time.Minute, "how often the reconciler compares digests and repairs (0: never)")
+	f.DurationVar(&o.reconcileGrace, "reconcile-grace", 2*time.Second, "how long the reconciler lets the tap mirror a write before it checks the node itself")
+	f.BoolVar(&o.noReconcile, "no-reconcile", false, "run the tap without the reconciler (writes that bypass the proxy are then not repaired)")
+	f.StringArrayVar(&o.auth, "auth", nil, "digest:user:password the reconciler reads ZooKeeper with (repeatable)")
+}
+
+// runTap starts the tap (and the reconciler) on j until ctx ends.
+type runningTap struct {
+	tap  *dualwrite.Tap
+	rec  *dualwrite.Reconciler
+	stop func()
+	done chan error
+}
+
+func (o *tapOptions) start(ctx context.Context, g *globalOptions, listen string, j dualwrite.Journal, view dualwrite.JournalView, reg prometheus.Registerer) (*runningTap, error) {
+	hosts, err := exporter.ParseHosts(o.zk)
+	if err != nil {
+		return nil, usageErrorf("--zk: %v", err)
+	}
+	cfg := dualwrite.DefaultConfig()
+	cfg.Listen = listen
+	cfg.ZK = hosts
+	cfg.Journal = j
+	cfg.QueueDir = o.queueDir
+	cfg.QueueMaxBytes = o.queueMaxBytes
+	cfg.Sync = o.sync
+	cfg.SyncTimeout = o.syncTimeout
+	cfg.Logger = g.logger.With("component", "dualwrite")
+	cfg.Registerer = reg
+	t, err := dualwrite.Start(ctx, cfg)
+	if err != nil {
+		return nil, err
+	}
+	rt := &runningTap{tap: t, done: make(chan error, 1)}
+	rctx, cancel := context.WithCancel(ctx)
+	rt.stop = cancel
+	if o.noReconcile {
+		rt.done <- nil
+		return rt, nil
+	}
+	rc := dualwrite.ReconcilerConfig{
+		ZK: hosts, Auth: o.auth, Journal: j, View: view,
+		Grace: o.reconcileGrace, Interval: o.reconcileInterval,
+		Mirrored: t.Mirrored, Logger: g.logger.With("component", "reconcile"), Registerer: reg,
+	}
+	rec, err := dualwrite.NewReconciler(rc)
+	if err != nil {
+		cancel()
+		t.Close()
+		return nil, err
+	}
+	rt.rec = rec
+	go func() { rt.done <- rec.Run(rctx) }()
+	return rt, nil
+}
+
+func (rt *runningTap) close() error {
+	rt.stop()
+	err := <-rt.done
+	if errors.Is(err, context.Canceled) {
+		err = nil
+	}
+	if rt.rec != nil {
+		err = errors.Join(err, rt.rec.Close())
+	}
+	return errors.Join(err, rt.tap.Close())
+}
+
+type proxyOptions struct {
+	tapOptions
+	listen    string
+	journal   string
+	adminAddr string
+}
+
+func newProxyCommand(g *globalOptions) *cobra.Command {
+	var o proxyOptions
+	cmd := &cobra.Command{
+		Use:   "proxy --listen ADDR --zk HOSTS --journal ADMIN_ADDR",
+		Short: "Run a standalone dual-write proxy in front of ZooKeeper",
+		Long: `Relays ZooKeeper clients to the ensemble unchanged and mirrors every write ZooKeeper
+committed (create of every mode, delete, setData, setACL, multi, and the ephemerals a
+closeSession deletes) into the journal, with ZooKeeper's own zxid and stat.
+
+Point clients at --listen instead of the ensemble. Sessions, watches, auth and
+ephemerals stay ZooKeeper's; when a ZooKeeper server dies, a client's reconnect through
+the proxy reaches another server with its session.
+
+Delivery is asynchronous by default: a write's reply is released once its mirror is
+in the durable queue (--queue-dir), so a journal outage or a proxy restart loses
+nothing, and ZooKeeper traffic never waits for the journal. --sync holds the reply
+until the journal committed the mirror. The reconciler repairs what the proxy cannot
+see: writes that bypass it and ephemerals of expired sessions.
+
+--admin-addr serves /status (JSON) and /metrics (Prometheus).`,
+		Args: noArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			switch {
+			case o.listen == "":
+				return usageErrorf("--listen is required")
+			case o.zk == "":
+				return usageErrorf("--zk is required")
+			case o.journal == "":
+				return usageErrorf("--journal is required")
+			case o.queueDir == "":
+				return usageErrorf("--queue-dir is required")
+			}
+			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
+			defer stop()
+			return runProxy(ctx, g, &o)
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&o.listen, "listen", "", "address clients connect to, host:port (required)")
+	f.StringVar(&o.journal, "journal", "", "admin address of a journal member (required)")
+	f.StringVar(&o.adminAddr, "admin-addr", "127.0.0.1:0", "HTTP address for /status and /metrics")
+	o.addFlags(cmd, "directory of the durable queue of mirrors not yet committed (required)")
+	return cmd
+}
+
+func runProxy(ctx context.Context, g *globalOptions, o *proxyOptions) error {
+	admin := trimScheme(o.journal)
+	j, err := importer.DialJournal(ctx, admin, g.logger)
+	if err != nil {
+		return err
+	}
+	defer j.Close()
+	reg := prometheus.NewRegistry()
+	rt, err := o.start(ctx, g, o.listen, j, dualwrite.RemoteView(admin), reg)
+	if err != nil {
+		return err
+	}
+	ln, err := net.Listen("tcp", o.adminAddr)
+	if err != nil {
+		rt.close()
+		return fmt.Errorf("admin address %s: %w", o.adminAddr, err)
+	}
+	mux := http.NewServeMux()
+	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+	mux.HandleFunc("GET /status", func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		json.NewEncoder(w).Encode(proxyStatus(rt))
+	})
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	go srv.Serve(ln)
+	if !g.quiet {
+		fmt.Fprintf(g.stdout, "proxy serving: clients %s, zookeeper %s, journal %s, admin http://%s\n", rt.tap.Addr(), o.zk, admin, ln.Addr())
+	}
+	<-ctx.Done()
+	g.logger.Info("shutting down the proxy")
+	srv.Close()
+	return rt.close()
+}
+
+// proxyStatus is /status of a proxy.
+func proxyStatus(rt *runningTap) any {
+	out := struct {
+		Tap       dualwrite.Status           `json:"tap"`
+		Reconcile *dualwrite.ReconcilerStats `json:"reconcile,omitempty"`
+	}{Tap: rt.tap.Status()}
+	if rt.rec != nil {
+		s := rt.rec.Stats()
+		out.Reconcile = &s
+	}
+	return out
+}
+
+// defaultQueueDir is where serve keeps the tap's queue.
+func defaultQueueDir(dataDir string) string { return filepath.Join(dataDir, "dualwrite-queue") }
