@@ -354,3 +354,55 @@ func TestTapSync(t *testing.T) {
 		t.Fatalf("after the outage the journal has %q, %v", data, err)
 	}
 }
+
+// TestTapQueueOverflowRepaired: with the journal down and a tiny queue, the
+// writes past the bound are lost to the mirror but never to the clients; the
+// queue records that a repair is owed, and RepairOwed makes the journal equal
+// to ZooKeeper and clears the record.
+func TestTapQueueOverflowRepaired(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	ens, err := zktest.Start(ctx, zktest.Options{Servers: 1, ExtendedTypes: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ens.Close() })
+	n := journalNode(t)
+	gate := &gateJournal{j: importer.NodeJournal(n)}
+	tap := startTap(t, ens.Hosts(), gate, func(c *Config) { c.QueueMaxRecords = 10 })
+	if _, err := runGoWorkload(ctx, t, []string{tap.Addr()}, "/overflow", 3); err != nil {
+		t.Fatalf("clients must not notice the overflow: %v", err)
+	}
+	lost := tap.Status().Lost
+	if lost == nil || lost.Count == 0 {
+		t.Fatalf("queue of 10 records took the whole workload: %+v", tap.Status())
+	}
+	t.Logf("%d mirrors lost to the full queue", lost.Count)
+	gate.open.Store(true)
+	rec, err := NewReconciler(ReconcilerConfig{
+		ZK: ens.Hosts(), Auth: []string{"digest:" + workloadAuth}, Journal: gate, View: NodeView(n),
+		Logger: testlog.New(t).With("component", "reconcile"),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rec.Close()
+	rctx, stop := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() { done <- RepairOwed(rctx, tap, rec, 200*time.Millisecond) }()
+	deadline := time.Now().Add(2 * time.Minute)
+	for tap.Status().Lost != nil {
+		if time.Now().After(deadline) {
+			t.Fatal("the repair owed never completed")
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	stop()
+	if err := <-done; !errors.Is(err, context.Canceled) {
+		t.Fatal(err)
+	}
+	if err := tap.WaitDelivered(ctx); err != nil {
+		t.Fatal(err)
+	}
+	assertJournalEqual(t, ens.Hosts(), "/overflow", n)
+}

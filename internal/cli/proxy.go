@@ -94,14 +94,16 @@ func (o *tapOptions) start(ctx context.Context, g *globalOptions, listen string,
 		return nil, err
 	}
 	rt.rec = rec
-	go func() { rt.done <- rec.Run(rctx) }()
+	owed := make(chan error, 1)
+	go func() { owed <- dualwrite.RepairOwed(rctx, t, rec, 10*time.Second) }()
+	go func() { rt.done <- errors.Join(rec.Run(rctx), <-owed) }()
 	return rt, nil
 }
 
 func (rt *runningTap) close() error {
 	rt.stop()
 	err := <-rt.done
-	if errors.Is(err, context.Canceled) {
+	if ctxErr(err) {
 		err = nil
 	}
 	if rt.rec != nil {
@@ -211,3 +213,19 @@ func proxyStatus(rt *runningTap) any {
 
 // defaultQueueDir is where serve keeps the tap's queue.
 func defaultQueueDir(dataDir string) string { return filepath.Join(dataDir, "dualwrite-queue") }
+
+// ctxErr reports whether err is only the cancellation of a stopping context.
+func ctxErr(err error) bool {
+	if err == nil {
+		return true
+	}
+	if j, ok := err.(interface{ Unwrap() []error }); ok {
+		for _, e := range j.Unwrap() {
+			if !ctxErr(e) {
+				return false
+			}
+		}
+		return true
+	}
+	return errors.Is(err, context.Canceled)
+}

@@ -1,0 +1,157 @@
+package cli
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/go-zookeeper/zk"
+
+	"github.com/zk2raft/zk2raft/raftjournal"
+)
+
+// startVerb runs `zk2raft ARGS...` in the test's process until cleanup, like
+// startServe for any long-running verb.
+func startVerb(t *testing.T, args ...string) *serving {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	s := &serving{cancel: cancel, done: make(chan int, 1), stdout: &syncBuffer{}, stderr: &syncBuffer{}}
+	go func() {
+		root := NewRootCommand(strings.NewReader(""), s.stdout, s.stderr)
+		root.SetArgs(args)
+		code := ExitOK
+		if err := root.ExecuteContext(ctx); err != nil {
+			code = exitCode(err)
+			fmt.Fprintln(s.stderr, "zk2raft: "+oneLine(err.Error()))
+		}
+		s.done <- code
+	}()
+	t.Cleanup(func() { s.stop(t) })
+	return s
+}
+
+// writeThrough creates path with data through a ZooKeeper client connected
+// to addr, retrying until the proxy serves.
+func writeThrough(t *testing.T, addr, path, data string) {
+	t.Helper()
+	conn, _, err := zk.Connect([]string{addr}, 10*time.Second, zk.WithLogger(quietZK{}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	waitUntil(t, "a create through the proxy at "+addr, func() error {
+		_, err := conn.Create(path, []byte(data), 0, zk.WorldACL(zk.PermAll))
+		if errors.Is(err, zk.ErrNodeExists) {
+			return nil
+		}
+		return err
+	})
+}
+
+// journalHas waits until the journal node at admin has path with data.
+func journalHas(t *testing.T, admin, path, data string) {
+	t.Helper()
+	waitUntil(t, path+" in the journal", func() error {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		defer cancel()
+		n, ok, err := raftjournal.AdminGetNode(ctx, admin, path, false)
+		switch {
+		case err != nil:
+			return err
+		case !ok:
+			return errors.New("absent")
+		case string(n.Data) != data:
+			return fmt.Errorf("data %q", n.Data)
+		}
+		return nil
+	})
+}
+
+func TestServeWithProxy(t *testing.T) {
+	dir := t.TempDir()
+	admin, proxy := freeTCPAddr(t), freeTCPAddr(t)
+	s := startServe(t, "--data-dir", filepath.Join(dir, "n1"), "--node-id", "n1", "--raft-addr", freeTCPAddr(t),
+		"--admin-addr", admin, "--bootstrap", "--zk", sharedZK.ConnectString(), "--proxy-addr", proxy)
+	writeThrough(t, proxy, "/serve-proxy", "mirrored")
+	journalHas(t, admin, "/serve-proxy", "mirrored")
+	if out := s.stdout.String(); !strings.Contains(out, "dual-write proxy: clients "+proxy) {
+		t.Errorf("serve did not announce the proxy: %q", out)
+	}
+	var cs raftjournal.ClusterStatus
+	resp, err := http.Get("http://" + admin + "/status")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if err := json.NewDecoder(resp.Body).Decode(&cs); err != nil {
+		t.Fatal(err)
+	}
+	p, ok := cs.Extensions["proxy"].(map[string]any)
+	if !ok || p["tap"] == nil {
+		t.Fatalf("/status has no proxy extension: %v", cs.Extensions)
+	}
+	if code := s.stop(t); code != ExitOK {
+		t.Fatalf("serve exited %d: %s", code, s.stderr.String())
+	}
+}
+
+func TestProxyCommand(t *testing.T) {
+	dir := t.TempDir()
+	admin := freeTCPAddr(t)
+	startServe(t, "--data-dir", filepath.Join(dir, "n1"), "--node-id", "n1", "--raft-addr", freeTCPAddr(t),
+		"--admin-addr", admin, "--bootstrap")
+	waitUntil(t, "the journal to lead", func() error {
+		code, _, errOut := run(t, "journal", "status", "--journal", admin)
+		if code != ExitOK {
+			return errors.New(errOut)
+		}
+		return nil
+	})
+	listen, padmin := freeTCPAddr(t), freeTCPAddr(t)
+	p := startVerb(t, "proxy", "--listen", listen, "--zk", sharedZK.ConnectString(), "--journal", admin,
+		"--queue-dir", filepath.Join(dir, "queue"), "--admin-addr", padmin, "--sync")
+	writeThrough(t, listen, "/standalone-proxy", "mirrored")
+	journalHas(t, admin, "/standalone-proxy", "mirrored")
+	resp, err := http.Get("http://" + padmin + "/status")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var st struct {
+		Tap struct {
+			Sync     bool   `json:"sync"`
+			Mirrored uint64 `json:"mirrored"`
+		} `json:"tap"`
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&st); err != nil {
+		t.Fatal(err)
+	}
+	if !st.Tap.Sync || st.Tap.Mirrored == 0 {
+		t.Fatalf("proxy /status: %+v", st)
+	}
+	if code := p.stop(t); code != ExitOK {
+		t.Fatalf("proxy exited %d: %s", code, p.stderr.String())
+	}
+}
+
+func TestProxyUsage(t *testing.T) {
+	for _, args := range [][]string{
+		{"proxy", "--zk", "127.0.0.1:1", "--journal", "127.0.0.1:2", "--queue-dir", "q"},
+		{"proxy", "--listen", "127.0.0.1:0", "--journal", "127.0.0.1:2", "--queue-dir", "q"},
+		{"serve", "--data-dir", "d", "--node-id", "n", "--raft-addr", "127.0.0.1:0", "--proxy-addr", "127.0.0.1:0"},
+	} {
+		if code, _, errOut := run(t, args...); code != ExitUsage || !strings.Contains(errOut, "--") {
+			t.Errorf("%v: exit %d, %q; want a usage error", args, code, errOut)
+		}
+	}
+	code, _, errOut := run(t, "proxy", "--listen", "127.0.0.1:0", "--zk", "127.0.0.1:1", "--journal", freeTCPAddr(t), "--queue-dir", t.TempDir())
+	if code != ExitFailure || strings.Count(strings.TrimSpace(errOut), "\n") != 0 {
+		t.Errorf("unreachable journal: exit %d, %q; want exit 1 and one line", code, errOut)
+	}
+}
