@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net"
 	"sync"
+	"time"
 
 	"github.com/zk2raft/zk2raft/zkwire"
 	"github.com/zk2raft/zk2raft/znode"
@@ -106,10 +107,33 @@ func (c *conn) run() {
 		defer c.close()
 		c.serverToClient()
 	}()
-	c.clientToServer(first, fr, cr)
+	if c.clientToServer(first, fr, cr) {
+		// The client ended its stream, typically right after a closeSession:
+		// ZooKeeper still answers what it received (after a closeSession it
+		// then closes), and those replies are mirrored. The server side stays
+		// open until then: ZooKeeper treats a half-close as a close and
+		// would drop the replies.
+		deadline := time.Now().Add(drainTimeout)
+	drain:
+		for c.pendingCount() > 0 {
+			select {
+			case <-done:
+				break drain
+			case <-time.After(5 * time.Millisecond):
+			}
+			if time.Now().After(deadline) {
+				c.log.Warn("ZooKeeper did not finish answering a departed client; its last replies are not mirrored", "after", drainTimeout)
+				break
+			}
+		}
+	}
 	c.close()
 	<-done
 }
+
+// drainTimeout bounds how long the replies to a departed client's last
+// requests are awaited.
+const drainTimeout = 10 * time.Second
 
 // relayFourLetterWord passes a four-letter-word exchange through as bytes.
 func (c *conn) relayFourLetterWord(word zkwire.FourLetterWord, arg []byte, cr *bufio.Reader) {
@@ -126,8 +150,9 @@ func (c *conn) relayFourLetterWord(word zkwire.FourLetterWord, arg []byte, cr *b
 	io.Copy(c.client, c.server)
 }
 
-// clientToServer forwards the connect request and then every request.
-func (c *conn) clientToServer(connect []byte, fr *zkwire.FrameReader, cr *bufio.Reader) {
+// clientToServer forwards the connect request and then every request. It
+// reports whether the client ended its stream cleanly (EOF between frames).
+func (c *conn) clientToServer(connect []byte, fr *zkwire.FrameReader, cr *bufio.Reader) (eof bool) {
 	w := bufio.NewWriterSize(c.server, 64<<10)
 	if _, err := zkwire.DecodeConnectRequest(connect); err != nil {
 		c.log.Info("malformed connect request; closing", "err", err)
@@ -140,7 +165,10 @@ func (c *conn) clientToServer(connect []byte, fr *zkwire.FrameReader, cr *bufio.
 	for {
 		payload, err := fr.Next()
 		if err != nil {
-			if !errors.Is(err, io.EOF) && !c.weClosed() && !isClosedErr(err) {
+			if errors.Is(err, io.EOF) {
+				return true
+			}
+			if !c.weClosed() && !isClosedErr(err) {
 				c.log.Info("client stream broken; closing the connection", "err", err)
 				if errors.Is(err, zkwire.ErrFrameLength) {
 					c.t.metrics.malformed.Inc()
@@ -204,6 +232,12 @@ func (c *conn) track(xid int32, p pending) bool {
 	return true
 }
 
+func (c *conn) pendingCount() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.npending
+}
+
 func (c *conn) match(xid int32) (pending, bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -250,6 +284,9 @@ func (c *conn) serverToClient() {
 	if err := writeFrame(w, payload); err != nil || w.Flush() != nil {
 		return
 	}
+	// A client that went away (its writes fail) does not stop the loop: the
+	// replies to its last requests are still mirrored.
+	clientGone := false
 	for {
 		payload, err := fr.Next()
 		if err != nil {
@@ -285,13 +322,15 @@ func (c *conn) serverToClient() {
 			}
 			c.replied(hdr, body, p)
 		}
-		if err := writeFrame(w, payload); err != nil {
-			return
+		if clientGone {
+			continue // still mirroring what ZooKeeper answers
 		}
-		if sr.Buffered() == 0 {
-			if err := w.Flush(); err != nil {
-				return
-			}
+		err = writeFrame(w, payload)
+		if err == nil && sr.Buffered() == 0 {
+			err = w.Flush()
+		}
+		if err != nil {
+			clientGone = true
 		}
 	}
 }

@@ -19,6 +19,7 @@ import (
 	"github.com/zk2raft/zk2raft/raftjournal"
 	"github.com/zk2raft/zk2raft/verify"
 	"github.com/zk2raft/zk2raft/znode"
+	"github.com/zk2raft/zk2raft/zkwire"
 )
 
 // journalNode starts a one-node journal (shadow phase, empty tree) with an
@@ -405,4 +406,65 @@ func TestTapQueueOverflowRepaired(t *testing.T) {
 		t.Fatal(err)
 	}
 	assertJournalEqual(t, ens.Hosts(), "/overflow", n)
+}
+
+// TestTapClientLeavesAfterCloseSession: a client that sends closeSession and
+// drops the connection at once still has the close mirrored (ZooKeeper
+// answers after the client is gone): its ephemerals leave the journal too.
+func TestTapClientLeavesAfterCloseSession(t *testing.T) {
+	ens := testEnsemble(t)
+	n := journalNode(t)
+	tap := startTap(t, ens.Hosts(), importer.NodeJournal(n), nil)
+	root := freshRoot(t)
+	conn, _, err := zk.Connect([]string{tap.Addr()}, 10*time.Second, zk.WithLogger(discardZK{}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	if _, err := conn.Create(root, nil, 0, zk.WorldACL(zk.PermAll)); err != nil {
+		t.Fatal(err)
+	}
+	c, err := net.Dial("tcp", tap.Addr())
+	if err != nil {
+		t.Fatal(err)
+	}
+	fr := zkwire.NewFrameReader(c, zkwire.DefaultMaxReplyFrame)
+	send := func(b []byte) {
+		if _, err := c.Write(b); err != nil {
+			t.Fatal(err)
+		}
+	}
+	send(zkwire.AppendRecordFrame(nil, &zkwire.ConnectRequest{TimeOut: 10000, Passwd: make([]byte, 16)}))
+	if _, err := fr.Next(); err != nil {
+		t.Fatal(err)
+	}
+	eph := root + "/eph"
+	b, err := zkwire.AppendRequestFrame(nil, zkwire.RequestHeader{Xid: 1, Op: zkwire.OpCreate},
+		&zkwire.CreateRequest{Path: eph, Data: []byte("e"), ACL: znode.WorldAnyone(), Flags: zkwire.ModeEphemeral})
+	if err != nil {
+		t.Fatal(err)
+	}
+	send(b)
+	if _, err := fr.Next(); err != nil {
+		t.Fatal(err)
+	}
+	b, _ = zkwire.AppendRequestFrame(nil, zkwire.RequestHeader{Xid: 2, Op: zkwire.OpCloseSession}, nil)
+	send(b)
+	c.Close() // without waiting for the reply
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		if ok, _, _ := conn.Exists(eph); !ok {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("ZooKeeper never closed the session")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if err := tap.WaitDelivered(ctx); err != nil {
+		t.Fatal(err)
+	}
+	assertJournalEqual(t, ens.Hosts(), root, n)
 }
