@@ -13,7 +13,7 @@ import (
 // empty data, raw container and TTL owners, digest ACLs), walk subtrees in
 // canonical order, and report the same digests.
 func TestJournalViewNodeAndRemoteAgree(t *testing.T) {
-	n := reconcileJournalNode(t)
+	n := journalNode(t)
 	ctx := t.Context()
 	ttl, err := znode.TTLOwner(60_000)
 	if err != nil {

@@ -25,32 +25,6 @@ import (
 
 // ---- helpers shared by the reconciler, journal view and client tests ----
 
-// reconcileJournalNode opens a single bootstrapped journal node (shadow
-// phase) with its data dir under the test's temp dir.
-func reconcileJournalNode(t testing.TB) *raftjournal.Node {
-	t.Helper()
-	cfg := raftjournal.DefaultNodeConfig()
-	cfg.NodeID, cfg.DataDir, cfg.RaftAddr, cfg.AdminAddr = "node-1", t.TempDir(), testlog.FreeAddr(t), "127.0.0.1:0"
-	cfg.Bootstrap = true
-	cfg.Logger = testlog.New(t).With("node", "node-1")
-	cfg.HeartbeatTimeout = 500 * time.Millisecond
-	cfg.ElectionTimeout = 500 * time.Millisecond
-	cfg.LeaderLeaseTimeout = 250 * time.Millisecond
-	cfg.CommitTimeout = 5 * time.Millisecond
-	n, err := raftjournal.Open(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = n.Close() })
-	reconcileWait(t, 30*time.Second, "the journal node to lead", func() error {
-		if !n.IsLeader() {
-			return errors.New("not leader yet")
-		}
-		return nil
-	})
-	return n
-}
-
 // reconcileWait polls cond until it returns nil or the timeout passes.
 func reconcileWait(t testing.TB, timeout time.Duration, what string, cond func() error) {
 	t.Helper()
@@ -353,7 +327,7 @@ func testReconcilerEndToEnd(t *testing.T, remote bool) {
 	mustCreate(t, w, "/app/sub/z", []byte("z"), 0, nil)
 	mustCreate(t, w, "/app/seq-", []byte("s"), zk.FlagSequence, nil)
 
-	node := reconcileJournalNode(t)
+	node := journalNode(t)
 	var j Journal = importer.NodeJournal(node)
 	view := NodeView(node)
 	if remote {
@@ -511,7 +485,7 @@ func TestReconcilerTapHintSkipsEvent(t *testing.T) {
 	mustCreate(t, w, root, nil, 0, nil)
 	mustCreate(t, w, root+"/old", []byte("old"), 0, nil)
 
-	node := reconcileJournalNode(t)
+	node := journalNode(t)
 	j := &countingJournal{Journal: importer.NodeJournal(node)}
 	importZKTree(t, hosts, root, j, nil)
 	view := NodeView(node)
@@ -594,7 +568,7 @@ func TestReconcilerRepairAll(t *testing.T) {
 	mustCreate(t, w, root+"/gone/a", nil, 0, nil)
 	mustCreate(t, w, root+"/gone/a/b", nil, 0, nil)
 
-	node := reconcileJournalNode(t)
+	node := journalNode(t)
 	j := &countingJournal{Journal: importer.NodeJournal(node)}
 	// The journal knows the container's raw owner (as an import of a data
 	// directory or the tap's mirror would); the client API shows 0.
@@ -671,7 +645,7 @@ func TestReconcilerMaskedACL(t *testing.T) {
 	mustCreate(t, w, root, nil, 0, nil)
 	mustCreate(t, w, root+"/masked", []byte("1"), 0, acl)
 
-	node := reconcileJournalNode(t)
+	node := journalNode(t)
 	j := importer.NodeJournal(node)
 	importZKTree(t, hosts, root, j, nil) // with the digest user's credentials: the real ACL
 	view := NodeView(node)

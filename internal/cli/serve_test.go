@@ -43,20 +43,7 @@ type serving struct {
 
 func startServe(t *testing.T, args ...string) *serving {
 	t.Helper()
-	ctx, cancel := context.WithCancel(context.Background())
-	s := &serving{cancel: cancel, done: make(chan int, 1), stdout: &syncBuffer{}, stderr: &syncBuffer{}}
-	go func() {
-		root := NewRootCommand(strings.NewReader(""), s.stdout, s.stderr)
-		root.SetArgs(append([]string{"serve"}, args...))
-		code := ExitOK
-		if err := root.ExecuteContext(ctx); err != nil {
-			code = exitCode(err)
-			fmt.Fprintln(s.stderr, "zk2raft: "+oneLine(err.Error()))
-		}
-		s.done <- code
-	}()
-	t.Cleanup(func() { s.stop(t) })
-	return s
+	return startVerb(t, append([]string{"serve"}, args...)...)
 }
 
 // stop cancels serve and returns its exit code (once; later calls return -1).
