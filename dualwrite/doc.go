@@ -55,9 +55,15 @@
 //
 // # Delivery
 //
-// A write's mirror is appended to the durable queue (group-committed, fsynced)
-// before its reply is released to the client, so a proxy crash or restart
-// loses nothing the client saw acknowledged. The delivery loop submits queued
+// A write's mirror is appended to the durable queue before its reply is
+// released to the client: written to the queue's segment file by the
+// connection's own goroutine (no hand-off), so a proxy crash (kill -9) or
+// restart loses nothing the client saw acknowledged, and fsynced within
+// QueueSyncEvery (10 ms). A crash of the proxy's machine may lose that last
+// window; the queue notices at the next start (unclean shutdown under a new
+// boot id), records the loss, and RepairOwed makes the journal whole with a
+// repair pass. QueueSyncOnAppend (`--queue-fsync`) closes the window: each
+// reply then waits for the fsync of its mirror (group commit). The delivery loop submits queued
 // mirrors to the journal in queue order as raftjournal.SourceBatch entries
 // (up to DeliveryBatch txns, 4 MiB, each) and acknowledges them once applied;
 // in order, so that the journal's digest history holds ZooKeeper's digests;

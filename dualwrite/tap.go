@@ -36,6 +36,14 @@ type Config struct {
 	// QueueNoSync skips fsync in the queue (tests and benchmarks only: a crash
 	// of the machine may then lose mirrored writes).
 	QueueNoSync bool
+	// QueueSyncOnAppend holds each reply until its mirror is fsynced, so that
+	// not even a crash of the proxy's machine can lose it. By default the
+	// mirror is written to the queue file before the reply (a proxy crash
+	// loses nothing) and fsynced within QueueSyncEvery; a machine crash may
+	// lose that window, which the queue detects at the next start and the
+	// repair pass (RepairOwed) makes good.
+	QueueSyncOnAppend bool
+	QueueSyncEvery    time.Duration
 	// Sync holds each write's reply until the journal has committed its
 	// mirror (at most SyncTimeout; then the reply is released and the write
 	// stays queued). Async (the default) holds it only until the mirror is on
@@ -145,6 +153,10 @@ func Start(ctx context.Context, cfg Config) (*Tap, error) {
 		qc.MaxRecords = cfg.QueueMaxRecords
 	}
 	qc.NoSync = cfg.QueueNoSync
+	qc.SyncOnAppend = cfg.QueueSyncOnAppend
+	if cfg.QueueSyncEvery > 0 {
+		qc.SyncEvery = cfg.QueueSyncEvery
+	}
 	qc.Logger = cfg.Logger
 	q, err := OpenQueue(qc)
 	if err != nil {

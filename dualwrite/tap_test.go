@@ -18,8 +18,8 @@ import (
 	"github.com/zk2raft/zk2raft/internal/zktest"
 	"github.com/zk2raft/zk2raft/raftjournal"
 	"github.com/zk2raft/zk2raft/verify"
-	"github.com/zk2raft/zk2raft/znode"
 	"github.com/zk2raft/zk2raft/zkwire"
+	"github.com/zk2raft/zk2raft/znode"
 )
 
 // journalNode starts a one-node journal (shadow phase, empty tree) with an

@@ -28,6 +28,7 @@ type tapOptions struct {
 	queueDir          string
 	queueMaxBytes     int64
 	sync              bool
+	queueFsync        bool
 	syncTimeout       time.Duration
 	reconcileInterval time.Duration
 	reconcileGrace    time.Duration
@@ -40,7 +41,8 @@ func (o *tapOptions) addFlags(cmd *cobra.Command, queueHelp string) {
 	f.StringVar(&o.zk, "zk", "", "the ZooKeeper ensemble, host:port,host:port")
 	f.StringVar(&o.queueDir, "queue-dir", "", queueHelp)
 	f.Int64Var(&o.queueMaxBytes, "queue-max-bytes", 1<<30, "bound on the queued mirrors; past it writes are counted as lost and the reconciler repairs")
-	f.BoolVar(&o.sync, "sync", false, "hold each write's reply until the journal committed its mirror (default: until it is queued on disk)")
+	f.BoolVar(&o.sync, "sync", false, "hold each write's reply until the journal committed its mirror (default: until it is written to the queue)")
+	f.BoolVar(&o.queueFsync, "queue-fsync", false, "hold each write's reply until its mirror is fsynced in the queue (default: fsynced within 10ms; a machine crash may lose that window, which the repair pass then makes good)")
 	f.DurationVar(&o.syncTimeout, "sync-timeout", 10*time.Second, "with --sync, the longest a reply is held for a journal that does not commit")
 	f.DurationVar(&o.reconcileInterval, "reconcile-interval", time.Minute, "how often the reconciler compares digests and repairs (0: never)")
 	f.DurationVar(&o.reconcileGrace, "reconcile-grace", 2*time.Second, "how long the reconciler lets the tap mirror a write before it checks the node itself")
@@ -68,6 +70,7 @@ func (o *tapOptions) start(ctx context.Context, g *globalOptions, listen string,
 	cfg.QueueDir = o.queueDir
 	cfg.QueueMaxBytes = o.queueMaxBytes
 	cfg.Sync = o.sync
+	cfg.QueueSyncOnAppend = o.queueFsync
 	cfg.SyncTimeout = o.syncTimeout
 	cfg.Logger = g.logger.With("component", "dualwrite")
 	cfg.Registerer = reg
@@ -133,9 +136,10 @@ ephemerals stay ZooKeeper's; when a ZooKeeper server dies, a client's reconnect 
 the proxy reaches another server with its session.
 
 Delivery is asynchronous by default: a write's reply is released once its mirror is
-in the durable queue (--queue-dir), so a journal outage or a proxy restart loses
-nothing, and ZooKeeper traffic never waits for the journal. --sync holds the reply
-until the journal committed the mirror. The reconciler repairs what the proxy cannot
+written to the durable queue (--queue-dir; fsynced within 10 ms, or before the reply
+with --queue-fsync), so a journal outage or a proxy crash or restart loses nothing,
+and ZooKeeper traffic never waits for the journal. --sync holds the reply until the
+journal committed the mirror. The reconciler repairs what the proxy cannot
 see: writes that bypass it and ephemerals of expired sessions.
 
 --admin-addr serves /status (JSON) and /metrics (Prometheus).`,
