@@ -129,6 +129,7 @@ func (c *conn) run() {
 	}
 	c.close()
 	<-done
+	c.dropPending()
 }
 
 // drainTimeout bounds how long the replies to a departed client's last
@@ -229,7 +230,30 @@ func (c *conn) track(xid int32, p pending) bool {
 	}
 	c.pending[xid] = append(c.pending[xid], p)
 	c.npending++
+	if mirrored(p.op) {
+		c.t.inflight.Add(1)
+	}
 	return true
+}
+
+// settle ends the tracking of a write request whose reply was handled.
+func (c *conn) settle(p pending) {
+	if mirrored(p.op) {
+		c.t.inflight.Add(-1)
+	}
+}
+
+// dropPending forgets the requests never answered (the connection ended).
+func (c *conn) dropPending() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for xid, q := range c.pending {
+		for _, p := range q {
+			c.settle(p)
+		}
+		delete(c.pending, xid)
+	}
+	c.npending = 0
 }
 
 func (c *conn) pendingCount() int {
@@ -317,10 +341,12 @@ func (c *conn) serverToClient() {
 				payload, err = c.stripCreate2(payload, hdr, body, &p)
 				if err != nil {
 					c.log.Warn("malformed create2 reply from ZooKeeper; closing", "err", err)
+					c.settle(p)
 					return
 				}
 			}
 			c.replied(hdr, body, p)
+			c.settle(p)
 		}
 		if clientGone {
 			continue // still mirroring what ZooKeeper answers

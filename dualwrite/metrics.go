@@ -114,11 +114,12 @@ func (t *Tap) Status() Status {
 	return s
 }
 
-// WaitDelivered waits until every write mirrored so far is committed by the
-// journal.
+// WaitDelivered waits until every write request relayed so far is answered
+// and its mirror committed by the journal (or the connection that carried it
+// ended unanswered).
 func (t *Tap) WaitDelivered(ctx context.Context) error {
 	for {
-		if t.queue.Stats().Records == 0 {
+		if t.inflight.Load() == 0 && t.queue.Stats().Records == 0 {
 			return nil
 		}
 		select {

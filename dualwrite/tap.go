@@ -134,7 +134,8 @@ type Tap struct {
 
 	next atomic.Uint64 // round-robin start
 
-	recent    sync.Map // path → time.Time of the last mirrored write
+	recent    sync.Map     // path → time.Time of the last mirrored write
+	inflight  atomic.Int64 // write requests relayed whose reply is not handled yet
 	delivered *deliveryState
 }
 
