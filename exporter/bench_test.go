@@ -94,15 +94,32 @@ func (e *benchEnv) get(b *testing.B, servers int) (*zktest.Ensemble, *treegen.Tr
 // compiled the read paths before anything is timed.
 func warmUp(ens *zktest.Ensemble, tree *treegen.Tree) error {
 	start := time.Now()
-	w, err := NewWalker(benchConfig(ens, tree.Root))
+	// The last walker, node by node, keeps its sessions for the getData pass.
+	var w *Walker
+	for _, mode := range []ReadMode{ReadModeAuto, ReadModeClassic} {
+		cfg := benchConfig(ens, tree.Root)
+		cfg.ReadMode = mode
+		var err error
+		if w, err = NewWalker(cfg); err != nil {
+			return err
+		}
+		defer w.Close()
+		if err := w.Start(context.Background()); err != nil {
+			return err
+		}
+		if _, err := w.Walk(context.Background(), SinkFunc(func(*znode.Node) error { return nil })); err != nil {
+			return err
+		}
+	}
+	w.Close()
+	cfg := benchConfig(ens, tree.Root)
+	cfg.ReadMode = ReadModeClassic
+	w, err := NewWalker(cfg)
 	if err != nil {
 		return err
 	}
 	defer w.Close()
 	if err := w.Start(context.Background()); err != nil {
-		return err
-	}
-	if _, err := w.Walk(context.Background(), SinkFunc(func(*znode.Node) error { return nil })); err != nil {
 		return err
 	}
 	if err := rawGetData(w, append([]string{tree.Root}, tree.Paths()...), w.Config().Workers); err != nil {
@@ -128,14 +145,17 @@ func benchConfig(ens *zktest.Ensemble, root string) Config {
 // kafka tree (-export.nodes, default 100k), in interleaved rounds so that a
 // change in the machine's load hits all three alike:
 //
-//   - walker: a whole export, Walker into a snapshot file;
+//   - walker: a whole export, Walker into a snapshot file, in its default
+//     read mode (multiRead batches where the ensemble has them);
+//   - classic: the same with ReadModeClassic, node by node (getData, getACL,
+//     getChildren2);
 //   - sequential: SequentialWalk, one request at a time (the baseline);
 //   - ceiling: getData alone for every path of the tree, known in advance, with
 //     as many requests in flight over as many sessions as the walker (no ACL, no
 //     children, no file);
 //
-// and reports each rate and walker/sequential and walker/ceiling, in nodes per
-// second, and prints them on one line.
+// and reports each rate and walker/sequential and walker/ceiling (and
+// classic/ceiling), in nodes per second, and prints them on one line.
 //
 //	go test -run '^$' -bench 'BenchmarkExport$' -benchtime 3x ./exporter/ -args -export.nodes=100000
 func BenchmarkExport(b *testing.B) {
@@ -143,24 +163,37 @@ func BenchmarkExport(b *testing.B) {
 	dir := b.TempDir()
 	paths := append([]string{tree.Root}, tree.Paths()...)
 	conn := dialZK(b, ens.Hosts())
-	var walker, seq, ceil phase
+	var walker, classic, seq, ceil phase
+	mode := "?"
 	for i := range b.N {
 		file := filepath.Join(dir, fmt.Sprintf("x%d.snap", i))
-		walker.measure(func() (int64, int64) {
-			w, err := NewWalker(benchConfig(ens, tree.Root))
-			if err != nil {
-				b.Fatal(err)
+		export := func(readMode ReadMode) func() (int64, int64) {
+			return func() (int64, int64) {
+				cfg := benchConfig(ens, tree.Root)
+				cfg.ReadMode = readMode
+				w, err := NewWalker(cfg)
+				if err != nil {
+					b.Fatal(err)
+				}
+				defer w.Close()
+				sum, err := ExportFile(b.Context(), w, FileOptions{Path: file})
+				if err != nil {
+					b.Fatal(err)
+				}
+				os.Remove(file)
+				if readMode == ReadModeAuto {
+					mode = sum.ReadMode
+				}
+				return sum.Nodes, sum.Requests
 			}
-			defer w.Close()
-			sum, err := ExportFile(b.Context(), w, FileOptions{Path: file})
-			if err != nil {
-				b.Fatal(err)
-			}
-			return sum.Nodes, sum.Requests
-		})
-		os.Remove(file)
+		}
+		walker.measure(export(ReadModeAuto))
+		classic.measure(export(ReadModeClassic))
 
-		w, err := NewWalker(benchConfig(ens, tree.Root))
+		// The ceiling is go-zookeeper's pipelined getData, node by node.
+		ceilCfg := benchConfig(ens, tree.Root)
+		ceilCfg.ReadMode = ReadModeClassic
+		w, err := NewWalker(ceilCfg)
 		if err != nil {
 			b.Fatal(err)
 		}
@@ -188,16 +221,20 @@ func BenchmarkExport(b *testing.B) {
 		})
 	}
 	b.ReportMetric(walker.nodeRate(), "walker-nodes/s")
+	b.ReportMetric(classic.nodeRate(), "classic-nodes/s")
 	b.ReportMetric(seq.nodeRate(), "sequential-nodes/s")
 	b.ReportMetric(ceil.nodeRate(), "ceiling-getData/s")
 	b.ReportMetric(walker.nodeRate()/seq.nodeRate(), "x-sequential")
 	b.ReportMetric(walker.nodeRate()/ceil.nodeRate(), "x-ceiling")
-	fmt.Printf("export ratios (%d-node kafka tree, 3 servers, %d rounds): walker %.0f nodes/s, sequential %.0f, ceiling %.0f getData/s; "+
-		"walker/sequential %.2fx (target >= 5), walker/ceiling %.2fx (target >= 0.7)\n",
-		len(paths), b.N, walker.nodeRate(), seq.nodeRate(), ceil.nodeRate(), walker.nodeRate()/seq.nodeRate(), walker.nodeRate()/ceil.nodeRate())
-	fmt.Printf("export requests: walker %.2f requests/node, %.0f requests/s (%.2fx the ceiling's); ensemble CPU per request: walker %.0f us, ceiling %.0f us; per node: walker %.0f us, ceiling %.0f us\n",
-		walker.requestsPerNode(), walker.requestRate(), walker.requestRate()/ceil.requestRate(),
-		walker.serverCPUPerRequest(), ceil.serverCPUPerRequest(), walker.serverCPUPerNode(), ceil.serverCPUPerNode())
+	b.ReportMetric(classic.nodeRate()/ceil.nodeRate(), "classic-x-ceiling")
+	fmt.Printf("export ratios (%d-node kafka tree, 3 servers, %d rounds): walker (%s) %.0f nodes/s, classic %.0f, sequential %.0f, ceiling %.0f getData/s; "+
+		"walker/sequential %.2fx (target >= 5), walker/ceiling %.2fx (target >= 0.7), classic/ceiling %.2fx\n",
+		len(paths), b.N, mode, walker.nodeRate(), classic.nodeRate(), seq.nodeRate(), ceil.nodeRate(),
+		walker.nodeRate()/seq.nodeRate(), walker.nodeRate()/ceil.nodeRate(), classic.nodeRate()/ceil.nodeRate())
+	fmt.Printf("export requests: walker %.2f requests/node, %.0f requests/s (%.2fx the ceiling's), classic %.2f requests/node; "+
+		"ensemble CPU per request: walker %.0f us, ceiling %.0f us; per node: walker %.0f us, classic %.0f us, ceiling %.0f us\n",
+		walker.requestsPerNode(), walker.requestRate(), walker.requestRate()/ceil.requestRate(), classic.requestsPerNode(),
+		walker.serverCPUPerRequest(), ceil.serverCPUPerRequest(), walker.serverCPUPerNode(), classic.serverCPUPerNode(), ceil.serverCPUPerNode())
 }
 
 // phase accumulates the measurements of one contender over the rounds.
@@ -274,13 +311,18 @@ func BenchmarkWalk(b *testing.B) {
 	b.ReportMetric(float64(nodes)/b.Elapsed().Seconds(), "nodes/s")
 }
 
-// rawGetData sends getData for every path, workers at a time over the walker's
-// sessions, and checks nothing but the error.
+// rawGetData sends getData for every path, workers at a time over the
+// sessions of w (a walker started with ReadModeClassic), and checks nothing
+// but the error.
 func rawGetData(w *Walker, paths []string, workers int) error {
 	var g errgroup.Group
 	next := make(chan string, workers)
 	for i := range workers {
-		conn, _ := w.sessions[i%len(w.sessions)].current()
+		sc, _ := w.sessions[i%len(w.sessions)].current()
+		conn, ok := sc.(*zk.Conn)
+		if !ok {
+			return errors.New("rawGetData: not a go-zookeeper session")
+		}
 		g.Go(func() error {
 			for p := range next {
 				if _, _, err := conn.Get(p); err != nil && err != zk.ErrNoNode {

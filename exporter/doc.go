@@ -21,17 +21,53 @@
 //
 // # Reading one node
 //
-// A worker reads a node with getData, getACL and, when the getData stat shows
-// children, getChildren2, in that order on one session (ZooKeeper answers a
-// session's requests in order). The node is taken only when the replies agree on
-// czxid (same incarnation), mzxid (data), pzxid (children) and aversion (ACL), so
-// data, ACL, child list and stat all describe one state the node really had;
-// otherwise it is read again. A leaf needs no getChildren2: the getACL stat's
-// pzxid proves no child came or went since the getData said there were none.
+// A walk reads nodes one of two ways (Config.ReadMode); both take a node only
+// in a state it really had, and both write the same file.
+//
+// Classic, node by node: a worker reads a node with getData, getACL and, when
+// the getData stat shows children, getChildren2, in that order on one session
+// (ZooKeeper answers a session's requests in order). The node is taken only
+// when the replies agree on czxid (same incarnation), mzxid (data), pzxid
+// (children) and aversion (ACL), so data, ACL, child list and stat all describe
+// one state the node really had; otherwise it is read again. A leaf needs no
+// getChildren2: the getACL stat's pzxid proves no child came or went since the
+// getData said there were none. That is about 2.5 requests a node, and on a
+// busy ensemble the walk is bound by ZooKeeper's cost per request.
+//
+// MultiRead, in batches (ZooKeeper 3.6+): up to Config.BatchSize nodes are
+// read with one multiRead (opcode 22) holding, node after node, a getData and
+// a getChildren, followed on the same session by one getACL per node (getACL
+// cannot be in a multiRead), all sent in one write:
+//
+//	multiRead{ getData(p1) getChildren(p1) getData(p2) getChildren(p2) … }
+//	getACL(p1) getACL(p2) …
+//
+// ZooKeeper answers a session's requests in order and evaluates a multiRead's
+// ops in order, so each node's getData, getChildren and getACL were evaluated
+// in that order, and the same rule applies: the node is taken when the getData
+// and getACL stats agree (czxid, mzxid, pzxid, and also version, cversion and
+// aversion), and the child list read between them has as many names as the
+// stat says. A multiRead answers per op: a NoNode or NoAuth sub-result is that
+// node's outcome (deleted since listed, unreadable), the others are read; a
+// node whose reads disagree is read again in the next, smaller batch. That is
+// about one request a node. go-zookeeper has no multiRead, so these sessions
+// run on the package's own small client over zkwire (wireclient.go), which
+// reconnects, resumes or renews sessions and re-sends credentials as
+// go-zookeeper does, and sees every reply's zxid itself.
+//
+// ReadModeAuto, the default, probes once at Start (one multiRead on a session
+// of its own): multiRead when the ensemble answers it and Config.Dialer is nil,
+// classic otherwise (ZooKeeper before 3.6 closes the connection or answers
+// with an error; a custom dialer, TLS for one, keeps go-zookeeper's proven
+// path, though the multiRead client uses the dialer too when forced).
 //
 // Many workers (Config.Workers) share a few sessions (Config.Sessions), spread
 // over the servers in sorted order, so many requests are in flight on each
-// connection. Config.RateLimit caps requests per second for production ensembles.
+// connection. A multiRead walk keeps Workers/4 batches in flight; a batch
+// leaves as soon as a reader is free, with whatever nodes have been issued, so
+// batches grow to BatchSize exactly when the ensemble is the bottleneck.
+// Config.RateLimit caps requests per second for production ensembles (a batch
+// of k nodes counts k+1).
 //
 // # Ordering
 //
@@ -58,16 +94,18 @@
 // during the walk and is counted and listed, never fatal. Replaying the
 // transactions after the start zxid over the file converges on the tree.
 //
-// Reply zxids are not exposed by go-zookeeper; the walk's connections parse the
-// reply headers as they pass (trackedConn), which also buffers the reads.
+// Reply zxids are not exposed by go-zookeeper; the walk's go-zookeeper
+// connections parse the reply headers as they pass (trackedConn), which also
+// buffers the reads. The multiRead client reads them from the replies.
 //
 // # Faults
 //
 //   - Connection loss, no server reachable, a session moving: the read is retried
-//     with backoff while go-zookeeper reconnects (to another server if need be),
+//     with backoff while the session's client (go-zookeeper, or the multiRead
+//     client, which does as it does) reconnects (to another server if need be),
 //     for up to Config.RetryTimeout per node. One server of the ensemble dying
 //     mid-export costs retries, not the export.
-//   - Session expiry: go-zookeeper opens a new session and re-sends the
+//   - Session expiry: the client opens a new session and re-sends the
 //     credentials; a read answered in a session the walk has not synced is
 //     discarded, the new session is synced, and the walk resumes
 //     (Summary.SessionsRenewed).

@@ -352,9 +352,19 @@ func (p *partition) setCut(cut bool) {
 
 // TestSessionExpiredMidExport cuts the walker off from the ensemble for longer
 // than its session timeout: the sessions expire, and the export resumes on new
-// ones and equals the tree.
+// ones and equals the tree. It runs in both read modes: a dialer makes the
+// automatic mode classic.
 func TestSessionExpiredMidExport(t *testing.T) {
 	t.Parallel()
+	for _, mode := range []ReadMode{ReadModeClassic, ReadModeMultiRead} {
+		t.Run(mode.String(), func(t *testing.T) {
+			t.Parallel()
+			testSessionExpiredMidExport(t, mode)
+		})
+	}
+}
+
+func testSessionExpiredMidExport(t *testing.T, mode ReadMode) {
 	root := rootFor(t)
 	seedFlat(t, ensemble.Hosts(), root, 2000)
 
@@ -363,6 +373,7 @@ func TestSessionExpiredMidExport(t *testing.T) {
 	cfg.Root, cfg.RateLimit, cfg.Workers, cfg.Sessions = root, 1500, 8, 2
 	cfg.SessionTimeout = 1500 * time.Millisecond
 	cfg.Dialer = p.dial
+	cfg.ReadMode = mode
 	w, err := NewWalker(cfg)
 	if err != nil {
 		t.Fatal(err)
@@ -381,6 +392,9 @@ func TestSessionExpiredMidExport(t *testing.T) {
 	}
 	if sum.SessionsRenewed == 0 {
 		t.Errorf("no session was renewed (%d retries)", sum.Retries)
+	}
+	if sum.ReadMode != mode.String() {
+		t.Errorf("read mode %s, want %v", sum.ReadMode, mode)
 	}
 	t.Logf("%d sessions renewed, %d retries", sum.SessionsRenewed, sum.Retries)
 	got, _, _ := readSnapshot(t, path)

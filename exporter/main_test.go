@@ -2,6 +2,7 @@ package exporter
 
 import (
 	"context"
+	"flag"
 	"fmt"
 	"os"
 	"testing"
@@ -18,6 +19,8 @@ import (
 var ensemble *zktest.Ensemble
 
 func TestMain(m *testing.M) {
+	flag.Parse()
+	applyTestReadMode()
 	code := zktest.Run(m, zktest.Options{Servers: 3, ExtendedTypes: true}, &ensemble)
 	if err := closeBenchEnsemble(); err != nil {
 		fmt.Fprintln(os.Stderr, err)

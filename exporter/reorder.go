@@ -88,7 +88,7 @@ func (d *dir) childPath(i int) string {
 }
 
 func newReorder(w *Walker, sink Sink, work chan<- *task) *reorder {
-	r := &reorder{w: w, sink: sink, work: work, maxInflight: w.cfg.Workers + max(w.cfg.Workers/8, 1)}
+	r := &reorder{w: w, sink: sink, work: work, maxInflight: w.maxInflight()}
 	root := &dir{names: []string{w.cfg.Root}, index: -1}
 	root.key = root.childPath(0)
 	heap.Push(&r.issue, root)
@@ -359,6 +359,7 @@ func (r *reorder) summary(w *Walker, began time.Time, maxZxid int64) *Summary {
 		MaxZxid:           maxZxid,
 		Digest:            r.digest,
 		Duration:          time.Since(began),
+		ReadMode:          w.ReadMode().String(),
 		Requests:          st.requests.Load(),
 		Rereads:           st.rereads.Load(),
 		Retries:           st.retries.Load(),

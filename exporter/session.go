@@ -178,7 +178,7 @@ type session struct {
 	w     *Walker
 
 	mu       sync.Mutex
-	conn     *zk.Conn
+	conn     sessionConn
 	tracker  *replyTracker
 	syncedID int64 // the session id the last sync was answered in
 	syncZxid int64 // zxid of the sync that opened the first session
@@ -202,9 +202,18 @@ func (s *session) open(ctx context.Context) error {
 	return nil
 }
 
+// sessionConn is what a walk's session reads over: a go-zookeeper *zk.Conn,
+// or a *wireClient in a multiRead walk. Both reconnect by themselves and open
+// a new session when the old one expired.
+type sessionConn interface {
+	SessionID() int64
+	Sync(path string) (string, error)
+	Close()
+}
+
 // current returns the connection and the session id reads must be answered in;
 // nil once closed.
-func (s *session) current() (*zk.Conn, int64) {
+func (s *session) current() (sessionConn, int64) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.conn, s.syncedID
@@ -251,8 +260,26 @@ func (s *session) close() {
 
 // dial opens the index-th session: connect, authenticate, sync. It returns the
 // zxid of the sync reply.
-func (w *Walker) dial(ctx context.Context, index int) (*zk.Conn, *replyTracker, int64, error) {
+func (w *Walker) dial(ctx context.Context, index int) (sessionConn, *replyTracker, int64, error) {
 	tr := &replyTracker{max: &w.maxReply}
+	if w.multiRead {
+		cctx, cancel := context.WithTimeout(ctx, w.cfg.ConnectTimeout)
+		defer cancel()
+		conn, err := w.dialWire(cctx, index, tr)
+		if err != nil {
+			return nil, nil, 0, err
+		}
+		if err := w.limiter.wait(ctx, 1); err != nil {
+			conn.Close()
+			return nil, nil, 0, err
+		}
+		w.stats.requests.Add(1)
+		if _, err := conn.Sync("/"); err != nil {
+			conn.Close()
+			return nil, nil, 0, fmt.Errorf("exporter: sync: %w", err)
+		}
+		return conn, tr, tr.last.Load(), nil
+	}
 	base := w.cfg.Dialer
 	if base == nil {
 		base = net.DialTimeout

@@ -70,9 +70,12 @@ type Summary struct {
 	MaxZxid   int64         `json:"max_zxid"`             // no node reflects a later one
 	Digest    znode.Digest  `json:"-"`                    // of the nodes written (ZooKeeper's algorithm)
 	Duration  time.Duration `json:"-"`
-	Requests  int64         `json:"requests"` // requests sent to the ensemble
-	Rereads   int64         `json:"rereads"`  // nodes read again because their stat moved
-	Retries   int64         `json:"retries"`  // reads retried after connection loss
+	// ReadMode is how the nodes were read: "multiread" (batches of one
+	// multiRead and a getACL per node) or "classic" (node by node).
+	ReadMode string `json:"read_mode"`
+	Requests int64  `json:"requests"` // requests sent to the ensemble
+	Rereads  int64  `json:"rereads"`  // nodes read again because their stat moved
+	Retries  int64  `json:"retries"`  // reads retried after connection loss
 	// SessionsRenewed counts sessions the ensemble expired and the walk replaced.
 	SessionsRenewed int64 `json:"sessions_renewed"`
 	// Evicted counts reads done ahead and dropped from the full reorder buffer to

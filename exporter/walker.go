@@ -147,14 +147,23 @@ type Config struct {
 	// for nodes with children, a getChildren2, in order on one session).
 	Workers int
 	// Window bounds the nodes issued but not yet written; 0 means 16 × Workers,
-	// at least 1024. Together with MaxBufferedBytes it bounds the reorder buffer
-	// that turns completion order into the file's order.
+	// at least 1024, and at least eight times the nodes a multiRead walk has in
+	// flight (8 × Workers/4 × BatchSize: 4096 by default), lest read-ahead be
+	// evicted and read again. Together with MaxBufferedBytes it bounds the
+	// reorder buffer that turns completion order into the file's order.
 	Window int
 	// MaxBufferedBytes bounds the data, ACLs and child names held by nodes read
 	// but not yet written, in bytes.
 	MaxBufferedBytes int64
 	// RateLimit caps the requests sent to the ensemble per second; 0 means no cap.
 	RateLimit float64
+	// ReadMode chooses between multiRead batches and node-by-node reads; the
+	// zero value, ReadModeAuto, uses multiRead where the ensemble has it and
+	// Dialer is nil.
+	ReadMode ReadMode
+	// BatchSize is the nodes read per multiRead; 0 means DefaultBatchSize. A
+	// multiRead walk keeps Workers/4 batches in flight.
+	BatchSize int
 
 	// SessionTimeout is the ZooKeeper session timeout asked for.
 	SessionTimeout time.Duration
@@ -204,8 +213,11 @@ func (c Config) withDefaults() Config {
 	if c.Workers == 0 {
 		c.Workers = DefaultWorkers
 	}
+	if c.BatchSize == 0 {
+		c.BatchSize = DefaultBatchSize
+	}
 	if c.Window == 0 {
-		c.Window = max(16*c.Workers, 1024)
+		c.Window = max(16*c.Workers, 8*c.batchReaders()*c.BatchSize, 1024)
 	}
 	if c.MaxBufferedBytes == 0 {
 		c.MaxBufferedBytes = DefaultMaxBufferedBytes
@@ -257,6 +269,10 @@ func (c Config) Validate() error {
 		return fmt.Errorf("%w: Window %d is smaller than Workers %d", ErrInvalidConfig, c.Window, c.Workers)
 	case c.MaxBufferedBytes < 0:
 		return fmt.Errorf("%w: MaxBufferedBytes %d is negative", ErrInvalidConfig, c.MaxBufferedBytes)
+	case c.BatchSize < 0 || c.BatchSize > maxBatchSize:
+		return fmt.Errorf("%w: BatchSize %d, want 0..%d", ErrInvalidConfig, c.BatchSize, maxBatchSize)
+	case c.ReadMode > ReadModeMultiRead:
+		return fmt.Errorf("%w: %v", ErrInvalidConfig, c.ReadMode)
 	case c.RateLimit < 0:
 		return fmt.Errorf("%w: RateLimit %v is negative", ErrInvalidConfig, c.RateLimit)
 	case c.SessionTimeout < 0 || c.ConnectTimeout < 0 || c.RetryTimeout < 0:
@@ -295,6 +311,7 @@ type Walker struct {
 
 	mu        sync.Mutex
 	sessions  []*session
+	multiRead bool // reads in multiRead batches over wireClient sessions
 	started   bool
 	walked    bool
 	closed    bool
@@ -343,6 +360,17 @@ func (w *Walker) Start(ctx context.Context) error {
 		return nil
 	}
 	w.started = true
+	w.mu.Unlock()
+	multiRead, err := w.chooseReadMode(ctx)
+	if err != nil {
+		return err
+	}
+	w.mu.Lock()
+	if w.closed {
+		w.mu.Unlock()
+		return ErrWalkerClosed
+	}
+	w.multiRead = multiRead
 	for i := range w.cfg.Sessions {
 		w.sessions = append(w.sessions, &session{index: i, w: w})
 	}
@@ -366,8 +394,20 @@ func (w *Walker) Start(ctx context.Context) error {
 	w.startZxid = start
 	w.startedAt = time.Now()
 	w.mu.Unlock()
-	w.cfg.Logger.Info("walk sessions open", "sessions", len(sessions), "start-zxid", fmt.Sprintf("%#x", start))
+	w.cfg.Logger.Info("walk sessions open", "sessions", len(sessions), "start-zxid", fmt.Sprintf("%#x", start),
+		"read-mode", w.ReadMode())
 	return nil
+}
+
+// ReadMode is how the walk reads nodes, ReadModeClassic or ReadModeMultiRead;
+// valid after Start.
+func (w *Walker) ReadMode() ReadMode {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.multiRead {
+		return ReadModeMultiRead
+	}
+	return ReadModeClassic
 }
 
 // StartZxid is the zxid the walk starts at; valid after Start.
@@ -476,14 +516,23 @@ func (w *Walker) Walk(ctx context.Context, sink Sink) (*Summary, error) {
 	work := make(chan *task, w.cfg.Window+1)
 	results := make(chan *task, w.cfg.Window+1)
 	var workers sync.WaitGroup
-	for i := range w.cfg.Workers {
-		s := sessions[i%len(sessions)]
-		workers.Go(func() {
-			for t := range work {
-				w.read(ctx, s, t)
-				results <- t
-			}
-		})
+	if w.multiRead {
+		batches := make(chan []*task)
+		workers.Go(func() { w.batchTasks(work, batches) })
+		for i := range w.cfg.batchReaders() {
+			s := sessions[i%len(sessions)]
+			workers.Go(func() { w.runBatchReader(ctx, s, batches, results) })
+		}
+	} else {
+		for i := range w.cfg.Workers {
+			s := sessions[i%len(sessions)]
+			workers.Go(func() {
+				for t := range work {
+					w.read(ctx, s, t)
+					results <- t
+				}
+			})
+		}
 	}
 	r := newReorder(w, sink, work)
 	err := r.run(ctx, results)
@@ -591,7 +640,12 @@ func (w *Walker) read(ctx context.Context, s *session, t *task) {
 			}
 			continue
 		}
-		n, children, err := w.readOnce(ctx, conn, t.path)
+		zc, ok := conn.(*zk.Conn)
+		if !ok {
+			t.outcome, t.err = outcomeFailed, errors.New("exporter: internal error: a classic walk on a multiRead session")
+			return
+		}
+		n, children, err := w.readOnce(ctx, zc, t.path)
 		if conn.SessionID() != sid {
 			// Some replies may come from a new session that has not synced.
 			continue
