@@ -25,6 +25,7 @@ type exportOptions struct {
 	path           string
 	out            string
 	workers        int
+	readMode       string
 	sessions       int
 	rate           float64
 	exclude        []string
@@ -48,6 +49,7 @@ func (o *exportOptions) addFlags(cmd *cobra.Command) {
 	f.StringVar(&o.path, "path", "/", "subtree to export")
 	f.StringVar(&o.out, "out", "", "snapshot file to write (default zk-export-<start zxid>.snap in the current directory)")
 	f.IntVar(&o.workers, "workers", exporter.DefaultWorkers, "nodes read at once")
+	f.StringVar(&o.readMode, "read-mode", "auto", "how nodes are read: multiread (getData and getChildren batched in multiRead requests, ZooKeeper 3.6+), classic (one request per read, and the only mode over TLS) or auto (multiread when the ensemble answers it)")
 	f.IntVar(&o.sessions, "sessions", exporter.DefaultSessions, "ZooKeeper sessions to read over (spread over the servers)")
 	f.Float64Var(&o.rate, "rate", 0, "at most this many requests per second to the ensemble (0: no limit)")
 	f.StringArrayVar(&o.exclude, "exclude", nil, "leave out nodes matching this absolute path glob, with their subtrees (repeatable; * and ? stop at /)")
@@ -84,6 +86,9 @@ func (o *exportOptions) config(g *globalOptions) (exporter.Config, error) {
 	cfg.AllowPartial = o.allowPartial
 	cfg.ExtendedTypes = o.extendedTypes
 	cfg.Workers = o.workers
+	if cfg.ReadMode, err = exporter.ParseReadMode(o.readMode); err != nil {
+		return exporter.Config{}, usageErrorf("--read-mode: %v", err)
+	}
 	cfg.Sessions = o.sessions
 	cfg.RateLimit = o.rate
 	cfg.MaxListed = o.maxListed
