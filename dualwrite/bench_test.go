@@ -425,13 +425,12 @@ func TestLatencyQuantile(t *testing.T) {
 func BenchmarkProxy(b *testing.B) {
 	ens := testEnsemble(b)
 	for _, mode := range []struct {
-		name   string
-		sync   bool
-		nosync bool
-	}{{"async", false, false}, {"sync", true, false}, {"async-nofsync", false, true}} {
+		name string
+		sync bool
+	}{{"async", false}, {"sync", true}} {
 		b.Run(mode.name, func(b *testing.B) {
 			n := journalNode(b)
-			tap := startTap(b, ens.Hosts(), importer.NodeJournal(n), func(c *Config) { c.Sync, c.QueueNoSync = mode.sync, mode.nosync })
+			tap := startTap(b, ens.Hosts(), importer.NodeJournal(n), func(c *Config) { c.Sync = mode.sync })
 			for _, mix := range loadMixes {
 				b.Run(mix.Name, func(b *testing.B) {
 					c := benchCompare(b, ens.ConnectString(), tap.Addr(), mix)
