@@ -58,6 +58,9 @@ type Config struct {
 	// DeliveryBatch is how many queued mirrors are submitted to the journal
 	// at once.
 	DeliveryBatch int
+	// DeliveryLinger is how long delivery waits after a short batch (async
+	// mode), so that the journal commits mirrors in fewer, larger entries.
+	DeliveryLinger time.Duration
 
 	Logger     *slog.Logger
 	Registerer prometheus.Registerer
@@ -70,6 +73,7 @@ func DefaultConfig() Config {
 		DialTimeout:     5 * time.Second,
 		MaxRequestFrame: zkwire.DefaultMaxBuffer,
 		DeliveryBatch:   1024,
+		DeliveryLinger:  10 * time.Millisecond,
 	}
 }
 
