@@ -13,11 +13,14 @@ func TestExportReadMode(t *testing.T) {
 	if code, _, errOut := run(t, "export", "--zk", sharedZK.ConnectString(), "--read-mode", "fast"); code != ExitUsage || !strings.Contains(errOut, "--read-mode") {
 		t.Fatalf("unknown read mode: exit %d, %q", code, errOut)
 	}
+	root := cliRoot(t)
+	exportTree(t, root)
 	dir := t.TempDir()
 	var digests []string
 	for _, mode := range []string{"classic", "multiread"} {
 		out := filepath.Join(dir, mode+".snap")
-		code, stdout, errOut := run(t, "export", "--zk", sharedZK.ConnectString(), "--read-mode", mode, "--out", out, "--json", "--no-progress")
+		code, stdout, errOut := run(t, "export", "--zk", sharedZK.ConnectString(), "--path", root, "--auth", "digest:owner:pw", "--extended-types",
+			"--read-mode", mode, "--out", out, "--json", "--no-progress")
 		if code != ExitOK {
 			t.Fatalf("%s: exit %d: %s", mode, code, errOut)
 		}
