@@ -125,9 +125,11 @@ type proxyOptions struct {
 func newProxyCommand(g *globalOptions) *cobra.Command {
 	var o proxyOptions
 	cmd := &cobra.Command{
-		Use:   "proxy --listen ADDR --zk HOSTS --journal ADMIN_ADDR",
+		Use:   "proxy --listen ADDR --zk HOSTS --journal ADMIN_ADDR --queue-dir DIR",
 		Short: "Run a standalone dual-write proxy in front of ZooKeeper",
-		Long: `Relays ZooKeeper clients to the ensemble unchanged and mirrors every write ZooKeeper
+		Long: `Relays ZooKeeper clients to the ensemble, unchanged as far as they can tell (a create
+is sent as create2 and its reply cut back, for the stat; a closeSession is preceded by the
+session's own getEphemerals, whose reply is dropped), and mirrors every write ZooKeeper
 committed (create of every mode, delete, setData, setACL, multi, and the ephemerals a
 closeSession deletes) into the journal, with ZooKeeper's own zxid and stat.
 
