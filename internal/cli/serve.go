@@ -95,9 +95,11 @@ membership endpoints used by --join and 'zk2raft journal'.
 
 With --zk and --proxy-addr the node also runs the dual-write proxy (see
 'zk2raft proxy --help'): clients connect to --proxy-addr, and every write
-ZooKeeper commits is mirrored into the journal through this node. When it is ready the
-node prints one line with its addresses on stdout. On SIGTERM a leader hands
-leadership to a follower, then the node stops cleanly.`,
+ZooKeeper commits is mirrored into the journal through this node.
+
+When it is ready the node prints one line with its addresses on stdout (and one
+with the proxy's). On SIGTERM a leader hands leadership to a follower, then the
+node stops cleanly.`,
 		Args: noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			cfg, err := o.config(g)
