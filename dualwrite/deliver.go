@@ -1,9 +1,12 @@
 package dualwrite
 
 import (
+	"cmp"
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
+	"slices"
 	"sync"
 	"time"
 
@@ -132,6 +135,12 @@ func (t *Tap) submit(recs []Record) error {
 		for i := range n {
 			entries[i] = recs[i].Data
 		}
+		// The queue holds writes in the order their replies reached the tap,
+		// which is ZooKeeper's commit order per connection only. Mirrors
+		// commute, so a batch is applied in zxid order: the journal then logs
+		// ZooKeeper's digest at a zxid only with every earlier txn of the batch
+		// applied.
+		slices.SortStableFunc(entries, func(a, b []byte) int { return cmp.Compare(entryZxid(a), entryZxid(b)) })
 		entry, err := raftjournal.EncodeSourceBatch(entries)
 		if err != nil {
 			// A record that is not a mirror: the queue holds only what the tap
@@ -158,4 +167,17 @@ func (t *Tap) submit(recs []Record) error {
 		recs = recs[n:]
 	}
 	return nil
+}
+
+// entryZxid reads the zxid of an encoded SourceTxn entry (the first varint
+// after the type and version bytes); 0 if it does not parse.
+func entryZxid(e []byte) int64 {
+	if len(e) < 3 {
+		return 0
+	}
+	z, n := binary.Varint(e[2:])
+	if n <= 0 {
+		return 0
+	}
+	return z
 }

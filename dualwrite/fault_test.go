@@ -359,6 +359,12 @@ func TestTapFaults(t *testing.T) {
 	if load.acked.Load() < 100 {
 		t.Fatalf("only %d writes went through the faults", load.acked.Load())
 	}
+	// The load's sessions are closed; their closes (and the ephemerals they
+	// delete) are mirrored before the aligning write, so that the journal's
+	// digest at its zxid has them.
+	if err := tap.WaitDelivered(ctx); err != nil {
+		t.Fatal(err)
+	}
 	zxid := alignThrough(t, tap.Addr(), "/align")
 	if err := tap.WaitDelivered(ctx); err != nil {
 		t.Fatal(err)

@@ -127,6 +127,9 @@ func TestTapMirrorsWorkloads(t *testing.T) {
 	if err := runKazooWorkload(ctx, t, tap.Addr(), "/kz"); err != nil {
 		t.Fatal(err)
 	}
+	if err := tap.WaitDelivered(ctx); err != nil {
+		t.Fatal(err)
+	}
 	zxid := alignThrough(t, tap.Addr(), "/align")
 	if err := tap.WaitDelivered(ctx); err != nil {
 		t.Fatal(err)
