@@ -244,16 +244,29 @@ func (c *conn) settle(p pending) {
 }
 
 // dropPending forgets the requests never answered (the connection ended).
+//
+// A write among them may have been committed by the ensemble all the same
+// (its server died after the commit, before the reply): its outcome is
+// unknown, so the tap records a loss, and the repair pass (RepairOwed) makes
+// the journal whole.
 func (c *conn) dropPending() {
 	c.mu.Lock()
-	defer c.mu.Unlock()
+	unknown := 0
 	for xid, q := range c.pending {
 		for _, p := range q {
+			if mirrored(p.op) && !p.injected {
+				unknown++
+			}
 			c.settle(p)
 		}
 		delete(c.pending, xid)
 	}
 	c.npending = 0
+	c.mu.Unlock()
+	if unknown > 0 {
+		c.log.Warn("connection ended with writes unanswered; their outcome is unknown, a repair pass is owed", "writes", unknown)
+		c.t.lose(0, "outcome unknown")
+	}
 }
 
 func (c *conn) pendingCount() int {
