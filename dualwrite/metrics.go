@@ -2,6 +2,7 @@ package dualwrite
 
 import (
 	"context"
+	"fmt"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -110,6 +111,9 @@ func (t *Tap) Status() Status {
 	}
 	if l, ok := t.queue.Lost(); ok {
 		s.Lost = &l
+	}
+	if z := t.lastZxid.Load(); z != 0 {
+		s.LastMirrorZxid = fmt.Sprintf("%#x", z)
 	}
 	return s
 }

@@ -60,6 +60,7 @@ func (t *Tap) mirror(w write) {
 		}
 	}
 	t.metrics.mirrored.WithLabelValues(w.op.String()).Inc()
+	t.lastZxid.Store(w.zxid)
 	t.metrics.lastZxid.Set(float64(w.zxid))
 	if t.cfg.Sync {
 		start := time.Now()

@@ -200,12 +200,6 @@ type QueueConfig struct {
 	// records (group-committed): a host crash then loses nothing whose Append
 	// returned, at the cost of waiting for the disk in every Append.
 	SyncOnAppend bool
-	// ShrinkAboveBytes is ignored: segments are deleted once acked, so the
-	// queue's files never hold more than the records not yet acked plus one
-	// segment.
-	//
-	// Deprecated: it configured the bbolt file of the earlier queue.
-	ShrinkAboveBytes int64
 	// NoSync skips fsync: for tests and benchmarks only, since a machine crash
 	// may then lose appended records or damage the files.
 	NoSync bool

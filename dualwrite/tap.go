@@ -140,6 +140,7 @@ type Tap struct {
 
 	recent    sync.Map     // path → time.Time of the last mirrored write
 	inflight  atomic.Int64 // write requests relayed whose reply is not handled yet
+	lastZxid  atomic.Int64 // zxid of the last write queued for the journal
 	delivered *deliveryState
 }
 

@@ -164,7 +164,7 @@ func TestTapMirrorsWorkloads(t *testing.T) {
 		t.Fatalf("journal digest at %#x %v (history %v), ZooKeeper's %s", zxid, got, n.FSM().DigestHistory(), zkDigest)
 	}
 	s := tap.Status()
-	if s.Lost != nil || s.QueueRecords != 0 || s.Mirrored == 0 {
+	if s.Lost != nil || s.QueueRecords != 0 || s.Mirrored == 0 || s.LastMirrorZxid == "" {
 		t.Fatalf("tap status after the workloads: %+v", s)
 	}
 	t.Logf("journal digest %s = ZooKeeper's at %#x; %d writes mirrored", zkDigest, zxid, s.Mirrored)

@@ -50,7 +50,7 @@ func (o *tapOptions) addFlags(cmd *cobra.Command, queueHelp string) {
 	f.StringArrayVar(&o.auth, "auth", nil, "digest:user:password the reconciler reads ZooKeeper with (repeatable)")
 }
 
-// runTap starts the tap (and the reconciler) on j until ctx ends.
+// runningTap is a started tap with its reconciler and repair-owed loop.
 type runningTap struct {
 	tap  *dualwrite.Tap
 	rec  *dualwrite.Reconciler
@@ -58,6 +58,8 @@ type runningTap struct {
 	done chan error
 }
 
+// start starts the tap, and unless --no-reconcile the reconciler and the
+// repair-owed loop, mirroring into j.
 func (o *tapOptions) start(ctx context.Context, g *globalOptions, listen string, j dualwrite.Journal, view dualwrite.JournalView, reg prometheus.Registerer) (*runningTap, error) {
 	hosts, err := exporter.ParseHosts(o.zk)
 	if err != nil {
