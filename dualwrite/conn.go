@@ -36,7 +36,7 @@ type conn struct {
 	log        *slog.Logger
 
 	mu       sync.Mutex
-	pending  map[int32][]pending
+	pending  map[int32]pendingQ
 	npending int
 	auth     []znode.ID // the session's authenticated identities (for "auth" ACLs)
 
@@ -56,6 +56,14 @@ type pending struct {
 	created  *zkwire.Create2Response // the create2 reply of a stripped create
 }
 
+// pendingQ holds the requests awaiting a reply under one xid: one, except
+// for a client that reuses an xid before its reply (ZooKeeper answers in
+// order, so the first is answered first).
+type pendingQ struct {
+	first pending
+	more  []pending
+}
+
 // maxPending bounds a connection's unanswered requests: ZooKeeper's own
 // outstanding limit is far lower, so a client past it is broken or hostile.
 const maxPending = 1 << 16
@@ -64,7 +72,7 @@ func newConn(t *Tap, client, server net.Conn, addr string) *conn {
 	return &conn{
 		t: t, client: client, server: server, serverAddr: addr,
 		log:     t.log.With("client", client.RemoteAddr().String(), "server", addr),
-		pending: make(map[int32][]pending),
+		pending: make(map[int32]pendingQ),
 	}
 }
 
@@ -228,7 +236,12 @@ func (c *conn) track(xid int32, p pending) bool {
 	if c.npending >= maxPending {
 		return false
 	}
-	c.pending[xid] = append(c.pending[xid], p)
+	if q, ok := c.pending[xid]; ok {
+		q.more = append(q.more, p)
+		c.pending[xid] = q
+	} else {
+		c.pending[xid] = pendingQ{first: p}
+	}
 	c.npending++
 	if mirrored(p.op) {
 		c.t.inflight.Add(1)
@@ -253,7 +266,7 @@ func (c *conn) dropPending() {
 	c.mu.Lock()
 	unknown := 0
 	for xid, q := range c.pending {
-		for _, p := range q {
+		for _, p := range append([]pending{q.first}, q.more...) {
 			if mirrored(p.op) && !p.injected {
 				unknown++
 			}
@@ -278,15 +291,15 @@ func (c *conn) pendingCount() int {
 func (c *conn) match(xid int32) (pending, bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	q := c.pending[xid]
-	if len(q) == 0 {
+	q, ok := c.pending[xid]
+	if !ok {
 		return pending{}, false
 	}
-	p := q[0]
-	if len(q) == 1 {
+	p := q.first
+	if len(q.more) == 0 {
 		delete(c.pending, xid)
 	} else {
-		c.pending[xid] = q[1:]
+		c.pending[xid] = pendingQ{first: q.more[0], more: q.more[1:]}
 	}
 	c.npending--
 	return p, true

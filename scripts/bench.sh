@@ -31,7 +31,7 @@ for g in $groups; do
 	export) echo "== export (exporter)"; BENCH_OUT="$OUT.export" EXPORT_BIG_NODES=${EXPORT_BIG_NODES:-0} ./scripts/bench-export.sh; cat "$OUT.export" >>"$OUT"; rm -f "$OUT.export" ;;
 	import) echo "== import and migrate (importer)"; bench ./importer/ 'OfflineImport|OnlineImport|MigrateKafka' 1x ;;
 	verify) echo "== verify"; bench ./verify/ 'CompareSnapshots|CompareZooKeeper|DigestOnly' 3x ;;
-	proxy) echo "== dual-write proxy (dualwrite)"; bench ./dualwrite/ 'Proxy/(async|sync)$' 1x ;;
+	proxy) echo "== dual-write proxy (dualwrite)"; bench ./dualwrite/ 'Proxy$' 1x ;;
 	*) echo "bench.sh: unknown group $g (want seed snapshot fsm raft export import verify proxy)" >&2; exit 2 ;;
 	esac
 done
@@ -71,11 +71,16 @@ for g in $groups; do
 		row "verify: --digest-only at 100k vs at 1M nodes (ns/op ratio)" "$(ratio "$(metric 'BenchmarkDigestOnly/nodes=1000000' ns/op)" "$(metric 'BenchmarkDigestOnly/nodes=100000' ns/op)")" "constant time: about 1"
 		;;
 	proxy)
-		for mix in read90 write100; do
-			row "proxy async, $mix: throughput through the tap vs direct" "$(metric "BenchmarkProxy/async/$mix" tap-ratio)x" "target >= 0.8x; $(metric "BenchmarkProxy/async/$mix" ops/s) ops/s"
-			row "proxy sync, $mix: throughput through the tap vs direct" "$(metric "BenchmarkProxy/sync/$mix" tap-ratio)x" "reported"
+		for cpu in "" -own-cpu; do
+			where="the tap sharing the cores"
+			[ -n "$cpu" ] && where="the tap on a CPU of its own"
+			for mix in read90 write100; do
+				row "proxy async$cpu, $mix: throughput through the tap vs direct" "$(metric "BenchmarkProxy/async$cpu/$mix" tap-ratio)x" "target >= 0.8x ($where); $(metric "BenchmarkProxy/async$cpu/$mix" ops/s) ops/s"
+				row "proxy sync$cpu, $mix: throughput through the tap vs direct" "$(metric "BenchmarkProxy/sync$cpu/$mix" tap-ratio)x" "reported"
+			done
+			row "proxy async$cpu, read90: read p50 added at half load (ms)" "$(metric "BenchmarkProxy/async$cpu/read90" added-read-p50-ms)" "target <= 0.3 ms; saturated: $(metric "BenchmarkProxy/async$cpu/read90" saturated-added-read-p50-ms) ms"
+			row "proxy async$cpu, read90: CPU per request, tap vs ZooKeeper (us)" "$(metric "BenchmarkProxy/async$cpu/read90" tap-cpu-us/op)" "ZooKeeper's 3 servers: $(metric "BenchmarkProxy/async$cpu/read90" zk-cpu-us/op) us"
 		done
-		row "proxy async, read90: read p50 added by the tap (ms)" "$(metric BenchmarkProxy/async/read90 added-read-p50-ms)" "target <= 0.3 ms"
 		;;
 	esac
 done

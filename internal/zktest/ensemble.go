@@ -738,3 +738,17 @@ func (e *Ensemble) Close() error {
 	})
 	return e.closeErr
 }
+
+// Pids returns the process ids of the members' running JVMs, in id order,
+// for tests that account their CPU time or set their CPU affinity.
+func (e *Ensemble) Pids() []int {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	var out []int
+	for _, s := range e.servers {
+		if s.proc != nil && !s.proc.exited() && s.proc.cmd.Process != nil {
+			out = append(out, s.proc.cmd.Process.Pid)
+		}
+	}
+	return out
+}
