@@ -3,7 +3,6 @@ package dualwrite
 import (
 	"cmp"
 	"context"
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"slices"
@@ -169,15 +168,9 @@ func (t *Tap) submit(recs []Record) error {
 	return nil
 }
 
-// entryZxid reads the zxid of an encoded SourceTxn entry (the first varint
-// after the type and version bytes); 0 if it does not parse.
+// entryZxid orders queued mirrors: a record that is not a SourceTxn sorts
+// first, and EncodeSourceBatch refuses it.
 func entryZxid(e []byte) int64 {
-	if len(e) < 3 {
-		return 0
-	}
-	z, n := binary.Varint(e[2:])
-	if n <= 0 {
-		return 0
-	}
+	z, _ := raftjournal.SourceTxnZxid(e)
 	return z
 }

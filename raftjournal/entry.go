@@ -481,6 +481,16 @@ func decodeSourceBatch(d *decoder) *SourceBatch {
 	return b
 }
 
+// SourceTxnZxid returns the zxid of an encoded SourceTxn entry (Encode of a
+// *SourceTxn) without decoding the rest; false if e is not one.
+func SourceTxnZxid(e []byte) (int64, bool) {
+	if len(e) <= entryHeaderSize || EntryType(e[0]) != EntrySourceTxn || e[1] != entryVersion {
+		return 0, false
+	}
+	z, n := binary.Varint(e[entryHeaderSize:])
+	return z, n > 0
+}
+
 // EncodeSourceBatch joins encoded SourceTxn entries (Encode of *SourceTxn, as
 // the dual-write proxy queues them) into one SourceBatch entry without
 // decoding them.

@@ -334,3 +334,17 @@ func TestNodeDigestMatchesZnode(t *testing.T) {
 		t.Error("large node digest")
 	}
 }
+
+func TestSourceTxnZxid(t *testing.T) {
+	for _, z := range []int64{1, 0x7f, 0x100000001, 0x7fffffff_ffffffff} {
+		e := Encode(&SourceTxn{Zxid: z, Ops: []SourceOp{{Kind: SourceDelete, Path: "/a"}}})
+		if got, ok := SourceTxnZxid(e); !ok || got != z {
+			t.Errorf("SourceTxnZxid of a txn at %#x = %#x, %v", z, got, ok)
+		}
+	}
+	for _, e := range [][]byte{nil, {byte(EntrySourceTxn), entryVersion}, Encode(&CreateSession{TimeoutMs: 1, Time: 1})} {
+		if got, ok := SourceTxnZxid(e); ok {
+			t.Errorf("SourceTxnZxid(%x) = %#x, true; want false", e, got)
+		}
+	}
+}
