@@ -7,7 +7,9 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
+	"net"
 	"os"
 	"os/exec"
 	"os/signal"
@@ -491,6 +493,9 @@ type tapSpec struct {
 	JournalDir, RaftAddr string
 	Sync                 bool
 	CPUProfile           string // file for a CPU profile of the process's life
+	// BytesRelay runs, in place of a Tap, a relay that copies bytes without
+	// decoding or mirroring anything: the floor of any proxy's cost.
+	BytesRelay bool
 }
 
 // downJournal is a journal cluster that cannot be reached.
@@ -528,6 +533,16 @@ func TestTapProcess(t *testing.T) {
 	}
 	sig := make(chan os.Signal, 1)
 	signal.Notify(sig, syscall.SIGTERM)
+	if spec.BytesRelay {
+		if err := bytesRelay(spec.Listen, spec.ZK); err != nil {
+			fmt.Fprintln(os.Stderr, "relay:", err)
+			os.Exit(3)
+		}
+		<-sig
+		fmt.Println("{}")
+		pprof.StopCPUProfile()
+		os.Exit(0)
+	}
 	cfg := DefaultConfig()
 	cfg.Listen, cfg.QueueDir, cfg.ZK, cfg.Journal, cfg.Sync = spec.Listen, spec.QueueDir, spec.ZK, downJournal{}, spec.Sync
 	cfg.Logger = log
@@ -572,6 +587,34 @@ func TestTapProcess(t *testing.T) {
 	closeJournal()
 	pprof.StopCPUProfile()
 	os.Exit(code)
+}
+
+// bytesRelay relays every connection to listen to one of servers, round
+// robin, copying bytes both ways.
+func bytesRelay(listen string, servers []string) error {
+	ln, err := net.Listen("tcp", listen)
+	if err != nil {
+		return err
+	}
+	go func() {
+		for i := 0; ; i++ {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer c.Close()
+				s, err := net.Dial("tcp", servers[i%len(servers)])
+				if err != nil {
+					return
+				}
+				defer s.Close()
+				go func() { io.Copy(s, c); s.(*net.TCPConn).CloseWrite() }()
+				io.Copy(c, s)
+			}()
+		}
+	}()
+	return nil
 }
 
 // TestTapKill9: the proxy is killed with SIGKILL under load. Every write a
