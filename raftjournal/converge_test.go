@@ -586,6 +586,13 @@ func TestSourceDigestHistoryLate(t *testing.T) {
 	if inOrder.Digest() != f.Digest() {
 		t.Fatalf("final digests differ: %s vs %s", inOrder.Digest(), f.Digest())
 	}
+	// A repair imports /z, created at 200 and lost to the mirror: the digests
+	// logged at 256 and 384 lacked it. Imported again, it changes nothing.
+	imp := Encode(&ImportBatch{Nodes: []*znode.Node{{Path: "/z", ACL: znode.WorldAnyone(), Stat: znode.Stat{Czxid: 200, Mzxid: 200, Pzxid: 200, Ctime: 1, Mtime: 1}}}})
+	h := applyAll(t, [][]byte{root(128, 1), root(256, 2), root(384, 3), imp, root(512, 4), imp})
+	if got := zxids(h.DigestHistory()); !slices.Equal(got, []int64{128, 512}) {
+		t.Fatalf("after a repair's import: history %v, want 128 512", got)
+	}
 	// A create at 512 whose parent was read back as of 700: the tree holds
 	// the parent's state at 700, so nothing below 700 is logged.
 	g := applyAll(t, [][]byte{root(128, 1), create(512, "/y", 5, 700), root(640, 4), root(768, 5)})

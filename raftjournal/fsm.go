@@ -277,10 +277,24 @@ func (f *FSM) applySourceTxn(c *SourceTxn) int {
 		if dropped := s.digests.dropAbove(c.Zxid); len(dropped) > 0 {
 			f.logger.Warn("a late mirrored txn changed the tree: the digests logged at higher zxids lack it and are dropped from the history",
 				"zxid", fmt.Sprintf("%#x", c.Zxid), "dropped-from", fmt.Sprintf("%#x", dropped[0].Zxid),
-				"dropped-to", fmt.Sprintf("%#x", dropped[len(dropped)-1].Zxid), "entries", len(dropped), "txn", describeSourceTxn(c))
+				"dropped-to", fmt.Sprintf("%#x", dropped[len(dropped)-1].Zxid), "entries", len(dropped),
+				"dropped-digest", dropped[0].Digest.String(), "txn", describeSourceTxn(c))
 		}
 	}
 	return n
+}
+
+// dropImported drops the digests logged above zxid z after an import changed
+// a node whose state is as of z (its largest czxid, mzxid or pzxid): ZooKeeper
+// had that state at every zxid from z on, and the journal did not when it
+// logged them. A repair after lost mirrors, typically: every digest logged
+// between the lost write and the repair was off by it.
+func (f *FSM) dropImported(z int64) {
+	if dropped := f.s.digests.dropAbove(z); len(dropped) > 0 {
+		f.logger.Warn("an import changed the tree: the digests logged at higher zxids lack it and are dropped from the history",
+			"zxid", fmt.Sprintf("%#x", z), "dropped-from", fmt.Sprintf("%#x", dropped[0].Zxid),
+			"dropped-to", fmt.Sprintf("%#x", dropped[len(dropped)-1].Zxid), "entries", len(dropped), "dropped-digest", dropped[0].Digest.String())
+	}
 }
 
 // describeSourceTxn names a txn's first op for the log.
@@ -442,6 +456,9 @@ func (f *FSM) applyImport(entry []byte, res *Result) error {
 	t.evZxid = -1
 	off = 0
 	maxZxid := int64(0)
+	// changedFrom is the least zxid of a change this batch brought: the
+	// digests logged above it lacked that change (see dropImported).
+	changedFrom := int64(math.MaxInt64)
 	lastACL := aclID(0)
 	var lastParentPath string
 	var lastParent *node
@@ -481,6 +498,7 @@ func (f *FSM) applyImport(entry []byte, res *Result) error {
 					}
 					t.insertUnder(o.path, n, lastParent)
 					res.Changed++
+					changedFrom = min(changedFrom, max(c, o.st.Mzxid, o.st.Pzxid))
 					continue
 				}
 			}
@@ -488,8 +506,10 @@ func (f *FSM) applyImport(entry []byte, res *Result) error {
 		lastParentPath, lastParent = "", nil // observe may remove or replace nodes
 		if t.observe(&o) {
 			res.Changed++
+			changedFrom = min(changedFrom, max(r.st.Czxid, r.st.Mzxid, r.st.Pzxid))
 		}
 	}
+	f.dropImported(changedFrom)
 	s.observeSourceZxid(maxZxid)
 	if cp != nil {
 		s.setCheckpoint(cp)
