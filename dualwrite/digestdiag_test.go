@@ -193,3 +193,35 @@ func zkHashesAt(ctx context.Context, ens *zktest.Ensemble, zxid int64) map[int]z
 	}
 	return out
 }
+
+// maxServerZxid is the largest zxid a running server has processed.
+func maxServerZxid(ctx context.Context, ens *zktest.Ensemble) int64 {
+	var z int64
+	for _, s := range ens.Servers() {
+		if v, err := exporter.ServerZxid(ctx, s.ClientAddr); err == nil {
+			z = max(z, v)
+		}
+	}
+	return z
+}
+
+// sessionClosesBetween lists the closeSession txns (type -11) in the servers'
+// txn logs with from < zxid < to: a client's close that committed after its
+// connection's earlier writes were all delivered (sent late by the client).
+func sessionClosesBetween(ens *zktest.Ensemble, from, to int64) []string {
+	seen := map[int64]bool{}
+	var out []string
+	for _, s := range ens.Servers() {
+		txns, err := readZKTxnLogs(s.DataDir)
+		if err != nil {
+			continue
+		}
+		for z, tx := range txns {
+			if tx.Type == -11 && z > from && z < to && !seen[z] {
+				seen[z] = true
+				out = append(out, fmt.Sprintf("%#x (session %#x, body %d bytes)", z, tx.Session, tx.BodyLen))
+			}
+		}
+	}
+	return out
+}

@@ -365,6 +365,7 @@ func TestTapFaults(t *testing.T) {
 	if err := tap.WaitDelivered(ctx); err != nil {
 		t.Fatal(err)
 	}
+	delivered := maxServerZxid(ctx, ens)
 	// A write whose server died after committing it, before the reply, has
 	// no mirror: the tap records its outcome as unknown and the repair pass
 	// makes the journal whole.
@@ -455,6 +456,25 @@ func TestTapFaults(t *testing.T) {
 		}
 		t.Logf("the journal has no digest at %#x (a late txn below it dropped it); aligning again", zxid)
 	}
+	// Over the whole run: every zxid both digest logs hold must agree.
+	if out, err := exporter.FourLetterWord(ctx, ens.Hosts()[victim%3], "hash"); err == nil {
+		if dlog, err := exporter.ParseDigestLog(out); err == nil {
+			zk := map[int64]znode.Digest{}
+			for _, e := range dlog {
+				zk[e.Zxid] = e.Digest
+			}
+			common, differ := 0, []string{}
+			for _, e := range jd.History {
+				if d, ok := zk[e.Zxid]; ok {
+					common++
+					if d != e.Digest {
+						differ = append(differ, fmt.Sprintf("%#x journal %s zookeeper %s", e.Zxid, e.Digest, d))
+					}
+				}
+			}
+			t.Logf("digest histories: %d zxids in common, %d differ %v", common, len(differ), differ)
+		}
+	}
 	// ZooKeeper's servers must agree with each other for the comparison to
 	// say anything about the journal.
 	hashes := zkHashesAt(ctx, ens, zxid)
@@ -466,6 +486,9 @@ func TestTapFaults(t *testing.T) {
 	if atZxid == nil || *atZxid != zkDigest || !zkAgree {
 		digestErr = fmt.Sprintf("journal digest at %#x %v, ZooKeeper's %s (each server's: %v)", zxid, atZxid, zkDigest, hashes)
 		dumpDigestDiagnostics(t, ctx, ens, jc, zxid, jd)
+	}
+	if late := sessionClosesBetween(ens, delivered, zxid); len(late) > 0 {
+		t.Logf("session closes committed after the load's mirrors were delivered (ZooKeeper at %#x) and before %#x: %v", delivered, zxid, late)
 	}
 	if n, last := lateWarnings(jc, via); n > 0 {
 		t.Logf("late mirrored txns that dropped digests (all members: %d lines); the last on %s:\n%s", n, jc.specs[via].ID, strings.Join(last, "\n"))
