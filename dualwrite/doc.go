@@ -66,7 +66,11 @@
 // reply then waits for the fsync of its mirror (group commit). The delivery loop submits queued
 // mirrors to the journal in queue order as raftjournal.SourceBatch entries
 // (up to DeliveryBatch txns, 4 MiB, each) and acknowledges them once applied;
-// in order, so that the journal's digest history holds ZooKeeper's digests;
+// in order (each batch sorted by zxid), so that the journal's digest history
+// holds ZooKeeper's digests. The queue keeps ZooKeeper's commit order per
+// client connection only: a txn of one connection can reach the journal after
+// a higher zxid of another, and the journal then drops the digests it logged
+// above that txn's zxid (raftjournal's applySourceTxn);
 // while the journal is unreachable they wait in the queue, and ZooKeeper
 // traffic is not held. With Sync, the reply is held until the journal
 // committed the mirror (at most SyncTimeout). A queue past its bound, or a

@@ -368,6 +368,7 @@ func TestTapFaults(t *testing.T) {
 	if err := tap.WaitDelivered(ctx); err != nil {
 		t.Fatal(err)
 	}
+	delivered := maxServerZxid(ctx, ens)
 	// A write whose server died after committing it, before the reply, has
 	// no mirror: the tap records its outcome as unknown and the repair pass
 	// makes the journal whole.
@@ -388,65 +389,112 @@ func TestTapFaults(t *testing.T) {
 		<-done
 		rec.Close()
 	}
-	zxid := alignThrough(t, tap.Addr(), "/align")
-	if err := tap.WaitDelivered(ctx); err != nil {
-		t.Fatal(err)
-	}
-	if s := tap.Status(); s.Lost != nil {
-		t.Fatalf("tap lost mirrors after the repair: %+v", s.Lost)
-	}
-	// Every member applies everything, then one stops so that its data dir
-	// can be opened read-only and compared.
-	var digest string
-	for i := range jc.specs {
-		jc.waitStatus(i, func(ms raftjournal.MemberStatus) error {
-			var got int64
-			fmt.Sscanf(ms.MaxSourceZxid, "0x%x", &got)
-			if got < zxid {
-				return fmt.Errorf("applied source zxid %s, want %#x or later (the aligning session's close)", ms.MaxSourceZxid, zxid)
+	// The journal's digest logged at an aligned zxid Z must be ZooKeeper's
+	// `hash` at Z. The journal logs it only when txn Z is the newest source
+	// zxid it has seen, and drops it if a txn below Z that changes the tree
+	// arrives later (the tap's queue keeps ZooKeeper's commit order per
+	// connection only); then the test aligns again, everything delivered.
+	var (
+		zxid     int64
+		zkDigest znode.Digest
+		atZxid   *znode.Digest
+		jd       *raftjournal.AdminDigests
+		digest   string
+	)
+	for attempt := 1; ; attempt++ {
+		zxid = alignThrough(t, tap.Addr(), "/align")
+		if err := tap.WaitDelivered(ctx); err != nil {
+			t.Fatal(err)
+		}
+		if s := tap.Status(); s.Lost != nil {
+			t.Fatalf("tap lost mirrors after the repair: %+v", s.Lost)
+		}
+		// Every member applies everything (one later stops so that its data
+		// dir can be opened read-only and compared).
+		digest = ""
+		for i := range jc.specs {
+			jc.waitStatus(i, func(ms raftjournal.MemberStatus) error {
+				var got int64
+				fmt.Sscanf(ms.MaxSourceZxid, "0x%x", &got)
+				if got < zxid {
+					return fmt.Errorf("applied source zxid %s, want %#x or later (the aligning session's close)", ms.MaxSourceZxid, zxid)
+				}
+				if digest == "" {
+					digest = ms.Digest
+				}
+				if ms.Digest != digest {
+					return fmt.Errorf("digest %s, another member has %s", ms.Digest, digest)
+				}
+				return nil
+			})
+		}
+		out, err := exporter.FourLetterWord(ctx, ens.Hosts()[victim%3], "hash")
+		if err != nil {
+			t.Fatal(err)
+		}
+		dlog, err := exporter.ParseDigestLog(out)
+		if err != nil {
+			t.Fatal(err)
+		}
+		found := false
+		for _, e := range dlog {
+			if e.Zxid == zxid {
+				zkDigest, found = e.Digest, true
 			}
-			if digest == "" {
-				digest = ms.Digest
+		}
+		if !found {
+			t.Fatalf("ZooKeeper logged no digest at %#x", zxid)
+		}
+		if jd, err = raftjournal.AdminGetDigests(ctx, jc.specs[via].AdminAddr); err != nil {
+			t.Fatal(err)
+		}
+		atZxid = nil
+		for _, e := range jd.History {
+			if e.Zxid == zxid {
+				atZxid = &e.Digest
 			}
-			if ms.Digest != digest {
-				return fmt.Errorf("digest %s, another member has %s", ms.Digest, digest)
+		}
+		if atZxid != nil || attempt == 3 {
+			break
+		}
+		t.Logf("the journal has no digest at %#x (a late txn below it dropped it); aligning again", zxid)
+	}
+	// Over the whole run: every zxid both digest logs hold must agree.
+	if out, err := exporter.FourLetterWord(ctx, ens.Hosts()[victim%3], "hash"); err == nil {
+		if dlog, err := exporter.ParseDigestLog(out); err == nil {
+			zk := map[int64]znode.Digest{}
+			for _, e := range dlog {
+				zk[e.Zxid] = e.Digest
 			}
-			return nil
-		})
-	}
-	out, err := exporter.FourLetterWord(ctx, ens.Hosts()[(victim)%3], "hash")
-	if err != nil {
-		t.Fatal(err)
-	}
-	dlog, err := exporter.ParseDigestLog(out)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var zkDigest *znode.Digest
-	for _, e := range dlog {
-		if e.Zxid == zxid {
-			zkDigest = &e.Digest
+			common, differ := 0, []string{}
+			for _, e := range jd.History {
+				if d, ok := zk[e.Zxid]; ok {
+					common++
+					if d != e.Digest {
+						differ = append(differ, fmt.Sprintf("%#x journal %s zookeeper %s", e.Zxid, e.Digest, d))
+					}
+				}
+			}
+			t.Logf("digest histories: %d zxids in common, %d differ %v", common, len(differ), differ)
 		}
 	}
-	if zkDigest == nil {
-		t.Fatalf("ZooKeeper logged no digest at %#x", zxid)
-	}
-	// The sessions closed at the end of the load may commit after the
-	// aligning write, so the journal's digest at that zxid (its history,
-	// logged as the mirror is applied in order) is what must match.
-	jd, err := raftjournal.AdminGetDigests(ctx, jc.specs[via].AdminAddr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var atZxid *znode.Digest
-	for _, e := range jd.History {
-		if e.Zxid == zxid {
-			atZxid = &e.Digest
-		}
+	// ZooKeeper's servers must agree with each other for the comparison to
+	// say anything about the journal.
+	hashes := zkHashesAt(ctx, ens, zxid)
+	zkAgree := true
+	for _, d := range hashes {
+		zkAgree = zkAgree && d == zkDigest
 	}
 	digestErr := ""
-	if atZxid == nil || *atZxid != *zkDigest {
-		digestErr = fmt.Sprintf("journal digest at %#x %v (history %v), ZooKeeper's %s", zxid, atZxid, jd.History, zkDigest)
+	if atZxid == nil || *atZxid != zkDigest || !zkAgree {
+		digestErr = fmt.Sprintf("journal digest at %#x %v, ZooKeeper's %s (each server's: %v)", zxid, atZxid, zkDigest, hashes)
+		dumpDigestDiagnostics(t, ctx, ens, jc, zxid, jd)
+	}
+	if late := sessionClosesBetween(ens, delivered, zxid); len(late) > 0 {
+		t.Logf("session closes committed after the load's mirrors were delivered (ZooKeeper at %#x) and before %#x: %v", delivered, zxid, late)
+	}
+	if n, last := lateWarnings(jc, via); n > 0 {
+		t.Logf("late mirrored txns that dropped digests (all members: %d lines); the last on %s:\n%s", n, jc.specs[via].ID, strings.Join(last, "\n"))
 	}
 	jc.stop(via)
 	src, err := verify.Open(ctx, "zk://"+ens.ConnectString(), verify.OpenOptions{})
@@ -468,15 +516,17 @@ func TestTapFaults(t *testing.T) {
 		verify.WriteText(&b, rep)
 		t.Fatalf("journal differs from ZooKeeper after the faults (%s):\n%s", digestErr, b.String())
 	}
-	if digestErr != "" {
-		// Every field of every node is equal, yet the digest logged at the
-		// aligned zxid differs: seen in about 1 run in 3 under load, after the
-		// ZooKeeper leader's kill. Either the journal logged its digest at that
-		// zxid before some earlier txn arrived (the queue keeps commit order
-		// per connection only), or the surviving server's digest log is off
-		// after the failover. Node-by-node equality is the stronger check,
-		// so this is reported, not failed.
-		t.Logf("digest check inconclusive: %s; node by node the trees are equal", digestErr)
+	switch {
+	case digestErr == "":
+	case !zkAgree:
+		// ZooKeeper's own servers logged different digests at one zxid: their
+		// trees differ (a ZooKeeper sync fault), and the journal matches the
+		// one compared node by node.
+		t.Logf("ZooKeeper's servers disagree on the digest at %#x (%s); node by node the journal equals the server compared", zxid, digestErr)
+	default:
+		var jw znode.Digest
+		_ = fsm.Walk(func(n *znode.Node) error { jw.Add(n.Digest()); return nil })
+		t.Errorf("node by node the trees are equal, but %s; the journal's digest now %s, recomputed from its nodes %s", digestErr, fsm.Digest(), jw)
 	}
 	t.Logf("after the faults: journal digest %s = ZooKeeper's at %#x; every member at %s now", zkDigest, zxid, digest)
 }

@@ -547,3 +547,56 @@ func TestSourceDigestHistory(t *testing.T) {
 		t.Fatalf("final digests differ: %s vs %s", inOrder.Digest(), late.Digest())
 	}
 }
+
+// TestSourceDigestHistoryLate: a late txn that changes the tree drops the
+// digests logged at higher zxids (they were logged without it); one that
+// changes nothing (delivered again) drops nothing; and a create whose parent
+// registers were read back at a later zxid logs no digest below that zxid.
+func TestSourceDigestHistoryLate(t *testing.T) {
+	root := func(z int64, v int32) []byte {
+		st := znode.Stat{Mzxid: z, Mtime: z, Version: v}
+		return Encode(&SourceTxn{Zxid: z, Ops: []SourceOp{{Kind: SourceSetData, Path: "/", Data: fmt.Appendf(nil, "%d", z), Stat: st}}})
+	}
+	create := func(z int64, path string, pcv int32, ppz int64) []byte {
+		st := znode.Stat{Czxid: z, Mzxid: z, Pzxid: z, Ctime: 1, Mtime: 1}
+		return Encode(&SourceTxn{Zxid: z, Ops: []SourceOp{{Kind: SourceCreate, Path: path, ACL: znode.WorldAnyone(), Stat: st, ParentCversion: pcv, ParentPzxid: ppz}}})
+	}
+	zxids := func(h []DigestEntry) []int64 {
+		var out []int64
+		for _, e := range h {
+			out = append(out, e.Zxid)
+		}
+		return out
+	}
+	f := applyAll(t, [][]byte{root(128, 1), root(256, 2), root(384, 3), root(128, 1)})
+	if got := zxids(f.DigestHistory()); !slices.Equal(got, []int64{128, 256, 384}) {
+		t.Fatalf("after a txn delivered again: history %v, want 128 256 384", got)
+	}
+	// /x created at 200 arrives after 256 and 384 were logged without it.
+	f = applyAll(t, [][]byte{root(128, 1), root(256, 2), root(384, 3), create(200, "/x", 1, 200)})
+	if got := zxids(f.DigestHistory()); !slices.Equal(got, []int64{128}) {
+		t.Fatalf("after a late create: history %v, want 128 only", got)
+	}
+	// In order, the same txns log 128, 256 and 384, and 256's digest then
+	// differs from the one the late create left out.
+	inOrder := applyAll(t, [][]byte{root(128, 1), create(200, "/x", 1, 200), root(256, 2), root(384, 3)})
+	if got := zxids(inOrder.DigestHistory()); !slices.Equal(got, []int64{128, 256, 384}) {
+		t.Fatalf("in order: history %v, want 128 256 384", got)
+	}
+	if inOrder.Digest() != f.Digest() {
+		t.Fatalf("final digests differ: %s vs %s", inOrder.Digest(), f.Digest())
+	}
+	// A repair imports /z, created at 200 and lost to the mirror: the digests
+	// logged at 256 and 384 lacked it. Imported again, it changes nothing.
+	imp := Encode(&ImportBatch{Nodes: []*znode.Node{{Path: "/z", ACL: znode.WorldAnyone(), Stat: znode.Stat{Czxid: 200, Mzxid: 200, Pzxid: 200, Ctime: 1, Mtime: 1}}}})
+	h := applyAll(t, [][]byte{root(128, 1), root(256, 2), root(384, 3), imp, root(512, 4), imp})
+	if got := zxids(h.DigestHistory()); !slices.Equal(got, []int64{128, 512}) {
+		t.Fatalf("after a repair's import: history %v, want 128 512", got)
+	}
+	// A create at 512 whose parent was read back as of 700: the tree holds
+	// the parent's state at 700, so nothing below 700 is logged.
+	g := applyAll(t, [][]byte{root(128, 1), create(512, "/y", 5, 700), root(640, 4), root(768, 5)})
+	if got := zxids(g.DigestHistory()); !slices.Equal(got, []int64{128, 768}) {
+		t.Fatalf("with read-back parent registers: history %v, want 128 768", got)
+	}
+}

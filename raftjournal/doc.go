@@ -52,7 +52,9 @@
 //   - ZooKeeper's tree digest, kept incrementally (a node's digest is removed
 //     before and added after every change), and a digest history like
 //     ZooKeeper's: the digest after each txn whose zxid is a multiple of 128,
-//     the last 1024 of them.
+//     the last 1024 of them. For mirrored txns, only when the txn is the
+//     newest source zxid seen; a later-arriving txn below a logged entry that
+//     changes the tree drops the entries above it (see applySourceTxn).
 //   - Sessions (id, timeout; their ephemerals are indexed by owner), the journal
 //     epoch and zxid counter, the largest zxid applied and the largest source
 //     zxid seen, the phase, and opaque importer checkpoints.

@@ -185,7 +185,7 @@ func (f *FSM) applyCommand(cmd Command, index uint64, res *Result) {
 			res.Err = err
 			return
 		}
-		res.Changed = s.applySourceTxn(c)
+		res.Changed = f.applySourceTxn(c)
 		res.Zxid = c.Zxid
 	case *SourceBatch:
 		if s.phase != PhaseShadow {
@@ -198,7 +198,7 @@ func (f *FSM) applyCommand(cmd Command, index uint64, res *Result) {
 				bad = append(bad, err)
 				continue
 			}
-			res.Changed += s.applySourceTxn(tx)
+			res.Changed += f.applySourceTxn(tx)
 			res.Zxid = max(res.Zxid, tx.Zxid)
 		}
 		if len(bad) > 0 {
@@ -244,19 +244,73 @@ func (s *state) mint() int64 {
 	return z
 }
 
-// applySourceTxn merges a validated mirrored txn. ZooKeeper's digest at its
-// zxid is logged only when it is the newest source zxid yet: a txn arriving
-// late (a retry, a repair) is merged, but the tree then holds newer txns too
-// and its digest is not ZooKeeper's at that zxid.
-func (s *state) applySourceTxn(c *SourceTxn) int {
+// applySourceTxn merges a validated mirrored txn and keeps the digest history
+// true to ZooKeeper's (ZooKeeper's digest at a zxid Z is that of its tree
+// right after txn Z: every txn up to Z applied, none after it):
+//
+//   - The digest at the txn's zxid is logged only when it is the newest source
+//     zxid yet, and the txn holds no state newer than itself: a txn arriving
+//     late (a retry, a repair) is merged, but the tree then holds newer txns
+//     too; and a create whose parent registers were read back later (its
+//     ParentPzxid above its zxid) brings the parent's state as of that zxid,
+//     which also counts as seen, so that no digest below it is logged.
+//   - A late txn that changes the tree proves every entry logged at a higher
+//     zxid wrong: those were logged without it. They are dropped. The tap's
+//     queue keeps ZooKeeper's commit order per connection only, so a txn of
+//     one connection can follow a higher zxid of another; a txn delivered
+//     again changes nothing and drops nothing.
+func (f *FSM) applySourceTxn(c *SourceTxn) int {
+	s := f.s
 	s.t.evZxid = c.Zxid
 	n := s.t.applySource(c)
-	newest := c.Zxid > s.maxSourceZxid
-	s.observeSourceZxid(c.Zxid)
-	if newest {
+	seen := c.Zxid
+	for i := range c.Ops {
+		seen = max(seen, c.Ops[i].ParentPzxid)
+	}
+	newest := c.Zxid > s.maxSourceZxid && seen == c.Zxid
+	late := c.Zxid < s.maxSourceZxid
+	s.observeSourceZxid(seen)
+	switch {
+	case newest:
 		s.logDigest(c.Zxid)
+	case late && n > 0:
+		if dropped := s.digests.dropAbove(c.Zxid); len(dropped) > 0 {
+			f.logger.Warn("a late mirrored txn changed the tree: the digests logged at higher zxids lack it and are dropped from the history",
+				"zxid", fmt.Sprintf("%#x", c.Zxid), "dropped-from", fmt.Sprintf("%#x", dropped[0].Zxid),
+				"dropped-to", fmt.Sprintf("%#x", dropped[len(dropped)-1].Zxid), "entries", len(dropped),
+				"dropped-digest", dropped[0].Digest.String(), "txn", describeSourceTxn(c))
+		}
 	}
 	return n
+}
+
+// dropImported drops the digests logged above zxid z after an import changed
+// a node whose state is as of z (its largest czxid, mzxid or pzxid): ZooKeeper
+// had that state at every zxid from z on, and the journal did not when it
+// logged them. A repair after lost mirrors, typically: every digest logged
+// between the lost write and the repair was off by it.
+func (f *FSM) dropImported(z int64) {
+	if dropped := f.s.digests.dropAbove(z); len(dropped) > 0 {
+		f.logger.Warn("an import changed the tree: the digests logged at higher zxids lack it and are dropped from the history",
+			"zxid", fmt.Sprintf("%#x", z), "dropped-from", fmt.Sprintf("%#x", dropped[0].Zxid),
+			"dropped-to", fmt.Sprintf("%#x", dropped[len(dropped)-1].Zxid), "entries", len(dropped), "dropped-digest", dropped[0].Digest.String())
+	}
+}
+
+// describeSourceTxn names a txn's first op for the log.
+func describeSourceTxn(c *SourceTxn) string {
+	if len(c.Ops) == 0 {
+		return "empty"
+	}
+	op := &c.Ops[0]
+	d := op.Kind.String() + " " + op.Path
+	if op.Kind == SourceCloseSession {
+		d += fmt.Sprintf("%#x %v", op.Session, op.Paths)
+	}
+	if len(c.Ops) > 1 {
+		d += fmt.Sprintf(" (+%d ops)", len(c.Ops)-1)
+	}
+	return d
 }
 
 func (s *state) observeSourceZxid(z int64) {
@@ -285,6 +339,20 @@ func (l *digestLog) add(e DigestEntry) {
 	if len(l.entries) >= 2*digestLogLimit {
 		l.entries = slices.Clone(l.entries[len(l.entries)-digestLogLimit:])
 	}
+}
+
+// dropAbove removes the entries above zxid and returns them.
+func (l *digestLog) dropAbove(zxid int64) []DigestEntry {
+	i := len(l.entries)
+	for i > 0 && l.entries[i-1].Zxid > zxid {
+		i--
+	}
+	if i == len(l.entries) {
+		return nil
+	}
+	dropped := slices.Clone(l.entries[i:])
+	l.entries = l.entries[:i]
+	return dropped
 }
 
 func (l *digestLog) list() []DigestEntry {
@@ -388,6 +456,9 @@ func (f *FSM) applyImport(entry []byte, res *Result) error {
 	t.evZxid = -1
 	off = 0
 	maxZxid := int64(0)
+	// changedFrom is the least zxid of a change this batch brought: the
+	// digests logged above it lacked that change (see dropImported).
+	changedFrom := int64(math.MaxInt64)
 	lastACL := aclID(0)
 	var lastParentPath string
 	var lastParent *node
@@ -427,6 +498,7 @@ func (f *FSM) applyImport(entry []byte, res *Result) error {
 					}
 					t.insertUnder(o.path, n, lastParent)
 					res.Changed++
+					changedFrom = min(changedFrom, max(c, o.st.Mzxid, o.st.Pzxid))
 					continue
 				}
 			}
@@ -434,8 +506,10 @@ func (f *FSM) applyImport(entry []byte, res *Result) error {
 		lastParentPath, lastParent = "", nil // observe may remove or replace nodes
 		if t.observe(&o) {
 			res.Changed++
+			changedFrom = min(changedFrom, max(r.st.Czxid, r.st.Mzxid, r.st.Pzxid))
 		}
 	}
+	f.dropImported(changedFrom)
 	s.observeSourceZxid(maxZxid)
 	if cp != nil {
 		s.setCheckpoint(cp)
