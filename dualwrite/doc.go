@@ -83,8 +83,8 @@
 // Per request the tap does what any proxy in the path must: a read and a
 // write on each side's TCP connection and two goroutine wake-ups; a write
 // adds its mirror's append to the queue and a share of the journal's work.
-// On the 2-core benchmark machine that is about 45–65 µs of CPU per request,
-// against 30–40 µs for a relay that only copies bytes and 80–150 µs for
+// On the 2-core benchmark machine that is 40–70 µs of CPU per request,
+// against 30–35 µs for a relay that only copies bytes and 90–165 µs for
 // ZooKeeper's three servers (BENCHMARKS.md). Give the proxy CPU of its own
 // (a journal node's machine, or cores ZooKeeper does not use): there it keeps
 // the clients' throughput and adds well under a millisecond to a request.
