@@ -78,8 +78,9 @@ func TestServeWithProxy(t *testing.T) {
 	admin, proxy := freeTCPAddr(t), freeTCPAddr(t)
 	s := startServe(t, "--data-dir", filepath.Join(dir, "n1"), "--node-id", "n1", "--raft-addr", freeTCPAddr(t),
 		"--admin-addr", admin, "--bootstrap", "--zk", sharedZK.ConnectString(), "--proxy-addr", proxy)
-	writeThrough(t, proxy, "/serve-proxy", "mirrored")
-	journalHas(t, admin, "/serve-proxy", "mirrored")
+	path := fmt.Sprintf("/serve-proxy-%d", time.Now().UnixNano()) // the ensemble outlives a run
+	writeThrough(t, proxy, path, "mirrored")
+	journalHas(t, admin, path, "mirrored")
 	if out := s.stdout.String(); !strings.Contains(out, "dual-write proxy: clients "+proxy) {
 		t.Errorf("serve did not announce the proxy: %q", out)
 	}
@@ -116,8 +117,9 @@ func TestProxyCommand(t *testing.T) {
 	listen, padmin := freeTCPAddr(t), freeTCPAddr(t)
 	p := startVerb(t, "proxy", "--listen", listen, "--zk", sharedZK.ConnectString(), "--journal", admin,
 		"--queue-dir", filepath.Join(dir, "queue"), "--admin-addr", padmin, "--sync")
-	writeThrough(t, listen, "/standalone-proxy", "mirrored")
-	journalHas(t, admin, "/standalone-proxy", "mirrored")
+	path := fmt.Sprintf("/standalone-proxy-%d", time.Now().UnixNano()) // the ensemble outlives a run
+	writeThrough(t, listen, path, "mirrored")
+	journalHas(t, admin, path, "mirrored")
 	resp, err := http.Get("http://" + padmin + "/status")
 	if err != nil {
 		t.Fatal(err)
