@@ -895,8 +895,9 @@ type journalCurrent struct {
 //     different as of Z. An equal digest means the same tree; a journal that
 //     saw Z but lacks an older write differs, and a repair pass is right.
 //  2. Otherwise the newest zxid both histories hold: equal or different there.
-//     The journal may hold several entries for one zxid (a txn mirrored again
-//     after later ones logs the digest of the later state): one that matches
+//     The journal logs a digest only for the newest source zxid, and drops
+//     the entries a late txn proved wrong (raftjournal's applySourceTxn), so
+//     it holds one entry per zxid; should it hold several, one that matches
 //     makes it equal.
 //  3. Otherwise, if the journal has seen a zxid past the oldest ZooKeeper
 //     logged, it should share an entry and does not: different.
