@@ -572,41 +572,20 @@ func (c *ZKClient) handshake(addr string, sid int64, passwd []byte) (*zkcConn, z
 	_ = nc.SetDeadline(deadline)
 	stop := context.AfterFunc(ctx, func() { _ = nc.SetDeadline(time.Now()) })
 	defer stop()
-	if len(passwd) == 0 {
-		passwd = make([]byte, 16)
-	}
-	req := zkwire.ConnectRequest{
+	fr := zkwire.NewFrameReader(nc, c.cfg.MaxReplyFrame)
+	resp, err = zkwire.ClientHandshake(nc, fr, zkwire.ConnectRequest{
 		LastZxidSeen: c.lastZxid.Load(),
 		TimeOut:      int32(c.cfg.SessionTimeout / time.Millisecond),
 		SessionID:    sid,
 		Passwd:       passwd,
 		HasReadOnly:  true,
-	}
-	fr := zkwire.NewFrameReader(nc, c.cfg.MaxReplyFrame)
-	if _, err := nc.Write(zkwire.AppendRecordFrame(nil, &req)); err != nil {
-		nc.Close()
-		return nil, resp, fmt.Errorf("dualwrite: connect to %s: %w", addr, err)
-	}
-	p, err := fr.Next()
+	})
 	if err != nil {
-		// A server behind our last zxid, or read-only, closes without answering.
 		nc.Close()
-		return nil, resp, fmt.Errorf("dualwrite: connect to %s: no connect response: %w", addr, err)
-	}
-	if resp, err = zkwire.DecodeConnectResponse(p); err != nil {
-		nc.Close()
-		return nil, resp, fmt.Errorf("dualwrite: connect to %s: %w", addr, err)
-	}
-	if resp.SessionID == 0 || resp.TimeOut <= 0 {
-		nc.Close()
-		if sid == 0 {
-			return nil, resp, fmt.Errorf("dualwrite: connect to %s: refused a new session", addr)
+		if errors.Is(err, zkwire.ErrSessionExpired) {
+			return nil, resp, errZKSessionExpired
 		}
-		return nil, resp, errZKSessionExpired
-	}
-	if resp.ReadOnly {
-		nc.Close()
-		return nil, resp, fmt.Errorf("dualwrite: connect to %s: read-only server", addr)
+		return nil, resp, fmt.Errorf("dualwrite: connect to %s: %w", addr, err)
 	}
 	_ = nc.SetDeadline(time.Time{})
 	timeout := time.Duration(resp.TimeOut) * time.Millisecond

@@ -428,42 +428,21 @@ func (c *wireClient) handshake(ctx context.Context, addr string, sid int64, pass
 	_ = nc.SetDeadline(time.Now().Add(c.dialTimeout))
 	stop := context.AfterFunc(ctx, func() { _ = nc.SetDeadline(time.Now()) })
 	defer stop()
-	if len(passwd) == 0 {
-		passwd = make([]byte, 16)
-	}
-	req := zkwire.ConnectRequest{
+	br := bufio.NewReaderSize(nc, trackedReadBuffer)
+	fr := zkwire.NewFrameReader(br, c.maxReply)
+	resp, err = zkwire.ClientHandshake(nc, fr, zkwire.ConnectRequest{
 		LastZxidSeen: c.lastZxid.Load(),
 		TimeOut:      int32(c.timeout / time.Millisecond),
 		SessionID:    sid,
 		Passwd:       passwd,
 		HasReadOnly:  true,
-	}
-	br := bufio.NewReaderSize(nc, trackedReadBuffer)
-	fr := zkwire.NewFrameReader(br, c.maxReply)
-	if _, err := nc.Write(zkwire.AppendRecordFrame(nil, &req)); err != nil {
-		nc.Close()
-		return nil, resp, fmt.Errorf("exporter: connect to %s: %w", addr, err)
-	}
-	p, err := fr.Next()
+	})
 	if err != nil {
-		// A server behind our last zxid, or read-only, closes without answering.
 		nc.Close()
-		return nil, resp, fmt.Errorf("exporter: connect to %s: no connect response: %w", addr, err)
-	}
-	if resp, err = zkwire.DecodeConnectResponse(p); err != nil {
-		nc.Close()
-		return nil, resp, fmt.Errorf("exporter: connect to %s: %w", addr, err)
-	}
-	if resp.SessionID == 0 || resp.TimeOut <= 0 {
-		nc.Close()
-		if sid == 0 {
-			return nil, resp, fmt.Errorf("exporter: connect to %s: refused a new session", addr)
+		if errors.Is(err, zkwire.ErrSessionExpired) {
+			return nil, resp, zk.ErrSessionExpired
 		}
-		return nil, resp, zk.ErrSessionExpired
-	}
-	if resp.ReadOnly {
-		nc.Close()
-		return nil, resp, fmt.Errorf("exporter: connect to %s: read-only server", addr)
+		return nil, resp, fmt.Errorf("exporter: connect to %s: %w", addr, err)
 	}
 	_ = nc.SetDeadline(time.Time{})
 	cn := &wireConn{
