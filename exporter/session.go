@@ -262,24 +262,36 @@ func (s *session) close() {
 // zxid of the sync reply.
 func (w *Walker) dial(ctx context.Context, index int) (sessionConn, *replyTracker, int64, error) {
 	tr := &replyTracker{max: &w.maxReply}
+	cctx, cancel := context.WithTimeout(ctx, w.cfg.ConnectTimeout)
+	defer cancel()
+	var conn sessionConn
+	var err error
 	if w.multiRead {
-		cctx, cancel := context.WithTimeout(ctx, w.cfg.ConnectTimeout)
-		defer cancel()
-		conn, err := w.dialWire(cctx, index, tr)
-		if err != nil {
-			return nil, nil, 0, err
-		}
-		if err := w.limiter.wait(ctx, 1); err != nil {
-			conn.Close()
-			return nil, nil, 0, err
-		}
-		w.stats.requests.Add(1)
-		if _, err := conn.Sync("/"); err != nil {
-			conn.Close()
-			return nil, nil, 0, fmt.Errorf("exporter: sync: %w", err)
-		}
-		return conn, tr, tr.last.Load(), nil
+		conn, err = w.dialWire(cctx, index, tr)
+	} else {
+		conn, err = w.dialClassic(cctx, index, tr)
 	}
+	if err != nil {
+		return nil, nil, 0, err
+	}
+	if err := w.limiter.wait(ctx, 1); err != nil {
+		conn.Close()
+		return nil, nil, 0, err
+	}
+	w.stats.requests.Add(1)
+	if _, err := conn.Sync("/"); err != nil {
+		where := ""
+		if s, ok := conn.(interface{ Server() string }); ok {
+			where = " with " + s.Server()
+		}
+		conn.Close()
+		return nil, nil, 0, fmt.Errorf("exporter: sync%s: %w", where, err)
+	}
+	return conn, tr, tr.last.Load(), nil
+}
+
+// dialClassic opens a go-zookeeper session whose replies feed tr.
+func (w *Walker) dialClassic(ctx context.Context, index int, tr *replyTracker) (sessionConn, error) {
 	base := w.cfg.Dialer
 	if base == nil {
 		base = net.DialTimeout
@@ -291,9 +303,7 @@ func (w *Walker) dial(ctx context.Context, index int) (sessionConn, *replyTracke
 		}
 		return newTrackedConn(c, tr), nil
 	}
-	cctx, cancel := context.WithTimeout(ctx, w.cfg.ConnectTimeout)
-	defer cancel()
-	conn, err := Connect(cctx, w.cfg.Hosts, ConnectOptions{
+	conn, err := Connect(ctx, w.cfg.Hosts, ConnectOptions{
 		SessionTimeout: w.cfg.SessionTimeout,
 		Auth:           w.cfg.Auth,
 		Logger:         w.cfg.Logger,
@@ -302,16 +312,7 @@ func (w *Walker) dial(ctx context.Context, index int) (sessionConn, *replyTracke
 		FirstHost:      index,
 	})
 	if err != nil {
-		return nil, nil, 0, err
+		return nil, err
 	}
-	if err := w.limiter.wait(ctx, 1); err != nil {
-		conn.Close()
-		return nil, nil, 0, err
-	}
-	w.stats.requests.Add(1)
-	if _, err := conn.Sync("/"); err != nil {
-		conn.Close()
-		return nil, nil, 0, fmt.Errorf("exporter: sync with %s: %w", conn.Server(), err)
-	}
-	return conn, tr, tr.last.Load(), nil
+	return conn, nil
 }
