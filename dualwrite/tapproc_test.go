@@ -1,0 +1,162 @@
+//go:build linux
+
+package dualwrite
+
+// The tap in a process of its own: the test binary re-executed into
+// TestTapProcess, for TestTapKill9 (which kills it) and the proxy benchmark
+// (which accounts its CPU time apart and pins it to a CPU).
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"os/signal"
+	"runtime/pprof"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/zk2raft/zk2raft/importer"
+	"github.com/zk2raft/zk2raft/raftjournal"
+)
+
+const tapProcessEnv = "ZK2RAFT_DUALWRITE_TAP"
+
+type tapSpec struct {
+	Listen, QueueDir string
+	ZK               []string
+	// JournalDir, when set, makes the process a journal node as well (a
+	// one-node cluster on disk at JournalDir, Raft on RaftAddr) that the tap
+	// mirrors into, as `zk2raft serve --proxy-addr` runs it; otherwise the
+	// journal is unreachable and every mirror stays in the queue.
+	JournalDir, RaftAddr string
+	Sync                 bool
+	CPUProfile           string // file for a CPU profile of the process's life
+	// BytesRelay runs, in place of a Tap, a relay that copies bytes without
+	// decoding or mirroring anything: the floor of any proxy's cost.
+	BytesRelay bool
+}
+
+// downJournal is a journal cluster that cannot be reached.
+type downJournal struct{}
+
+func (downJournal) Submit(context.Context, []byte) (*raftjournal.Result, error) {
+	return nil, errors.New("journal unreachable")
+}
+
+// TestTapProcess is not a test: it is the body of a tap process started by
+// TestTapKill9 and by the proxy benchmark. On SIGTERM it waits for the queue
+// to be delivered, prints the tap's Status as JSON on stdout and exits, 0
+// only if every mirror reached the journal.
+func TestTapProcess(t *testing.T) {
+	raw := os.Getenv(tapProcessEnv)
+	if raw == "" {
+		return
+	}
+	var spec tapSpec
+	if err := json.Unmarshal([]byte(raw), &spec); err != nil {
+		fmt.Fprintln(os.Stderr, "bad spec:", err)
+		os.Exit(3)
+	}
+	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	if spec.CPUProfile != "" {
+		f, err := os.Create(spec.CPUProfile)
+		if err == nil {
+			err = pprof.StartCPUProfile(f)
+		}
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "cpu profile:", err)
+			os.Exit(3)
+		}
+		defer pprof.StopCPUProfile() // before os.Exit, below
+	}
+	sig := make(chan os.Signal, 1)
+	signal.Notify(sig, syscall.SIGTERM)
+	if spec.BytesRelay {
+		if err := bytesRelay(spec.Listen, spec.ZK); err != nil {
+			fmt.Fprintln(os.Stderr, "relay:", err)
+			os.Exit(3)
+		}
+		<-sig
+		fmt.Println("{}")
+		pprof.StopCPUProfile()
+		os.Exit(0)
+	}
+	cfg := DefaultConfig()
+	cfg.Listen, cfg.QueueDir, cfg.ZK, cfg.Journal, cfg.Sync = spec.Listen, spec.QueueDir, spec.ZK, downJournal{}, spec.Sync
+	cfg.Logger = log
+	closeJournal := func() {}
+	if spec.JournalDir != "" {
+		nc := raftjournal.DefaultNodeConfig()
+		nc.NodeID, nc.DataDir, nc.RaftAddr, nc.AdminAddr, nc.Bootstrap = "j1", spec.JournalDir, spec.RaftAddr, "127.0.0.1:0", true
+		nc.Logger = log
+		n, err := raftjournal.Open(nc)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "open journal:", err)
+			os.Exit(3)
+		}
+		closeJournal = func() { n.Close() }
+		for deadline := time.Now().Add(30 * time.Second); !n.IsLeader(); time.Sleep(10 * time.Millisecond) {
+			if time.Now().After(deadline) {
+				fmt.Fprintln(os.Stderr, "journal node never became leader")
+				os.Exit(3)
+			}
+		}
+		cfg.Journal = importer.NodeJournal(n)
+	}
+	tap, err := Start(context.Background(), cfg)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "start:", err)
+		os.Exit(3)
+	}
+	<-sig
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	code := 0
+	if err := tap.WaitDelivered(ctx); err != nil {
+		fmt.Fprintln(os.Stderr, "not delivered:", err)
+		code = 4
+	}
+	st := tap.Status()
+	if st.Lost != nil {
+		code = 4
+	}
+	_ = json.NewEncoder(os.Stdout).Encode(st)
+	tap.Close()
+	closeJournal()
+	pprof.StopCPUProfile()
+	os.Exit(code)
+}
+
+// bytesRelay relays every connection to listen to one of servers, round
+// robin, copying bytes both ways.
+func bytesRelay(listen string, servers []string) error {
+	ln, err := net.Listen("tcp", listen)
+	if err != nil {
+		return err
+	}
+	go func() {
+		for i := 0; ; i++ {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer c.Close()
+				s, err := net.Dial("tcp", servers[i%len(servers)])
+				if err != nil {
+					return
+				}
+				defer s.Close()
+				go func() { io.Copy(s, c); s.(*net.TCPConn).CloseWrite() }()
+				io.Copy(c, s)
+			}()
+		}
+	}()
+	return nil
+}
