@@ -141,7 +141,7 @@ func dumpDigestDiagnostics(t *testing.T, ctx context.Context, ens *zktest.Ensemb
 	for _, s := range jc.specs {
 		raw, _ := os.ReadFile(filepath.Join(jc.base, s.ID, s.ID+".log"))
 		for _, line := range strings.Split(string(raw), "\n") {
-			if strings.Contains(line, "a late mirrored txn changed the tree") {
+			if strings.Contains(line, "are dropped from the history") {
 				fmt.Fprintf(&b, "  %s: %s\n", s.ID, line)
 			}
 		}
@@ -156,12 +156,12 @@ func lateWarnings(jc *journalCluster, i int) (int, []string) {
 	var last []string
 	for k, s := range jc.specs {
 		raw, _ := os.ReadFile(filepath.Join(jc.base, s.ID, s.ID+".log"))
-		n += strings.Count(string(raw), "a late mirrored txn changed the tree")
+		n += strings.Count(string(raw), "are dropped from the history")
 		if k != i {
 			continue
 		}
 		for _, line := range strings.Split(string(raw), "\n") {
-			if strings.Contains(line, "a late mirrored txn changed the tree") {
+			if strings.Contains(line, "are dropped from the history") {
 				last = append(last, line)
 			}
 		}

@@ -491,7 +491,7 @@ func TestTapFaults(t *testing.T) {
 		t.Logf("session closes committed after the load's mirrors were delivered (ZooKeeper at %#x) and before %#x: %v", delivered, zxid, late)
 	}
 	if n, last := lateWarnings(jc, via); n > 0 {
-		t.Logf("late mirrored txns that dropped digests (all members: %d lines); the last on %s:\n%s", n, jc.specs[via].ID, strings.Join(last, "\n"))
+		t.Logf("late changes that dropped digests (all members: %d lines); the last on %s:\n%s", n, jc.specs[via].ID, strings.Join(last, "\n"))
 	}
 	jc.stop(via)
 	src, err := verify.Open(ctx, "zk://"+ens.ConnectString(), verify.OpenOptions{})

@@ -274,27 +274,25 @@ func (f *FSM) applySourceTxn(c *SourceTxn) int {
 	case newest:
 		s.logDigest(c.Zxid)
 	case late && n > 0:
-		if dropped := s.digests.dropAbove(c.Zxid); len(dropped) > 0 {
-			f.logger.Warn("a late mirrored txn changed the tree: the digests logged at higher zxids lack it and are dropped from the history",
-				"zxid", fmt.Sprintf("%#x", c.Zxid), "dropped-from", fmt.Sprintf("%#x", dropped[0].Zxid),
-				"dropped-to", fmt.Sprintf("%#x", dropped[len(dropped)-1].Zxid), "entries", len(dropped),
-				"dropped-digest", dropped[0].Digest.String(), "txn", describeSourceTxn(c))
-		}
+		f.dropDigestsAbove(c.Zxid, "a late mirrored txn changed the tree", "txn", describeSourceTxn(c))
 	}
 	return n
 }
 
-// dropImported drops the digests logged above zxid z after an import changed
-// a node whose state is as of z (its largest czxid, mzxid or pzxid): ZooKeeper
-// had that state at every zxid from z on, and the journal did not when it
-// logged them. A repair after lost mirrors, typically: every digest logged
-// between the lost write and the repair was off by it.
-func (f *FSM) dropImported(z int64) {
-	if dropped := f.s.digests.dropAbove(z); len(dropped) > 0 {
-		f.logger.Warn("an import changed the tree: the digests logged at higher zxids lack it and are dropped from the history",
-			"zxid", fmt.Sprintf("%#x", z), "dropped-from", fmt.Sprintf("%#x", dropped[0].Zxid),
-			"dropped-to", fmt.Sprintf("%#x", dropped[len(dropped)-1].Zxid), "entries", len(dropped), "dropped-digest", dropped[0].Digest.String())
+// dropDigestsAbove drops the digests logged above zxid z, after a change whose
+// state is as of z was applied late (a mirrored txn behind newer ones, or an
+// import: a repair after lost mirrors, typically). ZooKeeper had that change
+// at every zxid from z on, and the journal did not when it logged them. cause
+// and attrs say what changed, for the log.
+func (f *FSM) dropDigestsAbove(z int64, cause string, attrs ...any) {
+	dropped := f.s.digests.dropAbove(z)
+	if len(dropped) == 0 {
+		return
 	}
+	f.logger.Warn(cause+": the digests logged at higher zxids lack it and are dropped from the history",
+		append([]any{"zxid", fmt.Sprintf("%#x", z), "dropped-from", fmt.Sprintf("%#x", dropped[0].Zxid),
+			"dropped-to", fmt.Sprintf("%#x", dropped[len(dropped)-1].Zxid), "entries", len(dropped),
+			"dropped-digest", dropped[0].Digest.String()}, attrs...)...)
 }
 
 // describeSourceTxn names a txn's first op for the log.
@@ -457,7 +455,7 @@ func (f *FSM) applyImport(entry []byte, res *Result) error {
 	off = 0
 	maxZxid := int64(0)
 	// changedFrom is the least zxid of a change this batch brought: the
-	// digests logged above it lacked that change (see dropImported).
+	// digests logged above it lacked that change (see dropDigestsAbove).
 	changedFrom := int64(math.MaxInt64)
 	lastACL := aclID(0)
 	var lastParentPath string
@@ -509,7 +507,7 @@ func (f *FSM) applyImport(entry []byte, res *Result) error {
 			changedFrom = min(changedFrom, max(r.st.Czxid, r.st.Mzxid, r.st.Pzxid))
 		}
 	}
-	f.dropImported(changedFrom)
+	f.dropDigestsAbove(changedFrom, "an import changed the tree")
 	s.observeSourceZxid(maxZxid)
 	if cp != nil {
 		s.setCheckpoint(cp)
