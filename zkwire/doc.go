@@ -6,7 +6,8 @@
 //
 // It imports znode (for ACL, ID and WireStat) and the standard library only.
 // It owns no goroutines and does no I/O beyond reading the io.Reader a
-// FrameReader is given.
+// FrameReader is given and, in ClientHandshake (a client's connect exchange),
+// writing the connect request to the io.Writer it is given.
 //
 // # Jute
 //
