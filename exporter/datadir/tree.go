@@ -1,0 +1,299 @@
+package datadir
+
+import (
+	"fmt"
+	"slices"
+	"strings"
+
+	"github.com/zk2raft/zk2raft/znode"
+)
+
+// Tree is ZooKeeper's DataTree rebuilt from a snapshot and replayed txns, with
+// DataTree's own semantics, tolerance of re-applied txns included, so that
+// its digest follows ZooKeeper's txn by txn.
+//
+// Like DataTree it is a map from path to node plus each node's set of child
+// names: a replay over a fuzzy snapshot can, for a while, leave a node in the
+// map that no parent lists (DataTree deletes a node without its children),
+// and such nodes count in the digest as they do in ZooKeeper's. Walk visits
+// what the parents list; Orphans counts the rest.
+//
+// A Tree is not safe for concurrent use.
+type Tree struct {
+	nodes      map[string]*node
+	acls       aclTable
+	sessions   map[int64]int32
+	ephemerals map[int64]map[string]struct{}
+	digest     znode.Digest
+	zxid       int64 // the largest zxid applied (DataTree.lastProcessedZxid)
+	extended   bool  // a TTL node or txn was seen
+}
+
+type node struct {
+	data []byte
+	stat znode.Stat
+	acl  uint32 // index into the tree's ACL table
+	dg   uint32 // the node's digest (NodeDigest), kept current
+	kids map[string]struct{}
+}
+
+// aclTable interns ACL lists; index 0 is world:anyone with every permission
+// (the snapshot's index −1, OPEN_ACL_UNSAFE).
+type aclTable struct {
+	lists [][]znode.ACL
+	index map[string]uint32
+}
+
+func (a *aclTable) init() {
+	a.lists = [][]znode.ACL{znode.WorldAnyone()}
+	a.index = map[string]uint32{aclKey(znode.WorldAnyone()): 0}
+}
+
+func aclKey(acl []znode.ACL) string {
+	var b strings.Builder
+	for _, e := range acl {
+		fmt.Fprintf(&b, "%d\x00%s\x00%s\x00", e.Perms, e.ID.Scheme, e.ID.ID)
+	}
+	return b.String()
+}
+
+func (a *aclTable) intern(acl []znode.ACL) uint32 {
+	k := aclKey(acl)
+	if i, ok := a.index[k]; ok {
+		return i
+	}
+	i := uint32(len(a.lists))
+	a.lists = append(a.lists, slices.Clone(acl))
+	a.index[k] = i
+	return i
+}
+
+// NewTree returns an empty tree: no nodes, no sessions. LoadSnapshot fills it.
+func NewTree() *Tree {
+	t := &Tree{
+		nodes:      make(map[string]*node),
+		sessions:   make(map[int64]int32),
+		ephemerals: make(map[int64]map[string]struct{}),
+	}
+	t.acls.init()
+	return t
+}
+
+// structError is damage found in a snapshot's structure rather than its
+// encoding (a node whose parent did not come first).
+type structError struct{ msg string }
+
+func (e *structError) Error() string        { return e.msg }
+func (e *structError) Is(target error) bool { return target == ErrCorrupt }
+
+// LoadSnapshot reads the snapshot f into t, which must be empty, and checks
+// that every node's ACL index is in the snapshot's cache.
+func (t *Tree) LoadSnapshot(f SnapshotFile, maxLen int) (*SnapshotInfo, error) {
+	cache := map[int64]uint32{-1: 0}
+	v := &SnapshotVisitor{
+		Session: func(id int64, to int32) error {
+			t.sessions[id] = to
+			return nil
+		},
+		ACL: func(idx int64, acl []znode.ACL) error {
+			cache[idx] = t.acls.intern(acl)
+			return nil
+		},
+		Node: func(p string, data []byte, aclIdx int64, st znode.Stat) error {
+			acl, ok := cache[aclIdx]
+			if !ok {
+				return &structError{fmt.Sprintf("node %q refers to ACL %d, which the snapshot's ACL cache does not hold", p, aclIdx)}
+			}
+			if p == "" {
+				p = "/"
+			} else {
+				if len(p) < 2 || p[0] != '/' || p[len(p)-1] == '/' {
+					return &structError{fmt.Sprintf("node path %q is not absolute", p)}
+				}
+				parent := t.nodes[znode.Parent(p)]
+				if parent == nil {
+					return &structError{fmt.Sprintf("node %q comes before its parent", p)}
+				}
+				if parent.kids == nil {
+					parent.kids = make(map[string]struct{})
+				}
+				parent.kids[znode.Base(p)] = struct{}{}
+			}
+			if old, ok := t.nodes[p]; ok {
+				// ZooKeeper would overwrite it; a snapshot never repeats a path.
+				_ = old
+				return &structError{fmt.Sprintf("node %q appears twice", p)}
+			}
+			n := &node{data: data, stat: st, acl: acl}
+			t.put(p, n)
+			t.index(p, st.EphemeralOwner)
+			return nil
+		},
+	}
+	info, err := ReadSnapshot(f, maxLen, v)
+	if err != nil {
+		return info, err
+	}
+	if t.nodes["/"] == nil {
+		return info, &FileError{File: f.Path, Offset: info.Bytes, Stream: f.Compression != CompressionNone, Reason: "snapshot has no root node", Err: ErrCorrupt}
+	}
+	t.zxid = f.Zxid
+	return info, nil
+}
+
+// put adds n at p (replacing whatever was there, as NodeHashMap.put does)
+// and accounts for it in the digest.
+func (t *Tree) put(p string, n *node) {
+	n.dg = znode.NodeDigest(p, n.data, n.stat)
+	t.digest.Add(n.dg)
+	if old := t.nodes[p]; old != nil {
+		t.digest.Remove(old.dg)
+	}
+	t.nodes[p] = n
+}
+
+// preChange and postChange bracket a change to n, as NodeHashMap's do.
+func (t *Tree) preChange(n *node) { t.digest.Remove(n.dg) }
+
+func (t *Tree) postChange(p string, n *node) {
+	n.dg = znode.NodeDigest(p, n.data, n.stat)
+	t.digest.Add(n.dg)
+}
+
+// index records an ephemeral owner's node, as DataTree's ephemerals map does
+// (keyed by the raw owner; containers and TTL nodes are never looked up by a
+// session id, so they need no index of their own).
+func (t *Tree) index(p string, owner int64) {
+	switch znode.EphemeralTypeOf(owner, true) {
+	case znode.Persistent, znode.Container:
+		return
+	case znode.TTL:
+		t.extended = true
+		return
+	}
+	set := t.ephemerals[owner]
+	if set == nil {
+		set = make(map[string]struct{})
+		t.ephemerals[owner] = set
+	}
+	set[p] = struct{}{}
+}
+
+func (t *Tree) unindex(p string, owner int64) {
+	if set := t.ephemerals[owner]; set != nil {
+		delete(set, p)
+		if len(set) == 0 {
+			delete(t.ephemerals, owner)
+		}
+	}
+}
+
+// Digest returns the tree's digest: ZooKeeper's, over every node in the map.
+func (t *Tree) Digest() znode.Digest { return t.digest }
+
+// Zxid returns the largest zxid applied (the snapshot's, before any txn).
+func (t *Tree) Zxid() int64 { return t.zxid }
+
+// Len returns the number of nodes in the map (orphans included).
+func (t *Tree) Len() int { return len(t.nodes) }
+
+// Sessions returns the sessions and their timeouts (ms), as ZooKeeper would
+// restore them: the snapshot's, plus createSession and minus closeSession
+// txns since.
+func (t *Tree) Sessions() map[int64]int32 { return t.sessions }
+
+// ExtendedTypes reports whether the tree holds, or has held, a TTL node: the
+// source ran with zookeeper.extendedTypesEnabled.
+func (t *Tree) ExtendedTypes() bool { return t.extended }
+
+// Node returns a copy of the node at path (nil if there is none): its data,
+// ACL and persisted stat, and its child count.
+func (t *Tree) Node(path string) *znode.Node {
+	n := t.nodes[path]
+	if n == nil {
+		return nil
+	}
+	return t.view(path, n)
+}
+
+func (t *Tree) view(p string, n *node) *znode.Node {
+	return &znode.Node{Path: p, Data: n.data, ACL: t.acls.lists[n.acl], Stat: n.stat, NumChildren: int32(len(n.kids))}
+}
+
+// Walk calls fn with every node the root reaches, in canonical order
+// (znode.ComparePaths: depth-first, parents first, siblings in byte order),
+// below and including root. The nodes share data with the tree: fn must not
+// modify them, and they are valid until the tree changes. skip, when not nil,
+// leaves out a node and its subtree.
+func (t *Tree) Walk(root string, skip func(path string) bool, fn func(*znode.Node) error) error {
+	n := t.nodes[root]
+	if n == nil {
+		return nil
+	}
+	type frame struct {
+		path  string
+		names []string
+	}
+	if skip != nil && skip(root) {
+		return nil
+	}
+	if err := fn(t.view(root, n)); err != nil {
+		return err
+	}
+	stack := []frame{{root, sortedKids(n)}}
+	for len(stack) > 0 {
+		top := &stack[len(stack)-1]
+		if len(top.names) == 0 {
+			stack = stack[:len(stack)-1]
+			continue
+		}
+		name := top.names[0]
+		top.names = top.names[1:]
+		p := znode.Join(top.path, name)
+		c := t.nodes[p]
+		if c == nil {
+			return fmt.Errorf("datadir: %s lists child %q, which is not in the tree", top.path, name)
+		}
+		if skip != nil && skip(p) {
+			continue
+		}
+		if err := fn(t.view(p, c)); err != nil {
+			return err
+		}
+		if len(c.kids) > 0 {
+			stack = append(stack, frame{p, sortedKids(c)})
+		}
+	}
+	return nil
+}
+
+func sortedKids(n *node) []string {
+	if len(n.kids) == 0 {
+		return nil
+	}
+	names := make([]string, 0, len(n.kids))
+	for k := range n.kids {
+		names = append(names, k)
+	}
+	slices.Sort(names)
+	return names
+}
+
+// Orphans counts the nodes in the map that no parent lists (see Tree).
+func (t *Tree) Orphans() int {
+	reached := 0
+	for p := range t.nodes {
+		if p == "/" {
+			reached++
+			continue
+		}
+		if parent := t.nodes[znode.Parent(p)]; parent != nil {
+			if _, ok := parent.kids[znode.Base(p)]; ok {
+				reached++
+			}
+		}
+	}
+	// A node listed by a parent that is itself an orphan is unreachable too,
+	// but counting direct listings is enough to tell a consistent tree.
+	return len(t.nodes) - reached
+}
