@@ -214,25 +214,36 @@ func (s *snapStream) atEOF() (bool, error) {
 	return false, nil
 }
 
-// OpenSnapshot opens a snapshot file for DecodeSnapshot, decompressing it as
-// its name says.
+// openSnapshotStream opens a snapshot file for DecodeSnapshot,
+// decompressing it as its name says.
 func openSnapshotStream(f SnapshotFile) (io.ReadCloser, error) {
 	fh, err := os.Open(f.Path)
 	if err != nil {
 		return nil, fmt.Errorf("datadir: %w", err)
 	}
-	switch f.Compression {
-	case CompressionGzip:
-		zr, err := gzip.NewReader(bufio.NewReaderSize(fh, 256<<10))
-		if err != nil {
-			fh.Close()
-			return nil, &FileError{File: f.Path, Offset: 0, Reason: "not a gzip stream: " + err.Error(), Err: err}
-		}
-		return readCloser{zr, fh}, nil
-	case CompressionSnappy:
-		return readCloser{newXerialReader(bufio.NewReaderSize(fh, 256<<10)), fh}, nil
+	r, err := Decompress(bufio.NewReaderSize(fh, 256<<10), f.Compression, f.Path)
+	if err != nil {
+		fh.Close()
+		return nil, err
 	}
-	return fh, nil
+	return readCloser{r, fh}, nil
+}
+
+// Decompress returns the uncompressed stream of a snapshot compressed with
+// c (named path in errors): gzip (klauspost/compress), or snappy-java's
+// stream format (see snappy.go).
+func Decompress(r io.Reader, c Compression, path string) (io.Reader, error) {
+	switch c {
+	case CompressionGzip:
+		zr, err := gzip.NewReader(r)
+		if err != nil {
+			return nil, &FileError{File: path, Offset: 0, Reason: "not a gzip stream: " + err.Error(), Err: err}
+		}
+		return zr, nil
+	case CompressionSnappy:
+		return newXerialReader(r), nil
+	}
+	return r, nil
 }
 
 type readCloser struct {

@@ -2,6 +2,7 @@ package datadir
 
 import (
 	"fmt"
+	"io"
 	"slices"
 	"strings"
 
@@ -87,8 +88,27 @@ func (e *structError) Error() string        { return e.msg }
 func (e *structError) Is(target error) bool { return target == ErrCorrupt }
 
 // LoadSnapshot reads the snapshot f into t, which must be empty, and checks
-// that every node's ACL index is in the snapshot's cache.
+// that every node's ACL index is in the snapshot's cache and every node's
+// parent came before it.
 func (t *Tree) LoadSnapshot(f SnapshotFile, maxLen int) (*SnapshotInfo, error) {
+	rc, err := openSnapshotStream(f)
+	if err != nil {
+		return nil, err
+	}
+	defer rc.Close()
+	info, err := t.ReadSnapshot(rc, f.Path, f.Compression != CompressionNone, maxLen)
+	if info != nil {
+		info.File = f
+	}
+	if err == nil {
+		t.zxid = f.Zxid
+	}
+	return info, err
+}
+
+// ReadSnapshot is LoadSnapshot from an uncompressed stream (see
+// DecodeSnapshot); the tree's zxid is left for the caller to set.
+func (t *Tree) ReadSnapshot(r io.Reader, name string, compressed bool, maxLen int) (*SnapshotInfo, error) {
 	cache := map[int64]uint32{-1: 0}
 	v := &SnapshotVisitor{
 		Session: func(id int64, to int32) error {
@@ -119,9 +139,8 @@ func (t *Tree) LoadSnapshot(f SnapshotFile, maxLen int) (*SnapshotInfo, error) {
 				}
 				parent.kids[znode.Base(p)] = struct{}{}
 			}
-			if old, ok := t.nodes[p]; ok {
+			if _, ok := t.nodes[p]; ok {
 				// ZooKeeper would overwrite it; a snapshot never repeats a path.
-				_ = old
 				return &structError{fmt.Sprintf("node %q appears twice", p)}
 			}
 			n := &node{data: data, stat: st, acl: acl}
@@ -130,14 +149,13 @@ func (t *Tree) LoadSnapshot(f SnapshotFile, maxLen int) (*SnapshotInfo, error) {
 			return nil
 		},
 	}
-	info, err := ReadSnapshot(f, maxLen, v)
+	info, err := DecodeSnapshot(r, name, compressed, maxLen, v)
 	if err != nil {
 		return info, err
 	}
 	if t.nodes["/"] == nil {
-		return info, &FileError{File: f.Path, Offset: info.Bytes, Stream: f.Compression != CompressionNone, Reason: "snapshot has no root node", Err: ErrCorrupt}
+		return info, &FileError{File: name, Offset: info.Bytes, Stream: compressed, Reason: "snapshot has no root node"}
 	}
-	t.zxid = f.Zxid
 	return info, nil
 }
 

@@ -66,15 +66,15 @@ func (e *TornError) Unwrap() error { return ErrTorn }
 // consumed, so it can follow a log that is still being written (Next after
 // io.EOF or a TornError tries again).
 type LogReader struct {
-	f      *os.File
+	f      io.ReaderAt
+	file   *os.File // f, when the reader opened a file; nil otherwise
+	closed bool
 	path   string
-	first  int64 // zxid in the file's name
 	off    int64 // offset of the next record
 	maxLen int
 
 	buf    []byte // file bytes [bufOff, bufOff+len(buf))
 	bufOff int64
-	last   int64 // zxid of the last txn returned
 }
 
 // OpenLog opens the log at path and checks its header. maxLen bounds a txn's
@@ -84,25 +84,33 @@ func OpenLog(path string, maxLen int) (*LogReader, error) {
 	if err != nil {
 		return nil, fmt.Errorf("datadir: %w", err)
 	}
+	r, err := NewLogReader(f, path, maxLen)
+	if err != nil {
+		f.Close()
+		return nil, err
+	}
+	r.file = f
+	return r, nil
+}
+
+// NewLogReader reads a log from ra (named path in errors) and checks its
+// header.
+func NewLogReader(ra io.ReaderAt, path string, maxLen int) (*LogReader, error) {
 	if maxLen <= 0 {
 		maxLen = DefaultMaxRecordBytes
 	}
-	r := &LogReader{f: f, path: path, maxLen: maxLen, off: logHeaderSize}
-	r.first, _ = parseFileZxid(path, "log")
+	r := &LogReader{f: ra, path: path, maxLen: maxLen, off: logHeaderSize}
 	var h [logHeaderSize]byte
-	if n, err := f.ReadAt(h[:], 0); n < logHeaderSize {
-		f.Close()
+	if n, err := ra.ReadAt(h[:], 0); n < logHeaderSize {
 		if err == nil || err == io.EOF {
 			return nil, &FileError{File: path, Offset: int64(n), Reason: fmt.Sprintf("file ends inside the header (%d of 16 bytes)", n)}
 		}
 		return nil, fmt.Errorf("datadir: %w", err)
 	}
 	if m := binary.BigEndian.Uint32(h[0:]); m != logMagic {
-		f.Close()
 		return nil, &FileError{File: path, Offset: 0, Reason: fmt.Sprintf("magic %#08x is not a transaction log's (ZKLG)", m)}
 	}
 	if v := int32(binary.BigEndian.Uint32(h[4:])); v != logVersion {
-		f.Close()
 		return nil, &FileError{File: path, Offset: 4, Reason: fmt.Sprintf("log format version %d, this build reads %d", v, logVersion)}
 	}
 	return r, nil
@@ -114,14 +122,16 @@ func (r *LogReader) Path() string { return r.path }
 // Offset returns the offset of the next record.
 func (r *LogReader) Offset() int64 { return r.off }
 
-// Close closes the file; it is idempotent.
+// Close closes the file OpenLog opened; it is idempotent.
 func (r *LogReader) Close() error {
-	if r.f == nil {
+	if r.closed {
 		return nil
 	}
-	err := r.f.Close()
-	r.f = nil
-	return err
+	r.closed = true
+	if r.file != nil {
+		return r.file.Close()
+	}
+	return nil
 }
 
 // bytesAt returns the file's bytes [off, off+n), or fewer at the file's end.
@@ -163,7 +173,7 @@ func (r *LogReader) corrupt(off int64, err error, format string, args ...any) er
 // *FileError; in all three cases it stays before the record, so a later call
 // sees what was written since.
 func (r *LogReader) Next() (*Txn, error) {
-	if r.f == nil {
+	if r.closed {
 		return nil, fmt.Errorf("datadir: %s: reader closed", r.path)
 	}
 	head, err := r.bytesAt(r.off, logRecordHead)
@@ -211,7 +221,6 @@ func (r *LogReader) Next() (*Txn, error) {
 	}
 	t.Pos = Position{File: r.path, Offset: r.off}
 	r.off += logRecordHead + int64(n) + 1
-	r.last = t.Zxid
 	return &t, nil
 }
 
@@ -276,9 +285,12 @@ func (r *LogReader) firstNonZero(from int64) (int64, error) {
 	}
 }
 
-// Size returns the file's current size.
+// Size returns the size of the file OpenLog opened.
 func (r *LogReader) Size() (int64, error) {
-	fi, err := r.f.Stat()
+	if r.file == nil {
+		return 0, fmt.Errorf("datadir: %s: not a file", r.path)
+	}
+	fi, err := r.file.Stat()
 	if err != nil {
 		return 0, fmt.Errorf("datadir: %w", err)
 	}
