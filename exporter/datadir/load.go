@@ -85,6 +85,9 @@ type State struct {
 	Torn *TornError
 	// Check is the digest check that proved the tree.
 	Check DigestCheck
+
+	cur *cursor   // where the replay stopped (a Follower goes on from there)
+	rp  *replayer // the digest checks' state
 }
 
 // Load rebuilds ZooKeeper's tree from a data directory: the newest snapshot
@@ -97,6 +100,11 @@ type State struct {
 // ErrUnverified, ErrMissingLog, ErrSnapshotAhead or a *FileError rather than
 // return a tree it cannot vouch for.
 func Load(ctx context.Context, opts Options) (*State, error) {
+	return load(ctx, opts, false)
+}
+
+// load is Load; keepCursor leaves the last log open for a Follower.
+func load(ctx context.Context, opts Options, keepCursor bool) (*State, error) {
 	log := opts.Logger
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
@@ -139,7 +147,11 @@ func Load(ctx context.Context, opts Options) (*State, error) {
 			continue
 		}
 		st := &State{Tree: tree, Zxid: sf.Zxid, Files: files, Snapshot: info, Skipped: skipped}
-		if err := st.replay(ctx, opts, log); err != nil {
+		err = st.replay(ctx, opts, log)
+		if err != nil || !keepCursor {
+			st.cur.close()
+		}
+		if err != nil {
 			return nil, err
 		}
 		return st, nil
@@ -181,99 +193,59 @@ type replayer struct {
 	last       *DigestCheck // the last record that matched
 	mutated    bool         // the tree changed since last
 	compared   int
+	res        Result // the last txn's
 }
 
 func (st *State) replay(ctx context.Context, opts Options, log *slog.Logger) error {
 	snap := st.Snapshot
-	sz := snap.File.Zxid
+	c := newCursor(st.Files, snap.File, opts.MaxRecordBytes)
 	rp := &replayer{st: st, snapDigest: snap.Digest, fuzzy: true}
-	prev := sz
-	applied := false
-	logs := logsFrom(st.Files.Logs, sz)
-	for i, lf := range logs {
-		last := i == len(logs)-1
-		r, err := OpenLog(lf.Path, opts.MaxRecordBytes)
-		if err != nil {
-			return err
-		}
-		st.Logs = append(st.Logs, lf.Path)
-		stop, err := st.replayLog(ctx, r, rp, opts, last, &prev, &applied)
-		r.Close()
-		if err != nil {
-			return err
-		}
-		if stop {
+	st.cur, st.rp = c, rp
+	for {
+		tx, err := c.next(ctx)
+		if err == io.EOF {
 			break
 		}
-	}
-	if opts.ToZxid > 0 && st.LastLogged < opts.ToZxid && st.Torn == nil {
-		// The logs end before the zxid asked for; unless they end exactly
-		// there, the tree at ToZxid is not known.
-		return fmt.Errorf("%w: the logs end at zxid %#x (%s), --to-zxid is %#x", ErrZxidNotReached, st.LastLogged, filepath.Base(logs[len(logs)-1].Path), opts.ToZxid)
-	}
-	if opts.ToZxid > 0 && st.LastLogged < opts.ToZxid && st.Torn != nil {
-		return fmt.Errorf("%w: the logs end at zxid %#x, before a torn record at %s; --to-zxid is %#x", ErrZxidNotReached, st.LastLogged, st.Torn.Pos, opts.ToZxid)
-	}
-	st.Zxid = prev
-	return rp.finish(applied, log)
-}
-
-// replayLog applies the txns of one log file; stop says the replay is done.
-func (st *State) replayLog(ctx context.Context, r *LogReader, rp *replayer, opts Options, last bool, prev *int64, applied *bool) (stop bool, err error) {
-	sz := st.Snapshot.File.Zxid
-	for n := 0; ; n++ {
-		if n&1023 == 0 {
-			if err := ctx.Err(); err != nil {
-				return true, err
-			}
-		}
-		tx, err := r.Next()
-		var te *TornError
-		if errors.As(err, &te) {
-			tx, err = r.CheckTorn()
-			if err == nil && tx == nil {
-				if last {
-					st.Torn = te
-					return true, nil
-				}
-				return false, nil // the next file must continue the sequence
-			}
-		}
-		if err == io.EOF {
-			return false, nil
-		}
 		if err != nil {
-			return true, err
-		}
-		st.LastLogged = max(st.LastLogged, tx.Zxid)
-		if tx.Zxid <= sz {
-			continue // in the snapshot already (this log started before it)
+			return err
 		}
 		if opts.ToZxid > 0 && tx.Zxid > opts.ToZxid {
-			return true, nil
+			c.unread(tx)
+			break
 		}
-		if !nextZxid(*prev, tx.Zxid) {
-			what := "the snapshot " + filepath.Base(st.Snapshot.File.Path)
-			if *applied {
-				what = fmt.Sprintf("the txn at zxid %#x", *prev)
-			}
-			return true, fmt.Errorf("%w: %s is followed by zxid %#x at %s; the txns between are in no log", ErrMissingLog, what, tx.Zxid, tx.Pos)
-		}
-		res, err := st.Tree.Apply(tx, false)
-		if err != nil {
-			return true, err
-		}
-		*prev, *applied = tx.Zxid, true
-		st.Txns++
-		if rp.fuzzy {
-			st.Reapplied += len(res.Skips)
-		} else {
-			st.LateSkips += len(res.Skips)
-		}
-		if err := rp.check(tx, res.Mutated); err != nil {
-			return true, err
+		if err := rp.apply(tx, false); err != nil {
+			return err
 		}
 	}
+	st.Logs, st.LastLogged, st.Torn = c.read, c.lastLogged, c.torn
+	if opts.ToZxid > 0 && st.LastLogged < opts.ToZxid {
+		// The logs end before the zxid asked for; unless they end exactly
+		// there, the tree at ToZxid is not known.
+		where := "the end of " + filepath.Base(c.read[len(c.read)-1])
+		if st.Torn != nil {
+			where = "a torn record at " + st.Torn.Pos.String()
+		}
+		return fmt.Errorf("%w: the logs end at zxid %#x (%s), --to-zxid is %#x", ErrZxidNotReached, st.LastLogged, where, opts.ToZxid)
+	}
+	st.Zxid = c.prev
+	return rp.finish(c.applied, log)
+}
+
+// apply applies tx to the tree and checks its digest records.
+func (rp *replayer) apply(tx *Txn, keep bool) error {
+	st := rp.st
+	res, err := st.Tree.Apply(tx, keep)
+	if err != nil {
+		return err
+	}
+	st.Txns++
+	if rp.fuzzy {
+		st.Reapplied += len(res.Skips)
+	} else {
+		st.LateSkips += len(res.Skips)
+	}
+	rp.res = res
+	return rp.check(tx, res.Mutated)
 }
 
 // check compares the tree after tx with the digests ZooKeeper recorded for

@@ -32,7 +32,7 @@ func copyFixture(t *testing.T, mode string) string {
 	return dir
 }
 
-func load(t *testing.T, dir string, to int64) (*State, error) {
+func loadAt(t *testing.T, dir string, to int64) (*State, error) {
 	t.Helper()
 	return Load(t.Context(), Options{DataDir: dir, ToZxid: to})
 }
@@ -45,7 +45,7 @@ func TestFixtures(t *testing.T) {
 	var first []*znode.Node
 	for _, m := range fixtureModes {
 		t.Run(m.name, func(t *testing.T) {
-			st, err := load(t, fixtureDir(m.name), 0)
+			st, err := loadAt(t, fixtureDir(m.name), 0)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -185,7 +185,7 @@ func TestFixturesEveryZxid(t *testing.T) {
 			}
 			loads := 0
 			for _, tx := range txns {
-				st, err := load(t, fixtureDir(m.name), tx.Zxid)
+				st, err := loadAt(t, fixtureDir(m.name), tx.Zxid)
 				if err != nil {
 					t.Fatalf("zxid %#x (%s): %v", tx.Zxid, tx.Type, err)
 				}
@@ -439,7 +439,7 @@ func TestDamagedFiles(t *testing.T) {
 			t.Run(m.name+"/"+c.name, func(t *testing.T) {
 				dir := copyFixture(t, m.name)
 				c.apply(t, dir)
-				st, err := load(t, dir, 0)
+				st, err := loadAt(t, dir, 0)
 				if c.want == nil {
 					if err != nil {
 						t.Fatal(err)
