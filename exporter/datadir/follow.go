@@ -108,6 +108,9 @@ func (f *Follower) Next(ctx context.Context) (*Txn, Result, error) {
 	}
 }
 
+// Poll is how often the Follower looks at the log's end again.
+func (f *Follower) Poll() time.Duration { return f.poll }
+
 // Close closes the log being read; it is idempotent.
 func (f *Follower) Close() error {
 	f.c.close()
