@@ -257,7 +257,10 @@ func TestTailUnderLoad(t *testing.T) {
 		func() error { _, err := c.Create("/expiring", nil, 0, world); return err },
 		func() error { _, err := c.CreateContainer("/expiring/ctr", nil, zk.FlagContainer, world); return err },
 		func() error { _, err := c.Create("/expiring/ctr/child", nil, 0, world); return err },
-		func() error { _, err := c.CreateTTL("/expiring/ttl", []byte("t"), zk.FlagTTL, world, 500*time.Millisecond); return err },
+		func() error {
+			_, err := c.CreateTTL("/expiring/ttl", []byte("t"), zk.FlagTTL, world, 500*time.Millisecond)
+			return err
+		},
 	} {
 		if err := op(); err != nil {
 			t.Fatal(err)

@@ -77,7 +77,6 @@ func waitGone(t testing.TB, c *zk.Conn, path string, within time.Duration) {
 	}
 }
 
-
 // runScenario writes a small tree with every kind of txn the package reads:
 // sessions created and closed (with ephemerals), creates of every mode,
 // nil and empty data, a sequential counter with a gap, setData, setACL, a
