@@ -213,10 +213,12 @@ func StartTail(ctx context.Context, cfg TailConfig) (*Tail, error) {
 	}
 	fopts := datadir.FollowOptions{Options: datadir.Options{DataDir: cfg.DataDir, LogDir: cfg.LogDir, Logger: cfg.Logger}, From: from, Poll: cfg.Poll}
 	f, err := datadir.Follow(ctx, fopts)
-	for errors.Is(err, datadir.ErrZxidNotReached) {
-		// The journal has more than this server logged: the server is behind
-		// (a lagging follower); wait for it.
-		t.log.Warn("the server's log is behind the tail's starting point; waiting", "from", fmt.Sprintf("%#x", from), "err", err)
+	for waited := false; errors.Is(err, datadir.ErrZxidNotReached) || errors.Is(err, datadir.ErrNoLogs); waited = true {
+		// The journal has more than this server logged (a lagging follower),
+		// or the server has logged nothing yet: wait for it.
+		if !waited {
+			t.log.Warn("the server's log does not reach the tail's starting point yet; waiting", "from", fmt.Sprintf("%#x", from), "err", err)
+		}
 		select {
 		case <-ctx.Done():
 			return nil, ctx.Err()

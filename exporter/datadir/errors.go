@@ -27,6 +27,10 @@ var (
 	// continue the sequence of zxids: a log file between the snapshot and the
 	// next log, or between two logs, is missing.
 	ErrMissingLog = errors.New("datadir: missing transaction log")
+	// ErrNoLogs is matched, with ErrMissingLog, when the log directory holds
+	// no transaction log at all: a server that has not logged a txn yet, or
+	// the wrong directory.
+	ErrNoLogs = errors.New("datadir: no transaction log yet")
 	// ErrSnapshotAhead is returned (wrapped) when a snapshot is newer than
 	// every transaction log: its state is fuzzy up to a zxid no log reaches,
 	// so it cannot be brought to a point ZooKeeper vouched for.

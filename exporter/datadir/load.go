@@ -121,7 +121,7 @@ func load(ctx context.Context, opts Options, keepCursor bool) (*State, error) {
 		if opts.LogDir == "" {
 			hint = " (if ZooKeeper's dataLogDir differs from its dataDir, pass it as the log directory)"
 		}
-		return nil, fmt.Errorf("%w: %s holds no transaction log%s", ErrMissingLog, files.LogDir, hint)
+		return nil, fmt.Errorf("%w: %w: %s holds no transaction log%s", ErrMissingLog, ErrNoLogs, files.LogDir, hint)
 	}
 	var skipped []SkippedSnapshot
 	for _, sf := range files.Snapshots {
