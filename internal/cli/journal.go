@@ -79,7 +79,10 @@ applied index hold the same tree exactly when their digests agree.`,
 				enc.SetIndent("", "  ")
 				return enc.Encode(cs)
 			}
-			return printJournalStatus(g.stdout, &cs)
+			if err := printJournalStatus(g.stdout, &cs); err != nil {
+				return err
+			}
+			return printTailProgress(ctx, g.stdout, trimScheme(o.journal))
 		},
 	}
 	o.addFlags(cmd)

@@ -4,8 +4,10 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"os/signal"
 	"syscall"
@@ -162,4 +164,23 @@ func parseZxid0(s string) (int64, error) {
 		return 0, fmt.Errorf("zxid %q: %w", s, err)
 	}
 	return z, nil
+}
+
+// printTailProgress adds the tail's checkpoint, when the journal holds one, to
+// `journal status`: the shadow route's progress as the journal records it.
+func printTailProgress(ctx context.Context, w io.Writer, admin string) error {
+	var out struct {
+		Value []byte `json:"value"`
+	}
+	err := raftjournal.AdminCall(ctx, admin, http.MethodGet, "/checkpoint?key="+url.QueryEscape(dualwrite.TailCheckpointKey), nil, &out)
+	if err != nil || out.Value == nil {
+		return nil // a node without the endpoint, or no tail: nothing to add
+	}
+	var p dualwrite.TailProgress
+	if err := json.Unmarshal(out.Value, &p); err != nil {
+		return fmt.Errorf("journal status: tail checkpoint: %w", err)
+	}
+	_, err = fmt.Fprintf(w, "\ntail     %s: every txn of ZooKeeper up to %#x applied (ZooKeeper's digest there %v), lag %.1fs, read to %#x, recorded %s ago, from %s\n",
+		dualwrite.TailCheckpointKey, p.Zxid, p.Digest, p.LagSeconds, p.ReadZxid, time.Since(p.UpdatedAt).Round(time.Second), p.DataDir)
+	return err
 }

@@ -91,6 +91,10 @@ func TestTailCommand(t *testing.T) {
 	if err != nil || !ok || prog.Zxid == 0 || prog.DataDir != datadir {
 		t.Fatalf("checkpoint %+v, %v, %v", prog, ok, err)
 	}
+	code, out, errOut := run(t, "journal", "status", "--journal", admin)
+	if code != ExitOK || !strings.Contains(out, "tail     zk2raft/tail: every txn of ZooKeeper up to") {
+		t.Errorf("journal status does not show the tail: exit %d\n%s%s", code, out, errOut)
+	}
 	again := startVerb(t, "tail", "--datadir", datadir, "--journal", admin)
 	waitUntil(t, "the second tail to start", func() error {
 		if !strings.Contains(again.stdout.String(), "tail running") {
