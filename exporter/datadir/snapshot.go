@@ -74,10 +74,10 @@ type SnapshotInfo struct {
 type SnapshotVisitor struct {
 	Session func(id int64, timeoutMs int32) error
 	ACL     func(index int64, acl []znode.ACL) error
-	// Node gets the node's path as stored ("" for the root), its data (nil
-	// and empty differ; the slice is the callee's), the ACL index and the
-	// persisted stat.
-	Node func(path string, data []byte, aclIndex int64, st znode.Stat) error
+	// Node gets the node's path as stored (empty for the root), its data
+	// (nil and empty differ), the ACL index and the persisted stat. path and
+	// data alias the decoder's buffer: they are valid only during the call.
+	Node func(path, data []byte, aclIndex int64, st znode.Stat) error
 }
 
 // snapStream reads a snapshot's uncompressed bytes, keeping their Adler32.
@@ -376,18 +376,30 @@ func decodeSnapshot(s *snapStream, info *SnapshotInfo, v *SnapshotVisitor) error
 		info.ACLs++
 	}
 
+	var path, dataBuf []byte
 	for {
 		at := s.off
-		p, err := s.ustring("node path")
+		p, null, err := s.buffer("node path", false)
 		if err != nil {
 			return err
 		}
-		if p == "/" {
+		if null {
+			return s.corrupt(at, nil, "node path is null")
+		}
+		if len(p) == 1 && p[0] == '/' {
 			break
 		}
-		data, _, err := s.buffer("node data", true)
+		// The path's bytes are overwritten by the next read: keep a copy.
+		path = append(path[:0], p...)
+		d, null, err := s.buffer("node data", false)
 		if err != nil {
 			return err
+		}
+		// So are the data's.
+		var data []byte
+		if !null {
+			dataBuf = append(dataBuf[:0], d...)
+			data = dataBuf[:len(d):len(d)]
 		}
 		acl, err := s.int64("node ACL index")
 		if err != nil {
@@ -399,7 +411,7 @@ func decodeSnapshot(s *snapStream, info *SnapshotInfo, v *SnapshotVisitor) error
 		}
 		st := decodeStatPersisted(b)
 		if v != nil && v.Node != nil {
-			if err := v.Node(p, data, acl, st); err != nil {
+			if err := v.Node(path, data, acl, st); err != nil {
 				return recordError(s, at, err)
 			}
 		}

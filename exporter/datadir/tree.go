@@ -5,6 +5,7 @@ import (
 	"io"
 	"slices"
 	"strings"
+	"unsafe"
 
 	"github.com/zk2raft/zk2raft/znode"
 )
@@ -28,6 +29,48 @@ type Tree struct {
 	digest     znode.Digest
 	zxid       int64 // the largest zxid applied (DataTree.lastProcessedZxid)
 	extended   bool  // a TTL node or txn was seen
+
+	// A snapshot's nodes are allocated in slabs, and their paths and data in
+	// byte arenas, so that a million nodes cost a few thousand allocations
+	// (and the collector a few thousand objects) instead of millions.
+	slab  []node
+	arena []byte
+}
+
+const (
+	slabNodes  = 4096
+	arenaBytes = 1 << 20
+)
+
+// newNode returns a zeroed node from the slab.
+func (t *Tree) newNode() *node {
+	if len(t.slab) == cap(t.slab) {
+		t.slab = make([]node, 0, slabNodes)
+	}
+	t.slab = t.slab[:len(t.slab)+1]
+	return &t.slab[len(t.slab)-1]
+}
+
+// keep copies b into the arena; the copy is never written again.
+func (t *Tree) keep(b []byte) []byte {
+	if len(b) > arenaBytes/4 {
+		return append([]byte(nil), b...)
+	}
+	if cap(t.arena)-len(t.arena) < len(b) {
+		t.arena = make([]byte, 0, arenaBytes)
+	}
+	start := len(t.arena)
+	t.arena = append(t.arena, b...)
+	return t.arena[start:len(t.arena):len(t.arena)]
+}
+
+// keepString copies b into the arena as a string.
+func (t *Tree) keepString(b []byte) string {
+	k := t.keep(b)
+	if len(k) == 0 {
+		return ""
+	}
+	return unsafe.String(&k[0], len(k))
 }
 
 type node struct {
@@ -119,14 +162,16 @@ func (t *Tree) ReadSnapshot(r io.Reader, name string, compressed bool, maxLen in
 			cache[idx] = t.acls.intern(acl)
 			return nil
 		},
-		Node: func(p string, data []byte, aclIdx int64, st znode.Stat) error {
+		Node: func(pb, db []byte, aclIdx int64, st znode.Stat) error {
 			acl, ok := cache[aclIdx]
 			if !ok {
-				return &structError{fmt.Sprintf("node %q refers to ACL %d, which the snapshot's ACL cache does not hold", p, aclIdx)}
+				return &structError{fmt.Sprintf("node %q refers to ACL %d, which the snapshot's ACL cache does not hold", pb, aclIdx)}
 			}
-			if p == "" {
+			var p string
+			if len(pb) == 0 {
 				p = "/"
 			} else {
+				p = t.keepString(pb)
 				if len(p) < 2 || p[0] != '/' || p[len(p)-1] == '/' {
 					return &structError{fmt.Sprintf("node path %q is not absolute", p)}
 				}
@@ -143,7 +188,11 @@ func (t *Tree) ReadSnapshot(r io.Reader, name string, compressed bool, maxLen in
 				// ZooKeeper would overwrite it; a snapshot never repeats a path.
 				return &structError{fmt.Sprintf("node %q appears twice", p)}
 			}
-			n := &node{data: data, stat: st, acl: acl}
+			n := t.newNode()
+			n.stat, n.acl = st, acl
+			if db != nil {
+				n.data = t.keep(db)
+			}
 			t.put(p, n)
 			t.index(p, st.EphemeralOwner)
 			return nil
