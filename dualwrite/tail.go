@@ -469,6 +469,10 @@ func (t *Tail) send(ctx context.Context, batch []tailItem) error {
 		t.batches.Add(1)
 		t.m.batches.Inc()
 	}
+	now := time.Now()
+	for _, it := range batch {
+		t.m.delay.Observe(max(now.Sub(time.UnixMilli(it.time)), 0).Seconds())
+	}
 	t.applied.Store(last.zxid)
 	t.appliedDg.Store(uint64(last.digest))
 	t.mu.Lock()

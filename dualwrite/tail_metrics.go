@@ -13,6 +13,7 @@ type tailMetrics struct {
 	batches     prometheus.Counter
 	checkpoints prometheus.Counter
 	errors      *prometheus.CounterVec
+	delay       prometheus.Histogram
 	all         []prometheus.Collector
 }
 
@@ -24,6 +25,9 @@ func newTailMetrics(t *Tail) *tailMetrics {
 		batches:     prometheus.NewCounter(prometheus.CounterOpts{Namespace: ns, Name: "batches_total", Help: "SourceBatch entries the journal committed."}),
 		checkpoints: prometheus.NewCounter(prometheus.CounterOpts{Namespace: ns, Name: "checkpoints_total", Help: "Progress checkpoints recorded in the journal."}),
 		errors:      prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Name: "errors_total", Help: "Failed journal calls, by reason (submit and checkpoint are retried; refused ends the tail)."}, []string{"reason"}),
+		delay: prometheus.NewHistogram(prometheus.HistogramOpts{Namespace: ns, Name: "delay_seconds",
+			Help:    "Time from a txn's commit in ZooKeeper (its txn time) to its mirror's commit in the journal.",
+			Buckets: prometheus.ExponentialBuckets(0.001, 2, 16)}),
 	}
 	gauge := func(name, help string, f func() float64) prometheus.Collector {
 		return prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: ns, Name: name, Help: help}, f)
@@ -35,7 +39,7 @@ func newTailMetrics(t *Tail) *tailMetrics {
 		return float64(z)
 	}
 	m.all = []prometheus.Collector{
-		m.mirrored, m.skipped, m.batches, m.checkpoints, m.errors,
+		m.mirrored, m.skipped, m.batches, m.checkpoints, m.errors, m.delay,
 		gauge("read_zxid", "Zxid of the last txn read from the log.", func() float64 { return zx(t.readZxid.Load()) }),
 		gauge("mirrored_zxid", "Zxid up to which every txn of the log is applied in the journal.", func() float64 { return zx(t.applied.Load()) }),
 		gauge("server_zxid", "The tailed server's last applied zxid (srvr), when the tail is told its address.", func() float64 { return zx(t.server.Load()) }),

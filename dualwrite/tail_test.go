@@ -373,7 +373,7 @@ func TestTailUnderLoad(t *testing.T) {
 }
 
 // dialZK opens a go-zookeeper session, closed in cleanup.
-func dialZK(t *testing.T, hosts []string) *zk.Conn {
+func dialZK(t testing.TB, hosts []string) *zk.Conn {
 	t.Helper()
 	c, ev, err := zk.Connect(hosts, 10*time.Second, zk.WithLogger(discardZK{}))
 	if err != nil {

@@ -191,8 +191,11 @@ func (l *Load) worker(ctx context.Context, id int) {
 		return true
 	}
 	node := func(k int) string { return dir + "/n" + strconv.Itoa(k%64) }
+	// Tags are unique across workloads on the same Root: a container or TTL
+	// node of an earlier one may not be gone yet.
+	run := l.start.UnixNano() % 1_000_000_000
 	for k := 0; l.wait(ctx); k++ {
-		tag := fmt.Sprintf("w%d-%d", id, k)
+		tag := fmt.Sprintf("w%d-%d-%d", id, run, k)
 		switch {
 		case k%10 == 1:
 			m := l.opts.Root + "/m/" + tag
