@@ -297,16 +297,22 @@ func (t *Tail) read(ctx context.Context, f *datadir.Follower, items chan<- tailI
 			}
 			return fmt.Errorf("dualwrite: tail: %w", err)
 		}
-		if t.cfg.ServerZxid != nil {
+		if t.cfg.ServerZxid != nil && tx.Zxid > committed {
 			// Only what the server has applied: a logged proposal may still
-			// be dropped by a new leader.
-			for tx.Zxid > committed {
+			// be dropped by a new leader, which truncates this log. A zxid
+			// the server reports after tx was read may then be of the new
+			// epoch and pass the dropped one's: such a report counts only
+			// with the log still whole.
+			for {
 				if committed, err = t.cfg.ServerZxid(ctx); err != nil {
 					t.log.Warn("cannot read the server's zxid", "err", err)
 					committed = -1
 				}
 				t.server.Store(committed)
 				if tx.Zxid <= committed {
+					if err := f.CheckTruncated(); err != nil {
+						return fmt.Errorf("dualwrite: tail: %w", err)
+					}
 					break
 				}
 				select {

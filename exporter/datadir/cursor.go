@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
 	"path/filepath"
 )
 
@@ -155,16 +156,17 @@ func (c *cursor) addLogs() (int, error) {
 }
 
 // checkTruncated reports ErrTruncatedLog when the log being read is now
-// shorter than what was read from it.
+// shorter than what was read from it, or no longer in the directory
+// (ZooKeeper's FileTxnLog.truncate deletes the logs after the one it cuts).
 func (c *cursor) checkTruncated() error {
 	if c.r == nil {
 		return nil
 	}
+	if fi, err := os.Stat(c.r.Path()); err != nil || !c.r.sameFile(fi) {
+		return fmt.Errorf("%w: %s was removed or replaced while being read", ErrTruncatedLog, filepath.Base(c.r.Path()))
+	}
 	size, err := c.r.Size()
 	if err != nil {
-		if isNotExist(errors.Unwrap(err)) {
-			return fmt.Errorf("%w: %s was removed while being read", ErrTruncatedLog, filepath.Base(c.r.Path()))
-		}
 		return err
 	}
 	if size < c.r.Offset() {

@@ -108,6 +108,11 @@ func (f *Follower) Next(ctx context.Context) (*Txn, Result, error) {
 	}
 }
 
+// CheckTruncated reports ErrTruncatedLog when the log being read was cut
+// short or removed since it was read: txns already returned may never have
+// been committed.
+func (f *Follower) CheckTruncated() error { return f.c.checkTruncated() }
+
 // Poll is how often the Follower looks at the log's end again.
 func (f *Follower) Poll() time.Duration { return f.poll }
 

@@ -285,6 +285,15 @@ func (r *LogReader) firstNonZero(from int64) (int64, error) {
 	}
 }
 
+// sameFile reports whether fi describes the file OpenLog opened.
+func (r *LogReader) sameFile(fi os.FileInfo) bool {
+	if r.file == nil {
+		return true
+	}
+	mine, err := r.file.Stat()
+	return err == nil && os.SameFile(mine, fi)
+}
+
 // Size returns the size of the file OpenLog opened.
 func (r *LogReader) Size() (int64, error) {
 	if r.file == nil {
