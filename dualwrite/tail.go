@@ -207,6 +207,12 @@ func StartTail(ctx context.Context, cfg TailConfig) (*Tail, error) {
 			return nil, err
 		}
 	}
+	started := false
+	defer func() {
+		if !started && cfg.Registerer != nil {
+			t.m.unregister(cfg.Registerer)
+		}
+	}()
 	from, how, err := t.startPoint(ctx)
 	if err != nil {
 		return nil, err
@@ -238,6 +244,7 @@ func StartTail(ctx context.Context, cfg TailConfig) (*Tail, error) {
 	t.startedFrom = how
 	t.log.Info("tail started", "datadir", cfg.DataDir, "from", fmt.Sprintf("%#x", st.Zxid), "how", how,
 		"snapshot", st.Snapshot.File.Path, "proof", st.Check.Record)
+	started = true
 	t.ctx, t.cancel = context.WithCancel(context.Background())
 	items := make(chan tailItem, 4*cfg.Batch)
 	readErr := make(chan error, 1)
