@@ -243,13 +243,13 @@ func (a *applier) create(r *Record, owner int64) string {
 		parent.stat.Cversion = pcv
 		parent.stat.Pzxid = a.tx.Zxid
 	}
-	if parent.kids == nil {
-		parent.kids = make(map[string]struct{})
-	}
-	parent.kids[name] = struct{}{}
-	t.postChange(pp, parent)
 	z, tm := a.tx.Zxid, a.tx.Time
 	n := &node{data: r.Data, acl: acl, stat: znode.Stat{Czxid: z, Mzxid: z, Pzxid: z, Ctime: tm, Mtime: tm, EphemeralOwner: owner}}
+	if parent.kids == nil {
+		parent.kids = make(map[string]*node)
+	}
+	parent.kids[name] = n
+	t.postChange(pp, parent)
 	t.put(r.Path, n)
 	t.index(r.Path, owner)
 	a.res.Mutated = true

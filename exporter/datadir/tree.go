@@ -78,7 +78,9 @@ type node struct {
 	stat znode.Stat
 	acl  uint32 // index into the tree's ACL table
 	dg   uint32 // the node's digest (NodeDigest), kept current
-	kids map[string]struct{}
+	// kids are the names the node lists as children, with the nodes: the
+	// entries of the tree's map at those paths.
+	kids map[string]*node
 }
 
 // aclTable interns ACL lists; index 0 is world:anyone with every permission
@@ -153,6 +155,8 @@ func (t *Tree) LoadSnapshot(f SnapshotFile, maxLen int) (*SnapshotInfo, error) {
 // DecodeSnapshot); the tree's zxid is left for the caller to set.
 func (t *Tree) ReadSnapshot(r io.Reader, name string, compressed bool, maxLen int) (*SnapshotInfo, error) {
 	cache := map[int64]uint32{-1: 0}
+	var lastParentPath string
+	var lastParent *node
 	v := &SnapshotVisitor{
 		Session: func(id int64, to int32) error {
 			t.sessions[id] = to
@@ -168,32 +172,43 @@ func (t *Tree) ReadSnapshot(r io.Reader, name string, compressed bool, maxLen in
 				return &structError{fmt.Sprintf("node %q refers to ACL %d, which the snapshot's ACL cache does not hold", pb, aclIdx)}
 			}
 			var p string
+			var parent *node
 			if len(pb) == 0 {
 				p = "/"
 			} else {
-				p = t.keepString(pb)
-				if len(p) < 2 || p[0] != '/' || p[len(p)-1] == '/' {
-					return &structError{fmt.Sprintf("node path %q is not absolute", p)}
+				if len(pb) < 2 || pb[0] != '/' || pb[len(pb)-1] == '/' {
+					return &structError{fmt.Sprintf("node path %q is not absolute", pb)}
 				}
-				parent := t.nodes[znode.Parent(p)]
-				if parent == nil {
+				p = t.keepString(pb)
+				// Siblings come one after the other, mostly: look the parent
+				// up once for all of them.
+				pp := znode.Parent(p)
+				if pp == lastParentPath && lastParent != nil {
+					parent = lastParent
+				} else if parent = t.nodes[pp]; parent == nil {
 					return &structError{fmt.Sprintf("node %q comes before its parent", p)}
 				}
-				if parent.kids == nil {
-					parent.kids = make(map[string]struct{})
-				}
-				parent.kids[znode.Base(p)] = struct{}{}
-			}
-			if _, ok := t.nodes[p]; ok {
-				// ZooKeeper would overwrite it; a snapshot never repeats a path.
-				return &structError{fmt.Sprintf("node %q appears twice", p)}
+				lastParentPath, lastParent = pp, parent
 			}
 			n := t.newNode()
 			n.stat, n.acl = st, acl
 			if db != nil {
 				n.data = t.keep(db)
 			}
-			t.put(p, n)
+			n.dg = znode.NodeDigest(p, n.data, n.stat)
+			before := len(t.nodes)
+			t.nodes[p] = n
+			if len(t.nodes) == before {
+				// ZooKeeper would overwrite it; a snapshot never repeats a path.
+				return &structError{fmt.Sprintf("node %q appears twice", p)}
+			}
+			t.digest.Add(n.dg)
+			if parent != nil {
+				if parent.kids == nil {
+					parent.kids = make(map[string]*node)
+				}
+				parent.kids[znode.Base(p)] = n
+			}
 			t.index(p, st.EphemeralOwner)
 			return nil
 		},
@@ -299,6 +314,7 @@ func (t *Tree) Walk(root string, skip func(path string) bool, fn func(*znode.Nod
 	}
 	type frame struct {
 		path  string
+		node  *node
 		names []string
 	}
 	if skip != nil && skip(root) {
@@ -307,7 +323,7 @@ func (t *Tree) Walk(root string, skip func(path string) bool, fn func(*znode.Nod
 	if err := fn(t.view(root, n)); err != nil {
 		return err
 	}
-	stack := []frame{{root, sortedKids(n)}}
+	stack := []frame{{root, n, sortedKids(n)}}
 	for len(stack) > 0 {
 		top := &stack[len(stack)-1]
 		if len(top.names) == 0 {
@@ -317,10 +333,7 @@ func (t *Tree) Walk(root string, skip func(path string) bool, fn func(*znode.Nod
 		name := top.names[0]
 		top.names = top.names[1:]
 		p := znode.Join(top.path, name)
-		c := t.nodes[p]
-		if c == nil {
-			return fmt.Errorf("datadir: %s lists child %q, which is not in the tree", top.path, name)
-		}
+		c := top.node.kids[name]
 		if skip != nil && skip(p) {
 			continue
 		}
@@ -328,7 +341,7 @@ func (t *Tree) Walk(root string, skip func(path string) bool, fn func(*znode.Nod
 			return err
 		}
 		if len(c.kids) > 0 {
-			stack = append(stack, frame{p, sortedKids(c)})
+			stack = append(stack, frame{p, c, sortedKids(c)})
 		}
 	}
 	return nil
@@ -346,21 +359,13 @@ func sortedKids(n *node) []string {
 	return names
 }
 
-// Orphans counts the nodes in the map that no parent lists (see Tree).
+// Orphans counts the nodes in the map that the root does not reach through
+// the parents' child lists (see Tree).
 func (t *Tree) Orphans() int {
 	reached := 0
-	for p := range t.nodes {
-		if p == "/" {
-			reached++
-			continue
-		}
-		if parent := t.nodes[znode.Parent(p)]; parent != nil {
-			if _, ok := parent.kids[znode.Base(p)]; ok {
-				reached++
-			}
-		}
-	}
-	// A node listed by a parent that is itself an orphan is unreachable too,
-	// but counting direct listings is enough to tell a consistent tree.
+	_ = t.Walk("/", nil, func(*znode.Node) error {
+		reached++
+		return nil
+	})
 	return len(t.nodes) - reached
 }
