@@ -14,6 +14,7 @@ import (
 	"github.com/zk2raft/zk2raft/internal/testlog"
 	"github.com/zk2raft/zk2raft/internal/zkload"
 	"github.com/zk2raft/zk2raft/internal/zktest"
+	"github.com/zk2raft/zk2raft/raftjournal"
 )
 
 var (
@@ -30,7 +31,9 @@ var (
 // oldest txn read and not yet in the journal). Reported: the write rate
 // ZooKeeper achieved, the tail's mirroring rate over the same window and
 // their ratio (x-load: 1 means it kept up), the lag's p50, p99 and max, and
-// how long it took to catch up once the load stopped.
+// how long it took to catch up once the load stopped. Two ways: "logged"
+// mirrors what the server has logged; "applied" (--zk-server) waits for the
+// server to have applied each txn, asking it with srvr.
 func BenchmarkTailLag(b *testing.B) {
 	ens := zktest.New(b, zktest.Options{Servers: *tailServers, ExtendedTypes: true,
 		SystemProperties: map[string]string{"znode.container.checkIntervalMs": "1000"}})
@@ -42,13 +45,28 @@ func BenchmarkTailLag(b *testing.B) {
 		b.Fatal(err)
 	}
 	server := ens.Servers()[len(ens.Servers())-1]
+	for _, applied := range []bool{false, true} {
+		name := "logged"
+		if applied {
+			name = "applied"
+		}
+		b.Run(name, func(b *testing.B) { benchTailLag(b, hosts, n, server, name, applied) })
+	}
+}
+
+func benchTailLag(b *testing.B, hosts []string, n *raftjournal.Node, server zktest.Server, name string, applied bool) {
 	var lags []time.Duration
 	var zkRate, tailRateGot, catchup float64
 	for i := range b.N {
-		tl, err := StartTail(b.Context(), TailConfig{DataDir: server.DataDir, Journal: importer.NodeJournal(n), Name: "bench",
-			SourceZxid: func(context.Context) (int64, error) { return n.FSM().Status().MaxSourceZxid, nil },
-			Logger:     testlog.New(b),
-			ServerZxid: func(ctx context.Context) (int64, error) { return exporter.ServerZxid(ctx, server.ClientAddr) }})
+		cfg := TailConfig{DataDir: server.DataDir, Journal: importer.NodeJournal(n), Name: "bench-" + name,
+			// The journal already holds the other run's mirror: start at the
+			// end of the log.
+			SourceZxid: func(context.Context) (int64, error) { return 0, nil },
+			Logger:     testlog.New(b)}
+		if applied {
+			cfg.ServerZxid = func(ctx context.Context) (int64, error) { return exporter.ServerZxid(ctx, server.ClientAddr) }
+		}
+		tl, err := StartTail(b.Context(), cfg)
 		if err != nil {
 			b.Fatal(err)
 		}
@@ -56,7 +74,7 @@ func BenchmarkTailLag(b *testing.B) {
 		if err != nil {
 			b.Fatal(err)
 		}
-		load, err := zkload.Start(hosts, zkload.Options{Root: "/bench-tail/load", Workers: 64, Rate: *tailRate, TTL: true})
+		load, err := zkload.Start(hosts, zkload.Options{Root: "/bench-tail/" + name, Workers: 64, Rate: *tailRate, TTL: true})
 		if err != nil {
 			b.Fatal(err)
 		}

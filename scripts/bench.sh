@@ -80,7 +80,10 @@ for g in $groups; do
 		row "datadir: export vs client-API export of the same tree (nodes/s ratio)" "$(metric BenchmarkDatadirExport x-client-api)x" "target >= 3x; $(metric BenchmarkDatadirExport nodes/s) vs $(metric BenchmarkDatadirExport api-nodes/s) nodes/s"
 		row "datadir: export time vs a plain read of the same files" "$(metric BenchmarkDatadirExport x-raw-read)x" "plain read $(metric BenchmarkDatadirExport raw-MiB/s) MiB/s"
 		row "datadir: Load of a 1M-node snapshot (nodes/s)" "$(metric BenchmarkLoad nodes/s)" "$(metric BenchmarkLoad B/node) B/node beyond the data"
-		row "tail: mirrored vs ZooKeeper's txn rate (1 = kept up)" "$(metric BenchmarkTailLag x-load)x" "$(metric BenchmarkTailLag zk-txns/s) txns/s (aimed at ${TAIL_RATE:-5000}); lag p50 $(metric BenchmarkTailLag lag-p50-ms) ms, p99 $(metric BenchmarkTailLag lag-p99-ms) ms, max $(metric BenchmarkTailLag lag-max-ms) ms; catch-up $(metric BenchmarkTailLag catchup-ms) ms"
+		for m in logged applied; do
+			b=BenchmarkTailLag/$m
+			row "tail ($m): mirrored vs ZooKeeper's txn rate (1 = kept up)" "$(metric "$b" x-load)x" "$(metric "$b" zk-txns/s) txns/s (aimed at ${TAIL_RATE:-5000}); lag p50 $(metric "$b" lag-p50-ms) ms, p99 $(metric "$b" lag-p99-ms) ms, max $(metric "$b" lag-max-ms) ms; catch-up $(metric "$b" catchup-ms) ms"
+		done
 		;;
 	proxy)
 		for cpu in "" -own-cpu; do
