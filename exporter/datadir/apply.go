@@ -199,9 +199,10 @@ func (a *applier) apply(r *Record) error {
 			a.skip(r.Path, "NoNode")
 			return nil
 		}
+		a.t.acls.release(n.acl)
 		a.t.preChange(n)
 		n.stat.Aversion = r.Version
-		n.acl = a.t.acls.intern(r.ACL)
+		n.acl = a.t.acls.convert(r.ACL)
 		a.t.postChange(r.Path, n)
 		a.res.Mutated = true
 		a.changeNode(ChangeSetACL, r.Path, n)
@@ -227,7 +228,9 @@ func (a *applier) create(r *Record, owner int64) string {
 	if parent == nil {
 		return "NoNode"
 	}
-	acl := t.acls.intern(r.ACL)
+	// DataTree adds the list to the cache before it looks for the node, so
+	// that a replay over a fuzzy snapshot hands out the same indices.
+	acl := t.acls.convert(r.ACL)
 	name := znode.Base(r.Path)
 	if _, ok := parent.kids[name]; ok {
 		return "NodeExists"
@@ -284,6 +287,7 @@ func (a *applier) delete(p string) string {
 	}
 	delete(t.nodes, p)
 	t.digest.Remove(n.dg)
+	t.acls.release(n.acl)
 	t.unindex(p, n.stat.EphemeralOwner)
 	return ""
 }

@@ -228,7 +228,15 @@ func (st *State) replay(ctx context.Context, opts Options, log *slog.Logger) err
 		return fmt.Errorf("%w: the logs end at zxid %#x (%s), --to-zxid is %#x", ErrZxidNotReached, st.LastLogged, where, opts.ToZxid)
 	}
 	st.Zxid = c.prev
-	return rp.finish(c.applied, log)
+	if err := rp.finish(c.applied, log); err != nil {
+		return err
+	}
+	if p, idx, bad := st.Tree.Unresolved(); bad {
+		// ZooKeeper's digest does not cover ACLs: check them apart.
+		return fmt.Errorf("%w: at zxid %#x node %q refers to ACL %d, which neither %s's ACL cache nor any txn after it defines",
+			ErrCorrupt, st.Zxid, p, idx, filepath.Base(st.Snapshot.File.Path))
+	}
+	return nil
 }
 
 // apply applies tx to the tree and checks its digest records.

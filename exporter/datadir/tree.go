@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"io"
 	"slices"
-	"strings"
 	"unsafe"
 
 	"github.com/zk2raft/zk2raft/znode"
@@ -23,7 +22,7 @@ import (
 // A Tree is not safe for concurrent use.
 type Tree struct {
 	nodes      map[string]*node
-	acls       aclTable
+	acls       aclCache
 	sessions   map[int64]int32
 	ephemerals map[int64]map[string]struct{}
 	digest     znode.Digest
@@ -76,42 +75,11 @@ func (t *Tree) keepString(b []byte) string {
 type node struct {
 	data []byte
 	stat znode.Stat
-	acl  uint32 // index into the tree's ACL table
+	acl  int64  // ZooKeeper's index into the ACL cache (−1: world:anyone)
 	dg   uint32 // the node's digest (NodeDigest), kept current
 	// kids are the names the node lists as children, with the nodes: the
 	// entries of the tree's map at those paths.
 	kids map[string]*node
-}
-
-// aclTable interns ACL lists; index 0 is world:anyone with every permission
-// (the snapshot's index −1, OPEN_ACL_UNSAFE).
-type aclTable struct {
-	lists [][]znode.ACL
-	index map[string]uint32
-}
-
-func (a *aclTable) init() {
-	a.lists = [][]znode.ACL{znode.WorldAnyone()}
-	a.index = map[string]uint32{aclKey(znode.WorldAnyone()): 0}
-}
-
-func aclKey(acl []znode.ACL) string {
-	var b strings.Builder
-	for _, e := range acl {
-		fmt.Fprintf(&b, "%d\x00%s\x00%s\x00", e.Perms, e.ID.Scheme, e.ID.ID)
-	}
-	return b.String()
-}
-
-func (a *aclTable) intern(acl []znode.ACL) uint32 {
-	k := aclKey(acl)
-	if i, ok := a.index[k]; ok {
-		return i
-	}
-	i := uint32(len(a.lists))
-	a.lists = append(a.lists, slices.Clone(acl))
-	a.index[k] = i
-	return i
 }
 
 // NewTree returns an empty tree: no nodes, no sessions. LoadSnapshot fills it.
@@ -121,7 +89,7 @@ func NewTree() *Tree {
 		sessions:   make(map[int64]int32),
 		ephemerals: make(map[int64]map[string]struct{}),
 	}
-	t.acls.init()
+	t.acls = newACLCache()
 	return t
 }
 
@@ -154,7 +122,6 @@ func (t *Tree) LoadSnapshot(f SnapshotFile, maxLen int) (*SnapshotInfo, error) {
 // ReadSnapshot is LoadSnapshot from an uncompressed stream (see
 // DecodeSnapshot); the tree's zxid is left for the caller to set.
 func (t *Tree) ReadSnapshot(r io.Reader, name string, compressed bool, maxLen int) (*SnapshotInfo, error) {
-	cache := map[int64]uint32{-1: 0}
 	var lastParentPath string
 	var lastParent *node
 	v := &SnapshotVisitor{
@@ -163,14 +130,13 @@ func (t *Tree) ReadSnapshot(r io.Reader, name string, compressed bool, maxLen in
 			return nil
 		},
 		ACL: func(idx int64, acl []znode.ACL) error {
-			cache[idx] = t.acls.intern(acl)
+			t.acls.load(idx, acl)
 			return nil
 		},
 		Node: func(pb, db []byte, aclIdx int64, st znode.Stat) error {
-			acl, ok := cache[aclIdx]
-			if !ok {
-				return &structError{fmt.Sprintf("node %q refers to ACL %d, which the snapshot's ACL cache does not hold", pb, aclIdx)}
-			}
+			// An index the cache does not hold (yet) is resolved by the
+			// replay, or reported by Unresolved: see aclCache.
+			t.acls.addUsage(aclIdx)
 			var p string
 			var parent *node
 			if len(pb) == 0 {
@@ -191,7 +157,7 @@ func (t *Tree) ReadSnapshot(r io.Reader, name string, compressed bool, maxLen in
 				lastParentPath, lastParent = pp, parent
 			}
 			n := t.newNode()
-			n.stat, n.acl = st, acl
+			n.stat, n.acl = st, aclIdx
 			if db != nil {
 				n.data = t.keep(db)
 			}
@@ -220,6 +186,7 @@ func (t *Tree) ReadSnapshot(r io.Reader, name string, compressed bool, maxLen in
 	if t.nodes["/"] == nil {
 		return info, &FileError{File: name, Offset: info.Bytes, Stream: compressed, Reason: "snapshot has no root node"}
 	}
+	t.acls.purgeUnused()
 	return info, nil
 }
 
@@ -298,8 +265,25 @@ func (t *Tree) Node(path string) *znode.Node {
 	return t.view(path, n)
 }
 
+// view returns the node as a znode.Node; its ACL is nil if ZooKeeper's ACL
+// cache does not hold the node's index (see Unresolved).
 func (t *Tree) view(p string, n *node) *znode.Node {
-	return &znode.Node{Path: p, Data: n.data, ACL: t.acls.lists[n.acl], Stat: n.stat, NumChildren: int32(len(n.kids))}
+	acl, _ := t.acls.get(n.acl)
+	return &znode.Node{Path: p, Data: n.data, ACL: acl, Stat: n.stat, NumChildren: int32(len(n.kids))}
+}
+
+// Unresolved returns a node whose ACL index ZooKeeper's ACL cache does not
+// hold, and the index: a fuzzy snapshot's node whose ACL was added while the
+// snapshot was written, until the replay passes the txn that added it. A
+// tree proven by a digest has none (ZooKeeper would fail reading that node's
+// ACL); ok is false then.
+func (t *Tree) Unresolved() (path string, idx int64, ok bool) {
+	for p, n := range t.nodes {
+		if _, found := t.acls.get(n.acl); !found {
+			return p, n.acl, true
+		}
+	}
+	return "", 0, false
 }
 
 // Walk calls fn with every node the root reaches, in canonical order
