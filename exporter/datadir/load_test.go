@@ -72,6 +72,9 @@ func TestFixtures(t *testing.T) {
 					t.Errorf("%s present, want it deleted", p)
 				}
 			}
+			if n := node("/"); n.Data == nil || len(n.Data) != 0 {
+				t.Errorf("root data %v, want empty (ZooKeeper's root holds byte[0], not null)", n.Data)
+			}
 			if n := node("/app"); string(n.Data) != "v2" || n.Stat.Version != 1 || n.Stat.Cversion != 7 || n.NumChildren != 5 {
 				t.Errorf("/app = %q version %d cversion %d children %d, want v2, 1, 7 (persisted: 7 creates), 5", n.Data, n.Stat.Version, n.Stat.Cversion, n.NumChildren)
 			}

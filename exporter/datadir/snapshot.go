@@ -397,7 +397,11 @@ func decodeSnapshot(s *snapStream, info *SnapshotInfo, v *SnapshotVisitor) error
 		}
 		// So are the data's.
 		var data []byte
-		if !null {
+		switch {
+		case null:
+		case len(d) == 0:
+			data = emptyData // not nil: nil and empty data differ
+		default:
 			dataBuf = append(dataBuf[:0], d...)
 			data = dataBuf[:len(d):len(d)]
 		}

@@ -50,8 +50,16 @@ func (t *Tree) newNode() *node {
 	return &t.slab[len(t.slab)-1]
 }
 
-// keep copies b into the arena; the copy is never written again.
+// emptyData is the non-nil empty data every empty node shares (nil and empty
+// data differ; neither is ever written to).
+var emptyData = []byte{}
+
+// keep copies b into the arena; the copy is never written again. The copy of
+// an empty slice is empty, never nil.
 func (t *Tree) keep(b []byte) []byte {
+	if len(b) == 0 {
+		return emptyData
+	}
 	if len(b) > arenaBytes/4 {
 		return append([]byte(nil), b...)
 	}
