@@ -73,8 +73,13 @@
 // finished, at that zxid). Load compares the rebuilt tree with them:
 //
 //   - Until the first record matches, the tree is inside the snapshot's fuzzy
-//     range (it may hold changes of later txns), and mismatches are expected;
-//     once past the snapshot's ZxidDigest zxid it must match.
+//     range (it may hold changes of later txns), and a mismatch says nothing.
+//     That holds at the snapshot's own ZxidDigest too: it is the digest
+//     ZooKeeper had logged when the snapshot ended, while the next txn may
+//     already have been half applied to nodes written into it (seen on a
+//     loaded ensemble; ZooKeeper's own restart then logs a digest mismatch).
+//     A match ends the fuzzy range: equal digests mean the tree is
+//     ZooKeeper's at that zxid.
 //   - From the first match on, every record must match: a mismatch is
 //     ErrDigestMismatch naming the zxid and the record's file and offset.
 //   - At the end zxid E (the last complete txn, or the last txn at or below

@@ -258,15 +258,24 @@ func (rp *replayer) apply(tx *Txn, keep bool) error {
 
 // check compares the tree after tx with the digests ZooKeeper recorded for
 // tx's zxid (its TxnDigest, the snapshot's ZxidDigest at that zxid).
+//
+// Until one of them matches, the tree may hold later changes than tx's (the
+// snapshot is fuzzy), and a mismatch says nothing. The snapshot's own
+// ZxidDigest is no exception: it is the digest ZooKeeper had logged when the
+// snapshot ended, while the next txn may already have been half applied to
+// nodes written into it. From the first match on the tree is ZooKeeper's, and
+// every record must match.
 func (rp *replayer) check(tx *Txn, mutated bool) error {
 	t := rp.st.Tree
 	got := t.Digest()
 	if d := rp.snapDigest; d != nil && d.Zxid == tx.Zxid && d.Version == znode.DigestVersion {
 		rec := "ZxidDigest of " + filepath.Base(rp.st.Snapshot.File.Path)
-		if got != d.Digest {
+		switch {
+		case got == d.Digest:
+			rp.match(tx.Zxid, got, rec)
+		case !rp.fuzzy:
 			return fmt.Errorf("%w: at zxid %#x the tree's digest is %v, the %s says %v", ErrDigestMismatch, tx.Zxid, got, rec, d.Digest)
 		}
-		rp.match(tx.Zxid, got, rec)
 	}
 	if tx.HasDigest && tx.DigestVersion == znode.DigestVersion {
 		rec := "TxnDigest at " + tx.Pos.String()
@@ -274,17 +283,9 @@ func (rp *replayer) check(tx *Txn, mutated bool) error {
 		case got == tx.Digest:
 			rp.match(tx.Zxid, got, rec)
 			return nil
-		case !rp.fuzzy || (rp.snapDigest != nil && tx.Zxid >= rp.snapDigest.Zxid):
+		case !rp.fuzzy:
 			return fmt.Errorf("%w: at zxid %#x the tree's digest is %v, the %s says %v", ErrDigestMismatch, tx.Zxid, got, rec, tx.Digest)
 		}
-		// Still inside the snapshot's fuzzy range: the tree holds later
-		// changes than this txn's, as ZooKeeper's does when it replays.
-	}
-	if rp.snapDigest != nil && tx.Zxid >= rp.snapDigest.Zxid && rp.fuzzy {
-		// Past the snapshot's digest zxid the tree is no longer fuzzy, even
-		// when no record was there to compare (ZooKeeper's digest zxid need
-		// not be a txn of this log).
-		rp.fuzzy = false
 	}
 	if mutated {
 		rp.mutated = true
