@@ -258,7 +258,8 @@ func TestTailUnderLoad(t *testing.T) {
 		func() error { _, err := c.CreateContainer("/expiring/ctr", nil, zk.FlagContainer, world); return err },
 		func() error { _, err := c.Create("/expiring/ctr/child", nil, 0, world); return err },
 		func() error {
-			_, err := c.CreateTTL("/expiring/ttl", []byte("t"), zk.FlagTTL, world, 500*time.Millisecond)
+			// Long enough for the tail to mirror it before ZooKeeper expires it.
+			_, err := c.CreateTTL("/expiring/ttl", []byte("t"), zk.FlagTTL, world, 10*time.Second)
 			return err
 		},
 	} {
@@ -271,7 +272,7 @@ func TestTailUnderLoad(t *testing.T) {
 		t.Fatal(err)
 	}
 	prog := waitTail(t, n, p, st2.Mzxid)
-	for path, owner := range map[string]int64{"/expiring/ctr": znode.ContainerOwner, "/expiring/ttl": ttlOwner(t, 500)} {
+	for path, owner := range map[string]int64{"/expiring/ctr": znode.ContainerOwner, "/expiring/ttl": ttlOwner(t, 10_000)} {
 		nd, ok := n.FSM().Node(path)
 		if !ok {
 			t.Fatalf("%s not in the journal at checkpoint %#x", path, prog.Zxid)
