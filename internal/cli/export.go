@@ -76,7 +76,7 @@ func (o *exportOptions) addFlags(cmd *cobra.Command) {
 // config turns the flags into a walker configuration.
 func (o *exportOptions) config(g *globalOptions) (exporter.Config, error) {
 	if o.zk == "" {
-		return exporter.Config{}, usageErrorf("--zk (or --from-datadir) is required")
+		return exporter.Config{}, usageErrorf("--zk is required (or --from-datadir)")
 	}
 	hosts, err := exporter.ParseHosts(o.zk)
 	if err != nil {
