@@ -157,8 +157,8 @@ func ttlOwner(t *testing.T, ms int64) int64 {
 	return o
 }
 
-// TestFixturesEveryZxid loads every fixture at every zxid its logs hold
-// after its oldest snapshot: each load picks the newest usable snapshot
+// TestFixturesEveryZxid loads the fixtures at every zxid their logs hold
+// after the oldest snapshot: each load picks the newest usable snapshot
 // (skipping those whose fuzzy range ends after the zxid), and every one must
 // be proven by a digest record, exactly where the txn carries one.
 func TestFixturesEveryZxid(t *testing.T) {
@@ -186,8 +186,17 @@ func TestFixturesEveryZxid(t *testing.T) {
 			if len(txns) < 150 {
 				t.Fatalf("only %d txns in the fixture", len(txns))
 			}
+			// Every zxid from the plain server's directory; the compressed
+			// ones differ only in how snapshots decode, so every fifth.
+			step := 1
+			if m.comp != CompressionNone {
+				step = 5
+			}
 			loads := 0
-			for _, tx := range txns {
+			for i, tx := range txns {
+				if i%step != 0 {
+					continue
+				}
 				st, err := loadAt(t, fixtureDir(m.name), tx.Zxid)
 				if err != nil {
 					t.Fatalf("zxid %#x (%s): %v", tx.Zxid, tx.Type, err)
