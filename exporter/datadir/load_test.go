@@ -479,3 +479,42 @@ func TestDamagedFiles(t *testing.T) {
 		}
 	}
 }
+
+// TestSeparateLogDir: ZooKeeper's dataLogDir apart from its dataDir. Given
+// both, the load is the same; given only the dataDir, the error says where
+// the logs may be.
+func TestSeparateLogDir(t *testing.T) {
+	snaps, logs := t.TempDir(), t.TempDir()
+	for _, d := range []string{snaps, logs} {
+		if err := os.MkdirAll(filepath.Join(d, "version-2"), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	src := filepath.Join(fixtureDir("snappy"), "version-2")
+	entries, err := os.ReadDir(src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range entries {
+		dst := snaps
+		if strings.HasPrefix(e.Name(), "log.") {
+			dst = logs
+		}
+		copyFile(t, filepath.Join(src, e.Name()), filepath.Join(dst, "version-2", e.Name()))
+	}
+	want, err := Load(t.Context(), Options{DataDir: fixtureDir("snappy")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := Load(t.Context(), Options{DataDir: snaps, LogDir: filepath.Join(logs, "version-2")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.Zxid != want.Zxid || got.Tree.Digest() != want.Tree.Digest() {
+		t.Fatalf("apart: %#x %v; together: %#x %v", got.Zxid, got.Tree.Digest(), want.Zxid, want.Tree.Digest())
+	}
+	_, err = Load(t.Context(), Options{DataDir: snaps})
+	if !errors.Is(err, ErrNoLogs) || !strings.Contains(err.Error(), "dataLogDir") {
+		t.Fatalf("without the log directory: %v", err)
+	}
+}
