@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -387,3 +388,117 @@ func waitSynced(t *testing.T, ens *zktest.Ensemble) int64 {
 type silentLogger struct{}
 
 func (silentLogger) Printf(string, ...any) {}
+
+// TestExportAcrossElection: txns before and after the leader is killed and a
+// new one elected. Every server's directory loads to its end, and so does a
+// copy whose snapshots from the election on are removed, so that the replay
+// crosses from one epoch to the next (the log sequence goes on at counter 1
+// of the new epoch).
+func TestExportAcrossElection(t *testing.T) {
+	ens := zktest.New(t, zktest.Options{Servers: 3, ExtendedTypes: true})
+	hosts := ens.Hosts()
+	load, err := zkload.Start(hosts, zkload.Options{Root: "/before", Workers: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitZxid(t, ens, 0x100000000+300)
+	if _, err := load.Stop(); err != nil {
+		t.Fatal(err)
+	}
+	leader, err := ens.Leader(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := ens.Kill(leader); err != nil {
+		t.Fatal(err)
+	}
+	var alive []string
+	for _, s := range ens.Servers() {
+		if s.ID != leader {
+			alive = append(alive, s.ClientAddr)
+		}
+	}
+	if err := ens.Wait(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	load, err = zkload.Start(alive, zkload.Options{Root: "/after", Workers: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitZxid(t, ens, 0x200000000+300)
+	if _, err := load.Stop(); err != nil {
+		t.Fatal(err)
+	}
+	if err := ens.StartServer(t.Context(), leader); err != nil {
+		t.Fatal(err)
+	}
+	end := waitSynced(t, ens)
+	if end>>32 < 2 {
+		t.Fatalf("no new epoch: %#x", end)
+	}
+	for _, s := range ens.Servers() {
+		st, err := datadir.Load(t.Context(), datadir.Options{DataDir: s.DataDir})
+		if err != nil {
+			t.Fatalf("server %d: %v", s.ID, err)
+		}
+		if st.Zxid != end {
+			t.Errorf("server %d loaded to %#x, the ensemble is at %#x", s.ID, st.Zxid, end)
+		}
+		// The same without the snapshots taken in the new epoch.
+		dir := t.TempDir()
+		v2 := filepath.Join(dir, "version-2")
+		if err := os.MkdirAll(v2, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		files, err := datadir.Scan(s.DataDir, "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		copied := 0
+		for _, sf := range files.Snapshots {
+			if sf.Zxid>>32 < end>>32 {
+				copyTo(t, sf.Path, v2)
+				copied++
+			}
+		}
+		for _, lf := range files.Logs {
+			copyTo(t, lf.Path, v2)
+		}
+		old, err := datadir.Load(t.Context(), datadir.Options{DataDir: dir})
+		if err != nil {
+			t.Fatalf("server %d, from %d snapshot(s) of the old epoch: %v", s.ID, copied, err)
+		}
+		if old.Zxid != end || old.Tree.Digest() != st.Tree.Digest() || old.Snapshot.File.Zxid>>32 >= end>>32 {
+			t.Fatalf("server %d: from %s to %#x (%v); with every snapshot: %#x (%v)", s.ID, old.Snapshot.File.Path, old.Zxid, old.Tree.Digest(), st.Zxid, st.Tree.Digest())
+		}
+		t.Logf("server %d: %s → %#x directly; from %s across the epochs, %d txns", s.ID, filepath.Base(st.Snapshot.File.Path), st.Zxid, filepath.Base(old.Snapshot.File.Path), old.Txns)
+	}
+}
+
+func copyTo(t *testing.T, file, dir string) {
+	t.Helper()
+	b, err := os.ReadFile(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, filepath.Base(file)), b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// waitZxid waits until some server has applied zxid.
+func waitZxid(t *testing.T, ens *zktest.Ensemble, zxid int64) {
+	t.Helper()
+	deadline := time.Now().Add(2 * time.Minute)
+	for {
+		for _, s := range ens.Servers() {
+			if z, err := exporter.ServerZxid(t.Context(), s.ClientAddr); err == nil && z >= zxid {
+				return
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no server reached zxid %#x", zxid)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
