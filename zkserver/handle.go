@@ -51,8 +51,12 @@ func (c *conn) answer(req *request) bool {
 		c.reply(req, s.fsm.LastZxid(), zkwire.CodeUnimplemented, nil)
 	default:
 		if !zkwire.KnownOp(op) {
+			// ZooKeeper answers UNIMPLEMENTED and then drops the connection
+			// (soon after, not at once: the differential suite saw a ping
+			// after it answered and unanswered).
 			c.reply(req, 0, zkwire.CodeUnimplemented, nil)
-			return true
+			_ = c.bw.Flush()
+			return false
 		}
 		body, code := c.read(req)
 		c.reply(req, s.fsm.LastZxid(), code, body)
@@ -126,11 +130,17 @@ func (c *conn) read(req *request) (zkwire.Response, zkwire.Code) {
 		f.AddWatch(r.Path, c.watcher, r.Mode == zkwire.AddWatchPersistentRecursive)
 		return &zkwire.ErrorResponse{}, zkwire.CodeOK
 	case *zkwire.CheckWatchesRequest:
+		if !oldWatcherType(r.Type) {
+			return nil, zkwire.CodeMarshallingError
+		}
 		if !f.HasWatch(r.Path, c.watcher, int32(r.Type)) {
 			return nil, zkwire.CodeNoWatcher
 		}
 		return nil, zkwire.CodeOK
 	case *zkwire.RemoveWatchesRequest:
+		if !oldWatcherType(r.Type) {
+			return nil, zkwire.CodeMarshallingError
+		}
 		if !f.RemoveWatches(r.Path, c.watcher, int32(r.Type)) {
 			return nil, zkwire.CodeNoWatcher
 		}
@@ -140,6 +150,14 @@ func (c *conn) read(req *request) (zkwire.Response, zkwire.Code) {
 		return &zkwire.WhoAmIResponse{ClientInfo: c.whoAmI()}, zkwire.CodeOK
 	}
 	return nil, zkwire.CodeUnimplemented
+}
+
+// oldWatcherType reports whether ZooKeeper 3.8's WatcherType.fromInt knows
+// t: children, data or any. It refuses the persistent types (4, 5) with an
+// exception, which the client sees as MARSHALLINGERROR; persistent watches
+// go away with removeWatches(any).
+func oldWatcherType(t zkwire.WatcherType) bool {
+	return t >= zkwire.WatcherChildren && t <= zkwire.WatcherAny
 }
 
 // getACL is FinalRequestProcessor's getACL: READ or ADMIN to read the list,

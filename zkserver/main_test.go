@@ -34,7 +34,7 @@ func run(m *testing.M) int {
 	wg.Add(2)
 	go func() {
 		defer wg.Done()
-		ensemble, zkErr = zktest.Start(context.Background(), zktest.Options{Servers: 3, ExtendedTypes: true})
+		ensemble, zkErr = zktest.Start(context.Background(), zktest.Options{Servers: 3, ExtendedTypes: true, SystemProperties: map[string]string{"znode.container.checkIntervalMs": "500"}})
 	}()
 	go func() {
 		defer wg.Done()
