@@ -184,7 +184,6 @@ func (d *side) p(rel string) string {
 	return d.base + "/" + rel
 }
 
-
 // differential runs script on both sides and compares the transcripts.
 func differential(t *testing.T, script func(d *side)) {
 	t.Helper()

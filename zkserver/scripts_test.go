@@ -92,10 +92,10 @@ func TestDifferentialMulti(t *testing.T) {
 			}
 		}
 		failures := []zkwire.MultiOp{
-			{Op: zkwire.OpCreate, Request: create(d.p("m2"), nil, zkwire.ModePersistent)},             // NodeExists
+			{Op: zkwire.OpCreate, Request: create(d.p("m2"), nil, zkwire.ModePersistent)},           // NodeExists
 			{Op: zkwire.OpSetData, Request: &zkwire.SetDataRequest{Path: d.p("nope"), Version: -1}}, // NoNode
 			{Op: zkwire.OpCheck, Request: &zkwire.CheckVersionRequest{Path: d.p("m2"), Version: 7}}, // BadVersion
-			{Op: zkwire.OpDelete, Request: &zkwire.DeleteRequest{Path: d.p(""), Version: -1}},        // NotEmpty
+			{Op: zkwire.OpDelete, Request: &zkwire.DeleteRequest{Path: d.p(""), Version: -1}},       // NotEmpty
 		}
 		for pos := range 4 {
 			for _, f := range failures {
