@@ -54,6 +54,10 @@ type MemberStatus struct {
 	JournalEpoch      uint32 `json:"journal_epoch"`
 	LastZxid          string `json:"last_zxid"`
 	MaxSourceZxid     string `json:"max_source_zxid"`
+	// ClientAddr and ClientConnections describe the node's ZooKeeper-protocol
+	// port (serve --client-addr), when it has one.
+	ClientAddr        string `json:"client_addr,omitempty"`
+	ClientConnections int    `json:"client_connections"`
 }
 
 // Member is one entry of the Raft configuration, with the member's own status
@@ -86,7 +90,10 @@ func (n *Node) memberStatus() MemberStatus {
 	stats := n.raft.Stats()
 	var snapIdx uint64
 	fmt.Sscan(stats["last_snapshot_index"], &snapIdx)
+	cp, _ := n.clientPortStatus()
 	return MemberStatus{
+		ClientAddr:        cp.Addr,
+		ClientConnections: cp.Connections,
 		ID:                string(n.id),
 		RaftAddr:          string(n.addr),
 		AdminAddr:         n.AdminAddr(),

@@ -32,19 +32,21 @@ import (
 //	6 transfer     id string, addr string  → —             leader only ("" = any)
 //	7 status       —                       → JSON MemberStatus
 //	8 read         path string, flags u8   → exists u8, data bytes, stat
+//	9 touch batch  uvarint n, n × session  → uvarint k, k × expired session   leader only
 //
 // A "leader only" request that reaches a follower fails with ErrNotLeader and
 // the caller retries at the leader raft names; requests are never chained from
 // node to node. An error payload is a kind byte and its fields (encodeError).
 const (
-	rpcApply     byte = 1
-	rpcReadIndex byte = 2
-	rpcTouch     byte = 3
-	rpcAddVoter  byte = 4
-	rpcRemove    byte = 5
-	rpcTransfer  byte = 6
-	rpcStatus    byte = 7
-	rpcRead      byte = 8
+	rpcApply      byte = 1
+	rpcReadIndex  byte = 2
+	rpcTouch      byte = 3
+	rpcAddVoter   byte = 4
+	rpcRemove     byte = 5
+	rpcTransfer   byte = 6
+	rpcStatus     byte = 7
+	rpcRead       byte = 8
+	rpcTouchBatch byte = 9
 )
 
 // maxRPCFrame bounds a frame; import batches are the largest payloads.
@@ -473,6 +475,12 @@ func (n *Node) handleRPC(method byte, payload []byte) ([]byte, error) {
 			return nil, bad()
 		}
 		return nil, n.touchLocal(id)
+	case rpcTouchBatch:
+		ids := decodeTouchBatch(d)
+		if d.finish() != nil {
+			return nil, bad()
+		}
+		return n.touchBatchLocal(ids)
 	case rpcAddVoter:
 		id, addr := d.string("id"), d.string("addr")
 		if d.finish() != nil {

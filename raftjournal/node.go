@@ -45,6 +45,9 @@ type Node struct {
 	id         raft.ServerID
 	addr       raft.ServerAddress
 
+	// clientPort reports the ZooKeeper-protocol port (SetClientPort).
+	clientPort atomic.Pointer[func() ClientPort]
+
 	// readyTerm is the term in which this node, as leader, has applied a
 	// barrier: from then on its applied index covers every committed entry.
 	readyTerm atomic.Uint64

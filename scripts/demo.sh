@@ -77,7 +77,8 @@ say "a 3-node journal: node-1 serves the migrated data dir, node-2 and node-3 jo
 start_node() { # ID RAFT_PORT ADMIN_PORT [--join ADMIN]
 	local id=$1 raft=$2 admin=$3
 	shift 3
-	"$BIN" serve --data-dir "$DIR/$id" --node-id "$id" --raft-addr "127.0.0.1:$raft" --admin-addr "127.0.0.1:$admin" "$@" \
+	"$BIN" serve --data-dir "$DIR/$id" --node-id "$id" --raft-addr "127.0.0.1:$raft" --admin-addr "127.0.0.1:$admin" \
+		--client-addr "127.0.0.1:$(free_port)" --4lw-whitelist 'ruok,srvr,isro,hash,mntr' "$@" \
 		>"$DIR/$id.out" 2>"$DIR/$id.log" &
 	PIDS+=($!)
 	wait_line "$DIR/$id.out" "serving" "$!" "journal node $id"
@@ -103,6 +104,22 @@ if [ "$n" = 3 ]; then
 	echo "All 3 journal nodes hold digest $DIGEST: the tree migrate verified against ZooKeeper's export and its own digest."
 else
 	echo "demo: only $n of 3 journal nodes report digest $DIGEST" >&2
+	exit 1
+fi
+
+say "reading the migrated tree through a journal node's ZooKeeper client port, with ZooKeeper's own zkCli.sh (read-only: the journal is in shadow)"
+CLIENT2=$(sed -n 's/^zookeeper clients: //p' "$DIR/node-2.out")
+zkcli() { # SERVER CMD...: one zkCli.sh command, its output lines after the connection chatter
+	CLIENT_JVMFLAGS="-Xmx64m" ZOO_LOG_DIR="$DIR" /usr/share/zookeeper/bin/zkCli.sh -server "$@" 2>/dev/null | grep -v -e '^WATCHER::' -e '^WatchedEvent' -e '^$' | tail -n 1
+}
+J_LS=$(zkcli "$CLIENT2" ls /)
+Z_LS=$(zkcli "$ZK" ls /)
+echo "journal  ($CLIENT2) ls /: $J_LS"
+echo "zookeeper ($ZK) ls /: $Z_LS"
+echo "journal  getAllChildrenNumber /: $(zkcli "$CLIENT2" getAllChildrenNumber /)"
+echo "zookeeper getAllChildrenNumber /: $(zkcli "$ZK" getAllChildrenNumber /)"
+if [ -z "$J_LS" ] || [ "$J_LS" != "$Z_LS" ]; then
+	echo "demo: the journal's client port lists / as $J_LS, ZooKeeper as $Z_LS" >&2
 	exit 1
 fi
 

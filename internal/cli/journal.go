@@ -60,7 +60,8 @@ func newJournalStatusCommand(g *globalOptions) *cobra.Command {
 		Use:   "status",
 		Short: "Print the status of a running journal cluster",
 		Long: `Asks one member for the cluster's status: the leader and term, the migration
-phase, and for every member its role, indexes, node count and tree digest (a
+phase, and for every member its role, its ZooKeeper client address and open
+client connections (serve --client-addr), indexes, node count and tree digest (a
 member that does not answer is shown with the error). Members that agree on the
 applied index hold the same tree exactly when their digests agree.`,
 		Args: noArgs,
@@ -95,15 +96,19 @@ func printJournalStatus(w io.Writer, cs *raftjournal.ClusterStatus) error {
 	fmt.Fprintf(w, "leader   %s\nterm     %d\nphase    %s\nmembers  %d\nasked    %s (%s)\n\n",
 		leader, cs.Term, cs.Phase, len(cs.Members), cs.ID, cs.Role)
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "ID\tROLE\tSUFFRAGE\tRAFT ADDR\tADMIN ADDR\tAPPLIED\tCOMMIT\tNODES\tSESSIONS\tDIGEST")
+	fmt.Fprintln(tw, "ID\tROLE\tSUFFRAGE\tRAFT ADDR\tADMIN ADDR\tCLIENT ADDR\tCONNS\tAPPLIED\tCOMMIT\tNODES\tSESSIONS\tDIGEST")
 	for _, m := range cs.Members {
 		if m.Status == nil {
-			fmt.Fprintf(tw, "%s\t?\t%s\t%s\t\t\t\t\t\tunreachable: %s\n", m.ID, m.Suffrage, m.RaftAddr, oneLine(m.Error))
+			fmt.Fprintf(tw, "%s\t?\t%s\t%s\t\t\t\t\t\t\t\tunreachable: %s\n", m.ID, m.Suffrage, m.RaftAddr, oneLine(m.Error))
 			continue
 		}
 		s := m.Status
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%d\t%d\t%d\t%d\t%s\n", m.ID, s.Role, m.Suffrage, m.RaftAddr, s.AdminAddr,
-			s.AppliedIndex, s.CommitIndex, s.NodeCount, s.Sessions, s.Digest)
+		client, conns := "-", "-"
+		if s.ClientAddr != "" {
+			client, conns = s.ClientAddr, fmt.Sprint(s.ClientConnections)
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%d\t%d\t%d\t%d\t%s\n", m.ID, s.Role, m.Suffrage, m.RaftAddr, s.AdminAddr,
+			client, conns, s.AppliedIndex, s.CommitIndex, s.NodeCount, s.Sessions, s.Digest)
 	}
 	return tw.Flush()
 }

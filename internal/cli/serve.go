@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 	"time"
 
@@ -13,6 +14,8 @@ import (
 	"github.com/zk2raft/zk2raft/dualwrite"
 	"github.com/zk2raft/zk2raft/importer"
 	"github.com/zk2raft/zk2raft/raftjournal"
+	"github.com/zk2raft/zk2raft/zkserver"
+	"github.com/zk2raft/zk2raft/zkwire"
 )
 
 type serveOptions struct {
@@ -28,6 +31,17 @@ type serveOptions struct {
 
 	proxyAddr string
 	tap       tapOptions
+
+	clientAddr      string
+	tickTime        time.Duration
+	minSession      time.Duration
+	maxSession      time.Duration
+	superDigest     string
+	superDigestFile string
+	fourLetterWords string
+	juteMaxBuffer   int
+	maxClientCnxns  int
+	maxOutstanding  int
 }
 
 func (o *serveOptions) addFlags(cmd *cobra.Command) {
@@ -41,6 +55,16 @@ func (o *serveOptions) addFlags(cmd *cobra.Command) {
 	f.StringVar(&o.join, "join", "", "admin address of a running member to join through (empty data dir only)")
 	f.StringVar(&o.logStore, "log-store", string(raftjournal.LogStoreWAL), "on-disk Raft log: wal or bolt")
 	f.BoolVar(&o.compress, "compress-snapshots", false, "zstd-compress FSM snapshots")
+	f.StringVar(&o.clientAddr, "client-addr", "", "serve the ZooKeeper client protocol on this address, host:port (any ZooKeeper client, zkCli, kazoo, Curator)")
+	f.DurationVar(&o.tickTime, "tick-time", zkserver.DefaultTickTime, "ZooKeeper's tickTime: session timeouts default to 2 and 20 ticks")
+	f.DurationVar(&o.minSession, "min-session-timeout", 0, "smallest session timeout a client may negotiate (default 2 × --tick-time)")
+	f.DurationVar(&o.maxSession, "max-session-timeout", 0, "largest session timeout a client may negotiate (default 20 × --tick-time)")
+	f.StringVar(&o.superDigest, "super-digest", "", "ZooKeeper's DigestAuthenticationProvider.superDigest, user:base64(sha1(user:password)); a client that adds that digest auth may do anything (prefer --super-digest-file or $ZK2RAFT_SUPER_DIGEST)")
+	f.StringVar(&o.superDigestFile, "super-digest-file", "", "file holding the super digest (one line)")
+	f.StringVar(&o.fourLetterWords, "4lw-whitelist", "srvr", "four-letter words answered on the client port, comma-separated, or * for all (ZooKeeper's 4lw.commands.whitelist)")
+	f.IntVar(&o.juteMaxBuffer, "jute-maxbuffer", zkwire.DefaultMaxBuffer, "largest client request in bytes (ZooKeeper's jute.maxbuffer)")
+	f.IntVar(&o.maxClientCnxns, "max-client-cnxns", zkserver.DefaultMaxClientConnsPerIP, "connections allowed from one IP address (0: unlimited; ZooKeeper's maxClientCnxns)")
+	f.IntVar(&o.maxOutstanding, "max-outstanding", zkserver.DefaultMaxOutstanding, "requests a connection may have unanswered before the server stops reading it")
 	f.StringVar(&o.proxyAddr, "proxy-addr", "", "also run a dual-write proxy for ZooKeeper clients on this address (needs --zk)")
 	o.tap.addFlags(cmd, "directory of the proxy's durable queue (default DATA_DIR/dualwrite-queue)")
 }
@@ -78,6 +102,47 @@ func (o *serveOptions) config(g *globalOptions) (raftjournal.NodeConfig, error) 
 	return cfg, nil
 }
 
+// clientConfig is the client port's configuration, or ok=false without
+// --client-addr.
+func (o *serveOptions) clientConfig(g *globalOptions) (cfg zkserver.Config, ok bool, err error) {
+	if o.clientAddr == "" {
+		return cfg, false, nil
+	}
+	cfg = zkserver.DefaultConfig()
+	cfg.Addr = o.clientAddr
+	cfg.TickTime = o.tickTime
+	cfg.MinSessionTimeout = o.minSession
+	cfg.MaxSessionTimeout = o.maxSession
+	cfg.MaxBuffer = o.juteMaxBuffer
+	cfg.MaxClientConnsPerIP = o.maxClientCnxns
+	cfg.MaxOutstanding = o.maxOutstanding
+	cfg.FourLetterWords = nil
+	for _, w := range strings.Split(o.fourLetterWords, ",") {
+		if w = strings.TrimSpace(w); w != "" {
+			cfg.FourLetterWords = append(cfg.FourLetterWords, w)
+		}
+	}
+	switch {
+	case o.superDigest != "" && o.superDigestFile != "":
+		return cfg, false, usageErrorf("--super-digest and --super-digest-file are exclusive")
+	case o.superDigestFile != "":
+		b, err := os.ReadFile(o.superDigestFile)
+		if err != nil {
+			return cfg, false, usageErrorf("--super-digest-file: %v", err)
+		}
+		cfg.SuperDigest = strings.TrimSpace(string(b))
+	case o.superDigest != "":
+		cfg.SuperDigest = o.superDigest
+	default:
+		cfg.SuperDigest = os.Getenv("ZK2RAFT_SUPER_DIGEST")
+	}
+	cfg.Logger = g.logger.With("component", "zkserver")
+	if err := cfg.Validate(); err != nil {
+		return cfg, false, &ExitError{Code: ExitUsage, Err: err}
+	}
+	return cfg, true, nil
+}
+
 func newServeCommand(g *globalOptions) *cobra.Command {
 	var o serveOptions
 	cmd := &cobra.Command{
@@ -93,6 +158,15 @@ the member it was, and both flags are ignored.
 The admin address serves /status (JSON), /metrics (Prometheus) and the
 membership endpoints used by --join and 'zk2raft journal'.
 
+With --client-addr the node serves the ZooKeeper client protocol: any
+ZooKeeper client (zkCli.sh, kazoo, Curator, go-zookeeper) connects to it with
+a connect string of the nodes' client addresses. Sessions live in the
+journal, so a client resumes its session on any node. In the shadow phase the
+port serves reads of the mirrored tree and answers writes NOTREADONLY
+(ZooKeeper stays the source of truth); in primary and finalized it is
+read-write. Four-letter words (ruok, srvr, stat, mntr, conf, cons, envi,
+wchs, isro, hash, ...) answer when --4lw-whitelist allows them.
+
 With --zk and --proxy-addr the node also runs the dual-write proxy (see
 'zk2raft proxy --help'): clients connect to --proxy-addr, and every write
 ZooKeeper commits is mirrored into the journal through this node.
@@ -104,6 +178,9 @@ node stops cleanly.`,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			cfg, err := o.config(g)
 			if err != nil {
+				return err
+			}
+			if _, _, err := o.clientConfig(g); err != nil {
 				return err
 			}
 			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
@@ -121,10 +198,28 @@ func serve(ctx context.Context, g *globalOptions, cfg raftjournal.NodeConfig, o 
 	if err != nil {
 		return err
 	}
+	var zs *zkserver.Server
+	if o != nil {
+		zcfg, ok, err := o.clientConfig(g)
+		if err != nil {
+			n.Close()
+			return err
+		}
+		if ok {
+			zcfg.Registerer = n.Metrics()
+			if zs, err = zkserver.New(n, zcfg); err != nil {
+				n.Close()
+				return err
+			}
+		}
+	}
 	var rt *runningTap
 	if o != nil && o.proxyAddr != "" {
 		rt, err = o.tap.start(ctx, g, o.proxyAddr, importer.NodeJournal(n), dualwrite.NodeView(n), n.Metrics())
 		if err != nil {
+			if zs != nil {
+				zs.Close()
+			}
 			n.Close()
 			return err
 		}
@@ -132,6 +227,9 @@ func serve(ctx context.Context, g *globalOptions, cfg raftjournal.NodeConfig, o 
 	}
 	if !g.quiet {
 		fmt.Fprintf(g.stdout, "node %s serving: raft %s, admin http://%s\n", n.ID(), n.RaftAddr(), n.AdminAddr())
+		if zs != nil {
+			fmt.Fprintf(g.stdout, "zookeeper clients: %s\n", zs.Addr())
+		}
 		if rt != nil {
 			fmt.Fprintf(g.stdout, "dual-write proxy: clients %s, zookeeper %s\n", rt.tap.Addr(), o.tap.zk)
 		}
@@ -151,6 +249,9 @@ func serve(ctx context.Context, g *globalOptions, cfg raftjournal.NodeConfig, o 
 		}
 	}
 	g.logger.Info("shutting down", "node-id", n.ID())
+	if zs != nil {
+		zs.Close()
+	}
 	if rt != nil {
 		if err := rt.close(); err != nil {
 			g.logger.Warn("dual-write proxy shutdown", "error", err)

@@ -110,8 +110,9 @@ func TestServeAndJournalStatus(t *testing.T) {
 	if !strings.Contains(n1.stdout.String(), "node n1 serving: raft ") {
 		t.Errorf("serve did not announce itself: %q", n1.stdout.String())
 	}
+	client2 := freeTCPAddr(t)
 	n2 := startServe(t, "--data-dir", filepath.Join(dir, "n2"), "--node-id", "n2", "--raft-addr", freeTCPAddr(t),
-		"--admin-addr", admin2, "--join", "http://"+admin1)
+		"--admin-addr", admin2, "--join", "http://"+admin1, "--client-addr", client2, "--4lw-whitelist", "ruok,isro")
 
 	var cs raftjournal.ClusterStatus
 	waitUntil(t, "two members that agree", func() error {
@@ -141,9 +142,20 @@ func TestServeAndJournalStatus(t *testing.T) {
 	if code != ExitOK {
 		t.Fatalf("journal status: exit %d: %s", code, errOut)
 	}
-	for _, want := range []string{"leader   n1 (", "phase    shadow", "members  2", "ID", "DIGEST", "n1", "leader", "n2", "follower", cs.Digest} {
+	for _, want := range []string{"leader   n1 (", "phase    shadow", "members  2", "ID", "DIGEST", "n1", "leader", "n2", "follower", cs.Digest,
+		"CLIENT ADDR", "CONNS", client2} {
 		if !strings.Contains(out, want) {
 			t.Errorf("status table lacks %q:\n%s", want, out)
+		}
+	}
+	if !strings.Contains(n2.stdout.String(), "zookeeper clients: "+client2) {
+		t.Errorf("serve did not announce its client port: %q", n2.stdout.String())
+	}
+	// The client port answers the four-letter words it was allowed, and
+	// refuses the others with ZooKeeper's line; in shadow it is read-only.
+	for word, want := range map[string]string{"ruok": "imok", "isro": "ro", "srvr": "srvr is not executed because it is not in the whitelist.\n"} {
+		if got := fourLetter(t, client2, word); got != want {
+			t.Errorf("%s on the client port: %q, want %q", word, got, want)
 		}
 	}
 
@@ -199,6 +211,8 @@ func TestServeErrors(t *testing.T) {
 			"data dir is locked by another process: " + filepath.Join(held, "LOCK")},
 		{"raft address taken", []string{"serve", "--data-dir", filepath.Join(dir, "other"), "--node-id", "b", "--raft-addr", admin, "--bootstrap"}, ExitFailure,
 			"listen on raft address " + admin},
+		{"bad super digest", []string{"serve", "--data-dir", dir, "--node-id", "a", "--raft-addr", "127.0.0.1:1", "--client-addr", "127.0.0.1:0", "--super-digest", "nocolon"}, ExitUsage, "SuperDigest must be user:base64"},
+		{"unknown 4lw", []string{"serve", "--data-dir", dir, "--node-id", "a", "--raft-addr", "127.0.0.1:1", "--client-addr", "127.0.0.1:0", "--4lw-whitelist", "ruok,boom"}, ExitUsage, `four-letter word "boom"`},
 		{"status needs journal", []string{"journal", "status"}, ExitUsage, "--journal is required"},
 		{"status unreachable", []string{"journal", "status", "--journal", "127.0.0.1:1", "--timeout", "2s"}, ExitFailure, "journal status: raftjournal: GET http://127.0.0.1:1/status"},
 		{"remove needs id", []string{"journal", "remove", "--journal", admin}, ExitUsage, "--id is required"},
@@ -227,4 +241,23 @@ func TestServeErrors(t *testing.T) {
 	if code := s.stop(t); code != ExitOK {
 		t.Fatalf("serve exited %d: %s", code, s.stderr.String())
 	}
+}
+
+// fourLetter sends a four-letter word to addr and returns the answer.
+func fourLetter(t *testing.T, addr, word string) string {
+	t.Helper()
+	c, err := net.DialTimeout("tcp", addr, 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	_ = c.SetDeadline(time.Now().Add(10 * time.Second))
+	if _, err := c.Write([]byte(word)); err != nil {
+		t.Fatal(err)
+	}
+	var b bytes.Buffer
+	if _, err := b.ReadFrom(c); err != nil {
+		t.Fatal(err)
+	}
+	return b.String()
 }
