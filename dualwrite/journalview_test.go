@@ -40,7 +40,7 @@ func TestJournalViewNodeAndRemoteAgree(t *testing.T) {
 		t.Fatalf("source txn: %v %v", err, res)
 	}
 
-	views := map[string]JournalView{"node": NodeView(n), "remote": RemoteView(n.AdminAddr())}
+	views := map[string]JournalView{"node": NodeView(n), "remote": RemoteView(remoteAdmin(n))}
 	for name, v := range views {
 		t.Run(name, func(t *testing.T) {
 			for _, p := range []string{"/", "/zookeeper", "/v", "/v/empty", "/v/empty/deep", "/v/container", "/v/ttl", "/v-w"} {

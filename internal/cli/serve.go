@@ -16,6 +16,12 @@ import (
 )
 
 type serveOptions struct {
+	clusterOptions
+	insecure    bool
+	openMetrics bool
+	openStatus  bool
+	superDigest string
+
 	dataDir   string
 	nodeID    string
 	raftAddr  string
@@ -43,6 +49,11 @@ func (o *serveOptions) addFlags(cmd *cobra.Command) {
 	f.BoolVar(&o.compress, "compress-snapshots", false, "zstd-compress FSM snapshots")
 	f.StringVar(&o.proxyAddr, "proxy-addr", "", "also run a dual-write proxy for ZooKeeper clients on this address (needs --zk)")
 	o.tap.addFlags(cmd, "directory of the proxy's durable queue (default DATA_DIR/dualwrite-queue)")
+	o.clusterOptions.addFlags(cmd)
+	f.BoolVar(&o.insecure, "insecure", false, "run without a cluster secret: anyone who reaches the admin or Raft port controls the cluster (tests and demos on loopback only)")
+	f.BoolVar(&o.openMetrics, "open-metrics", false, "serve /metrics to callers without the cluster secret")
+	f.BoolVar(&o.openStatus, "open-status", false, "serve a minimal /status (id, role, leader, term, indexes, phase) to callers without the cluster secret")
+	f.StringVar(&o.superDigest, "super-digest", "", "ZooKeeper super user for tree reads over the admin port: super:BASE64(SHA1(super:PASSWORD)), as zookeeper.DigestAuthenticationProvider.superDigest")
 }
 
 func (o *serveOptions) config(g *globalOptions) (raftjournal.NodeConfig, error) {
@@ -72,8 +83,24 @@ func (o *serveOptions) config(g *globalOptions) (raftjournal.NodeConfig, error) 
 	cfg.LogStore = raftjournal.LogStoreKind(o.logStore)
 	cfg.CompressSnapshots = o.compress
 	cfg.Logger = g.logger
+	creds, err := o.credentials()
+	if err != nil {
+		return cfg, err
+	}
+	cfg.Secret, cfg.TLS = creds.Secret, creds.TLS
+	switch {
+	case o.insecure && creds.Secret != nil:
+		return cfg, usageErrorf("--insecure and a cluster secret exclude each other")
+	case !o.insecure && creds.Secret == nil:
+		return cfg, usageErrorf("no cluster secret: give --cluster-secret-file FILE (or $%s) with the file every node, proxy and zk2raft command of the cluster shares (make one with 'zk2raft journal new-secret --out FILE'); --insecure runs without one, and then anyone who reaches the admin or Raft port controls the cluster", envClusterSecretFile)
+	}
+	cfg.Insecure = o.insecure
+	cfg.OpenMetrics, cfg.OpenStatus, cfg.SuperDigest = o.openMetrics, o.openStatus, o.superDigest
 	if err := cfg.Validate(); err != nil {
 		return cfg, &ExitError{Code: ExitUsage, Err: err}
+	}
+	if o.insecure {
+		g.logger.Warn("running without a cluster secret (--insecure): anyone who reaches the admin or raft port can change the membership, write and read every znode")
 	}
 	return cfg, nil
 }
@@ -90,8 +117,17 @@ asks a running member to add it (--join ADMIN_ADDR; the request reaches the
 leader wherever it is sent). A node whose data dir holds Raft state restarts as
 the member it was, and both flags are ignored.
 
-The admin address serves /status (JSON), /metrics (Prometheus) and the
-membership endpoints used by --join and 'zk2raft journal'.
+The admin address serves /status (JSON), /metrics (Prometheus), the membership
+endpoints used by --join and 'zk2raft journal', and tree reads for the proxy.
+
+Security: every node, proxy and zk2raft command of a cluster shares one cluster
+secret, a file given with --cluster-secret-file (or $` + envClusterSecretFile + `; make one
+with 'zk2raft journal new-secret'). The Raft port admits only peers that prove
+they hold it, and the admin port asks for it on every request (/metrics and a
+minimal /status only if --open-metrics and --open-status say so); tree reads
+there also honour the znodes' ZooKeeper ACLs. A node refuses to start without a
+secret unless --insecure. --cluster-tls-cert, --cluster-tls-key and
+--cluster-tls-ca put both ports behind mutual TLS too.
 
 With --zk and --proxy-addr the node also runs the dual-write proxy (see
 'zk2raft proxy --help'): clients connect to --proxy-addr, and every write
@@ -117,7 +153,7 @@ node stops cleanly.`,
 
 // serve runs a node until ctx ends.
 func serve(ctx context.Context, g *globalOptions, cfg raftjournal.NodeConfig, o *serveOptions) error {
-	n, err := raftjournal.Open(cfg)
+	n, err := raftjournal.OpenContext(ctx, cfg)
 	if err != nil {
 		return err
 	}
