@@ -72,6 +72,13 @@ type NodeConfig struct {
 	// JoinTimeout bounds the join in Open.
 	JoinTimeout time.Duration
 
+	// AcceptLogLoss starts a node whose data dir is damaged in a way that can
+	// be survived by forgetting log entries (datadir.go): the log is cut back
+	// to the intact entries after the snapshot, and the loss is logged. For an
+	// operator who chose it (serve --accept-data-loss); a member of a cluster
+	// is better rebuilt (wiped and joined again).
+	AcceptLogLoss bool
+
 	// Logger receives the node's logs and, bridged to hclog, Raft's. Nil drops them.
 	Logger *slog.Logger
 

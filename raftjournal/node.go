@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net"
 	"os"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -98,6 +99,24 @@ func OpenContext(ctx context.Context, cfg NodeConfig) (_ *Node, err error) {
 		return nil, err
 	}
 	undo = append(undo, lock.release)
+	stopped, err := readStopped(cfg.DataDir)
+	if err != nil && !cfg.AcceptLogLoss {
+		return nil, err
+	}
+	var accepted []*DamageError
+	if err := checkLogFiles(cfg.DataDir, cfg.LogStore, stopped); err != nil {
+		var dmg *DamageError
+		if !cfg.AcceptLogLoss || !errors.As(err, &dmg) || !dmg.Acceptable {
+			return nil, err
+		}
+		accepted = append(accepted, dmg)
+		stopped = nil // the loss is accepted: the log need not reach it
+		if dmg.repair != nil {
+			if err := dmg.repair(); err != nil {
+				return nil, fmt.Errorf("raftjournal: make %s consistent with the accepted loss: %w", dmg.Path, err)
+			}
+		}
+	}
 	st, err := openStores(cfg.DataDir, &cfg, newHclog(logger, "raft-store"))
 	if err != nil {
 		return nil, err
@@ -110,9 +129,25 @@ func OpenContext(ctx context.Context, cfg NodeConfig) (_ *Node, err error) {
 	n := &Node{cfg: cfg, logger: logger, st: st, lock: lock, id: raft.ServerID(cfg.NodeID), rpc: newRPCClient(cfg.ForwardTimeout, cfg.Credentials())}
 	n.metrics = newNodeMetrics(n)
 	n.fsm = newNodeFSM(fsm, n.metrics)
-	rec, err := recoverState(n.fsm, st)
+	rec, err := recoverState(n.fsm, st, stopped, cfg.AcceptLogLoss)
 	if err != nil {
 		return nil, err
+	}
+	for _, d := range append(accepted, rec.accepted...) {
+		logger.Error("starting on a damaged data dir: the loss is accepted (AcceptLogLoss); entries a quorum acknowledged may be gone for good",
+			"file", d.Path, "damage", d.Problem, "log", fmt.Sprintf("%d..%d", rec.firstLog, rec.lastLog), "snapshot-index", rec.snapshotIndex)
+	}
+	hasState, err := raft.HasExistingState(st.log, st.stable, st.snaps)
+	if err != nil {
+		return nil, fmt.Errorf("%w: read raft state in %s: %v", ErrCorruptLog, cfg.DataDir, err)
+	}
+	if !hasState {
+		if err := checkFreshForStart(cfg.DataDir); err != nil {
+			return nil, err
+		}
+		if !cfg.Bootstrap && cfg.Join == "" {
+			return nil, fmt.Errorf("%w: data dir %s holds no journal: start the node with Bootstrap (a new cluster) or Join (a running one)", ErrInvalidConfig, cfg.DataDir)
+		}
 	}
 	n.fsm.startPolicy(rec)
 	var adminLn net.Listener
@@ -130,12 +165,24 @@ func OpenContext(ctx context.Context, cfg NodeConfig) (_ *Node, err error) {
 	undo = append(undo, mux.Close)
 	n.mux = mux
 	n.addr = raft.ServerAddress(mux.Addr().String())
+	needJoin := cfg.Join != "" && !hasState
+	if hasState {
+		if err := checkIdentity(cfg.DataDir, rec.config, n.id, n.addr, cfg.Join != ""); err != nil {
+			return nil, err
+		}
+		// A member that is not in the configuration (a join that crashed
+		// before its configuration entry arrived) or is there under another
+		// address asks to be added again.
+		needJoin = cfg.Join != "" && !slices.ContainsFunc(rec.config.Servers, func(s raft.Server) bool {
+			return s.ID == n.id && sameAddr(string(s.Address), string(n.addr))
+		})
+	}
 	trans := newTransport(mux, logger)
 	undo = append(undo, trans.Close)
-
-	hasState, err := raft.HasExistingState(st.log, st.stable, st.snaps)
-	if err != nil {
-		return nil, fmt.Errorf("%w: read raft state in %s: %v", ErrCorruptLog, cfg.DataDir, err)
+	// From here raft may write: the record of the last clean stop no longer
+	// describes the log.
+	if err := removeStopped(cfg.DataDir); err != nil {
+		return nil, err
 	}
 	var logs raft.LogStore = st.log
 	if cfg.LogCacheEntries > 0 {
@@ -169,7 +216,7 @@ func OpenContext(ctx context.Context, cfg NodeConfig) (_ *Node, err error) {
 		n.admin = startAdmin(n, adminLn)
 		undo = append(undo, n.admin.close)
 	}
-	if !hasState && cfg.Join != "" {
+	if needJoin {
 		if err := n.join(ctx, cfg.Join); err != nil {
 			return nil, err
 		}
@@ -226,11 +273,35 @@ func (n *Node) Close() error {
 		n.closed = true
 		n.opMu.Unlock()
 		n.rpc.close()
+		n.recordStop()
 		errs = append(errs, n.st.close(), n.lock.release())
 		n.closeErr = errors.Join(errs...)
 		n.logger.Info("journal node closed", "node-id", n.cfg.NodeID)
 	})
 	return n.closeErr
+}
+
+// recordStop writes the record of a clean stop (datadir.go) once raft is down:
+// the log's last index, which the next start checks the log still reaches.
+func (n *Node) recordStop() {
+	rec := stoppedRecord{LogStore: n.cfg.LogStore, Time: time.Now().UTC()}
+	last, err := n.st.log.LastIndex()
+	if err == nil && last > 0 {
+		var l raft.Log
+		if err = n.st.log.GetLog(last, &l); err == nil {
+			rec.LastIndex, rec.LastTerm = last, l.Term
+		}
+	} else if err == nil {
+		if metas, lerr := n.st.snaps.List(); lerr == nil && len(metas) > 0 {
+			rec.LastIndex, rec.LastTerm = metas[0].Index, metas[0].Term
+		}
+	}
+	if err == nil && rec.LastIndex > 0 {
+		err = writeStopped(n.cfg.DataDir, rec)
+	}
+	if err != nil {
+		n.logger.Warn("could not record the clean stop; the next start checks the log's structure only", "error", err)
+	}
 }
 
 // begin starts an API call: it fails once the node is closing, and returns a

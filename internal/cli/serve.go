@@ -1,10 +1,13 @@
 package cli
 
 import (
+	"bufio"
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 	"time"
 
@@ -21,6 +24,8 @@ type serveOptions struct {
 	openMetrics bool
 	openStatus  bool
 	superDigest string
+	acceptLoss  bool
+	yes         bool
 
 	dataDir   string
 	nodeID    string
@@ -53,6 +58,8 @@ func (o *serveOptions) addFlags(cmd *cobra.Command) {
 	f.BoolVar(&o.insecure, "insecure", false, "run without a cluster secret: anyone who reaches the admin or Raft port controls the cluster (tests and demos on loopback only)")
 	f.BoolVar(&o.openMetrics, "open-metrics", false, "serve /metrics to callers without the cluster secret")
 	f.BoolVar(&o.openStatus, "open-status", false, "serve a minimal /status (id, role, leader, term, indexes, phase) to callers without the cluster secret")
+	f.BoolVar(&o.acceptLoss, "accept-data-loss", false, "start even though the data dir's Raft log lost entries, cutting it back to what is intact (asks for confirmation; for a single-node journal with no other copy: a cluster member is better wiped and joined again)")
+	f.BoolVar(&o.yes, "yes", false, "with --accept-data-loss: do not ask for confirmation")
 	f.StringVar(&o.superDigest, "super-digest", "", "ZooKeeper super user for tree reads over the admin port: super:BASE64(SHA1(super:PASSWORD)), as zookeeper.DigestAuthenticationProvider.superDigest")
 }
 
@@ -68,6 +75,8 @@ func (o *serveOptions) config(g *globalOptions) (raftjournal.NodeConfig, error) 
 		return raftjournal.NodeConfig{}, usageErrorf("--bootstrap and --join are exclusive")
 	case (o.proxyAddr == "") != (o.tap.zk == ""):
 		return raftjournal.NodeConfig{}, usageErrorf("--proxy-addr and --zk go together")
+	case o.yes && !o.acceptLoss:
+		return raftjournal.NodeConfig{}, usageErrorf("--yes confirms --accept-data-loss, which was not given")
 	}
 	if o.tap.queueDir == "" {
 		o.tap.queueDir = defaultQueueDir(o.dataDir)
@@ -154,7 +163,22 @@ node stops cleanly.`,
 // serve runs a node until ctx ends.
 func serve(ctx context.Context, g *globalOptions, cfg raftjournal.NodeConfig, o *serveOptions) error {
 	n, err := raftjournal.OpenContext(ctx, cfg)
+	var dmg *raftjournal.DamageError
+	if err != nil && o != nil && o.acceptLoss && errors.As(err, &dmg) && dmg.Acceptable {
+		if err := confirmLoss(g, dmg, o.yes); err != nil {
+			return err
+		}
+		cfg.AcceptLogLoss = true
+		n, err = raftjournal.OpenContext(ctx, cfg)
+	}
 	if err != nil {
+		if errors.As(err, &dmg) {
+			hint := "restore the files, or rebuild the node (wipe the data dir and --join the cluster again)"
+			if dmg.Acceptable {
+				hint += "; a single-node journal with no other copy can start on what is left with --accept-data-loss"
+			}
+			return fmt.Errorf("%w; %s", err, hint)
+		}
 		return err
 	}
 	var rt *runningTap
@@ -203,6 +227,27 @@ func serve(ctx context.Context, g *globalOptions, cfg raftjournal.NodeConfig, o 
 		return fmt.Errorf("close node %s: %w", cfg.NodeID, err)
 	}
 	return removed
+}
+
+// confirmLoss asks the operator to confirm starting on a damaged log.
+func confirmLoss(g *globalOptions, dmg *raftjournal.DamageError, yes bool) error {
+	fmt.Fprintf(g.stderr, "zk2raft: %s\n", oneLine(dmg.Error()))
+	fmt.Fprintln(g.stderr, "zk2raft: --accept-data-loss starts the node on what is left: the lost log entries are dropped for good, and writes")
+	fmt.Fprintln(g.stderr, "zk2raft: acknowledged by this node may be gone. In a cluster, rebuild the node instead (wipe it and --join again).")
+	if yes {
+		g.logger.Error("accepting the loss of log entries (--accept-data-loss --yes)", "file", dmg.Path, "damage", dmg.Problem)
+		return nil
+	}
+	fmt.Fprint(g.stderr, "Type 'yes' to start anyway: ")
+	line, err := bufio.NewReader(g.stdin).ReadString('\n')
+	if err != nil {
+		fmt.Fprintln(g.stderr) // no answer: end the prompt's line
+	}
+	if strings.TrimSpace(line) != "yes" {
+		return fmt.Errorf("serve: the loss was not accepted (answer %q); nothing was changed", strings.TrimSpace(line))
+	}
+	g.logger.Error("accepting the loss of log entries (--accept-data-loss, confirmed)", "file", dmg.Path, "damage", dmg.Problem)
+	return nil
 }
 
 // trimScheme accepts an admin address written as a URL.
