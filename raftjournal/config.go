@@ -21,8 +21,8 @@ const (
 )
 
 // NodeConfig configures a journal node (Open). The zero value is not usable;
-// start from DefaultNodeConfig and set DataDir, NodeID, RaftAddr and one of
-// Bootstrap or Join.
+// start from DefaultNodeConfig and set DataDir, NodeID, RaftAddr, Secret (or
+// Insecure) and, for an empty data dir, one of Bootstrap or Join.
 type NodeConfig struct {
 	// DataDir holds the node's Raft log, stable store, snapshots and a LOCK file
 	// that keeps a second process out. Created if missing.
