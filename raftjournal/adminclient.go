@@ -154,8 +154,11 @@ func (c *AdminClient) ClusterStatus(ctx context.Context, local bool) (ClusterSta
 	if err := c.Call(ctx, http.MethodGet, path, nil, &cs); err != nil {
 		return cs, err
 	}
-	if cs.ID == "" || cs.Role == "" || cs.RaftAddr == "" {
-		return cs, fmt.Errorf("%w: %s answers /status without a node id, role or raft address", ErrNotJournal, c.url(path))
+	switch {
+	case cs.ID != "" && cs.Role != "" && cs.RaftAddr == "":
+		return cs, fmt.Errorf("%w: %s answered with the minimal status it shows callers without the cluster secret", ErrUnauthenticated, c.url(path))
+	case cs.ID == "" || cs.Role == "":
+		return cs, fmt.Errorf("%w: %s answers /status without a node id or role", ErrNotJournal, c.url(path))
 	}
 	return cs, nil
 }

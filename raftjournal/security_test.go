@@ -117,6 +117,10 @@ func TestAdminOpenStatusAndMetrics(t *testing.T) {
 	if code, _ := rawAdmin(t, "POST", base+"/remove", "", `{"id":"n1"}`); code != http.StatusUnauthorized {
 		t.Errorf("POST /remove on a node with open status: %d, want 401", code)
 	}
+	// A client without the secret is told so, not handed a half status.
+	if _, err := NewAdminClient(c.nodes[0].AdminAddr(), Credentials{}).ClusterStatus(t.Context(), false); !errors.Is(err, ErrUnauthenticated) {
+		t.Errorf("status without the secret from an open-status node: %v, want ErrUnauthenticated", err)
+	}
 	// With the secret, /status is the full one.
 	code, body = rawAdmin(t, "GET", base+"/status", string(testCreds().Secret), "")
 	if code != http.StatusOK || !strings.Contains(body, `"members"`) {
