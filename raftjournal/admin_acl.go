@@ -31,9 +31,9 @@ import (
 // request (repeatable). Only the digest scheme is understood.
 const ZKAuthHeader = "X-Zk2raft-Auth"
 
-// DigestID is ZooKeeper's digest identity for user:password
+// digestID is ZooKeeper's digest identity for user:password
 // (DigestAuthenticationProvider.generateDigest): user:base64(sha1(user:password)).
-func DigestID(cred string) (znode.ID, error) {
+func digestID(cred string) (znode.ID, error) {
 	user, _, ok := strings.Cut(cred, ":")
 	if !ok || user == "" {
 		return znode.ID{}, fmt.Errorf("%w: digest credential %q: want user:password", ErrBadCommand, redact(cred))
@@ -79,7 +79,7 @@ func (n *Node) readerOf(r *http.Request) (reader, error) {
 		if scheme != "digest" {
 			return rd, fmt.Errorf("%w: %s: scheme %q: only digest credentials are understood", ErrBadCommand, ZKAuthHeader, scheme)
 		}
-		id, err := DigestID(cred)
+		id, err := digestID(cred)
 		if err != nil {
 			return rd, err
 		}

@@ -169,6 +169,54 @@ func removeStopped(dataDir string) error {
 	return syncOfflineDir(filepath.Dir(p))
 }
 
+// checkBeforeOpen reads the record of the last clean stop and checks the log
+// store's files (checkLogFiles) before Open opens them. With AcceptLogLoss, a
+// damage that can be accepted is returned in accepted instead of as an error,
+// its files are made consistent with the loss, and the record is set aside.
+func checkBeforeOpen(cfg *NodeConfig) (stopped *stoppedRecord, accepted []*DamageError, err error) {
+	stopped, err = readStopped(cfg.DataDir)
+	if err != nil && !cfg.AcceptLogLoss {
+		return nil, nil, err
+	}
+	if err := checkLogFiles(cfg.DataDir, cfg.LogStore, stopped); err != nil {
+		var dmg *DamageError
+		if !cfg.AcceptLogLoss || !errors.As(err, &dmg) || !dmg.Acceptable {
+			return nil, nil, err
+		}
+		accepted = append(accepted, dmg)
+		stopped = nil // the loss is accepted: the log need not reach it
+		if dmg.repair != nil {
+			if err := dmg.repair(); err != nil {
+				return nil, nil, fmt.Errorf("raftjournal: make %s consistent with the accepted loss: %w", dmg.Path, err)
+			}
+		}
+	}
+	return stopped, accepted, nil
+}
+
+// recordStop writes the record of a clean stop (datadir.go) once raft is down:
+// the log's last index, which the next start checks the log still reaches.
+func (n *Node) recordStop() {
+	rec := stoppedRecord{LogStore: n.cfg.LogStore, Time: time.Now().UTC()}
+	last, err := n.st.log.LastIndex()
+	if err == nil && last > 0 {
+		var l raft.Log
+		if err = n.st.log.GetLog(last, &l); err == nil {
+			rec.LastIndex, rec.LastTerm = last, l.Term
+		}
+	} else if err == nil {
+		if metas, lerr := n.st.snaps.List(); lerr == nil && len(metas) > 0 {
+			rec.LastIndex, rec.LastTerm = metas[0].Index, metas[0].Term
+		}
+	}
+	if err == nil && rec.LastIndex > 0 {
+		err = writeStopped(n.cfg.DataDir, rec)
+	}
+	if err != nil {
+		n.logger.Warn("could not record the clean stop; the next start checks the log's structure only", "error", err)
+	}
+}
+
 // snapshotFacts is what checkLogFiles needs to know of the snapshots.
 type snapshotFacts struct {
 	any         bool   // a finished snapshot exists

@@ -99,23 +99,9 @@ func OpenContext(ctx context.Context, cfg NodeConfig) (_ *Node, err error) {
 		return nil, err
 	}
 	undo = append(undo, lock.release)
-	stopped, err := readStopped(cfg.DataDir)
-	if err != nil && !cfg.AcceptLogLoss {
+	stopped, accepted, err := checkBeforeOpen(&cfg)
+	if err != nil {
 		return nil, err
-	}
-	var accepted []*DamageError
-	if err := checkLogFiles(cfg.DataDir, cfg.LogStore, stopped); err != nil {
-		var dmg *DamageError
-		if !cfg.AcceptLogLoss || !errors.As(err, &dmg) || !dmg.Acceptable {
-			return nil, err
-		}
-		accepted = append(accepted, dmg)
-		stopped = nil // the loss is accepted: the log need not reach it
-		if dmg.repair != nil {
-			if err := dmg.repair(); err != nil {
-				return nil, fmt.Errorf("raftjournal: make %s consistent with the accepted loss: %w", dmg.Path, err)
-			}
-		}
 	}
 	st, err := openStores(cfg.DataDir, &cfg, newHclog(logger, "raft-store"))
 	if err != nil {
@@ -279,29 +265,6 @@ func (n *Node) Close() error {
 		n.logger.Info("journal node closed", "node-id", n.cfg.NodeID)
 	})
 	return n.closeErr
-}
-
-// recordStop writes the record of a clean stop (datadir.go) once raft is down:
-// the log's last index, which the next start checks the log still reaches.
-func (n *Node) recordStop() {
-	rec := stoppedRecord{LogStore: n.cfg.LogStore, Time: time.Now().UTC()}
-	last, err := n.st.log.LastIndex()
-	if err == nil && last > 0 {
-		var l raft.Log
-		if err = n.st.log.GetLog(last, &l); err == nil {
-			rec.LastIndex, rec.LastTerm = last, l.Term
-		}
-	} else if err == nil {
-		if metas, lerr := n.st.snaps.List(); lerr == nil && len(metas) > 0 {
-			rec.LastIndex, rec.LastTerm = metas[0].Index, metas[0].Term
-		}
-	}
-	if err == nil && rec.LastIndex > 0 {
-		err = writeStopped(n.cfg.DataDir, rec)
-	}
-	if err != nil {
-		n.logger.Warn("could not record the clean stop; the next start checks the log's structure only", "error", err)
-	}
 }
 
 // begin starts an API call: it fails once the node is closing, and returns a
