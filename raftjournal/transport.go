@@ -38,7 +38,7 @@ const (
 const muxHandshakeTimeout = 10 * time.Second
 
 // maxPendingHandshakes bounds the connections in the handshake at once.
-const maxPendingHandshakes = 64
+const maxPendingHandshakes = 1024
 
 // muxLayer is the raft.StreamLayer over the shared TCP listener: it hands 'R'
 // connections to raft and 'J' connections to the journal RPC server.

@@ -6,6 +6,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/zk2raft/zk2raft/internal/testlog"
 )
 
 // Item 11: ZooKeeper credentials need not go on the command line (where ps
@@ -151,6 +153,39 @@ func TestClusterSecretOnTheCommandLine(t *testing.T) {
 	}
 	if code, _, errOut := run(t, "journal", "remove", "--journal", admin, "--id", "n1", "--cluster-secret-file", other); code != ExitFailure || !strings.Contains(errOut, "not this cluster's") {
 		t.Errorf("remove with another cluster's secret: exit %d %s", code, errOut)
+	}
+	if code := s.stop(t); code != ExitOK {
+		t.Fatalf("serve exited %d: %s", code, s.stderr.String())
+	}
+}
+
+// Item 9 on the command line: mutual TLS on a node's ports, for serve and the
+// verbs that talk to it.
+func TestClusterTLSOnTheCommandLine(t *testing.T) {
+	ca := testlog.NewTLSCA(t, "cluster")
+	tlsArgs := func(name string) []string {
+		cert, key := ca.Issue(name)
+		return []string{"--cluster-tls-cert", cert, "--cluster-tls-key", key, "--cluster-tls-ca", ca.CAFile}
+	}
+	admin := freeTCPAddr(t)
+	s := startServe(t, append([]string{"--data-dir", filepath.Join(t.TempDir(), "n1"), "--node-id", "n1", "--raft-addr", freeTCPAddr(t),
+		"--admin-addr", admin, "--bootstrap"}, tlsArgs("n1")...)...)
+	tool := tlsArgs("tool")
+	waitUntil(t, "the node to lead over TLS", func() error {
+		code, _, errOut := run(t, append([]string{"journal", "status", "--journal", admin}, tool...)...)
+		if code != ExitOK {
+			return errors.New(errOut)
+		}
+		return nil
+	})
+	if !strings.Contains(s.stdout.String(), "admin https://") {
+		t.Errorf("serve does not announce its admin port as https: %q", s.stdout.String())
+	}
+	if code, _, errOut := run(t, "journal", "status", "--journal", admin, "--timeout", "5s"); code != ExitFailure {
+		t.Errorf("status without TLS: exit %d %s", code, errOut)
+	}
+	if code, _, errOut := run(t, "journal", "status", "--journal", admin, "--cluster-tls-cert", "x.pem"); code != ExitUsage || !strings.Contains(errOut, "--cluster-tls") {
+		t.Errorf("half the TLS flags: exit %d %s", code, errOut)
 	}
 	if code := s.stop(t); code != ExitOK {
 		t.Fatalf("serve exited %d: %s", code, s.stderr.String())

@@ -191,7 +191,11 @@ func serve(ctx context.Context, g *globalOptions, cfg raftjournal.NodeConfig, o 
 		n.SetStatusExtension("proxy", func() any { return proxyStatus(rt) })
 	}
 	if !g.quiet {
-		fmt.Fprintf(g.stdout, "node %s serving: raft %s, admin http://%s\n", n.ID(), n.RaftAddr(), n.AdminAddr())
+		scheme := "http"
+		if cfg.TLS != nil {
+			scheme = "https"
+		}
+		fmt.Fprintf(g.stdout, "node %s serving: raft %s, admin %s://%s\n", n.ID(), n.RaftAddr(), scheme, n.AdminAddr())
 		if rt != nil {
 			fmt.Fprintf(g.stdout, "dual-write proxy: clients %s, zookeeper %s\n", rt.tap.Addr(), o.tap.zk)
 		}
