@@ -16,6 +16,14 @@ SEED=${DEMO_SEED:-42}
 rm -rf "$DIR"
 mkdir -p "$DIR"
 
+# The cluster secret every journal node, the proxy and each zk2raft command share
+# (the admin and Raft ports refuse anyone without it). Commands find it through
+# the environment; it never appears on a command line.
+"$BIN" journal new-secret --out "$DIR/cluster-secret" --quiet
+export ZK2RAFT_CLUSTER_SECRET_FILE="$DIR/cluster-secret"
+# curl reads the bearer header from a file (-H @FILE), not from its arguments.
+(umask 077 && printf 'Authorization: Bearer %s\n' "$(cat "$DIR/cluster-secret")" >"$DIR/admin-header")
+
 say() { printf '\n== %s\n' "$*"; }
 
 PIDS=()
@@ -157,7 +165,7 @@ for attempt in 1 2 3 4 5 6; do
 	done
 	echo "(attempt $attempt: the journal did not reach $ZKDIGEST; ZooKeeper may have moved on, aligning again)"
 done
-echo "proxy status: $(curl -fsS "http://$PADMIN/status" 2>/dev/null || echo unavailable)"
+echo "proxy status: $(curl -fsS -H @"$DIR/admin-header" "http://$PADMIN/status" 2>/dev/null || echo unavailable)"
 "$BIN" journal status --journal "127.0.0.1:$A1"
 
 say "done"

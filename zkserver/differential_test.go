@@ -7,7 +7,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/zk2raft/zk2raft/zkserver"
 	"github.com/zk2raft/zk2raft/zkwire"
 	"github.com/zk2raft/zk2raft/znode"
 )
@@ -218,4 +217,4 @@ func differential(t *testing.T, script func(d *side)) {
 	t.Fatalf("transcripts differ:\n%s", b.String())
 }
 
-func digestOf(userPassword string) string { return zkserver.DigestID(userPassword) }
+func digestOf(userPassword string) string { return znode.DigestID(userPassword) }

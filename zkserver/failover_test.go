@@ -17,6 +17,7 @@ import (
 
 	"github.com/go-zookeeper/zk"
 
+	"github.com/zk2raft/zk2raft/internal/testlog"
 	"github.com/zk2raft/zk2raft/raftjournal"
 	"github.com/zk2raft/zk2raft/zkwire"
 )
@@ -55,6 +56,7 @@ func zk2raftBinary(t *testing.T) string {
 
 type procNode struct {
 	id, dir, raft, admin, client string
+	secretFile                   string
 	cmd                          *exec.Cmd
 	log                          *os.File
 }
@@ -62,7 +64,8 @@ type procNode struct {
 func (p *procNode) start(t *testing.T, bin string, extra ...string) {
 	t.Helper()
 	args := append([]string{"serve", "--data-dir", p.dir, "--node-id", p.id, "--raft-addr", p.raft, "--admin-addr", p.admin,
-		"--client-addr", p.client, "--tick-time", "200ms", "--4lw-whitelist", "*", "--max-client-cnxns", "0"}, extra...)
+		"--client-addr", p.client, "--tick-time", "200ms", "--4lw-whitelist", "*", "--max-client-cnxns", "0",
+		"--cluster-secret-file", p.secretFile}, extra...)
 	f, err := os.OpenFile(filepath.Join(filepath.Dir(p.dir), p.id+".log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
 	if err != nil {
 		t.Fatal(err)
@@ -98,10 +101,11 @@ func (p *procNode) fourLetter(word string) string {
 func TestFailover(t *testing.T) {
 	bin := zk2raftBinary(t)
 	base := t.TempDir()
+	secret := testlog.SecretFile(t)
 	var nodes []*procNode
 	for i := range 3 {
 		n := &procNode{id: fmt.Sprintf("f%d", i+1), dir: filepath.Join(base, fmt.Sprintf("f%d", i+1)),
-			raft: freeAddrT(t), admin: freeAddrT(t), client: freeAddrT(t)}
+			raft: freeAddrT(t), admin: freeAddrT(t), client: freeAddrT(t), secretFile: secret}
 		nodes = append(nodes, n)
 	}
 	t.Cleanup(func() {
@@ -288,7 +292,7 @@ func cutover(t *testing.T, nodes []*procNode) {
 		defer cancel()
 		var errs []error
 		for _, n := range nodes {
-			res, err := raftjournal.RemoteApply(ctx, n.raft, raftjournal.Encode(&raftjournal.SetPhase{Phase: raftjournal.PhasePrimary}))
+			res, err := raftjournal.RemoteApply(ctx, raftjournal.Credentials{Secret: testlog.Secret()}, n.raft, raftjournal.Encode(&raftjournal.SetPhase{Phase: raftjournal.PhasePrimary}))
 			if err == nil && res.Err == nil {
 				return nil
 			}

@@ -234,7 +234,7 @@ func (c *conn) addAuth(req *request, p *zkwire.AuthPacket) bool {
 	var ids []znode.ID
 	switch p.Scheme {
 	case "digest":
-		id := DigestID(string(p.Auth))
+		id := znode.DigestID(string(p.Auth))
 		if c.s.cfg.SuperDigest != "" && id == c.s.cfg.SuperDigest {
 			ids = append(ids, znode.ID{Scheme: "super", ID: ""})
 		}

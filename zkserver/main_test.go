@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/zk2raft/zk2raft/internal/testlog"
 	"github.com/zk2raft/zk2raft/internal/zktest"
 	"github.com/zk2raft/zk2raft/raftjournal"
 	"github.com/zk2raft/zk2raft/zkserver"
@@ -138,6 +139,7 @@ func startJournal(size int, phase raftjournal.Phase, tweak func(i int, c *zkserv
 			return fail(err)
 		}
 		cfg.AdminAddr = "127.0.0.1:0"
+		cfg.Secret = testlog.Secret()
 		cfg.Logger = logger.With("node", cfg.NodeID)
 		cfg.CommitTimeout = 5 * time.Millisecond
 		cfg.SessionTick = 20 * time.Millisecond

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net"
 	"path/filepath"
@@ -216,7 +217,8 @@ func TestServeErrors(t *testing.T) {
 		{"status needs journal", []string{"journal", "status"}, ExitUsage, "--journal is required"},
 		{"status unreachable", []string{"journal", "status", "--journal", "127.0.0.1:1", "--timeout", "2s"}, ExitFailure, "journal status: raftjournal: GET http://127.0.0.1:1/status"},
 		{"remove needs id", []string{"journal", "remove", "--journal", admin}, ExitUsage, "--id is required"},
-		{"remove unknown leaves nothing", []string{"journal", "remove", "--journal", admin, "--id", "ghost"}, ExitOK, ""},
+		// Item 17: removing a member that does not exist is an error, not "removed".
+		{"remove unknown", []string{"journal", "remove", "--journal", admin, "--id", "ghost"}, ExitFailure, `no member "ghost"`},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -260,4 +262,66 @@ func fourLetter(t *testing.T, addr, word string) string {
 		t.Fatal(err)
 	}
 	return b.String()
+}
+
+// Item 17: journal status fails on anything that is not a journal node's admin
+// port, and a cluster without a leader has an exit code of its own.
+func TestJournalStatusNoLeader(t *testing.T) {
+	dir := t.TempDir()
+	admin1, admin2 := freeTCPAddr(t), freeTCPAddr(t)
+	n1 := startServe(t, "--data-dir", filepath.Join(dir, "n1"), "--node-id", "n1", "--raft-addr", freeTCPAddr(t),
+		"--admin-addr", admin1, "--bootstrap")
+	n2 := startServe(t, "--data-dir", filepath.Join(dir, "n2"), "--node-id", "n2", "--raft-addr", freeTCPAddr(t),
+		"--admin-addr", admin2, "--join", admin1)
+	waitUntil(t, "two members with a leader", func() error {
+		code, out, errOut := run(t, "journal", "status", "--journal", admin1, "--json")
+		if code != ExitOK {
+			return fmt.Errorf("exit %d: %s", code, errOut)
+		}
+		var cs raftjournal.ClusterStatus
+		if err := json.Unmarshal([]byte(out), &cs); err != nil {
+			return err
+		}
+		if len(cs.Members) != 2 || cs.Leader == "" {
+			return fmt.Errorf("members %d, leader %q", len(cs.Members), cs.Leader)
+		}
+		return nil
+	})
+	// Without n2 the cluster has no quorum: n1 steps down and no one leads.
+	if code := n2.stop(t); code != ExitOK {
+		t.Fatalf("serve n2 exited %d: %s", code, n2.stderr.String())
+	}
+	var code int
+	var out, errOut string
+	waitUntil(t, "status to report no leader", func() error {
+		code, out, errOut = run(t, "journal", "status", "--journal", admin1)
+		if code != ExitNoLeader {
+			return fmt.Errorf("exit %d: %s", code, errOut)
+		}
+		return nil
+	})
+	if !strings.Contains(out, "leader   none") || !strings.Contains(errOut, "no leader") {
+		t.Errorf("leaderless status: stdout %q, stderr %q", out, errOut)
+	}
+	n1.stop(t)
+}
+
+// Item 18: SIGTERM while serve --join retries stops the process at once, not
+// when the join gives up.
+func TestServeJoinStopsOnSignal(t *testing.T) {
+	nobody := freeTCPAddr(t) // nothing listens there
+	s := startServe(t, "--data-dir", filepath.Join(t.TempDir(), "n"), "--node-id", "n", "--raft-addr", freeTCPAddr(t),
+		"--admin-addr", freeTCPAddr(t), "--join", nobody)
+	waitUntil(t, "a failed join attempt", func() error {
+		if !strings.Contains(s.stderr.String(), "join failed, retrying") {
+			return errors.New("no retry yet")
+		}
+		return nil
+	})
+	start := time.Now()
+	code := s.stop(t) // fails the test if serve is still running after 30 s
+	if code == ExitOK {
+		t.Errorf("serve interrupted before it joined exited 0")
+	}
+	t.Logf("serve stopped %v after the signal, exit %d", time.Since(start).Round(time.Millisecond), code)
 }
