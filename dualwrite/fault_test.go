@@ -593,7 +593,16 @@ func TestTapKill9(t *testing.T) {
 			}
 		}()
 	}
-	time.Sleep(1500 * time.Millisecond)
+	// Kill once the load is well under way (a count, not a time: a loaded
+	// machine acknowledges far fewer creates per second).
+	for deadline := time.Now().Add(time.Minute); ; time.Sleep(20 * time.Millisecond) {
+		mu.Lock()
+		n := len(acked)
+		mu.Unlock()
+		if n >= 200 || time.Now().After(deadline) {
+			break
+		}
+	}
 	_ = cmd.Process.Kill() // SIGKILL, mid-load
 	_ = cmd.Wait()
 	close(stop)

@@ -376,7 +376,7 @@ func (n *Node) applyLocal(ctx context.Context, entry []byte, typ EntryType) (*Re
 	case errors.Is(err, raft.ErrRaftShutdown):
 		return nil, fmt.Errorf("%w (%w): %w", ErrOutcomeUnknown, CodeConnectionLoss, ErrClosed)
 	default:
-		return nil, fmt.Errorf("%w (%w): %v", ErrOutcomeUnknown, CodeConnectionLoss, err)
+		return nil, fmt.Errorf("%w (%w): %w", ErrOutcomeUnknown, CodeConnectionLoss, err)
 	}
 	res, ok := f.Response().(*Result)
 	if !ok {
