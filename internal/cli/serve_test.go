@@ -212,7 +212,7 @@ func TestServeErrors(t *testing.T) {
 			"data dir is locked by another process: " + filepath.Join(held, "LOCK")},
 		{"raft address taken", []string{"serve", "--data-dir", filepath.Join(dir, "other"), "--node-id", "b", "--raft-addr", admin, "--bootstrap"}, ExitFailure,
 			"listen on raft address " + admin},
-		{"bad super digest", []string{"serve", "--data-dir", dir, "--node-id", "a", "--raft-addr", "127.0.0.1:1", "--client-addr", "127.0.0.1:0", "--super-digest", "nocolon"}, ExitUsage, "SuperDigest must be user:base64"},
+		{"bad super digest", []string{"serve", "--data-dir", dir, "--node-id", "a", "--raft-addr", "127.0.0.1:1", "--client-addr", "127.0.0.1:0", "--super-digest", "nocolon"}, ExitUsage, `SuperDigest "nocolon": want`},
 		{"unknown 4lw", []string{"serve", "--data-dir", dir, "--node-id", "a", "--raft-addr", "127.0.0.1:1", "--client-addr", "127.0.0.1:0", "--4lw-whitelist", "ruok,boom"}, ExitUsage, `four-letter word "boom"`},
 		{"status needs journal", []string{"journal", "status"}, ExitUsage, "--journal is required"},
 		{"status unreachable", []string{"journal", "status", "--journal", "127.0.0.1:1", "--timeout", "2s"}, ExitFailure, "journal status: raftjournal: GET http://127.0.0.1:1/status"},
