@@ -17,19 +17,23 @@ all: build
 build:
 	$(GO) build -o $(BIN) ./cmd/zk2raft
 
-# ZooKeeper 3.8 from Debian's package (it brings a Java runtime), unless present.
+# ZooKeeper 3.8 from Debian's package (it brings a Java runtime), kazoo,
+# Curator and a JDK (the independent clients of zkserver's tests), unless present.
+DEB_PACKAGES := zookeeper default-jre-headless default-jdk-headless python3-kazoo libcurator-framework-java libcurator-recipes-java
+
 deps: deps-system deps-go
 
 deps-system:
-	@if [ -f /usr/share/java/zookeeper.jar ] && command -v java >/dev/null 2>&1 \
+	@if [ -f /usr/share/java/zookeeper.jar ] && command -v java >/dev/null 2>&1 && command -v javac >/dev/null 2>&1 \
+		&& [ -f /usr/share/java/curator-recipes.jar ] && [ -f /usr/share/java/curator-framework.jar ] \
 		&& /usr/bin/python3 -c 'import kazoo' >/dev/null 2>&1; then \
-		echo "deps: ZooKeeper, Java and kazoo present"; \
+		echo "deps: ZooKeeper, Java (JDK), Curator and kazoo present"; \
 	else \
-		echo "deps: installing Debian's zookeeper, python3-kazoo and a headless JRE"; \
+		echo "deps: installing Debian's $(DEB_PACKAGES)"; \
 		export DEBIAN_FRONTEND=noninteractive; \
-		if ! apt-cache show zookeeper python3-kazoo >/dev/null 2>&1; then $(SUDO) apt-get update -qq; fi; \
-		$(SUDO) apt-get install -y -qq --no-install-recommends zookeeper default-jre-headless python3-kazoo \
-			|| { $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq --no-install-recommends zookeeper default-jre-headless python3-kazoo; }; \
+		if ! apt-cache show $(DEB_PACKAGES) >/dev/null 2>&1; then $(SUDO) apt-get update -qq; fi; \
+		$(SUDO) apt-get install -y -qq --no-install-recommends $(DEB_PACKAGES) \
+			|| { $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq --no-install-recommends $(DEB_PACKAGES); }; \
 	fi
 
 deps-go:

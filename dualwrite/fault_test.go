@@ -55,7 +55,7 @@ func TestJournalProcess(t *testing.T) {
 	}
 	cfg := raftjournal.DefaultNodeConfig()
 	cfg.NodeID, cfg.DataDir, cfg.RaftAddr, cfg.AdminAddr = spec.ID, spec.DataDir, spec.RaftAddr, spec.AdminAddr
-	cfg.Bootstrap, cfg.Join = spec.Bootstrap, spec.Join
+	cfg.Bootstrap, cfg.Join, cfg.Secret = spec.Bootstrap, spec.Join, testlog.Secret()
 	cfg.HeartbeatTimeout, cfg.ElectionTimeout, cfg.LeaderLeaseTimeout = 400*time.Millisecond, 400*time.Millisecond, 200*time.Millisecond
 	cfg.CommitTimeout = 5 * time.Millisecond
 	cfg.Logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
@@ -198,7 +198,7 @@ func (c *journalCluster) stop(i int) {
 func (c *journalCluster) status(i int) (raftjournal.MemberStatus, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 	defer cancel()
-	return raftjournal.RemoteStatus(ctx, c.specs[i].RaftAddr)
+	return raftjournal.RemoteStatus(ctx, testCreds(), c.specs[i].RaftAddr)
 }
 
 func (c *journalCluster) waitStatus(i int, cond func(raftjournal.MemberStatus) error) {
@@ -328,7 +328,7 @@ func TestTapFaults(t *testing.T) {
 	// which is the one killed.
 	lead := jc.leader()
 	via := (lead + 1) % 3
-	j, err := importer.DialJournal(ctx, jc.specs[via].AdminAddr, testlog.New(t))
+	j, err := importer.DialJournal(ctx, raftjournal.NewAdminClient(jc.specs[via].AdminAddr, testCreds()), testlog.New(t))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -371,7 +371,7 @@ func TestTapFaults(t *testing.T) {
 	// makes the journal whole.
 	if lost := tap.Status().Lost; lost != nil {
 		t.Logf("writes of unknown outcome (their server died): %+v; repairing", *lost)
-		rec, err := NewReconciler(ReconcilerConfig{ZK: ens.Hosts(), Journal: j, View: RemoteView(jc.specs[via].AdminAddr),
+		rec, err := NewReconciler(ReconcilerConfig{ZK: ens.Hosts(), Journal: j, View: RemoteView(raftjournal.NewAdminClient(jc.specs[via].AdminAddr, testCreds())),
 			Logger: testlog.New(t).With("component", "reconcile")})
 		if err != nil {
 			t.Fatal(err)
@@ -442,7 +442,7 @@ func TestTapFaults(t *testing.T) {
 		if !found {
 			t.Fatalf("ZooKeeper logged no digest at %#x", zxid)
 		}
-		if jd, err = raftjournal.AdminGetDigests(ctx, jc.specs[via].AdminAddr); err != nil {
+		if jd, err = raftjournal.NewAdminClient(jc.specs[via].AdminAddr, testCreds()).Digests(ctx); err != nil {
 			t.Fatal(err)
 		}
 		atZxid = nil
@@ -593,7 +593,16 @@ func TestTapKill9(t *testing.T) {
 			}
 		}()
 	}
-	time.Sleep(1500 * time.Millisecond)
+	// Kill once the load is well under way (a count, not a time: a loaded
+	// machine acknowledges far fewer creates per second).
+	for deadline := time.Now().Add(time.Minute); ; time.Sleep(20 * time.Millisecond) {
+		mu.Lock()
+		n := len(acked)
+		mu.Unlock()
+		if n >= 200 || time.Now().After(deadline) {
+			break
+		}
+	}
 	_ = cmd.Process.Kill() // SIGKILL, mid-load
 	_ = cmd.Wait()
 	close(stop)

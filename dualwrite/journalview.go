@@ -113,14 +113,16 @@ func (v nodeView) CurrentDigest(context.Context) (znode.Digest, int64, error) {
 	return st.Digest, st.MaxSourceZxid, nil
 }
 
-// RemoteView reads a journal node through its admin endpoint (host:port or a
-// URL): GET /node, /tree and /digests (raftjournal/admin_tree.go). Get and
-// Walk ask for linearizable reads (the node passes a read barrier through the
-// leader first), so any member will do; the digest reads are that member's
-// local state. A /tree stream cut short is an error, never a smaller tree.
-func RemoteView(adminAddr string) JournalView { return remoteView{adminAddr} }
+// RemoteView reads a journal node through its admin endpoint: GET /node,
+// /tree and /digests (raftjournal/admin_tree.go), with the client's cluster
+// credentials and ZooKeeper credentials (the node enforces the ACLs, so give
+// it those the reconciler reads ZooKeeper with). Get and Walk ask for
+// linearizable reads (the node passes a read barrier through the leader
+// first), so any member will do; the digest reads are that member's local
+// state. A /tree stream cut short is an error, never a smaller tree.
+func RemoteView(admin *raftjournal.AdminClient) JournalView { return remoteView{admin} }
 
-type remoteView struct{ addr string }
+type remoteView struct{ c *raftjournal.AdminClient }
 
 var (
 	_ JournalView     = remoteView{}
@@ -128,15 +130,15 @@ var (
 )
 
 func (v remoteView) Get(ctx context.Context, path string) (*znode.Node, bool, error) {
-	return raftjournal.AdminGetNode(ctx, v.addr, path, true)
+	return v.c.GetNode(ctx, path, true)
 }
 
 func (v remoteView) Walk(ctx context.Context, root string, fn func(*znode.Node) error) error {
-	return raftjournal.AdminWalkTree(ctx, v.addr, root, true, fn)
+	return v.c.WalkTree(ctx, root, true, fn)
 }
 
 func (v remoteView) DigestHistory(ctx context.Context) ([]raftjournal.DigestEntry, error) {
-	d, err := raftjournal.AdminGetDigests(ctx, v.addr)
+	d, err := v.c.Digests(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -144,7 +146,7 @@ func (v remoteView) DigestHistory(ctx context.Context) ([]raftjournal.DigestEntr
 }
 
 func (v remoteView) LastSourceZxid(ctx context.Context) (int64, error) {
-	d, err := raftjournal.AdminGetDigests(ctx, v.addr)
+	d, err := v.c.Digests(ctx)
 	if err != nil {
 		return 0, err
 	}
@@ -152,7 +154,7 @@ func (v remoteView) LastSourceZxid(ctx context.Context) (int64, error) {
 }
 
 func (v remoteView) CurrentDigest(ctx context.Context) (znode.Digest, int64, error) {
-	d, err := raftjournal.AdminGetDigests(ctx, v.addr)
+	d, err := v.c.Digests(ctx)
 	if err != nil {
 		return 0, 0, err
 	}

@@ -331,11 +331,11 @@ func testReconcilerEndToEnd(t *testing.T, remote bool) {
 	var j Journal = importer.NodeJournal(node)
 	view := NodeView(node)
 	if remote {
-		rj, err := importer.DialJournal(t.Context(), node.AdminAddr(), testlog.New(t))
+		rj, err := importer.DialJournal(t.Context(), remoteAdmin(node), testlog.New(t))
 		if err != nil {
 			t.Fatal(err)
 		}
-		j, view = rj, RemoteView(node.AdminAddr())
+		j, view = rj, RemoteView(remoteAdmin(node).WithZooKeeperAuth([]string{"digest:user:pw"}))
 	}
 	counting := &countingJournal{Journal: j}
 	importZKTree(t, hosts, "/", counting, nil)

@@ -59,7 +59,7 @@ func TestTailProcess(t *testing.T) {
 	logger := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM)
 	defer stop()
-	j, err := importer.DialJournal(ctx, spec.Journal, logger)
+	j, err := importer.DialJournal(ctx, raftjournal.NewAdminClient(spec.Journal, testCreds()), logger)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "journal:", err)
 		os.Exit(3)
@@ -312,7 +312,7 @@ func TestTailUnderLoad(t *testing.T) {
 	if got := n.FSM().Status().Digest; got != final.Digest {
 		t.Fatalf("journal digest %v, ZooKeeper's at %#x: %v", got, final.Zxid, final.Digest)
 	}
-	hist, err := raftjournal.AdminGetDigests(t.Context(), n.AdminAddr())
+	hist, err := remoteAdmin(n).Digests(t.Context())
 	if err != nil {
 		t.Fatal(err)
 	}

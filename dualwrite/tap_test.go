@@ -22,12 +22,21 @@ import (
 	"github.com/zk2raft/zk2raft/znode"
 )
 
+// testCreds are the cluster credentials of the tests' journals.
+func testCreds() raftjournal.Credentials { return raftjournal.Credentials{Secret: testlog.Secret()} }
+
+// remoteAdmin is a client of n's admin endpoint.
+func remoteAdmin(n *raftjournal.Node) *raftjournal.AdminClient {
+	return raftjournal.NewAdminClient(n.AdminAddr(), testCreds())
+}
+
 // journalNode starts a one-node journal (shadow phase, empty tree) with an
 // on-disk store, closed in cleanup.
 func journalNode(t testing.TB) *raftjournal.Node {
 	t.Helper()
 	c := raftjournal.DefaultNodeConfig()
 	c.NodeID, c.DataDir, c.RaftAddr, c.AdminAddr = "j1", t.TempDir(), testlog.FreeAddr(t), "127.0.0.1:0"
+	c.Secret = testlog.Secret()
 	c.Logger = testlog.New(t).With("node", "j1")
 	c.Bootstrap = true
 	c.HeartbeatTimeout = 400 * time.Millisecond

@@ -94,6 +94,7 @@ func TestTapProcess(t *testing.T) {
 	if spec.JournalDir != "" {
 		nc := raftjournal.DefaultNodeConfig()
 		nc.NodeID, nc.DataDir, nc.RaftAddr, nc.AdminAddr, nc.Bootstrap = "j1", spec.JournalDir, spec.RaftAddr, "127.0.0.1:0", true
+		nc.Secret = testCreds().Secret
 		nc.Logger = log
 		n, err := raftjournal.Open(nc)
 		if err != nil {

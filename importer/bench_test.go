@@ -83,7 +83,7 @@ func BenchmarkOnlineImport(b *testing.B) {
 	nodes := cluster(b, 3)
 	snap := filepath.Join(b.TempDir(), "export.snap")
 	tr := synthetic(b, snap, *benchOnlineNodes, false)
-	j, err := DialJournal(b.Context(), nodes[0].AdminAddr(), nil)
+	j, err := DialJournal(b.Context(), adminClient(nodes[0]), nil)
 	if err != nil {
 		b.Fatal(err)
 	}

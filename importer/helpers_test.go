@@ -36,6 +36,13 @@ func TestMain(m *testing.M) {
 	code := func() int {
 		defer os.RemoveAll(dir)
 		zk2raftBin = filepath.Join(dir, "zk2raft")
+		// The zk2raft processes the tests start find the cluster secret here.
+		secret := filepath.Join(dir, "cluster-secret")
+		if err := os.WriteFile(secret, testlog.Secret(), 0o600); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			return 1
+		}
+		os.Setenv("ZK2RAFT_CLUSTER_SECRET_FILE", secret)
 		cmd := exec.Command("go", "build", "-o", zk2raftBin, "github.com/zk2raft/zk2raft/cmd/zk2raft")
 		if out, err := cmd.CombinedOutput(); err != nil {
 			fmt.Fprintf(os.Stderr, "building zk2raft: %v\n%s", err, out)
@@ -50,11 +57,17 @@ func testLogger(t testing.TB) *slog.Logger { return testlog.New(t) }
 
 func freeAddr(t testing.TB) string { return testlog.FreeAddr(t) }
 
+// adminClient is a client of a test node's admin endpoint.
+func adminClient(n *raftjournal.Node) *raftjournal.AdminClient {
+	return raftjournal.NewAdminClient(n.AdminAddr(), raftjournal.Credentials{Secret: testlog.Secret()})
+}
+
 // nodeConfig is a journal node configuration with loopback timings.
 func nodeConfig(t testing.TB, id, dir string, logger *slog.Logger) raftjournal.NodeConfig {
 	t.Helper()
 	c := raftjournal.DefaultNodeConfig()
 	c.NodeID, c.DataDir, c.RaftAddr, c.AdminAddr = id, dir, freeAddr(t), "127.0.0.1:0"
+	c.Secret = testlog.Secret()
 	c.Logger = logger.With("node", id)
 	c.HeartbeatTimeout = 400 * time.Millisecond
 	c.ElectionTimeout = 400 * time.Millisecond

@@ -84,31 +84,31 @@ func (nodeJournal) Close() error { return nil }
 
 // RemoteJournal reaches a cluster from outside through one member's admin
 // address: /status names the leader, whose Raft port takes the entries over
-// the journal RPC.
+// the journal RPC. Both carry the admin client's credentials.
 type RemoteJournal struct {
-	admin  string
+	admin  *raftjournal.AdminClient
+	rpc    *raftjournal.RPCClient
 	logger *slog.Logger
 
 	mu     sync.Mutex
 	leader string // Raft address
 }
 
-// DialJournal checks that the node at adminAddr answers and learns the leader.
-func DialJournal(ctx context.Context, adminAddr string, logger *slog.Logger) (*RemoteJournal, error) {
+// DialJournal checks that the node admin reaches answers and learns the leader.
+func DialJournal(ctx context.Context, admin *raftjournal.AdminClient, logger *slog.Logger) (*RemoteJournal, error) {
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
-	j := &RemoteJournal{admin: adminAddr, logger: logger}
+	j := &RemoteJournal{admin: admin, rpc: raftjournal.NewRPCClient(admin.Credentials(), 30*time.Second), logger: logger}
 	if _, err := j.leaderAddr(ctx, true); err != nil {
+		j.rpc.Close()
 		return nil, err
 	}
 	return j, nil
 }
 
 func (j *RemoteJournal) status(ctx context.Context) (raftjournal.ClusterStatus, error) {
-	var cs raftjournal.ClusterStatus
-	err := raftjournal.AdminCall(ctx, j.admin, http.MethodGet, "/status?local=1", nil, &cs)
-	return cs, err
+	return j.admin.ClusterStatus(ctx, true)
 }
 
 // leaderAddr returns the leader's Raft address, asking the admin endpoint
@@ -124,7 +124,7 @@ func (j *RemoteJournal) leaderAddr(ctx context.Context, refresh bool) (string, e
 	for {
 		cs, err := j.status(ctx)
 		if err != nil {
-			return "", fmt.Errorf("importer: journal at %s: %w", j.admin, err)
+			return "", fmt.Errorf("importer: journal at %s: %w", j.admin.Addr(), err)
 		}
 		if cs.LeaderAddr != "" {
 			j.mu.Lock()
@@ -134,7 +134,7 @@ func (j *RemoteJournal) leaderAddr(ctx context.Context, refresh bool) (string, e
 		}
 		select {
 		case <-ctx.Done():
-			return "", fmt.Errorf("importer: journal at %s: %w (%v)", j.admin, raftjournal.ErrNoLeader, ctx.Err())
+			return "", fmt.Errorf("importer: journal at %s: %w (%v)", j.admin.Addr(), raftjournal.ErrNoLeader, ctx.Err())
 		case <-time.After(backoff):
 		}
 		backoff = min(2*backoff, time.Second)
@@ -148,7 +148,7 @@ func (j *RemoteJournal) Submit(ctx context.Context, entry []byte) (*raftjournal.
 	if err != nil {
 		return nil, err
 	}
-	res, err := raftjournal.RemoteApply(ctx, addr, entry)
+	res, err := j.rpc.Apply(ctx, addr, entry)
 	if err != nil {
 		j.mu.Lock()
 		if j.leader == addr {
@@ -168,7 +168,7 @@ func (j *RemoteJournal) Checkpoint(ctx context.Context, key string) ([]byte, boo
 		Key   string `json:"key"`
 		Value []byte `json:"value"`
 	}
-	err := raftjournal.AdminCall(ctx, j.admin, http.MethodGet, "/checkpoint?key="+url.QueryEscape(key), nil, &out)
+	err := j.admin.Call(ctx, http.MethodGet, "/checkpoint?key="+url.QueryEscape(key), nil, &out)
 	if err != nil {
 		if errors.Is(err, raftjournal.ErrRemote) && (strings.Contains(err.Error(), "404") || strings.Contains(err.Error(), "405")) {
 			return nil, false, ErrCheckpointUnsupported
@@ -183,25 +183,28 @@ func (j *RemoteJournal) State(ctx context.Context, index uint64) (JournalState, 
 	for {
 		cs, err := j.status(ctx)
 		if err != nil {
-			return JournalState{}, fmt.Errorf("importer: journal at %s: %w", j.admin, err)
+			return JournalState{}, fmt.Errorf("importer: journal at %s: %w", j.admin.Addr(), err)
 		}
 		if cs.AppliedIndex >= index {
 			d, err := znode.ParseDigest(cs.Digest)
 			if err != nil {
-				return JournalState{}, fmt.Errorf("importer: journal at %s reports digest %q: %w", j.admin, cs.Digest, err)
+				return JournalState{}, fmt.Errorf("importer: journal at %s reports digest %q: %w", j.admin.Addr(), cs.Digest, err)
 			}
 			return JournalState{Digest: d, Nodes: int64(cs.NodeCount), AppliedIndex: cs.AppliedIndex, Phase: cs.Phase}, nil
 		}
 		select {
 		case <-ctx.Done():
-			return JournalState{}, fmt.Errorf("importer: journal at %s applied %d, waiting for %d: %w", j.admin, cs.AppliedIndex, index, ctx.Err())
+			return JournalState{}, fmt.Errorf("importer: journal at %s applied %d, waiting for %d: %w", j.admin.Addr(), cs.AppliedIndex, index, ctx.Err())
 		case <-time.After(20 * time.Millisecond):
 		}
 	}
 }
 
-// Close implements Journal.
-func (j *RemoteJournal) Close() error { return nil }
+// Close implements Journal: it closes the pooled RPC connections.
+func (j *RemoteJournal) Close() error {
+	j.rpc.Close()
+	return nil
+}
 
 // Checkpoint values. The checkpoint is stored in the journal with the batch
 // that carries it, so it never claims more than the journal holds.

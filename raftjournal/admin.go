@@ -1,12 +1,13 @@
 package raftjournal
 
 import (
-	"bytes"
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"slices"
@@ -18,7 +19,10 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 )
 
-// The admin endpoint (NodeConfig.AdminAddr), plain HTTP:
+// The admin endpoint (NodeConfig.AdminAddr), HTTP (HTTPS with mutual TLS when
+// NodeConfig.TLS is set). Callers present the cluster secret as a bearer token;
+// which endpoints need it, and what OpenStatus and OpenMetrics open, is drawn
+// in security.go. AdminClient (adminclient.go) is the client side.
 //
 //	GET  /status                cluster status as this node sees it (JSON ClusterStatus);
 //	                            each member is asked for its own figures (1 s each)
@@ -29,7 +33,8 @@ import (
 //	POST /transfer-leadership   {"id": ...} or {}: hand leadership over (via the leader)
 //	GET  /node, /tree, /digests  reads of the tree and its digests (admin_tree.go)
 //
-// Errors are JSON {"error": "..."} with status 400 (bad request), 503 (no
+// Errors are JSON {"error": "..."} with status 400 (bad request), 401 (no or
+// wrong cluster secret), 403 (a ZooKeeper ACL denies a tree read), 503 (no
 // leader, closing) or 500.
 
 // MemberStatus is one node's own view of itself.
@@ -54,6 +59,23 @@ type MemberStatus struct {
 	JournalEpoch      uint32 `json:"journal_epoch"`
 	LastZxid          string `json:"last_zxid"`
 	MaxSourceZxid     string `json:"max_source_zxid"`
+	// ClientAddr and ClientConnections describe the node's ZooKeeper-protocol
+	// port (serve --client-addr), when it has one.
+	ClientAddr        string `json:"client_addr,omitempty"`
+	ClientConnections int    `json:"client_connections"`
+}
+
+// MinimalStatus is what /status tells a caller without the cluster secret when
+// NodeConfig.OpenStatus allows it: enough for a health check, nothing about the
+// cluster's addresses or data.
+type MinimalStatus struct {
+	ID           string `json:"id"`
+	Role         string `json:"role"`
+	Leader       string `json:"leader"`
+	Term         uint64 `json:"term"`
+	AppliedIndex uint64 `json:"applied_index"`
+	CommitIndex  uint64 `json:"commit_index"`
+	Phase        string `json:"phase"`
 }
 
 // Member is one entry of the Raft configuration, with the member's own status
@@ -86,7 +108,10 @@ func (n *Node) memberStatus() MemberStatus {
 	stats := n.raft.Stats()
 	var snapIdx uint64
 	fmt.Sscan(stats["last_snapshot_index"], &snapIdx)
+	cp, _ := n.clientPortStatus()
 	return MemberStatus{
+		ClientAddr:        cp.Addr,
+		ClientConnections: cp.Connections,
 		ID:                string(n.id),
 		RaftAddr:          string(n.addr),
 		AdminAddr:         n.AdminAddr(),
@@ -161,6 +186,45 @@ func (n *Node) ClusterStatus(ctx context.Context) ClusterStatus {
 	return cs
 }
 
+// AdminGuard checks the cluster secret on requests to an admin endpoint (a
+// journal node's, or a proxy's).
+type AdminGuard struct {
+	// Secret is the cluster secret; Insecure lets every request in instead.
+	Secret   []byte
+	Insecure bool
+}
+
+// Authorized reports whether r carries the cluster secret (or the guard lets
+// everyone in).
+func (g AdminGuard) Authorized(r *http.Request) bool {
+	if g.Insecure {
+		return true
+	}
+	tok, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+	return ok && secretEqual([]byte(strings.TrimSpace(tok)), g.Secret)
+}
+
+// Refuse answers a request that lacks the secret: 401 with a JSON error.
+func (g AdminGuard) Refuse(w http.ResponseWriter, r *http.Request) {
+	w.Header().Set("WWW-Authenticate", `Bearer realm="zk2raft"`)
+	msg := "the admin endpoint needs the cluster secret (Authorization: Bearer SECRET)"
+	if r.Header.Get("Authorization") != "" {
+		msg = "the cluster secret given is not this cluster's"
+	}
+	writeJSON(w, http.StatusUnauthorized, map[string]string{"error": ErrUnauthenticated.Error() + ": " + msg})
+}
+
+// Require wraps h so that it runs only for requests holding the secret.
+func (g AdminGuard) Require(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if !g.Authorized(r) {
+			g.Refuse(w, r)
+			return
+		}
+		h.ServeHTTP(w, r)
+	})
+}
+
 // adminServer serves the admin endpoint.
 type adminServer struct {
 	ln  net.Listener
@@ -168,26 +232,41 @@ type adminServer struct {
 	wg  sync.WaitGroup
 }
 
-// listenAdmin binds the admin address; startAdmin serves it once the node is
-// up. Binding first lets the node report its admin address from the start.
-func listenAdmin(addr string) (net.Listener, error) {
+// listenAdmin binds the admin address (with TLS when configured); startAdmin
+// serves it once the node is up. Binding first lets the node report its admin
+// address from the start.
+func listenAdmin(addr string, ct *ClusterTLS) (net.Listener, error) {
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return nil, fmt.Errorf("raftjournal: listen on admin address %s: %w", addr, err)
 	}
+	if ct != nil {
+		ln = tls.NewListener(ln, ct.ServerConfig())
+	}
 	return ln, nil
 }
 
+func (n *Node) adminGuard() AdminGuard {
+	return AdminGuard{Secret: n.cfg.Secret, Insecure: n.cfg.Insecure}
+}
+
 func startAdmin(n *Node, ln net.Listener) *adminServer {
+	g := n.adminGuard()
+	secret := func(h http.HandlerFunc) http.Handler { return g.Require(h) }
 	mux := http.NewServeMux()
-	mux.HandleFunc("GET /status", n.handleStatus)
-	mux.Handle("GET /metrics", promhttp.HandlerFor(n.metrics.reg, promhttp.HandlerOpts{}))
-	mux.HandleFunc("GET /checkpoint", n.handleCheckpoint)
-	mux.HandleFunc("POST /join", n.handleJoin)
-	mux.HandleFunc("POST /remove", n.handleRemove)
-	mux.HandleFunc("POST /transfer-leadership", n.handleTransfer)
-	n.registerTreeHandlers(mux)
-	a := &adminServer{ln: ln, srv: &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}}
+	mux.HandleFunc("GET /status", n.handleStatus) // checks the secret itself (OpenStatus)
+	metrics := promhttp.HandlerFor(n.metrics.reg, promhttp.HandlerOpts{})
+	if n.cfg.OpenMetrics {
+		mux.Handle("GET /metrics", metrics)
+	} else {
+		mux.Handle("GET /metrics", g.Require(metrics))
+	}
+	mux.Handle("GET /checkpoint", secret(n.handleCheckpoint))
+	mux.Handle("POST /join", secret(n.handleJoin))
+	mux.Handle("POST /remove", secret(n.handleRemove))
+	mux.Handle("POST /transfer-leadership", secret(n.handleTransfer))
+	n.registerTreeHandlers(mux, secret)
+	a := &adminServer{ln: ln, srv: &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second, ErrorLog: slog.NewLogLogger(n.logger.Handler(), slog.LevelWarn)}}
 	a.wg.Add(1)
 	go func() {
 		defer a.wg.Done()
@@ -224,11 +303,24 @@ func writeError(w http.ResponseWriter, err error) {
 		status = http.StatusBadRequest
 	case errors.Is(err, ErrNoLeader), errors.Is(err, ErrNotLeader), errors.Is(err, ErrClosed):
 		status = http.StatusServiceUnavailable
+	case errors.Is(err, CodeNoAuth):
+		status = http.StatusForbidden
 	}
 	writeJSON(w, status, map[string]string{"error": err.Error()})
 }
 
 func (n *Node) handleStatus(w http.ResponseWriter, r *http.Request) {
+	g := n.adminGuard()
+	if !g.Authorized(r) {
+		if !n.cfg.OpenStatus {
+			g.Refuse(w, r)
+			return
+		}
+		ms := n.memberStatus()
+		writeJSON(w, http.StatusOK, MinimalStatus{ID: ms.ID, Role: ms.Role, Leader: ms.Leader, Term: ms.Term,
+			AppliedIndex: ms.AppliedIndex, CommitIndex: ms.CommitIndex, Phase: ms.Phase})
+		return
+	}
 	if r.URL.Query().Get("local") != "" {
 		writeJSON(w, http.StatusOK, n.Status())
 		return
@@ -324,62 +416,4 @@ func (n *Node) handleTransfer(w http.ResponseWriter, r *http.Request) {
 	}
 	id, _ := n.Leader()
 	writeJSON(w, http.StatusOK, map[string]string{"leader": id})
-}
-
-// adminURL turns an admin address (host:port or a URL) into a base URL.
-func adminURL(addr string) string {
-	if strings.HasPrefix(addr, "http://") || strings.HasPrefix(addr, "https://") {
-		return strings.TrimRight(addr, "/")
-	}
-	return "http://" + addr
-}
-
-// AdminCall sends a request to a node's admin endpoint and decodes the JSON
-// answer into out (nil: discard). A non-2xx answer is an error carrying the
-// node's message. Used by join and by the command line.
-func AdminCall(ctx context.Context, adminAddr, method, path string, body, out any) error {
-	var rd io.Reader
-	if body != nil {
-		b, err := json.Marshal(body)
-		if err != nil {
-			return err
-		}
-		rd = bytes.NewReader(b)
-	}
-	url := adminURL(adminAddr) + path
-	req, err := http.NewRequestWithContext(ctx, method, url, rd)
-	if err != nil {
-		return fmt.Errorf("raftjournal: %s %s: %w", method, url, err)
-	}
-	if body != nil {
-		req.Header.Set("Content-Type", "application/json")
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		return fmt.Errorf("raftjournal: %s %s: %w", method, url, err)
-	}
-	defer resp.Body.Close()
-	data, err := io.ReadAll(io.LimitReader(resp.Body, 64<<20))
-	if err != nil {
-		return fmt.Errorf("raftjournal: %s %s: read answer: %w", method, url, err)
-	}
-	if resp.StatusCode/100 != 2 {
-		var e struct {
-			Error string `json:"error"`
-		}
-		if json.Unmarshal(data, &e) == nil && e.Error != "" {
-			return fmt.Errorf("%w: %s %s: %s: %s", ErrRemote, method, url, resp.Status, e.Error)
-		}
-		return fmt.Errorf("%w: %s %s: %s", ErrRemote, method, url, resp.Status)
-	}
-	if out != nil {
-		if err := json.Unmarshal(data, out); err != nil {
-			return fmt.Errorf("raftjournal: %s %s: answer is not the expected JSON: %w", method, url, err)
-		}
-	}
-	return nil
-}
-
-func postJoin(ctx context.Context, adminAddr, id, raftAddr string) error {
-	return AdminCall(ctx, adminAddr, http.MethodPost, "/join", joinRequest{ID: id, RaftAddr: raftAddr}, nil)
 }

@@ -1,20 +1,20 @@
 package raftjournal
 
 import (
-	"context"
-	"encoding/json"
-	"errors"
 	"fmt"
-	"io"
 	"net/http"
-	"net/url"
+	"sort"
 	"strconv"
 
 	"github.com/zk2raft/zk2raft/znode"
 )
 
 // The tree's read endpoints on the admin server, for a reader in another
-// process (the dual-write reconciler's RemoteView):
+// process (the dual-write reconciler's RemoteView). All need the cluster
+// secret; /node and /tree also need ZooKeeper's READ permission on every node
+// they return (admin_acl.go): /node answers 403 for a node the caller may not
+// read, /tree answers 403 naming the first such node of the subtree, before
+// anything is streamed.
 //
 //	GET /node?path=P      the node at P as JSON (adminNode below); 404 when absent
 //	GET /tree?path=P      the subtree at P, P included, as a snapshot stream (the
@@ -31,21 +31,21 @@ import (
 // everything committed when the request arrived (the read barrier of
 // Linearizable reads), which costs a round trip to the leader.
 //
-// /tree takes the FSM's node copy (Walk: the whole tree, under the read lock
-// for the copy only) and streams the subtree from it, so a subtree read costs
-// a copy of the whole tree's node records; it stops early once past the
-// subtree. A stream cut short (the client left, the node closed) lacks the
+// /tree takes the FSM's node copy (as Walk does: the whole tree, under the
+// read lock for the copy only) and streams the subtree from it, so a subtree
+// read costs a copy and a sort of the whole tree's node records. A stream cut short (the client left, the node closed) lacks the
 // snapshot's trailer, which readers detect: a truncated stream is never a
 // smaller tree.
 //
 // In JSON, zxids and raw ephemeral owners are "0x…" strings and digests signed
 // decimal strings, as /status and verify's reports write them.
 
-// registerTreeHandlers adds the endpoints above to the admin mux.
-func (n *Node) registerTreeHandlers(mux *http.ServeMux) {
-	mux.HandleFunc("GET /node", n.handleNode)
-	mux.HandleFunc("GET /tree", n.handleTree)
-	mux.HandleFunc("GET /digests", n.handleDigests)
+// registerTreeHandlers adds the endpoints above to the admin mux, each behind
+// the secret check.
+func (n *Node) registerTreeHandlers(mux *http.ServeMux, secret func(http.HandlerFunc) http.Handler) {
+	mux.Handle("GET /node", secret(n.handleNode))
+	mux.Handle("GET /tree", secret(n.handleTree))
+	mux.Handle("GET /digests", secret(n.handleDigests))
 }
 
 // hexInt is an int64 carried in JSON as "0x…" (zxids, raw owners).
@@ -185,7 +185,11 @@ func (n *Node) treeBarrier(r *http.Request) error {
 }
 
 func (n *Node) handleNode(w http.ResponseWriter, r *http.Request) {
-	p, err := pathParam(r)
+	rd, err := n.readerOf(r)
+	var p string
+	if err == nil {
+		p, err = pathParam(r)
+	}
 	if err == nil {
 		err = n.treeBarrier(r)
 	}
@@ -198,14 +202,19 @@ func (n *Node) handleNode(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusNotFound, map[string]string{"error": "no node " + p})
 		return
 	}
+	if !rd.may(zn.ACL, znode.PermRead) {
+		writeError(w, &OpError{Op: OpGetData, Path: p, Code: CodeNoAuth})
+		return
+	}
 	writeJSON(w, http.StatusOK, adminNodeOf(zn))
 }
 
-// errEndOfSubtree stops a walk that has left the subtree it streams.
-var errEndOfSubtree = errors.New("raftjournal: end of subtree")
-
 func (n *Node) handleTree(w http.ResponseWriter, r *http.Request) {
-	root, err := pathParam(r)
+	rd, err := n.readerOf(r)
+	var root string
+	if err == nil {
+		root, err = pathParam(r)
+	}
 	if err == nil {
 		err = n.treeBarrier(r)
 	}
@@ -214,6 +223,22 @@ func (n *Node) handleTree(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	st := n.fsm.Status()
+	// One copy of the node records serves both passes: the ACL check of every
+	// node in the subtree, then the stream, so a refusal comes before any byte.
+	snap := n.fsm.capture(true)
+	sortCanonical(snap.nodes)
+	lo := sort.Search(len(snap.nodes), func(i int) bool { return znode.ComparePaths(snap.nodes[i].path, root) >= 0 })
+	hi := lo
+	for hi < len(snap.nodes) && pathInSubtree(snap.nodes[hi].path, root) {
+		hi++
+	}
+	sub := snap.nodes[lo:hi]
+	for i := range sub {
+		if !rd.may(snap.acls[sub[i].acl].acl, znode.PermRead) {
+			writeError(w, &OpError{Op: OpGetData, Path: sub[i].path, Code: CodeNoAuth})
+			return
+		}
+	}
 	h := znode.SnapshotHeader{
 		Source:        "zk2raft journal " + string(n.id),
 		StartZxid:     st.LastZxid,
@@ -231,25 +256,20 @@ func (n *Node) handleTree(w http.ResponseWriter, r *http.Request) {
 		writeError(w, err)
 		return
 	}
-	inside := false
-	err = n.fsm.Walk(func(zn *znode.Node) error {
-		if !pathInSubtree(zn.Path, root) {
-			if inside {
-				return errEndOfSubtree // canonical order keeps a subtree contiguous
-			}
-			return nil
+	for i := range sub {
+		sn := &sub[i]
+		if i&1023 == 0 {
+			err = r.Context().Err()
 		}
-		inside = true
-		if err := r.Context().Err(); err != nil {
-			return err
+		if err == nil {
+			err = sw.WriteNode(&znode.Node{Path: sn.path, Data: sn.data, ACL: snap.acls[sn.acl].acl, Stat: sn.st, NumChildren: sn.numChildren})
 		}
-		return sw.WriteNode(zn)
-	})
-	if err != nil && !errors.Is(err, errEndOfSubtree) {
-		// The header is out: leave the stream without its trailer, which the
-		// reader reports as truncated.
-		n.logger.Warn("admin tree stream cut short", "path", root, "error", err)
-		return
+		if err != nil {
+			// The header is out: leave the stream without its trailer, which
+			// the reader reports as truncated.
+			n.logger.Warn("admin tree stream cut short", "path", root, "error", err)
+			return
+		}
 	}
 	if _, err := sw.Close(); err != nil {
 		n.logger.Warn("admin tree stream cut short", "path", root, "error", err)
@@ -281,113 +301,4 @@ func (n *Node) handleDigests(w http.ResponseWriter, r *http.Request) {
 		out.History = append(out.History, adminDigestEntry{Zxid: hexInt(e.Zxid), Digest: digestText(e.Digest)})
 	}
 	writeJSON(w, http.StatusOK, out)
-}
-
-// adminGet sends GET to a node's admin endpoint. A 2xx answer is returned for
-// the caller to read and close; a 404 is returned as well when notFoundOK.
-// Anything else is an error wrapping ErrRemote with the node's message.
-func adminGet(ctx context.Context, adminAddr, path string, q url.Values, notFoundOK bool) (*http.Response, error) {
-	u := adminURL(adminAddr) + path
-	if len(q) > 0 {
-		u += "?" + q.Encode()
-	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
-	if err != nil {
-		return nil, fmt.Errorf("raftjournal: GET %s: %w", u, err)
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		return nil, fmt.Errorf("raftjournal: GET %s: %w", u, err)
-	}
-	if resp.StatusCode/100 == 2 || (notFoundOK && resp.StatusCode == http.StatusNotFound) {
-		return resp, nil
-	}
-	defer resp.Body.Close()
-	data, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
-	var e struct {
-		Error string `json:"error"`
-	}
-	if json.Unmarshal(data, &e) == nil && e.Error != "" {
-		return nil, fmt.Errorf("%w: GET %s: %s: %s", ErrRemote, u, resp.Status, e.Error)
-	}
-	return nil, fmt.Errorf("%w: GET %s: %s", ErrRemote, u, resp.Status)
-}
-
-func treeQuery(path string, linearizable bool) url.Values {
-	q := url.Values{"path": {path}}
-	if linearizable {
-		q.Set("linearizable", "1")
-	}
-	return q
-}
-
-// AdminGetNode reads the node at path from a journal node's admin endpoint
-// (GET /node): the persisted stat with the raw owner, the data (nil and empty
-// kept apart) and the ACL. ok is false when the node does not exist.
-func AdminGetNode(ctx context.Context, adminAddr, path string, linearizable bool) (n *znode.Node, ok bool, err error) {
-	resp, err := adminGet(ctx, adminAddr, "/node", treeQuery(path, linearizable), true)
-	if err != nil {
-		return nil, false, err
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode == http.StatusNotFound {
-		return nil, false, nil
-	}
-	var an adminNode
-	if err := json.NewDecoder(io.LimitReader(resp.Body, znode.MaxSnapshotRecordPayload*2)).Decode(&an); err != nil {
-		return nil, false, fmt.Errorf("raftjournal: GET /node %s from %s: %w", path, adminAddr, err)
-	}
-	return an.node(), true, nil
-}
-
-// AdminWalkTree streams the subtree at root from a journal node's admin
-// endpoint (GET /tree) and calls fn with each node in canonical order. The
-// stream is verified as it is read (record CRCs, then the trailer's count and
-// digest), so a stream cut short is an error, never a smaller tree. fn may
-// keep the nodes. A missing root yields no nodes.
-func AdminWalkTree(ctx context.Context, adminAddr, root string, linearizable bool, fn func(*znode.Node) error) error {
-	resp, err := adminGet(ctx, adminAddr, "/tree", treeQuery(root, linearizable), false)
-	if err != nil {
-		return err
-	}
-	defer resp.Body.Close()
-	sr, err := znode.NewSnapshotReader(resp.Body)
-	if err != nil {
-		return fmt.Errorf("raftjournal: GET /tree %s from %s: %w", root, adminAddr, err)
-	}
-	defer sr.Close()
-	for {
-		zn, err := sr.NextNode()
-		if err == io.EOF {
-			return nil
-		}
-		if err != nil {
-			return fmt.Errorf("raftjournal: GET /tree %s from %s: %w", root, adminAddr, err)
-		}
-		if err := fn(zn); err != nil {
-			return err
-		}
-	}
-}
-
-// AdminGetDigests reads a journal node's digest figures (GET /digests).
-func AdminGetDigests(ctx context.Context, adminAddr string) (*AdminDigests, error) {
-	resp, err := adminGet(ctx, adminAddr, "/digests", nil, false)
-	if err != nil {
-		return nil, err
-	}
-	defer resp.Body.Close()
-	var ad adminDigests
-	if err := json.NewDecoder(io.LimitReader(resp.Body, 16<<20)).Decode(&ad); err != nil {
-		return nil, fmt.Errorf("raftjournal: GET /digests from %s: %w", adminAddr, err)
-	}
-	out := &AdminDigests{
-		AppliedIndex: ad.AppliedIndex, Digest: znode.Digest(ad.Digest),
-		LastZxid: int64(ad.LastZxid), MaxSourceZxid: int64(ad.MaxSourceZxid),
-		History: make([]DigestEntry, 0, len(ad.History)),
-	}
-	for _, e := range ad.History {
-		out.History = append(out.History, DigestEntry{Zxid: int64(e.Zxid), Digest: znode.Digest(e.Digest)})
-	}
-	return out, nil
 }

@@ -12,7 +12,7 @@ import (
 )
 
 // adminTreeFixture imports a small tree with the cases the endpoints must
-// carry exactly: nil and empty data, binary data, a digest ACL, container and
+// carry exactly: nil and empty data, binary data, a digest ACL (u:pw), container and
 // TTL owners, an ephemeral, and a sibling whose name sorts between a parent
 // and its children in plain string order ("/a-b" against "/a/b").
 func adminTreeFixture(t *testing.T, n *Node) {
@@ -24,7 +24,7 @@ func adminTreeFixture(t *testing.T, n *Node) {
 	st := func(czxid, owner int64) znode.Stat {
 		return znode.Stat{Czxid: czxid, Mzxid: czxid, Pzxid: czxid, Ctime: 1_700_000_000_000 + czxid, Mtime: 1_700_000_000_000 + czxid, EphemeralOwner: owner}
 	}
-	digestACL := []znode.ACL{{Perms: znode.PermRead | znode.PermAdmin, ID: znode.ID{Scheme: "digest", ID: "u:x2bkwEHKn3mIZC8Oi+/6mn2jtt0="}}}
+	digestACL := []znode.ACL{{Perms: znode.PermRead | znode.PermAdmin, ID: znode.ID{Scheme: "digest", ID: "u:BvFaefuhWURhnvpD7ipe45CKTpk="}}}
 	nodes := []*znode.Node{
 		{Path: "/a", Data: nil, ACL: znode.WorldAnyone(), Stat: st(0x10, 0)},
 		{Path: "/a/b", Data: []byte{}, ACL: digestACL, Stat: st(0x11, 0)},
@@ -67,11 +67,18 @@ func TestAdminTreeEndpoints(t *testing.T) {
 	adminTreeFixture(t, n)
 	ctx := t.Context()
 	addr := n.AdminAddr()
+	reader := testAdmin(n).WithZooKeeperAuth([]string{"digest:u:pw"})
+	get := func(url string) (*http.Response, error) {
+		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+		req.Header.Set("Authorization", "Bearer "+string(testCreds().Secret))
+		req.Header.Set(ZKAuthHeader, "digest:u:pw")
+		return http.DefaultClient.Do(req)
+	}
 
 	t.Run("node", func(t *testing.T) {
 		for _, p := range []string{"/", "/zookeeper", "/zookeeper/config", "/a", "/a/b", "/a/b/c", "/a/container", "/a/ttl", "/a/eph", "/a-b"} {
 			for _, lin := range []bool{false, true} {
-				got, ok, err := AdminGetNode(ctx, addr, p, lin)
+				got, ok, err := reader.GetNode(ctx, p, lin)
 				if err != nil || !ok {
 					t.Fatalf("GET /node %s (linearizable %v): %v, found %v", p, lin, err, ok)
 				}
@@ -84,16 +91,16 @@ func TestAdminTreeEndpoints(t *testing.T) {
 				}
 			}
 		}
-		if got, ok, err := AdminGetNode(ctx, addr, "/missing", false); err != nil || ok || got != nil {
+		if got, ok, err := reader.GetNode(ctx, "/missing", false); err != nil || ok || got != nil {
 			t.Errorf("GET /node of a missing node: %v, %v, %v", got, ok, err)
 		}
 	})
 
 	t.Run("bad requests", func(t *testing.T) {
-		if _, _, err := AdminGetNode(ctx, addr, "/a/", false); !errors.Is(err, ErrRemote) {
+		if _, _, err := reader.GetNode(ctx, "/a/", false); !errors.Is(err, ErrRemote) {
 			t.Errorf("GET /node with a malformed path: %v, want ErrRemote", err)
 		}
-		resp, err := http.Get("http://" + addr + "/tree")
+		resp, err := get("http://" + addr + "/tree")
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -107,7 +114,7 @@ func TestAdminTreeEndpoints(t *testing.T) {
 		for _, root := range []string{"/", "/a", "/a/b", "/a-b", "/a/eph", "/missing"} {
 			want := fsmSubtree(t, n.FSM(), root)
 			var got []*znode.Node
-			if err := AdminWalkTree(ctx, addr, root, true, func(zn *znode.Node) error {
+			if err := reader.WalkTree(ctx, root, true, func(zn *znode.Node) error {
 				got = append(got, zn)
 				return nil
 			}); err != nil {
@@ -126,13 +133,13 @@ func TestAdminTreeEndpoints(t *testing.T) {
 			}
 		}
 		stop := errors.New("stop")
-		if err := AdminWalkTree(ctx, addr, "/", false, func(*znode.Node) error { return stop }); err != stop {
+		if err := reader.WalkTree(ctx, "/", false, func(*znode.Node) error { return stop }); err != stop {
 			t.Errorf("walk stopped by fn: %v, want fn's error", err)
 		}
 	})
 
 	t.Run("truncated tree stream", func(t *testing.T) {
-		resp, err := http.Get("http://" + addr + "/tree?path=/")
+		resp, err := get("http://" + addr + "/tree?path=/")
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -146,14 +153,14 @@ func TestAdminTreeEndpoints(t *testing.T) {
 		}))
 		defer cut.Close()
 		nodes := 0
-		err = AdminWalkTree(ctx, cut.URL, "/", false, func(*znode.Node) error { nodes++; return nil })
+		err = NewAdminClient(cut.URL, testCreds()).WalkTree(ctx, "/", false, func(*znode.Node) error { nodes++; return nil })
 		if !errors.Is(err, znode.ErrCorruptSnapshot) {
 			t.Errorf("a stream cut short: %v after %d nodes, want ErrCorruptSnapshot", err, nodes)
 		}
 	})
 
 	t.Run("digests", func(t *testing.T) {
-		d, err := AdminGetDigests(ctx, addr)
+		d, err := testAdmin(n).Digests(ctx)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -24,6 +24,7 @@ func Example() {
 	cfg.NodeID = "n1"
 	cfg.RaftAddr = "127.0.0.1:0"
 	cfg.Bootstrap = true
+	cfg.Secret = []byte("example-cluster-secret-0123456789") // LoadSecretFile in real life
 	cfg.HeartbeatTimeout = 200 * time.Millisecond
 	cfg.ElectionTimeout = 200 * time.Millisecond
 	cfg.LeaderLeaseTimeout = 100 * time.Millisecond

@@ -32,6 +32,7 @@ func testNodeConfig(t testing.TB, id string, logger *slog.Logger) NodeConfig {
 	c.DataDir = t.TempDir()
 	c.RaftAddr = freeAddr(t)
 	c.AdminAddr = "127.0.0.1:0"
+	c.Secret = testlog.Secret()
 	c.Logger = logger.With("node", id)
 	// Raft's default timings: shorter ones make leaders flap when the race
 	// detector and other test binaries share two cores.
@@ -45,6 +46,12 @@ func testNodeConfig(t testing.TB, id string, logger *slog.Logger) NodeConfig {
 	c.ForwardTimeout = 20 * time.Second
 	return c
 }
+
+// testCreds are the credentials test nodes share.
+func testCreds() Credentials { return Credentials{Secret: testlog.Secret()} }
+
+// testAdmin is a client of n's admin endpoint with the test cluster's secret.
+func testAdmin(n *Node) *AdminClient { return NewAdminClient(n.AdminAddr(), testCreds()) }
 
 // waitFor polls cond until it returns nil or the timeout passes.
 func waitFor(t testing.TB, timeout time.Duration, what string, cond func() error) {
@@ -716,7 +723,7 @@ func TestClusterMembership(t *testing.T) {
 	l = c.leader()
 	victim := c.follower()
 	other := 3 - l - victim
-	if err := AdminCall(ctx, c.nodes[other].AdminAddr(), "POST", "/remove", map[string]string{"id": c.cfgs[victim].NodeID}, nil); err != nil {
+	if err := testAdmin(c.nodes[other]).Call(ctx, "POST", "/remove", map[string]string{"id": c.cfgs[victim].NodeID}, nil); err != nil {
 		t.Fatal(err)
 	}
 	c.stop(victim)

@@ -251,14 +251,26 @@ type Op struct {
 // Write is a native write request: one op, or a multi (atomic: all ops or none).
 // The leader stamps Time (ms since the Unix epoch) when it builds the entry; the
 // FSM never reads a clock. Session is the client's session (0: no session, only
-// allowed for non-ephemeral ops). Auth holds the client's authenticated
-// identities, used to expand the "auth" ACL scheme.
+// allowed for non-ephemeral ops). Auth holds the client's identities, used to
+// expand the "auth" ACL scheme and, with CheckACL, to check permissions.
+//
+// CheckACL makes the FSM check each op's permission the way ZooKeeper's
+// PrepRequestProcessor does (CREATE on the parent for create, DELETE on the
+// parent for delete, WRITE for setData, ADMIN for setACL, READ for check),
+// against Auth alone: the entry carries everything the decision needs, so
+// every node decides alike. An Auth entry {super, ""} passes every check
+// (ZooKeeper's super user; the protocol server adds it when a client
+// authenticated with the configured super digest). The protocol server
+// (zkserver) sets it for its clients; the embedded API does not (a program
+// embedding the journal is trusted), and entries written before the flag
+// existed are applied unchecked, as they were.
 type Write struct {
-	Session int64
-	Time    int64
-	Auth    []znode.ID
-	Multi   bool
-	Ops     []Op
+	Session  int64
+	Time     int64
+	Auth     []znode.ID
+	Multi    bool
+	Ops      []Op
+	CheckACL bool
 }
 
 // CreateSession opens a session. Its id is derived from the entry's log index.

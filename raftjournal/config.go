@@ -21,8 +21,8 @@ const (
 )
 
 // NodeConfig configures a journal node (Open). The zero value is not usable;
-// start from DefaultNodeConfig and set DataDir, NodeID, RaftAddr and one of
-// Bootstrap or Join.
+// start from DefaultNodeConfig and set DataDir, NodeID, RaftAddr, Secret (or
+// Insecure) and, for an empty data dir, one of Bootstrap or Join.
 type NodeConfig struct {
 	// DataDir holds the node's Raft log, stable store, snapshots and a LOCK file
 	// that keeps a second process out. Created if missing.
@@ -42,6 +42,26 @@ type NodeConfig struct {
 	// endpoints (/join, /remove, /transfer-leadership). Empty: no admin server.
 	AdminAddr string
 
+	// Secret is the cluster secret (LoadSecretFile): every member, proxy and
+	// tool that talks to the node's ports must hold it (see "Security" in
+	// security.go). Required unless Insecure.
+	Secret []byte
+	// Insecure runs the node without a cluster secret: its admin and Raft
+	// ports then answer anyone who can reach them. For tests and demos on
+	// loopback only.
+	Insecure bool
+	// TLS, when not nil, puts the admin and Raft ports behind mutual TLS (on
+	// top of the secret): peers need a certificate from the cluster's CA.
+	TLS *ClusterTLS
+	// OpenMetrics serves /metrics to callers without the secret (a Prometheus
+	// without it); OpenStatus serves them a minimal /status (health checks).
+	OpenMetrics, OpenStatus bool
+	// SuperDigest is ZooKeeper's super user for tree reads over the admin port
+	// (zookeeper.DigestAuthenticationProvider.superDigest): "super:HASH" where
+	// HASH is base64(sha1("super:PASSWORD")). A request authenticated as that
+	// digest reads every node whatever its ACL. Empty: no super user.
+	SuperDigest string
+
 	// Bootstrap makes a node with an empty data dir the first member of a new
 	// cluster. It is ignored when the data dir already holds Raft state.
 	Bootstrap bool
@@ -51,6 +71,13 @@ type NodeConfig struct {
 	Join string
 	// JoinTimeout bounds the join in Open.
 	JoinTimeout time.Duration
+
+	// AcceptLogLoss starts a node whose data dir is damaged in a way that can
+	// be survived by forgetting log entries (datadir.go): the log is cut back
+	// to the intact entries after the snapshot, and the loss is logged. For an
+	// operator who chose it (serve --accept-data-loss); a member of a cluster
+	// is better rebuilt (wiped and joined again).
+	AcceptLogLoss bool
 
 	// Logger receives the node's logs and, bridged to hclog, Raft's. Nil drops them.
 	Logger *slog.Logger
@@ -116,7 +143,8 @@ type NodeConfig struct {
 }
 
 // DefaultNodeConfig returns a configuration with the defaults filled in and the
-// identity fields (DataDir, NodeID, RaftAddr, Bootstrap/Join) empty.
+// identity fields (DataDir, NodeID, RaftAddr, Bootstrap/Join) and the cluster
+// secret empty.
 func DefaultNodeConfig() NodeConfig {
 	return NodeConfig{
 		JoinTimeout:         60 * time.Second,
@@ -150,7 +178,20 @@ func invalidConfig(format string, args ...any) error {
 	return fmt.Errorf("%w: %s", ErrInvalidConfig, fmt.Sprintf(format, args...))
 }
 
-// Validate reports whether the configuration can be used.
+// Credentials are what the node presents when it dials other members.
+func (c *NodeConfig) Credentials() Credentials { return Credentials{Secret: c.Secret, TLS: c.TLS} }
+
+// checkSecret is Open's check that the node's ports will be protected (an
+// offline bootstrap, which opens no port, needs no secret).
+func (c *NodeConfig) checkSecret() error {
+	if len(c.Secret) == 0 && !c.Insecure {
+		return fmt.Errorf("%w: %w: set Secret (every member and tool holds the same), or Insecure for a node whose ports anyone may use", ErrInvalidConfig, ErrNoSecret)
+	}
+	return nil
+}
+
+// Validate reports whether the configuration can be used. Open also needs a
+// Secret, or Insecure (see "Security" in security.go).
 func (c NodeConfig) Validate() error {
 	switch {
 	case c.DataDir == "":
@@ -161,6 +202,12 @@ func (c NodeConfig) Validate() error {
 		return invalidConfig("RaftAddr is empty")
 	case c.Bootstrap && c.Join != "":
 		return invalidConfig("Bootstrap and Join are exclusive")
+	case len(c.Secret) > 0 && c.Insecure:
+		return invalidConfig("Secret and Insecure are exclusive")
+	case len(c.Secret) > 0 && len(c.Secret) < MinSecretBytes:
+		return invalidConfig("Secret is %d bytes, want at least %d", len(c.Secret), MinSecretBytes)
+	case c.SuperDigest != "" && !validSuperDigest(c.SuperDigest):
+		return invalidConfig("SuperDigest %q: want super:BASE64(SHA1(super:PASSWORD)), as zookeeper.DigestAuthenticationProvider.superDigest", c.SuperDigest)
 	case c.LogStore != LogStoreWAL && c.LogStore != LogStoreBolt:
 		return invalidConfig("LogStore %q: want %q or %q", c.LogStore, LogStoreWAL, LogStoreBolt)
 	case c.LogCacheEntries < 0:

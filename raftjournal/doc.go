@@ -8,8 +8,11 @@
 //   - Node, an FSM replicated by hashicorp/raft: Open(NodeConfig), the
 //     context-first Go API (api.go), membership and the admin HTTP endpoint
 //     (admin.go), forwarding and linearizable reads (forward.go), the leader's
-//     session expiry and clean-up (expiry.go), storage (store.go) and snapshot
-//     policy (compaction.go). OpenReadOnly (readonly.go) rebuilds a stopped
+//     session expiry and clean-up (expiry.go), storage (store.go), the data
+//     dir's checks (datadir.go), the ports' security (security.go,
+//     handshake.go, admin_acl.go) and snapshot policy (compaction.go).
+//     AdminClient (adminclient.go) and RPCClient reach a node from another
+//     process with the cluster's Credentials. OpenReadOnly (readonly.go) rebuilds a stopped
 //     node's state from its data dir without starting raft; the importer's
 //     offline bootstrap is in offline.go.
 //
@@ -21,13 +24,34 @@
 // damaged log or snapshot is an error naming the file. The data dir is locked
 // (flock) by the process that uses it.
 //
+// Damaged or foreign storage is never served (datadir.go): before raft starts,
+// the log must reach the index recorded at the last clean stop
+// (raft/stopped.json), every raft-wal segment wal-meta.db lists must exist at
+// its full, preallocated size, no committed batch may follow a zeroed range of
+// the open segment, no log store may be missing beside snapshots, and a log
+// that starts after index 1 needs a snapshot. Each is a *DamageError
+// (ErrDataDirDamaged) naming the file; OpenReadOnly makes the same checks.
+// AcceptLogLoss (an operator's explicit choice) cuts the log back to its intact
+// prefix instead. A data dir with Raft state starts only as the member its Raft
+// configuration names (id and address); one without starts only with
+// Bootstrap or Join, and only if it holds nothing foreign.
+//
+// Security (security.go): the admin and Raft ports belong to the cluster.
+// Every peer proves it holds the cluster secret (NodeConfig.Secret) — on the
+// Raft port in an HMAC challenge–response before the connection is routed or
+// any length is read (handshake.go), on the admin port as a bearer token — and
+// mutual TLS can be required on both. Open refuses a node without a secret
+// unless Insecure says so: safe by default, since a journal whose ports answer
+// anyone can be re-membered, rewritten and read by a stranger. Tree reads over
+// the admin port also honour the znodes' ZooKeeper ACLs (admin_acl.go).
+//
 // Snapshots are taken by bytes written, not entry count (compaction.go), so a
 // bulk import does not snapshot-thrash: a snapshot when the log since the last
 // one reaches max(SnapshotMinLogBytes, SnapshotLogRatio × the last snapshot's
 // size), 64 MiB and 1× by default.
 //
 // Writes: any node accepts them. A follower forwards the encoded entry to the
-// leader over the Raft port (the first byte of a connection tells Raft from the
+// leader over the Raft port (the handshake's protocol byte tells Raft from the
 // journal's own RPC), and the leader stamps the time into native writes before
 // Apply. Import batches, SourceTxn, CompactTombstones and SetPhase are retried
 // when a leader change leaves their outcome unknown, since applying them twice is

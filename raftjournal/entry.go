@@ -75,8 +75,27 @@ func Encode(c Command) []byte { return AppendEntry(nil, c) }
 
 // AppendEntry appends the log entry for a command to b.
 func AppendEntry(b []byte, c Command) []byte {
-	b = append(b, byte(c.EntryType()), entryVersion)
+	v := byte(entryVersion)
+	if vc, ok := c.(versionedCommand); ok {
+		v = vc.payloadVersion()
+	}
+	b = append(b, byte(c.EntryType()), v)
 	return c.appendPayload(b)
+}
+
+// versionedCommand is a command whose payload has more than one version: it
+// is written in the lowest version that holds it, so an entry that needs no
+// newer field stays readable by older nodes and unchanged in meaning.
+type versionedCommand interface {
+	payloadVersion() byte
+}
+
+// readsVersion reports whether this build reads version v of type t.
+func readsVersion(t EntryType, v byte) bool {
+	if t == EntryWrite {
+		return v == entryVersion || v == writeVersionACL
+	}
+	return v == entryVersion
 }
 
 // Decode parses a log entry into its command. An unknown type returns
@@ -86,7 +105,8 @@ func Decode(entry []byte) (Command, error) {
 		return nil, fmt.Errorf("%w: %d-byte entry has no header", ErrCorruptEntry, len(entry))
 	}
 	t := EntryType(entry[0])
-	if v := entry[1]; v != entryVersion {
+	v := entry[1]
+	if !readsVersion(t, v) {
 		return nil, fmt.Errorf("%w: %s version %d (this build reads %d)", ErrUnsupportedVersion, t, v, entryVersion)
 	}
 	d := &decoder{b: entry[entryHeaderSize:]}
@@ -97,7 +117,7 @@ func Decode(entry []byte) (Command, error) {
 	case EntrySourceTxn:
 		c = decodeSourceTxn(d)
 	case EntryWrite:
-		c = decodeWrite(d)
+		c = decodeWrite(d, v)
 	case EntryCreateSession:
 		c = &CreateSession{TimeoutMs: d.int32v("timeout"), Time: d.varint("time")}
 	case EntryCloseSession:
@@ -275,6 +295,10 @@ func (*Write) EntryType() EntryType { return EntryWrite }
 //	  delete, check: version varint
 //	  setData: data, version varint
 //	  setACL: ACL, version varint }
+//	version 2 only: flags byte (bit 0: CheckACL)
+//
+// A Write without CheckACL is written as version 1, byte for byte what it
+// was before version 2 existed, and applied without permission checks.
 func (w *Write) appendPayload(out []byte) []byte {
 	out = appendVarint(out, w.Session)
 	out = appendVarint(out, w.Time)
@@ -305,10 +329,23 @@ func (w *Write) appendPayload(out []byte) []byte {
 			out = appendVarint(out, int64(op.Version))
 		}
 	}
+	if w.CheckACL {
+		out = append(out, 1)
+	}
 	return out
 }
 
-func decodeWrite(d *decoder) *Write {
+// writeVersionACL is the Write payload version that carries CheckACL.
+const writeVersionACL = 2
+
+func (w *Write) payloadVersion() byte {
+	if w.CheckACL {
+		return writeVersionACL
+	}
+	return entryVersion
+}
+
+func decodeWrite(d *decoder, version byte) *Write {
 	w := &Write{Session: d.varint("session"), Time: d.varint("time")}
 	if n := d.count("auth count", 2); n > 0 {
 		w.Auth = make([]znode.ID, n)
@@ -339,6 +376,16 @@ func decodeWrite(d *decoder) *Write {
 			op.Version = d.int32v("version")
 		default:
 			d.fail(fmt.Sprintf("unknown op kind %d", op.Kind))
+		}
+	}
+	if version >= writeVersionACL {
+		flags := d.byte1("flags")
+		if flags&^1 != 0 {
+			d.fail(fmt.Sprintf("unknown flags %#x", flags))
+		}
+		w.CheckACL = flags&1 != 0
+		if !w.CheckACL {
+			d.fail("version 2 write without CheckACL (written as version 1)")
 		}
 	}
 	return w

@@ -2,6 +2,7 @@ package raftjournal
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"encoding/binary"
 	"encoding/json"
@@ -32,23 +33,60 @@ import (
 //	6 transfer     id string, addr string  → —             leader only ("" = any)
 //	7 status       —                       → JSON MemberStatus
 //	8 read         path string, flags u8   → exists u8, data bytes, stat
+//	9 touch batch  uvarint n, n × session  → uvarint k, k × expired session   leader only
 //
 // A "leader only" request that reaches a follower fails with ErrNotLeader and
 // the caller retries at the leader raft names; requests are never chained from
 // node to node. An error payload is a kind byte and its fields (encodeError).
 const (
-	rpcApply     byte = 1
-	rpcReadIndex byte = 2
-	rpcTouch     byte = 3
-	rpcAddVoter  byte = 4
-	rpcRemove    byte = 5
-	rpcTransfer  byte = 6
-	rpcStatus    byte = 7
-	rpcRead      byte = 8
+	rpcApply      byte = 1
+	rpcReadIndex  byte = 2
+	rpcTouch      byte = 3
+	rpcAddVoter   byte = 4
+	rpcRemove     byte = 5
+	rpcTransfer   byte = 6
+	rpcStatus     byte = 7
+	rpcRead       byte = 8
+	rpcTouchBatch byte = 9
 )
 
-// maxRPCFrame bounds a frame; import batches are the largest payloads.
-const maxRPCFrame = 256 << 20
+// Frame bounds. Apply carries whole log entries (import batches are the
+// largest: at most 64 MiB, raft-wal's largest entry, plus the encoding); every
+// other request is small. A length over its method's bound closes the
+// connection, and a payload is read in chunks as it arrives (readPayload), so
+// a peer that announces a large frame and sends little costs little.
+const (
+	maxRPCFrame      = 65 << 20
+	maxSmallRPCFrame = 1 << 20
+	rpcReadChunk     = 1 << 20
+)
+
+// maxRequestSize is the largest payload a request for method may carry.
+func maxRequestSize(method byte) uint32 {
+	if method == rpcApply {
+		return maxRPCFrame
+	}
+	return maxSmallRPCFrame
+}
+
+// readPayload reads a frame's payload of n bytes (n already bounded), growing
+// the buffer as the bytes arrive instead of allocating n up front.
+func readPayload(r io.Reader, n uint32) ([]byte, error) {
+	if n <= rpcReadChunk {
+		b := make([]byte, n)
+		_, err := io.ReadFull(r, b)
+		return b, err
+	}
+	var buf bytes.Buffer
+	buf.Grow(rpcReadChunk)
+	if _, err := io.CopyN(&buf, r, int64(n)); err != nil {
+		if err == io.EOF {
+			err = io.ErrUnexpectedEOF
+		}
+		return nil, err
+	}
+	return buf.Bytes(), nil
+}
 
 var (
 	// ErrNotLeader is returned by leader-only operations on a follower. The
@@ -226,6 +264,7 @@ func decodeResult(p []byte) (*Result, error) {
 // rpcClient calls the journal RPCs of other nodes over pooled connections.
 type rpcClient struct {
 	timeout time.Duration // per call, when the context has none
+	creds   Credentials
 
 	mu     sync.Mutex
 	idle   map[string][]*rpcConn
@@ -241,8 +280,8 @@ type rpcConn struct {
 // maxIdlePerAddr caps the pooled connections per node.
 const maxIdlePerAddr = 128
 
-func newRPCClient(timeout time.Duration) *rpcClient {
-	return &rpcClient{timeout: timeout, idle: make(map[string][]*rpcConn)}
+func newRPCClient(timeout time.Duration, creds Credentials) *rpcClient {
+	return &rpcClient{timeout: timeout, creds: creds, idle: make(map[string][]*rpcConn)}
 }
 
 // errDial marks a failure to reach a node at all: nothing was sent, so any
@@ -272,8 +311,11 @@ func (cl *rpcClient) get(ctx context.Context, addr string) (*rpcConn, bool, erro
 	if timeout <= 0 {
 		return nil, false, context.DeadlineExceeded
 	}
-	c, err := dialMux(addr, muxJournal, min(timeout, 5*time.Second))
+	c, err := dialMux(addr, muxJournal, cl.creds, min(timeout, 5*time.Second))
 	if err != nil {
+		if errors.Is(err, ErrUnauthenticated) {
+			return nil, false, err // retrying will not help
+		}
 		return nil, false, &errDial{err}
 	}
 	return &rpcConn{c: c, r: bufio.NewReaderSize(c, 64<<10), w: bufio.NewWriterSize(c, 64<<10)}, false, nil
@@ -401,8 +443,7 @@ func (c *rpcConn) roundTrip(method byte, payload []byte) (resp []byte, status by
 	if n > maxRPCFrame {
 		return nil, 0, true, fmt.Errorf("response frame of %d bytes", n)
 	}
-	resp = make([]byte, n)
-	if _, err = io.ReadFull(c.r, resp); err != nil {
+	if resp, err = readPayload(c.r, n); err != nil {
 		return nil, 0, true, err
 	}
 	return resp, h[0], true, nil
@@ -414,19 +455,14 @@ func (n *Node) serveRPC(c net.Conn) {
 	w := bufio.NewWriterSize(c, 64<<10)
 	var h [5]byte
 	for {
-		if _, err := io.ReadFull(r, h[:]); err != nil {
+		req, err := readRPCRequest(r)
+		if err != nil {
+			if errors.Is(err, errFrameTooLarge) {
+				n.logger.Warn("rpc frame too large; closing the connection", "remote", c.RemoteAddr().String(), "error", err)
+			}
 			return
 		}
-		size := binary.BigEndian.Uint32(h[1:])
-		if size > maxRPCFrame {
-			n.logger.Warn("rpc frame too large", "remote", c.RemoteAddr().String(), "bytes", size)
-			return
-		}
-		payload := make([]byte, size)
-		if _, err := io.ReadFull(r, payload); err != nil {
-			return
-		}
-		resp, err := n.handleRPC(h[0], payload)
+		resp, err := n.handleRPC(req)
 		status := byte(0)
 		if err != nil {
 			status, resp = 1, appendError(nil, err)
@@ -445,18 +481,89 @@ func (n *Node) serveRPC(c net.Conn) {
 	}
 }
 
-func (n *Node) handleRPC(method byte, payload []byte) ([]byte, error) {
+// errFrameTooLarge is a request whose length exceeds its method's bound.
+var errFrameTooLarge = errors.New("raftjournal: rpc frame too large")
+
+// rpcRequest is a decoded journal RPC request.
+type rpcRequest struct {
+	method   byte
+	entry    []byte  // apply
+	session  int64   // touch
+	sessions []int64 // touch batch
+	id, addr string  // add voter, remove (id), transfer
+	path     string  // read
+	flags    byte    // read
+}
+
+// readRPCRequest reads one request frame (its length bounded by the method
+// before anything is allocated) and decodes its payload. A malformed payload
+// is an error matching ErrBadCommand, answered to the caller; anything else
+// ends the connection.
+func readRPCRequest(r io.Reader) (rpcRequest, error) {
+	var h [5]byte
+	if _, err := io.ReadFull(r, h[:]); err != nil {
+		return rpcRequest{}, err
+	}
+	size := binary.BigEndian.Uint32(h[1:])
+	if limit := maxRequestSize(h[0]); size > limit {
+		return rpcRequest{}, fmt.Errorf("%w: method %d, %d bytes (at most %d)", errFrameTooLarge, h[0], size, limit)
+	}
+	payload, err := readPayload(r, size)
+	if err != nil {
+		return rpcRequest{}, err
+	}
+	return decodeRPCRequest(h[0], payload), nil
+}
+
+// decodeRPCRequest decodes a request's payload; a payload that does not
+// decode gives a request with method 0 (unknown), which handleRPC refuses.
+func decodeRPCRequest(method byte, payload []byte) rpcRequest {
+	req := rpcRequest{method: method}
+	d := &decoder{b: payload}
+	switch method {
+	case rpcApply:
+		req.entry = payload
+	case rpcReadIndex, rpcStatus:
+	case rpcTouch:
+		req.session = d.varint("session")
+	case rpcTouchBatch:
+		req.sessions = decodeTouchBatch(d)
+	case rpcAddVoter, rpcTransfer:
+		req.id, req.addr = d.string("id"), d.string("addr")
+	case rpcRemove:
+		req.id = d.string("id")
+	case rpcRead:
+		req.path = d.string("path")
+		req.flags = d.byte1("flags")
+	default:
+		return req
+	}
+	if method != rpcApply {
+		if err := d.finish(); err != nil {
+			return rpcRequest{method: badRPC, id: fmt.Sprintf("rpc %d: %v", method, err)}
+		}
+	}
+	return req
+}
+
+// badRPC marks a request whose payload did not decode (the reason in id).
+const badRPC byte = 0
+
+func (n *Node) handleRPC(req rpcRequest) ([]byte, error) {
 	ctx, cancel := context.WithTimeout(n.ctx, n.cfg.ForwardTimeout)
 	defer cancel()
-	d := &decoder{b: payload}
-	bad := func() error { return fmt.Errorf("%w: rpc %d: %v", ErrBadCommand, method, d.err) }
-	switch method {
+	switch req.method {
+	case badRPC:
+		if req.id == "" {
+			req.id = "unknown rpc method 0"
+		}
+		return nil, fmt.Errorf("%w: %s", ErrBadCommand, req.id)
 	case rpcApply:
 		if !n.isLeader() {
 			return nil, ErrNotLeader
 		}
 		n.metrics.forwardedIn.Inc()
-		res, err := n.applyLocal(ctx, stampEntry(payload, time.Now().UnixMilli()), entryTypeOf(payload))
+		res, err := n.applyLocal(ctx, stampEntry(req.entry, time.Now().UnixMilli()), entryTypeOf(req.entry))
 		if err != nil {
 			return nil, err
 		}
@@ -468,42 +575,23 @@ func (n *Node) handleRPC(method byte, payload []byte) ([]byte, error) {
 		}
 		return appendUvarint(nil, idx), nil
 	case rpcTouch:
-		id := d.varint("session")
-		if d.finish() != nil {
-			return nil, bad()
-		}
-		return nil, n.touchLocal(id)
+		return nil, n.touchLocal(req.session)
+	case rpcTouchBatch:
+		return n.touchBatchLocal(req.sessions)
 	case rpcAddVoter:
-		id, addr := d.string("id"), d.string("addr")
-		if d.finish() != nil {
-			return nil, bad()
-		}
-		return nil, n.addVoterLocal(ctx, id, addr)
+		return nil, n.addVoterLocal(ctx, req.id, req.addr)
 	case rpcRemove:
-		id := d.string("id")
-		if d.finish() != nil {
-			return nil, bad()
-		}
-		return nil, n.removeLocal(ctx, id)
+		return nil, n.removeLocal(ctx, req.id)
 	case rpcTransfer:
-		id, addr := d.string("id"), d.string("addr")
-		if d.finish() != nil {
-			return nil, bad()
-		}
-		return nil, n.transferLocal(ctx, id, addr)
+		return nil, n.transferLocal(ctx, req.id, req.addr)
 	case rpcStatus:
 		return json.Marshal(n.memberStatus())
 	case rpcRead:
-		path := d.string("path")
-		flags := d.byte1("flags")
-		if d.finish() != nil {
-			return nil, bad()
-		}
 		var opts []ReadOption
-		if flags&1 != 0 {
+		if req.flags&1 != 0 {
 			opts = append(opts, Linearizable())
 		}
-		data, st, err := n.Get(ctx, path, opts...)
+		data, st, err := n.Get(ctx, req.path, opts...)
 		if CodeOf(err) == CodeNoNode {
 			return []byte{0}, nil
 		}
@@ -513,7 +601,7 @@ func (n *Node) handleRPC(method byte, payload []byte) ([]byte, error) {
 		b := appendBytes([]byte{1}, data)
 		return appendWireStat(b, &st), nil
 	}
-	return nil, fmt.Errorf("%w: unknown rpc method %d", ErrBadCommand, method)
+	return nil, fmt.Errorf("%w: unknown rpc method %d", ErrBadCommand, req.method)
 }
 
 // entryTypeOf is the type byte of an encoded entry (0 for an empty one).
@@ -524,17 +612,29 @@ func entryTypeOf(entry []byte) EntryType {
 	return EntryType(entry[0])
 }
 
-// RemoteRead reads a node's data and stat from the node at raftAddr over the
-// journal RPC (local on that node, or linearizable). It is meant for tools and
-// tests that run outside the node's process.
-func RemoteRead(ctx context.Context, raftAddr, path string, linearizable bool) (data []byte, st znode.WireStat, exists bool, err error) {
-	cl := newRPCClient(10 * time.Second)
-	defer cl.close()
+// RPCClient calls the journal RPCs of nodes (on their Raft ports) from
+// outside their process, with the cluster's credentials, over pooled
+// connections (each costs a handshake, and with TLS a TLS handshake, to open).
+// For tools and tests; safe for concurrent use.
+type RPCClient struct{ cl *rpcClient }
+
+// NewRPCClient returns a client whose calls time out after timeout when their
+// context has no deadline.
+func NewRPCClient(creds Credentials, timeout time.Duration) *RPCClient {
+	return &RPCClient{cl: newRPCClient(timeout, creds)}
+}
+
+// Close closes the pooled connections.
+func (c *RPCClient) Close() { c.cl.close() }
+
+// Read reads a node's data and stat from the node at raftAddr (local on that
+// node, or linearizable).
+func (c *RPCClient) Read(ctx context.Context, raftAddr, path string, linearizable bool) (data []byte, st znode.WireStat, exists bool, err error) {
 	flags := byte(0)
 	if linearizable {
 		flags = 1
 	}
-	resp, err := cl.call(ctx, raftAddr, rpcRead, append(appendString(nil, path), flags))
+	resp, err := c.cl.call(ctx, raftAddr, rpcRead, append(appendString(nil, path), flags))
 	if err != nil {
 		return nil, st, false, err
 	}
@@ -547,28 +647,44 @@ func RemoteRead(ctx context.Context, raftAddr, path string, linearizable bool) (
 	return data, st, true, d.finish()
 }
 
-// RemoteApply submits an encoded entry to the leader at raftAddr over the
-// journal RPC and returns its result. It fails with ErrNotLeader when raftAddr
-// is not the leader. For tools and tests outside the node's process.
-func RemoteApply(ctx context.Context, raftAddr string, entry []byte) (*Result, error) {
-	cl := newRPCClient(30 * time.Second)
-	defer cl.close()
-	resp, err := cl.call(ctx, raftAddr, rpcApply, entry)
+// Apply submits an encoded entry to the leader at raftAddr and returns its
+// result. It fails with ErrNotLeader when raftAddr is not the leader.
+func (c *RPCClient) Apply(ctx context.Context, raftAddr string, entry []byte) (*Result, error) {
+	resp, err := c.cl.call(ctx, raftAddr, rpcApply, entry)
 	if err != nil {
 		return nil, err
 	}
 	return decodeResult(resp)
 }
 
-// RemoteStatus returns the member status of the node at raftAddr.
-func RemoteStatus(ctx context.Context, raftAddr string) (MemberStatus, error) {
-	cl := newRPCClient(10 * time.Second)
-	defer cl.close()
+// Status returns the member status of the node at raftAddr.
+func (c *RPCClient) Status(ctx context.Context, raftAddr string) (MemberStatus, error) {
 	var ms MemberStatus
-	resp, err := cl.call(ctx, raftAddr, rpcStatus, nil)
+	resp, err := c.cl.call(ctx, raftAddr, rpcStatus, nil)
 	if err != nil {
 		return ms, err
 	}
 	err = json.Unmarshal(resp, &ms)
 	return ms, err
+}
+
+// RemoteRead is RPCClient.Read on a client of its own.
+func RemoteRead(ctx context.Context, creds Credentials, raftAddr, path string, linearizable bool) (data []byte, st znode.WireStat, exists bool, err error) {
+	c := NewRPCClient(creds, 10*time.Second)
+	defer c.Close()
+	return c.Read(ctx, raftAddr, path, linearizable)
+}
+
+// RemoteApply is RPCClient.Apply on a client of its own.
+func RemoteApply(ctx context.Context, creds Credentials, raftAddr string, entry []byte) (*Result, error) {
+	c := NewRPCClient(creds, 30*time.Second)
+	defer c.Close()
+	return c.Apply(ctx, raftAddr, entry)
+}
+
+// RemoteStatus is RPCClient.Status on a client of its own.
+func RemoteStatus(ctx context.Context, creds Credentials, raftAddr string) (MemberStatus, error) {
+	c := NewRPCClient(creds, 10*time.Second)
+	defer c.Close()
+	return c.Status(ctx, raftAddr)
 }

@@ -7,6 +7,7 @@ import (
 	"math"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"unsafe"
 
 	"github.com/hashicorp/raft"
@@ -45,6 +46,11 @@ type FSM struct {
 	// scratch buffers reused across applies (guarded by mu)
 	undo    []undoRec
 	imports []importRec
+
+	// lastZxid mirrors s.lastZxid for lock-free readers (the protocol
+	// server's reply headers); restores counts snapshot restores.
+	lastZxid atomic.Int64
+	restores atomic.Uint64
 }
 
 var (
@@ -165,6 +171,7 @@ func (f *FSM) applyLocked(index uint64, entry []byte) (*Result, error) {
 		}
 	}
 	s.appliedIndex = index
+	f.lastZxid.Store(s.lastZxid)
 	t.acls.commit()
 	if len(t.events) > 0 {
 		f.watches.dispatch(t.events)

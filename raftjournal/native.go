@@ -192,6 +192,9 @@ func (s *state) nativeCreate(w *Write, op *Op, zxid int64, undo *[]undoRec) (OpR
 	if parent == nil {
 		return r, CodeNoNode
 	}
+	if c := s.permitted(w, parent, znode.PermCreate); c != CodeOK {
+		return r, c
+	}
 	path := op.Path
 	if op.Mode.IsSequential() {
 		path = znode.SequentialName(path, parent.cversion)
@@ -246,6 +249,9 @@ func (s *state) nativeDelete(w *Write, op *Op, zxid int64, undo *[]undoRec) (OpR
 	if parent == nil {
 		return r, CodeNoNode
 	}
+	if c := s.permitted(w, parent, znode.PermDelete); c != CodeOK {
+		return r, c
+	}
 	n := t.nodes[op.Path]
 	if n == nil {
 		return r, CodeNoNode
@@ -294,6 +300,9 @@ func (s *state) nativeSetData(w *Write, op *Op, zxid int64, undo *[]undoRec) (Op
 	if n == nil {
 		return r, CodeNoNode
 	}
+	if c := s.permitted(w, n, znode.PermWrite); c != CodeOK {
+		return r, c
+	}
 	if c := checkVersion(n.version, op.Version); c != CodeOK {
 		return r, c
 	}
@@ -326,6 +335,9 @@ func (s *state) nativeSetACL(w *Write, op *Op, undo *[]undoRec) (OpResult, Code)
 	if n == nil {
 		return r, CodeNoNode
 	}
+	if c := s.permitted(w, n, znode.PermAdmin); c != CodeOK {
+		return r, c
+	}
 	if c := checkVersion(n.aversion, op.Version); c != CodeOK {
 		return r, c
 	}
@@ -351,6 +363,9 @@ func (s *state) nativeCheck(w *Write, op *Op) (OpResult, Code) {
 	n := s.t.nodes[op.Path]
 	if n == nil {
 		return r, CodeNoNode
+	}
+	if c := s.permitted(w, n, znode.PermRead); c != CodeOK {
+		return r, c
 	}
 	if c := checkVersion(n.version, op.Version); c != CodeOK {
 		return r, c

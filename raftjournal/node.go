@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net"
 	"os"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -45,6 +46,9 @@ type Node struct {
 	id         raft.ServerID
 	addr       raft.ServerAddress
 
+	// clientPort reports the ZooKeeper-protocol port (SetClientPort).
+	clientPort atomic.Pointer[func() ClientPort]
+
 	// readyTerm is the term in which this node, as leader, has applied a
 	// barrier: from then on its applied index covers every committed entry.
 	readyTerm atomic.Uint64
@@ -67,8 +71,15 @@ type Node struct {
 // server, and bootstraps or joins a cluster when the data dir is empty. A data
 // dir with Raft state restarts the node as the member it was; Bootstrap and
 // Join are then ignored.
-func Open(cfg NodeConfig) (_ *Node, err error) {
+func Open(cfg NodeConfig) (*Node, error) { return OpenContext(context.Background(), cfg) }
+
+// OpenContext is Open whose start-up waits (the join's retries) end with ctx:
+// a process asked to stop while it joins stops at once.
+func OpenContext(ctx context.Context, cfg NodeConfig) (_ *Node, err error) {
 	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if err := cfg.checkSecret(); err != nil {
 		return nil, err
 	}
 	logger := cfg.Logger
@@ -91,6 +102,10 @@ func Open(cfg NodeConfig) (_ *Node, err error) {
 		return nil, err
 	}
 	undo = append(undo, lock.release)
+	stopped, accepted, err := checkBeforeOpen(&cfg)
+	if err != nil {
+		return nil, err
+	}
 	st, err := openStores(cfg.DataDir, &cfg, newHclog(logger, "raft-store"))
 	if err != nil {
 		return nil, err
@@ -100,35 +115,63 @@ func Open(cfg NodeConfig) (_ *Node, err error) {
 	if err != nil {
 		return nil, err
 	}
-	n := &Node{cfg: cfg, logger: logger, st: st, lock: lock, id: raft.ServerID(cfg.NodeID), rpc: newRPCClient(cfg.ForwardTimeout)}
+	n := &Node{cfg: cfg, logger: logger, st: st, lock: lock, id: raft.ServerID(cfg.NodeID), rpc: newRPCClient(cfg.ForwardTimeout, cfg.Credentials())}
 	n.metrics = newNodeMetrics(n)
 	n.fsm = newNodeFSM(fsm, n.metrics)
-	rec, err := recoverState(n.fsm, st)
+	rec, err := recoverState(n.fsm, st, stopped, cfg.AcceptLogLoss)
 	if err != nil {
 		return nil, err
+	}
+	for _, d := range append(accepted, rec.accepted...) {
+		logger.Error("starting on a damaged data dir: the loss is accepted (AcceptLogLoss); entries a quorum acknowledged may be gone for good",
+			"file", d.Path, "damage", d.Problem, "log", fmt.Sprintf("%d..%d", rec.firstLog, rec.lastLog), "snapshot-index", rec.snapshotIndex)
+	}
+	hasState, err := raft.HasExistingState(st.log, st.stable, st.snaps)
+	if err != nil {
+		return nil, fmt.Errorf("%w: read raft state in %s: %v", ErrCorruptLog, cfg.DataDir, err)
+	}
+	if !hasState {
+		if err := checkFreshForStart(cfg.DataDir); err != nil {
+			return nil, err
+		}
+		if !cfg.Bootstrap && cfg.Join == "" {
+			return nil, fmt.Errorf("%w: data dir %s holds no journal: start the node with Bootstrap (a new cluster) or Join (a running one)", ErrInvalidConfig, cfg.DataDir)
+		}
 	}
 	n.fsm.startPolicy(rec)
 	var adminLn net.Listener
 	if cfg.AdminAddr != "" {
-		if adminLn, err = listenAdmin(cfg.AdminAddr); err != nil {
+		if adminLn, err = listenAdmin(cfg.AdminAddr, cfg.TLS); err != nil {
 			return nil, err
 		}
 		undo = append(undo, adminLn.Close)
 		n.adminAddr = adminLn.Addr().String()
 	}
-	mux, err := listenMux(cfg.RaftAddr, cfg.AdvertiseAddr, logger)
+	mux, err := listenMux(cfg.RaftAddr, cfg.AdvertiseAddr, cfg.Credentials(), logger)
 	if err != nil {
 		return nil, err
 	}
 	undo = append(undo, mux.Close)
 	n.mux = mux
 	n.addr = raft.ServerAddress(mux.Addr().String())
+	needJoin := cfg.Join != "" && !hasState
+	if hasState {
+		if err := checkIdentity(cfg.DataDir, rec.config, n.id, n.addr, cfg.Join != ""); err != nil {
+			return nil, err
+		}
+		// A member that is not in the configuration (a join that crashed
+		// before its configuration entry arrived) or is there under another
+		// address asks to be added again.
+		needJoin = cfg.Join != "" && !slices.ContainsFunc(rec.config.Servers, func(s raft.Server) bool {
+			return s.ID == n.id && sameAddr(string(s.Address), string(n.addr))
+		})
+	}
 	trans := newTransport(mux, logger)
 	undo = append(undo, trans.Close)
-
-	hasState, err := raft.HasExistingState(st.log, st.stable, st.snaps)
-	if err != nil {
-		return nil, fmt.Errorf("%w: read raft state in %s: %v", ErrCorruptLog, cfg.DataDir, err)
+	// From here raft may write: the record of the last clean stop no longer
+	// describes the log.
+	if err := removeStopped(cfg.DataDir); err != nil {
+		return nil, err
 	}
 	var logs raft.LogStore = st.log
 	if cfg.LogCacheEntries > 0 {
@@ -162,8 +205,8 @@ func Open(cfg NodeConfig) (_ *Node, err error) {
 		n.admin = startAdmin(n, adminLn)
 		undo = append(undo, n.admin.close)
 	}
-	if !hasState && cfg.Join != "" {
-		if err := n.join(cfg.Join); err != nil {
+	if needJoin {
+		if err := n.join(ctx, cfg.Join); err != nil {
 			return nil, err
 		}
 	}
@@ -219,6 +262,7 @@ func (n *Node) Close() error {
 		n.closed = true
 		n.opMu.Unlock()
 		n.rpc.close()
+		n.recordStop()
 		errs = append(errs, n.st.close(), n.lock.release())
 		n.closeErr = errors.Join(errs...)
 		n.logger.Info("journal node closed", "node-id", n.cfg.NodeID)
@@ -332,7 +376,7 @@ func (n *Node) applyLocal(ctx context.Context, entry []byte, typ EntryType) (*Re
 	case errors.Is(err, raft.ErrRaftShutdown):
 		return nil, fmt.Errorf("%w (%w): %w", ErrOutcomeUnknown, CodeConnectionLoss, ErrClosed)
 	default:
-		return nil, fmt.Errorf("%w (%w): %v", ErrOutcomeUnknown, CodeConnectionLoss, err)
+		return nil, fmt.Errorf("%w (%w): %w", ErrOutcomeUnknown, CodeConnectionLoss, err)
 	}
 	res, ok := f.Response().(*Result)
 	if !ok {
@@ -567,16 +611,19 @@ func (n *Node) readBarrier(ctx context.Context) error {
 }
 
 // join asks the member at adminAddr to add this node as a voter, retrying
-// until JoinTimeout.
-func (n *Node) join(adminAddr string) error {
-	ctx, cancel := context.WithTimeout(n.ctx, n.cfg.JoinTimeout)
+// until JoinTimeout or until ctx ends.
+func (n *Node) join(ctx context.Context, adminAddr string) error {
+	ctx, cancel := context.WithTimeout(ctx, n.cfg.JoinTimeout)
 	defer cancel()
 	backoff := 50 * time.Millisecond
 	for {
-		err := postJoin(ctx, adminAddr, string(n.id), string(n.addr))
+		err := NewAdminClient(adminAddr, n.cfg.Credentials()).join(ctx, string(n.id), string(n.addr))
 		if err == nil {
 			n.logger.Info("joined cluster", "via", adminAddr)
 			return nil
+		}
+		if errors.Is(err, ErrUnauthenticated) {
+			return fmt.Errorf("raftjournal: join via %s: %w", adminAddr, err)
 		}
 		n.logger.Warn("join failed, retrying", "via", adminAddr, "error", err)
 		select {
@@ -634,13 +681,20 @@ func (n *Node) addVoterLocal(ctx context.Context, id, addr string) error {
 }
 
 // RemoveServer removes a member from the cluster; on a follower the request
-// goes to the leader. Removing the leader itself makes it step down.
+// goes to the leader. Removing the leader itself makes it step down. An id
+// that is not a member is an error matching ErrBadCommand.
 func (n *Node) RemoveServer(ctx context.Context, id string) error {
 	ctx, end, err := n.begin(ctx)
 	if err != nil {
 		return err
 	}
 	defer end()
+	// Checked here, on the configuration this node has, rather than on the
+	// leader: the leader's removal stays idempotent, so a retry at a new
+	// leader after the old one committed it does not fail.
+	if n.memberAddr(id) == "" {
+		return fmt.Errorf("%w: no member %q in the configuration", ErrBadCommand, id)
+	}
 	_, err = n.onLeader(ctx, rpcRemove, payloadOf(appendString(nil, id)), func(ctx context.Context) ([]byte, error) {
 		return nil, n.removeLocal(ctx, id)
 	})

@@ -238,7 +238,7 @@ func TestAdminEndpoints(t *testing.T) {
 	c.converge()
 	n := c.nodes[2]
 	var cs ClusterStatus
-	if err := AdminCall(ctx, n.AdminAddr(), http.MethodGet, "/status", nil, &cs); err != nil {
+	if err := testAdmin(n).Call(ctx, http.MethodGet, "/status", nil, &cs); err != nil {
 		t.Fatal(err)
 	}
 	if cs.ID != "n3" || cs.Leader == "" || cs.Term == 0 || cs.AppliedIndex == 0 || cs.CommitIndex == 0 ||
@@ -250,7 +250,9 @@ func TestAdminEndpoints(t *testing.T) {
 			t.Fatalf("member %+v", m)
 		}
 	}
-	resp, err := http.Get("http://" + n.AdminAddr() + "/metrics")
+	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+n.AdminAddr()+"/metrics", nil)
+	req.Header.Set("Authorization", "Bearer "+string(testCreds().Secret))
+	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -263,16 +265,16 @@ func TestAdminEndpoints(t *testing.T) {
 		}
 	}
 	// A bad join request is a 400 with a message.
-	err = AdminCall(ctx, n.AdminAddr(), http.MethodPost, "/join", map[string]string{"id": "x"}, nil)
+	err = testAdmin(n).Call(ctx, http.MethodPost, "/join", map[string]string{"id": "x"}, nil)
 	if err == nil || !strings.Contains(err.Error(), "400") {
 		t.Fatalf("bad join: %v", err)
 	}
 	// The member status RPC, as tools outside the process use it.
-	ms, err := RemoteStatus(ctx, n.RaftAddr())
+	ms, err := RemoteStatus(ctx, testCreds(), n.RaftAddr())
 	if err != nil || ms.ID != "n3" {
 		t.Fatalf("remote status: %+v %v", ms, err)
 	}
-	data, st, ok, err := RemoteRead(ctx, c.nodes[0].RaftAddr(), "/x", true)
+	data, st, ok, err := RemoteRead(ctx, testCreds(), c.nodes[0].RaftAddr(), "/x", true)
 	if err != nil || !ok || string(data) != "y" || st.DataLength != 1 {
 		t.Fatalf("remote read: %q %+v %v %v", data, st, ok, err)
 	}

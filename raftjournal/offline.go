@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"time"
 
 	"github.com/hashicorp/raft"
 
@@ -221,6 +222,10 @@ func InstallInitialSnapshot(cfg NodeConfig, fsm *FSM) (InitialSnapshot, error) {
 	}
 	if err != nil {
 		return info, fmt.Errorf("raftjournal: set initial term in %s: %w", dir, err)
+	}
+	// The first start checks the snapshot is still there (datadir.go).
+	if err := writeStopped(dir, stoppedRecord{LastIndex: index, LastTerm: bootstrapTerm, LogStore: cfg.LogStore, Time: time.Now().UTC()}); err != nil {
+		return info, err
 	}
 	if err := syncOfflineDir(dir); err != nil {
 		return info, fmt.Errorf("raftjournal: sync data dir: %w", err)

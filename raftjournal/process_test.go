@@ -33,6 +33,7 @@ const nodeProcessEnv = "ZK2RAFT_NODE_PROCESS"
 type processSpec struct {
 	ID, DataDir, RaftAddr, AdminAddr, Join string
 	Bootstrap                              bool
+	Secret                                 []byte
 }
 
 // TestNodeProcess is not a test: it is the body of a node process started by
@@ -49,7 +50,7 @@ func TestNodeProcess(t *testing.T) {
 	}
 	cfg := DefaultNodeConfig()
 	cfg.NodeID, cfg.DataDir, cfg.RaftAddr, cfg.AdminAddr = spec.ID, spec.DataDir, spec.RaftAddr, spec.AdminAddr
-	cfg.Bootstrap, cfg.Join = spec.Bootstrap, spec.Join
+	cfg.Bootstrap, cfg.Join, cfg.Secret = spec.Bootstrap, spec.Join, spec.Secret
 	cfg.HeartbeatTimeout, cfg.ElectionTimeout, cfg.LeaderLeaseTimeout = 400*time.Millisecond, 400*time.Millisecond, 200*time.Millisecond
 	cfg.CommitTimeout = 5 * time.Millisecond
 	cfg.Logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
@@ -127,7 +128,7 @@ func TestClusterKill9(t *testing.T) {
 	specs := make([]processSpec, 3)
 	for i := range specs {
 		specs[i] = processSpec{ID: fmt.Sprintf("p%d", i+1), DataDir: filepath.Join(base, fmt.Sprintf("p%d", i+1), "data"),
-			RaftAddr: freeAddr(t), AdminAddr: freeAddr(t)}
+			RaftAddr: freeAddr(t), AdminAddr: freeAddr(t), Secret: testCreds().Secret}
 	}
 	specs[0].Bootstrap = true
 	specs[1].Join, specs[2].Join = specs[0].AdminAddr, specs[0].AdminAddr
@@ -155,12 +156,12 @@ func TestClusterKill9(t *testing.T) {
 		}
 	})
 	ctx := t.Context()
-	cl := newRPCClient(5 * time.Second)
+	cl := newRPCClient(5*time.Second, testCreds())
 	defer cl.close()
 	status := func(addr string) (MemberStatus, error) {
 		cctx, cancel := context.WithTimeout(ctx, time.Second)
 		defer cancel()
-		return RemoteStatus(cctx, addr)
+		return RemoteStatus(cctx, testCreds(), addr)
 	}
 	for i := range specs {
 		procs[i] = startNodeProcess(t, specs[i])
@@ -317,7 +318,7 @@ func TestClusterKill9(t *testing.T) {
 	t.Logf("%d writes tried, %d acknowledged, killed the leader %d times (%v); converged on digest %s", tried.Load(), len(acked), len(killed), killed, digest)
 	for _, s := range specs {
 		for _, p := range acked {
-			data, _, ok, err := RemoteRead(ctx, s.RaftAddr, p, false)
+			data, _, ok, err := RemoteRead(ctx, testCreds(), s.RaftAddr, p, false)
 			if err != nil {
 				t.Fatal(err)
 			}

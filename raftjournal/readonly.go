@@ -56,7 +56,6 @@ import (
 	raftboltdb "github.com/hashicorp/raft-boltdb/v2"
 	wal "github.com/hashicorp/raft-wal"
 	"github.com/hashicorp/raft-wal/fs"
-	"github.com/hashicorp/raft-wal/metadb"
 	"github.com/hashicorp/raft-wal/segment"
 	"github.com/hashicorp/raft-wal/types"
 	"go.etcd.io/bbolt"
@@ -123,6 +122,22 @@ func OpenReadOnly(dataDir string, logger *slog.Logger) (*FSM, ReadOnlyInfo, erro
 	}
 	defer func() { _ = lock.release() }()
 
+	// The checks a node makes before it starts (datadir.go): a damaged log
+	// is never replayed as if it were whole.
+	stopped, err := readStopped(dataDir)
+	if err != nil {
+		return nil, info, err
+	}
+	if info.LogStore != "" || stopped != nil {
+		kind := info.LogStore
+		if kind == "" {
+			kind = stopped.LogStore
+		}
+		if err := checkLogFiles(dataDir, kind, stopped); err != nil {
+			return nil, info, err
+		}
+	}
+
 	fsm, err := NewFSM(Config{Logger: logger})
 	if err != nil {
 		return nil, info, err
@@ -140,6 +155,17 @@ func OpenReadOnly(dataDir string, logger *slog.Logger) (*FSM, ReadOnlyInfo, erro
 	}
 	if err != nil {
 		return nil, info, err
+	}
+	if stopped != nil && info.LastIndex < stopped.LastIndex {
+		file := snapDir
+		switch info.LogStore {
+		case LogStoreWAL:
+			file = walSegmentFor(walDir, info.LastIndex+1)
+		case LogStoreBolt:
+			file = boltPath
+		}
+		return nil, info, damaged(file, true, "the Raft log ends at index %d, but the node stopped cleanly at index %d (%s): entries %d..%d are lost",
+			info.LastIndex, stopped.LastIndex, stoppedFileName, info.LastIndex+1, stopped.LastIndex)
 	}
 	logger.Info("opened data dir read-only", "dir", dataDir, "log-store", string(info.LogStore),
 		"snapshot", info.SnapshotID, "snapshot-index", info.SnapshotIndex, "entries", info.Entries,
@@ -237,8 +263,10 @@ func (r *replayer) apply(l *raft.Log, file string) error {
 		return fmt.Errorf("%w: %s: entry %d (term %d) fails its checksum (%08x, stored %08x)", ErrCorruptLog, file, l.Index, l.Term, got, want)
 	}
 	switch {
+	case r.prev == 0 && r.info.SnapshotIndex == 0 && l.Index != 1:
+		return damaged(filepath.Join(r.info.DataDir, snapshotDirName), false, "holds no snapshot, and the Raft log starts at index %d: entries 1..%d are in neither (was the directory emptied?)", l.Index, l.Index-1)
 	case r.prev == 0 && r.info.SnapshotIndex == 0:
-		// No snapshot: the log starts where it starts.
+		// No snapshot: the log starts at its beginning.
 	case l.Index != r.prev+1:
 		return fmt.Errorf("%w: %s: entries %d..%d after %d are missing", ErrCorruptLog, file, r.prev+1, l.Index-1, r.prev)
 	}
@@ -256,31 +284,9 @@ func (r *replayer) apply(l *raft.Log, file string) error {
 
 // walLog replays a raft-wal directory without opening it with raft-wal.
 func (r *replayer) walLog(dir string) error {
-	metaPath := filepath.Join(dir, metadb.FileName)
-	if !exists(metaPath) {
-		return nil // raft-wal never committed a segment list: the log is empty
-	}
-	db, err := bbolt.Open(metaPath, 0o644, &bbolt.Options{ReadOnly: true, Timeout: time.Second})
-	if err != nil {
-		return fmt.Errorf("%w: open %s read-only: %v", ErrCorruptLog, metaPath, err)
-	}
-	var ps types.PersistentState
-	err = db.View(func(tx *bbolt.Tx) error {
-		b := tx.Bucket([]byte(metadb.MetaBucket))
-		if b == nil {
-			return nil
-		}
-		raw := b.Get([]byte(metadb.MetaKey))
-		if raw == nil {
-			return nil
-		}
-		return json.Unmarshal(raw, &ps)
-	})
-	if cerr := db.Close(); err == nil {
-		err = cerr
-	}
-	if err != nil {
-		return fmt.Errorf("%w: read %s: %v", ErrCorruptLog, metaPath, err)
+	ps, ok, err := readWALMeta(dir)
+	if err != nil || !ok {
+		return err // no wal-meta.db: raft-wal never committed a segment list
 	}
 	filer := segment.NewFiler(dir, fs.New())
 	codec := &wal.BinaryCodec{}

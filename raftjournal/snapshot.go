@@ -299,6 +299,8 @@ func (f *FSM) Restore(rc io.ReadCloser) error {
 	}
 	f.mu.Lock()
 	f.s = s
+	f.lastZxid.Store(s.lastZxid)
+	f.restores.Add(1)
 	f.mu.Unlock()
 	f.logger.Info("restored fsm snapshot", "applied-index", s.appliedIndex, "nodes", len(s.t.nodes), "digest", s.t.digest.String())
 	return nil

@@ -335,17 +335,25 @@ func (s *snapshotStore) checkDirs() error {
 // recovered is what recoverState found on disk.
 type recovered struct {
 	snapshotIndex uint64
+	snapshotTerm  uint64
 	snapshotSize  int64
 	firstLog      uint64
 	lastLog       uint64
+	// config is the newest Raft configuration: the snapshot's, or that of a
+	// configuration entry after it.
+	config raft.Configuration
+	// accepted is the damage AcceptLogLoss let through (the log was cut).
+	accepted []*DamageError
 }
 
 // recoverState restores the newest snapshot into the FSM and checks the log
 // entries after it, before raft starts (raft runs with NoSnapshotRestoreOnStart).
 // raft on its own would try older snapshots when the newest fails and panic on a
 // bad log entry; here either is an error that names the file, and the node does
-// not start.
-func recoverState(fsm *nodeFSM, st *stores) (recovered, error) {
+// not start. The log must reach the index of the last clean stop (stopped, when
+// there is a record). With accept, damage that can be accepted (see datadir.go)
+// cuts the log back to the entries that are intact and follow the snapshot.
+func recoverState(fsm *nodeFSM, st *stores, stopped *stoppedRecord, accept bool) (recovered, error) {
 	var rec recovered
 	if err := st.snaps.checkDirs(); err != nil {
 		return rec, err
@@ -363,7 +371,8 @@ func recoverState(fsm *nodeFSM, st *stores) (recovered, error) {
 		if err := fsm.Restore(rc); err != nil {
 			return rec, err
 		}
-		rec.snapshotIndex, rec.snapshotSize = m.Index, m.Size
+		rec.snapshotIndex, rec.snapshotTerm, rec.snapshotSize = m.Index, m.Term, m.Size
+		rec.config = m.Configuration
 	}
 	if rec.firstLog, err = st.log.FirstIndex(); err != nil {
 		return rec, fmt.Errorf("%w: read first index: %v", ErrCorruptLog, err)
@@ -371,14 +380,58 @@ func recoverState(fsm *nodeFSM, st *stores) (recovered, error) {
 	if rec.lastLog, err = st.log.LastIndex(); err != nil {
 		return rec, fmt.Errorf("%w: read last index: %v", ErrCorruptLog, err)
 	}
-	from := max(rec.firstLog, rec.snapshotIndex+1)
-	if rec.lastLog >= from {
+	if len(metas) == 0 && rec.firstLog > 1 {
+		return rec, damaged(st.snaps.dir, false, "holds no snapshot, and the Raft log starts at index %d: entries 1..%d are in neither (was the directory emptied?); restore the snapshots, or rebuild the node (wipe it and join again)",
+			rec.firstLog, rec.firstLog-1)
+	}
+	// good is the last index that follows the snapshot without a gap and
+	// passes its checksum; cut, when not 0, the first one that does not.
+	good, cut := rec.snapshotIndex, uint64(0)
+	var dmg *DamageError
+	if from := max(rec.firstLog, rec.snapshotIndex+1); rec.lastLog >= from {
 		if rec.snapshotIndex > 0 && rec.firstLog > rec.snapshotIndex+1 {
-			return rec, fmt.Errorf("%w: %s: entries %d..%d after snapshot %d are missing", ErrCorruptLog,
-				st.log.locate(rec.firstLog), rec.snapshotIndex+1, rec.firstLog-1, rec.snapshotIndex)
+			dmg = damaged(st.log.locate(rec.firstLog), true, "log entries %d..%d after snapshot %d are missing (the log starts at %d)",
+				rec.snapshotIndex+1, rec.firstLog-1, rec.snapshotIndex, rec.firstLog)
+			cut = rec.firstLog
+		} else {
+			var l raft.Log
+			for i := from; i <= rec.lastLog; i++ {
+				if err := st.log.GetLog(i, &l); err != nil {
+					what := err.Error()
+					if errors.Is(err, raft.ErrLogNotFound) {
+						what = fmt.Sprintf("entry %d of %d..%d is missing", i, from, rec.lastLog)
+					}
+					dmg = damaged(st.log.locate(i), true, "%s; the entries from %d on cannot be replayed", strings.TrimPrefix(what, ErrCorruptLog.Error()+": "), i)
+					cut = i
+					break
+				}
+				if l.Type == raft.LogConfiguration {
+					rec.config = raft.DecodeConfiguration(l.Data)
+				}
+				good = i
+			}
 		}
-		if err := st.log.verify(from, rec.lastLog); err != nil {
-			return rec, err
+	}
+	if dmg == nil && stopped != nil && stopped.LastIndex > max(good, rec.lastLog) {
+		dmg = damaged(st.log.locate(good+1), true, "the Raft log ends at index %d, but the node stopped cleanly at index %d (%s): entries %d..%d are lost",
+			max(good, rec.lastLog), stopped.LastIndex, stoppedFileName, max(good, rec.lastLog)+1, stopped.LastIndex)
+	}
+	if dmg == nil {
+		return rec, nil
+	}
+	if !accept || !dmg.Acceptable {
+		return rec, dmg
+	}
+	rec.accepted = append(rec.accepted, dmg)
+	if cut > 0 && cut <= rec.lastLog {
+		if err := st.log.DeleteRange(cut, rec.lastLog); err != nil {
+			return rec, fmt.Errorf("raftjournal: cut the damaged log back to index %d: %w", cut-1, err)
+		}
+		if rec.firstLog, err = st.log.FirstIndex(); err == nil {
+			rec.lastLog, err = st.log.LastIndex()
+		}
+		if err != nil {
+			return rec, fmt.Errorf("%w: read the log after cutting it: %v", ErrCorruptLog, err)
 		}
 	}
 	return rec, nil

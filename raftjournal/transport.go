@@ -1,9 +1,9 @@
 package raftjournal
 
 import (
+	"crypto/tls"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"net"
 	"sync"
@@ -12,12 +12,18 @@ import (
 	"github.com/hashicorp/raft"
 )
 
-// The Raft port carries two protocols. Every connection starts with one byte
-// saying which:
+// The Raft port carries two protocols. Every connection starts with the
+// handshake (handshake.go: each side proves it holds the cluster secret; with
+// mutual TLS, inside the TLS session), whose protocol byte says which:
 //
 //	'R'  raft's NetworkTransport (msgpack RPCs: AppendEntries, RequestVote, ...)
 //	'J'  the journal's own RPCs (forward.go): forwarded writes, read index,
 //	     session touches, membership changes, member status
+//
+// Nothing a peer sends is read as a length, and nothing is allocated for it,
+// before it has passed the handshake. At most maxPendingHandshakes connections
+// may be in the handshake at once (each for muxHandshakeTimeout at most); more
+// are closed at once, so a flood of idle connections cannot pin goroutines.
 //
 // One port means a member only needs to know the others' Raft addresses, which
 // the Raft configuration already holds: a follower reaches the leader's RPCs at
@@ -28,8 +34,11 @@ const (
 	muxJournal byte = 'J'
 )
 
-// muxHandshakeTimeout bounds the wait for a new connection's first byte.
+// muxHandshakeTimeout bounds a new connection's handshake (TLS and secret).
 const muxHandshakeTimeout = 10 * time.Second
+
+// maxPendingHandshakes bounds the connections in the handshake at once.
+const maxPendingHandshakes = 1024
 
 // muxLayer is the raft.StreamLayer over the shared TCP listener: it hands 'R'
 // connections to raft and 'J' connections to the journal RPC server.
@@ -37,6 +46,8 @@ type muxLayer struct {
 	ln        net.Listener
 	advertise net.Addr
 	logger    *slog.Logger
+	creds     Credentials
+	pending   chan struct{} // a slot per connection in the handshake
 
 	raftConns chan net.Conn
 	handle    func(net.Conn) // serves one 'J' connection until it ends
@@ -52,7 +63,9 @@ type muxLayer struct {
 var _ raft.StreamLayer = (*muxLayer)(nil)
 
 // listenMux binds addr. advertise, when not empty, is the address others dial.
-func listenMux(addr, advertise string, logger *slog.Logger) (*muxLayer, error) {
+// creds are what peers must prove they share, and what this node presents
+// when it dials.
+func listenMux(addr, advertise string, creds Credentials, logger *slog.Logger) (*muxLayer, error) {
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return nil, fmt.Errorf("raftjournal: listen on raft address %s: %w", addr, err)
@@ -74,6 +87,8 @@ func listenMux(addr, advertise string, logger *slog.Logger) (*muxLayer, error) {
 		ln:        ln,
 		advertise: adv,
 		logger:    logger,
+		creds:     creds,
+		pending:   make(chan struct{}, maxPendingHandshakes),
 		raftConns: make(chan net.Conn),
 		closed:    make(chan struct{}),
 		conns:     make(map[net.Conn]struct{}),
@@ -113,7 +128,15 @@ func (m *muxLayer) acceptLoop() {
 			return
 		}
 		backoff = 0
+		select {
+		case m.pending <- struct{}{}:
+		default:
+			m.logger.Warn("too many connections in the handshake on the raft port; closing a new one", "remote", c.RemoteAddr().String())
+			c.Close()
+			continue
+		}
 		if !m.track(c) {
+			<-m.pending
 			c.Close()
 			return
 		}
@@ -139,20 +162,22 @@ func (m *muxLayer) untrack(c net.Conn) {
 	delete(m.conns, c)
 }
 
-func (m *muxLayer) route(c net.Conn) {
+func (m *muxLayer) route(raw net.Conn) {
 	defer m.wg.Done()
-	var b [1]byte
-	_ = c.SetReadDeadline(time.Now().Add(muxHandshakeTimeout))
-	if _, err := io.ReadFull(c, b[:]); err != nil {
-		m.untrack(c)
-		c.Close()
+	c, proto, err := m.handshake(raw)
+	<-m.pending
+	if err != nil {
+		m.untrack(raw)
+		raw.Close()
+		if isHandshakeRefusal(err) || isTLSRefusal(err) {
+			m.logger.Warn("refused a connection on the raft port", "remote", raw.RemoteAddr().String(), "error", err)
+		}
 		return
 	}
-	_ = c.SetReadDeadline(time.Time{})
-	switch b[0] {
+	switch proto {
 	case muxRaft:
 		// raft owns the connection from here; it closes it on transport shutdown.
-		m.untrack(c)
+		m.untrack(raw)
 		select {
 		case m.raftConns <- c:
 		case <-m.closed:
@@ -160,13 +185,34 @@ func (m *muxLayer) route(c net.Conn) {
 		}
 	case muxJournal:
 		m.handle(c)
-		m.untrack(c)
+		m.untrack(raw)
 		c.Close()
 	default:
-		m.logger.Warn("unknown protocol on raft port", "remote", c.RemoteAddr().String(), "first-byte", b[0])
-		m.untrack(c)
+		m.logger.Warn("unknown protocol on raft port", "remote", raw.RemoteAddr().String(), "protocol", proto)
+		m.untrack(raw)
 		c.Close()
 	}
+}
+
+// handshake authenticates a new connection (TLS first when configured, then
+// the secret) within muxHandshakeTimeout and returns the connection to use and
+// the protocol asked for.
+func (m *muxLayer) handshake(raw net.Conn) (net.Conn, byte, error) {
+	_ = raw.SetDeadline(time.Now().Add(muxHandshakeTimeout))
+	c := raw
+	if m.creds.TLS != nil {
+		tc := tls.Server(raw, m.creds.TLS.ServerConfig())
+		if err := tc.Handshake(); err != nil {
+			return nil, 0, &errTLS{err}
+		}
+		c = tc
+	}
+	proto, err := acceptHandshake(c, m.creds.Secret)
+	if err != nil {
+		return nil, 0, err
+	}
+	_ = raw.SetDeadline(time.Time{})
+	return c, proto, nil
 }
 
 // Accept implements net.Listener for raft.
@@ -203,21 +249,44 @@ func (m *muxLayer) Addr() net.Addr { return m.advertise }
 
 // Dial implements raft.StreamLayer.
 func (m *muxLayer) Dial(address raft.ServerAddress, timeout time.Duration) (net.Conn, error) {
-	return dialMux(string(address), muxRaft, timeout)
+	return dialMux(string(address), muxRaft, m.creds, timeout)
 }
 
-func dialMux(addr string, proto byte, timeout time.Duration) (net.Conn, error) {
-	c, err := net.DialTimeout("tcp", addr, timeout)
+// dialMux connects to a node's Raft port and runs the handshake for proto
+// within timeout. A refusal (wrong or missing secret or certificate) is an
+// error matching ErrUnauthenticated.
+func dialMux(addr string, proto byte, creds Credentials, timeout time.Duration) (net.Conn, error) {
+	raw, err := net.DialTimeout("tcp", addr, timeout)
 	if err != nil {
 		return nil, err
 	}
-	_ = c.SetWriteDeadline(time.Now().Add(timeout))
-	if _, err := c.Write([]byte{proto}); err != nil {
-		c.Close()
+	_ = raw.SetDeadline(time.Now().Add(timeout))
+	c := raw
+	if creds.TLS != nil {
+		tc := tls.Client(raw, creds.TLS.ClientConfig(addr))
+		if err := tc.Handshake(); err != nil {
+			raw.Close()
+			return nil, fmt.Errorf("%w: %s: TLS: %v", ErrUnauthenticated, addr, err)
+		}
+		c = tc
+	}
+	if err := dialHandshake(c, addr, creds.Secret, proto); err != nil {
+		raw.Close()
 		return nil, err
 	}
-	_ = c.SetWriteDeadline(time.Time{})
+	_ = raw.SetDeadline(time.Time{})
 	return c, nil
+}
+
+// errTLS is a failed TLS handshake on the listener's side.
+type errTLS struct{ err error }
+
+func (e *errTLS) Error() string { return "raftjournal: TLS handshake: " + e.err.Error() }
+func (e *errTLS) Unwrap() error { return e.err }
+
+func isTLSRefusal(err error) bool {
+	var t *errTLS
+	return errors.As(err, &t)
 }
 
 // newTransport builds raft's network transport over the mux.

@@ -3,13 +3,13 @@
 # the baseline measured in the same run (the machines are shared and noisy, so only
 # same-run ratios are compared). Raw `go test -bench` output is kept in $BENCH_OUT.
 #
-#   scripts/bench.sh [GROUP...]    groups: seed snapshot fsm raft export import verify proxy datadir
+#   scripts/bench.sh [GROUP...]    groups: seed snapshot fsm raft export import verify proxy zkserver datadir
 #                                  (default: all, which `make bench` runs)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 OUT=${BENCH_OUT:-bench.out}
 : >"$OUT"
-groups=${*:-seed snapshot fsm raft export import verify proxy datadir}
+groups=${*:-seed snapshot fsm raft export import verify proxy zkserver datadir}
 
 bench() { # package, regexp, benchtime, extra args...
 	local pkg=$1 re=$2 bt=$3
@@ -32,13 +32,14 @@ for g in $groups; do
 	import) echo "== import and migrate (importer)"; bench ./importer/ 'OfflineImport|OnlineImport|MigrateKafka' 1x ;;
 	verify) echo "== verify"; bench ./verify/ 'CompareSnapshots|CompareZooKeeper|DigestOnly' 3x ;;
 	proxy) echo "== dual-write proxy (dualwrite)"; bench ./dualwrite/ 'Proxy$' 2x -load.dur=3s ;;
+	zkserver) echo "== the journal's client port vs ZooKeeper (zkserver)"; bench ./zkserver/ 'VsZooKeeper$' 1x ;;
 	datadir)
 		echo "== ZooKeeper data directory: export and tail (exporter/datadir, dualwrite)"
 		bench ./exporter/datadir/ 'DatadirExport$' 1x -args -datadir.nodes="${DATADIR_NODES:-1000000}"
 		bench ./exporter/datadir/ 'Load$' 1x
 		bench ./dualwrite/ 'TailLag$' 1x -args -tail.rate="${TAIL_RATE:-5000}" -tail.dur="${TAIL_DUR:-20s}"
 		;;
-	*) echo "bench.sh: unknown group $g (want seed snapshot fsm raft export import verify proxy datadir)" >&2; exit 2 ;;
+	*) echo "bench.sh: unknown group $g (want seed snapshot fsm raft export import verify proxy zkserver datadir)" >&2; exit 2 ;;
 	esac
 done
 
@@ -95,6 +96,11 @@ for g in $groups; do
 			done
 			row "proxy async$cpu, read90: read p50 added, lightly loaded (ms)" "$(metric "BenchmarkProxy/async$cpu/read90" added-read-p50-ms)" "target <= 0.3 ms (paced at a quarter of direct); saturated: $(metric "BenchmarkProxy/async$cpu/read90" saturated-added-read-p50-ms) ms"
 			row "proxy async$cpu, read90: CPU per request, the tap (us)" "$(metric "BenchmarkProxy/async$cpu/read90" tap-cpu-us/op)" "ZooKeeper's 3 servers $(metric "BenchmarkProxy/async$cpu/read90" zk-cpu-us/op) us, the 64 go-zookeeper clients $(metric "BenchmarkProxy/async$cpu/read90" client-cpu-us/op) us"
+		done
+		;;
+	zkserver)
+		for w in reads writes mixed; do
+			row "zkserver $w: journal vs ZooKeeper, 3 vs 3, 64 sessions (ops/s ratio)" "$(metric BenchmarkVsZooKeeper $w-ratio)x" "target >= 1x; p99 $(metric BenchmarkVsZooKeeper $w-journal-p99-us) us vs ZooKeeper's $(metric BenchmarkVsZooKeeper $w-zk-p99-us) us (target: no worse)"
 		done
 		;;
 	esac

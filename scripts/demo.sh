@@ -16,6 +16,14 @@ SEED=${DEMO_SEED:-42}
 rm -rf "$DIR"
 mkdir -p "$DIR"
 
+# The cluster secret every journal node, the proxy and each zk2raft command share
+# (the admin and Raft ports refuse anyone without it). Commands find it through
+# the environment; it never appears on a command line.
+"$BIN" journal new-secret --out "$DIR/cluster-secret" --quiet
+export ZK2RAFT_CLUSTER_SECRET_FILE="$DIR/cluster-secret"
+# curl reads the bearer header from a file (-H @FILE), not from its arguments.
+(umask 077 && printf 'Authorization: Bearer %s\n' "$(cat "$DIR/cluster-secret")" >"$DIR/admin-header")
+
 say() { printf '\n== %s\n' "$*"; }
 
 PIDS=()
@@ -77,7 +85,8 @@ say "a 3-node journal: node-1 serves the migrated data dir, node-2 and node-3 jo
 start_node() { # ID RAFT_PORT ADMIN_PORT [--join ADMIN]
 	local id=$1 raft=$2 admin=$3
 	shift 3
-	"$BIN" serve --data-dir "$DIR/$id" --node-id "$id" --raft-addr "127.0.0.1:$raft" --admin-addr "127.0.0.1:$admin" "$@" \
+	"$BIN" serve --data-dir "$DIR/$id" --node-id "$id" --raft-addr "127.0.0.1:$raft" --admin-addr "127.0.0.1:$admin" \
+		--client-addr "127.0.0.1:$(free_port)" --4lw-whitelist 'ruok,srvr,isro,hash,mntr' "$@" \
 		>"$DIR/$id.out" 2>"$DIR/$id.log" &
 	PIDS+=($!)
 	wait_line "$DIR/$id.out" "serving" "$!" "journal node $id"
@@ -103,6 +112,22 @@ if [ "$n" = 3 ]; then
 	echo "All 3 journal nodes hold digest $DIGEST: the tree migrate verified against ZooKeeper's export and its own digest."
 else
 	echo "demo: only $n of 3 journal nodes report digest $DIGEST" >&2
+	exit 1
+fi
+
+say "reading the migrated tree through a journal node's ZooKeeper client port, with ZooKeeper's own zkCli.sh (read-only: the journal is in shadow)"
+CLIENT2=$(sed -n 's/^zookeeper clients: //p' "$DIR/node-2.out")
+zkcli() { # SERVER CMD...: one zkCli.sh command, its output lines after the connection chatter
+	CLIENT_JVMFLAGS="-Xmx64m" ZOO_LOG_DIR="$DIR" /usr/share/zookeeper/bin/zkCli.sh -server "$@" 2>/dev/null | grep -v -e '^WATCHER::' -e '^WatchedEvent' -e '^$' | tail -n 1
+}
+J_LS=$(zkcli "$CLIENT2" ls /)
+Z_LS=$(zkcli "$ZK" ls /)
+echo "journal  ($CLIENT2) ls /: $J_LS"
+echo "zookeeper ($ZK) ls /: $Z_LS"
+echo "journal  getAllChildrenNumber /: $(zkcli "$CLIENT2" getAllChildrenNumber /)"
+echo "zookeeper getAllChildrenNumber /: $(zkcli "$ZK" getAllChildrenNumber /)"
+if [ -z "$J_LS" ] || [ "$J_LS" != "$Z_LS" ]; then
+	echo "demo: the journal's client port lists / as $J_LS, ZooKeeper as $Z_LS" >&2
 	exit 1
 fi
 
@@ -140,7 +165,7 @@ for attempt in 1 2 3 4 5 6; do
 	done
 	echo "(attempt $attempt: the journal did not reach $ZKDIGEST; ZooKeeper may have moved on, aligning again)"
 done
-echo "proxy status: $(curl -fsS "http://$PADMIN/status" 2>/dev/null || echo unavailable)"
+echo "proxy status: $(curl -fsS -H @"$DIR/admin-header" "http://$PADMIN/status" 2>/dev/null || echo unavailable)"
 "$BIN" journal status --journal "127.0.0.1:$A1"
 
 say "done"

@@ -78,7 +78,7 @@ SIGINT or SIGTERM, then stops the servers. Data lives under --dir.`,
 
 type devDigestOptions struct {
 	zk      string
-	auth    []string
+	zkAuth  zkAuthOptions
 	align   string
 	timeout time.Duration
 }
@@ -103,13 +103,9 @@ Exits 3 when a comparable entry exists and differs.`,
 			if err != nil {
 				return usageErrorf("--zk: %v", err)
 			}
-			var auths []exporter.Auth
-			for _, a := range o.auth {
-				au, err := exporter.ParseAuth(a)
-				if err != nil {
-					return usageErrorf("--auth: %v", err)
-				}
-				auths = append(auths, au)
+			auths, err := o.zkAuth.parsed()
+			if err != nil {
+				return err
 			}
 			conn, err := exporter.Connect(ctx, hosts, exporter.ConnectOptions{Auth: auths, Logger: g.logger})
 			if err != nil {
@@ -159,7 +155,7 @@ Exits 3 when a comparable entry exists and differs.`,
 	}
 	f := cmd.Flags()
 	f.StringVar(&o.zk, "zk", "", "ZooKeeper hosts, host:port[,host:port...]")
-	f.StringArrayVar(&o.auth, "auth", nil, "credentials SCHEME:CRED (repeatable), e.g. digest:user:password")
+	o.zkAuth.addFlags(cmd, "credentials")
 	f.StringVar(&o.align, "align", "", "first write this scratch node until the last zxid is a multiple of 128 (changes the tree)")
 	f.DurationVar(&o.timeout, "timeout", 5*time.Minute, "give up after this long")
 	return cmd

@@ -7,6 +7,12 @@
 // neither --quiet nor --no-progress is given.
 //
 // Exit codes (the contract scripts rely on): 0 success, 1 error, 2 usage,
-// 3 verification found differences. A verb signals codes other than 1 by returning
-// an [*ExitError].
+// 3 verification found differences, 4 the journal cluster has no leader (journal
+// status). A verb signals codes other than 1 by returning an [*ExitError].
+//
+// Secrets never need the command line (ps shows it to every user): the cluster
+// secret comes from --cluster-secret-file, $ZK2RAFT_CLUSTER_SECRET_FILE or
+// $ZK2RAFT_CLUSTER_SECRET, ZooKeeper credentials from --auth-file,
+// $ZK2RAFT_ZK_AUTH_FILE or $ZK2RAFT_ZK_AUTH (credentials.go). Every verb that
+// talks to a journal builds its raftjournal.AdminClient from clusterOptions.
 package cli

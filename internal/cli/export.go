@@ -29,7 +29,7 @@ type exportOptions struct {
 	sessions       int
 	rate           float64
 	exclude        []string
-	auth           []string
+	zkAuth         zkAuthOptions
 	ephemerals     string
 	allowPartial   bool
 	extendedTypes  bool
@@ -54,7 +54,7 @@ func (o *exportOptions) addFlags(cmd *cobra.Command) {
 	f.IntVar(&o.sessions, "sessions", exporter.DefaultSessions, "ZooKeeper sessions to read over (spread over the servers)")
 	f.Float64Var(&o.rate, "rate", 0, "at most this many requests per second to the ensemble (0: no limit)")
 	f.StringArrayVar(&o.exclude, "exclude", nil, "leave out nodes matching this absolute path glob, with their subtrees (repeatable; * and ? stop at /)")
-	f.StringArrayVar(&o.auth, "auth", nil, "credentials SCHEME:CRED added to every session (repeatable), e.g. digest:user:password")
+	o.zkAuth.addFlags(cmd, "credentials added to every session")
 	f.StringVar(&o.ephemerals, "ephemerals", "include", "ephemeral nodes: include (with their owner's session id) or skip")
 	f.BoolVar(&o.allowPartial, "allow-partial", false, "succeed even if some nodes cannot be read in full with the given credentials: NoAuth subtrees are left out, nodes whose ACL comes back masked are kept with it (all are listed)")
 	f.BoolVar(&o.extendedTypes, "extended-types", false, "record that the ensemble runs with zookeeper.extendedTypesEnabled (TTL nodes)")
@@ -102,12 +102,8 @@ func (o *exportOptions) config(g *globalOptions) (exporter.Config, error) {
 	if cfg.Ephemerals, err = exporter.ParseEphemeralPolicy(o.ephemerals); err != nil {
 		return cfg, usageErrorf("--ephemerals: %v", err)
 	}
-	for _, a := range o.auth {
-		au, err := exporter.ParseAuth(a)
-		if err != nil {
-			return cfg, usageErrorf("--auth: %v", err)
-		}
-		cfg.Auth = append(cfg.Auth, au)
+	if cfg.Auth, err = o.zkAuth.parsed(); err != nil {
+		return cfg, err
 	}
 	if o.tls || o.tlsOpts != (exporter.TLSOptions{}) {
 		if cfg.Dialer, err = o.tlsOpts.Dialer(); err != nil {

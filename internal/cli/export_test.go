@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -17,7 +18,9 @@ import (
 	"github.com/go-zookeeper/zk"
 
 	"github.com/zk2raft/zk2raft/exporter"
+	"github.com/zk2raft/zk2raft/internal/testlog"
 	"github.com/zk2raft/zk2raft/internal/zktest"
+	"github.com/zk2raft/zk2raft/raftjournal"
 	"github.com/zk2raft/zk2raft/znode"
 )
 
@@ -26,7 +29,30 @@ import (
 var sharedZK *zktest.Ensemble
 
 func TestMain(m *testing.M) {
+	// Every verb the tests run finds the test cluster's secret here, as an
+	// operator's would in $ZK2RAFT_CLUSTER_SECRET_FILE.
+	os.Setenv(envClusterSecret, string(testlog.Secret()))
 	zktest.Main(m, zktest.Options{Servers: 1, ExtendedTypes: true}, &sharedZK)
+}
+
+// testAdmin is a client of the admin endpoint at addr with the tests' secret.
+func testAdmin(addr string) *raftjournal.AdminClient {
+	return raftjournal.NewAdminClient(addr, raftjournal.Credentials{Secret: testlog.Secret()})
+}
+
+// adminGet is GET on an admin endpoint with the tests' secret.
+func adminGet(t *testing.T, url string) *http.Response {
+	t.Helper()
+	req, err := http.NewRequestWithContext(t.Context(), http.MethodGet, url, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Authorization", "Bearer "+string(testlog.Secret()))
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return resp
 }
 
 // exportTree creates a small tree under root: nil and empty data, binary data,

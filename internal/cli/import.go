@@ -26,6 +26,7 @@ const (
 )
 
 type importOptions struct {
+	clusterOptions
 	snapshot   string
 	dataDir    string
 	nodeID     string
@@ -78,6 +79,7 @@ must be in the shadow phase.`,
 	f.IntVar(&o.inFlight, "in-flight", importer.DefaultInFlight, "online: import entries submitted at once")
 	f.BoolVar(&o.compress, "compress", false, "offline: store the journal's snapshot zstd-compressed")
 	f.BoolVar(&o.json, "json", false, "print the result as JSON")
+	o.clusterOptions.addFlags(cmd)
 	return cmd
 }
 
@@ -89,6 +91,8 @@ func (o *importOptions) validate(cmd *cobra.Command) error {
 		return usageErrorf("give exactly one of --data-dir (offline) and --journal (online)")
 	case o.journal != "" && (cmd.Flags().Changed("node-id") || cmd.Flags().Changed("raft-addr") || cmd.Flags().Changed("log-store") || o.compress):
 		return usageErrorf("--node-id, --raft-addr, --log-store and --compress apply to an offline import (--data-dir)")
+	case o.dataDir != "" && (o.secretFile != "" || o.tls != (raftjournal.TLSFiles{})):
+		return usageErrorf("--cluster-secret-file and --cluster-tls-* apply to an online import (--journal); give them to serve")
 	}
 	return nil
 }
@@ -119,7 +123,13 @@ func runImport(ctx context.Context, g *globalOptions, o *importOptions) error {
 		res, err = importer.ImportFile(ctx, o.snapshot, cfg, opts)
 	} else {
 		var j *importer.RemoteJournal
-		j, err = importer.DialJournal(ctx, o.journal, g.logger)
+		var admin *raftjournal.AdminClient
+		if admin, err = o.admin(o.journal); err != nil {
+			bar.done()
+			return err
+		}
+		j, err = importer.DialJournal(ctx, admin, g.logger)
+		err = o.explain(err)
 		if err == nil {
 			defer j.Close()
 			g.logger.Info("online import", "snapshot", o.snapshot, "journal", o.journal)
@@ -149,8 +159,15 @@ func offlineNodeConfig(dataDir, nodeID, raftAddr string, compress bool, g *globa
 	return cfg
 }
 
-func serveCommand(dataDir, nodeID, raftAddr string) string {
-	return fmt.Sprintf("zk2raft serve --data-dir %s --node-id %s --raft-addr %s", dataDir, nodeID, raftAddr)
+// serveCommand is the command line that starts the node an offline import
+// prepared: the identity the import put in the data dir's Raft configuration
+// and the log store it created (serve refuses any other).
+func serveCommand(dataDir, nodeID, raftAddr, logStore string) string {
+	s := fmt.Sprintf("zk2raft serve --data-dir %s --node-id %s --raft-addr %s", dataDir, nodeID, raftAddr)
+	if logStore != "" && logStore != string(raftjournal.LogStoreWAL) {
+		s += " --log-store " + logStore
+	}
+	return s + " --cluster-secret-file FILE"
 }
 
 func printImport(g *globalOptions, res *importer.Result, o *importOptions) error {
@@ -184,7 +201,7 @@ func printImport(g *globalOptions, res *importer.Result, o *importOptions) error
 	}
 	if in := res.Installed; in != nil {
 		fmt.Fprintf(w, "  installed %s (index %d, term %d, %d bytes), voter %s at %s\n", in.Path, in.Index, in.Term, in.Bytes, in.NodeID, in.RaftAddr)
-		fmt.Fprintf(w, "  start it with: %s\n", serveCommand(o.dataDir, o.nodeID, o.raftAddr))
+		fmt.Fprintf(w, "  start it with: %s\n", serveCommand(o.dataDir, o.nodeID, o.raftAddr, o.logStore))
 	}
 	return nil
 }
@@ -209,7 +226,7 @@ func importJSON(res *importer.Result, o *importOptions) map[string]any {
 	}
 	if in := res.Installed; in != nil {
 		out["installed"] = map[string]any{"path": in.Path, "index": in.Index, "term": in.Term, "bytes": in.Bytes, "node_id": in.NodeID, "raft_addr": in.RaftAddr}
-		out["serve"] = serveCommand(o.dataDir, o.nodeID, o.raftAddr)
+		out["serve"] = serveCommand(o.dataDir, o.nodeID, o.raftAddr, o.logStore)
 	}
 	return out
 }

@@ -25,10 +25,11 @@ import (
 )
 
 type migrateOptions struct {
+	clusterOptions
+	zkAuth        zkAuthOptions
 	zk            string
 	path          string
 	exclude       []string
-	auth          []string
 	workers       int
 	sessions      int
 	rate          float64
@@ -102,7 +103,7 @@ those entries. Kinds: ` + strings.Join(importer.AcceptableKinds(), ", ") + `.`,
 	f.StringVar(&o.zk, "zk", "", "ZooKeeper hosts, host:port[,host:port...]")
 	f.StringVar(&o.path, "path", "/", "subtree to migrate")
 	f.StringArrayVar(&o.exclude, "exclude", nil, "leave out subtrees matching this path glob (repeatable)")
-	f.StringArrayVar(&o.auth, "auth", nil, "ZooKeeper credentials SCHEME:CRED (repeatable), e.g. digest:user:password")
+	o.zkAuth.addFlags(cmd, "ZooKeeper credentials")
 	f.IntVar(&o.workers, "workers", exporter.DefaultWorkers, "nodes read at once")
 	f.IntVar(&o.sessions, "sessions", exporter.DefaultSessions, "ZooKeeper sessions the walk reads over")
 	f.Float64Var(&o.rate, "rate", 0, "cap on requests per second to the ensemble (0: none)")
@@ -122,6 +123,7 @@ those entries. Kinds: ` + strings.Join(importer.AcceptableKinds(), ", ") + `.`,
 	f.IntVar(&o.inFlight, "in-flight", importer.DefaultInFlight, "with --journal: import entries submitted at once")
 	f.BoolVar(&o.json, "json", false, "print the summary (or the dry-run report) as JSON")
 	f.DurationVar(&o.timeout, "timeout", 0, "give up after this long (0: never)")
+	o.clusterOptions.addFlags(cmd)
 	return cmd
 }
 
@@ -231,13 +233,9 @@ func runMigrate(ctx context.Context, g *globalOptions, o *migrateOptions) error 
 	if err != nil {
 		return usageErrorf("--zk: %v", err)
 	}
-	var auths []exporter.Auth
-	for _, a := range o.auth {
-		au, err := exporter.ParseAuth(a)
-		if err != nil {
-			return usageErrorf("--auth: %v", err)
-		}
-		auths = append(auths, au)
+	auths, err := o.zkAuth.parsed()
+	if err != nil {
+		return err
 	}
 	eph, err := exporter.ParseEphemeralPolicy(o.ephemerals)
 	if err != nil {
@@ -281,8 +279,12 @@ func runMigrate(ctx context.Context, g *globalOptions, o *migrateOptions) error 
 		}
 		sum.Target = o.dataDir
 	case o.journal != "":
-		if journal, err = importer.DialJournal(ctx, o.journal, g.logger); err != nil {
+		admin, err := o.admin(o.journal)
+		if err != nil {
 			return err
+		}
+		if journal, err = importer.DialJournal(ctx, admin, g.logger); err != nil {
+			return o.explain(err)
 		}
 		defer journal.Close()
 		st, err := journal.State(ctx, 0)
@@ -445,7 +447,7 @@ func runMigrate(ctx context.Context, g *globalOptions, o *migrateOptions) error 
 			return err
 		}
 		sum.Installed = &installedReport{Path: info.Path, Index: info.Index, Term: info.Term, Bytes: info.Bytes, NodeID: info.NodeID, RaftAddr: info.RaftAddr}
-		sum.Serve = serveCommand(o.dataDir, o.nodeID, o.raftAddr)
+		sum.Serve = serveCommand(o.dataDir, o.nodeID, o.raftAddr, o.logStore)
 		sum.Verification = append(sum.Verification, verifyCheck{"installed snapshot = journal", "equal",
 			fmt.Sprintf("%s read back in full: %d nodes, digest %v", info.Path, info.Trailer.NodeCount, info.Trailer.Digest)})
 		t = phase("install", t, built.Nodes)

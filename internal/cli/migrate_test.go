@@ -13,6 +13,7 @@ import (
 
 	"github.com/go-zookeeper/zk"
 
+	"github.com/zk2raft/zk2raft/internal/testlog"
 	"github.com/zk2raft/zk2raft/internal/treegen"
 	"github.com/zk2raft/zk2raft/internal/zktest"
 	"github.com/zk2raft/zk2raft/raftjournal"
@@ -213,6 +214,7 @@ func TestMigrateIntoRunningJournal(t *testing.T) {
 	ln.Close()
 	cfg := raftjournal.DefaultNodeConfig()
 	cfg.NodeID, cfg.DataDir, cfg.RaftAddr, cfg.AdminAddr, cfg.Bootstrap = "node-1", t.TempDir(), raftAddr, "127.0.0.1:0", true
+	cfg.Secret = testlog.Secret() // the verbs find it in $ZK2RAFT_CLUSTER_SECRET (TestMain)
 	cfg.HeartbeatTimeout, cfg.ElectionTimeout, cfg.LeaderLeaseTimeout = 400*time.Millisecond, 400*time.Millisecond, 200*time.Millisecond
 	n, err := raftjournal.Open(cfg)
 	if err != nil {

@@ -2,6 +2,7 @@ package cli
 
 import (
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -20,6 +21,7 @@ import (
 	"github.com/zk2raft/zk2raft/dualwrite"
 	"github.com/zk2raft/zk2raft/exporter"
 	"github.com/zk2raft/zk2raft/importer"
+	"github.com/zk2raft/zk2raft/raftjournal"
 )
 
 // tapOptions are the dual-write flags shared by `proxy` and `serve`.
@@ -33,7 +35,7 @@ type tapOptions struct {
 	reconcileInterval time.Duration
 	reconcileGrace    time.Duration
 	noReconcile       bool
-	auth              []string
+	zkAuth            zkAuthOptions
 }
 
 func (o *tapOptions) addFlags(cmd *cobra.Command, queueHelp string) {
@@ -47,7 +49,7 @@ func (o *tapOptions) addFlags(cmd *cobra.Command, queueHelp string) {
 	f.DurationVar(&o.reconcileInterval, "reconcile-interval", time.Minute, "how often the reconciler compares digests and repairs (0: never)")
 	f.DurationVar(&o.reconcileGrace, "reconcile-grace", 2*time.Second, "how long the reconciler lets the tap mirror a write before it checks the node itself")
 	f.BoolVar(&o.noReconcile, "no-reconcile", false, "run the tap without the reconciler (writes that bypass the proxy are then not repaired)")
-	f.StringArrayVar(&o.auth, "auth", nil, "digest:user:password the reconciler reads ZooKeeper with (repeatable)")
+	o.zkAuth.addFlags(cmd, "credentials the reconciler reads ZooKeeper (and, through the proxy's --journal, the journal's ACL'd nodes) with")
 }
 
 // runningTap is a started tap with its reconciler and repair-owed loop.
@@ -87,8 +89,14 @@ func (o *tapOptions) start(ctx context.Context, g *globalOptions, listen string,
 		rt.done <- nil
 		return rt, nil
 	}
+	auth, err := o.zkAuth.list()
+	if err != nil {
+		cancel()
+		t.Close()
+		return nil, err
+	}
 	rc := dualwrite.ReconcilerConfig{
-		ZK: hosts, Auth: o.auth, Journal: j, View: view,
+		ZK: hosts, Auth: auth, Journal: j, View: view,
 		Grace: o.reconcileGrace, Interval: o.reconcileInterval,
 		Mirrored: t.Mirrored, Logger: g.logger.With("component", "reconcile"), Registerer: reg,
 	}
@@ -119,9 +127,13 @@ func (rt *runningTap) close() error {
 
 type proxyOptions struct {
 	tapOptions
-	listen    string
-	journal   string
-	adminAddr string
+	cluster     clusterOptions
+	listen      string
+	journal     string
+	adminAddr   string
+	insecure    bool
+	openMetrics bool
+	openStatus  bool
 }
 
 func newProxyCommand(g *globalOptions) *cobra.Command {
@@ -146,7 +158,10 @@ and ZooKeeper traffic never waits for the journal. --sync holds the reply until 
 journal committed the mirror. The reconciler repairs what the proxy cannot
 see: writes that bypass it and ephemerals of expired sessions.
 
---admin-addr serves /status (JSON) and /metrics (Prometheus).`,
+--admin-addr serves /status (JSON) and /metrics (Prometheus), to callers holding the
+cluster secret (the file given with --cluster-secret-file, or $` + envClusterSecretFile + `,
+which the proxy also needs to reach the journal), unless --open-status and
+--open-metrics open them.`,
 		Args: noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			switch {
@@ -168,19 +183,37 @@ see: writes that bypass it and ephemerals of expired sessions.
 	f.StringVar(&o.listen, "listen", "", "address clients connect to, host:port (required)")
 	f.StringVar(&o.journal, "journal", "", "admin address of a journal member (required)")
 	f.StringVar(&o.adminAddr, "admin-addr", "127.0.0.1:0", "HTTP address for /status and /metrics")
+	f.BoolVar(&o.openMetrics, "open-metrics", false, "serve /metrics to callers without the cluster secret")
+	f.BoolVar(&o.openStatus, "open-status", false, "serve /status to callers without the cluster secret")
+	f.BoolVar(&o.insecure, "insecure", false, "reach a journal that runs without a cluster secret, and serve the admin port to anyone")
 	o.addFlags(cmd, "directory of the durable queue of mirrors not yet committed (required)")
+	o.cluster.addFlags(cmd)
 	return cmd
 }
 
 func runProxy(ctx context.Context, g *globalOptions, o *proxyOptions) error {
-	admin := trimScheme(o.journal)
-	j, err := importer.DialJournal(ctx, admin, g.logger)
+	creds, err := o.cluster.credentials()
 	if err != nil {
 		return err
 	}
+	switch {
+	case o.insecure && creds.Secret != nil:
+		return usageErrorf("--insecure and a cluster secret exclude each other")
+	case !o.insecure && creds.Secret == nil:
+		return usageErrorf("no cluster secret: give --cluster-secret-file FILE (or $%s), the journal's; --insecure only for a journal that runs without one", envClusterSecretFile)
+	}
+	auth, err := o.zkAuth.list()
+	if err != nil {
+		return err
+	}
+	admin := raftjournal.NewAdminClient(o.journal, creds)
+	j, err := importer.DialJournal(ctx, admin, g.logger)
+	if err != nil {
+		return o.cluster.explain(err)
+	}
 	defer j.Close()
 	reg := prometheus.NewRegistry()
-	rt, err := o.start(ctx, g, o.listen, j, dualwrite.RemoteView(admin), reg)
+	rt, err := o.start(ctx, g, o.listen, j, dualwrite.RemoteView(admin.WithZooKeeperAuth(auth)), reg)
 	if err != nil {
 		return err
 	}
@@ -189,16 +222,30 @@ func runProxy(ctx context.Context, g *globalOptions, o *proxyOptions) error {
 		rt.close()
 		return fmt.Errorf("admin address %s: %w", o.adminAddr, err)
 	}
+	if creds.TLS != nil {
+		ln = tls.NewListener(ln, creds.TLS.ServerConfig())
+	}
+	guard := raftjournal.AdminGuard{Secret: creds.Secret, Insecure: o.insecure}
+	open := func(open bool, h http.Handler) http.Handler {
+		if open {
+			return h
+		}
+		return guard.Require(h)
+	}
 	mux := http.NewServeMux()
-	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
-	mux.HandleFunc("GET /status", func(w http.ResponseWriter, _ *http.Request) {
+	mux.Handle("GET /metrics", open(o.openMetrics, promhttp.HandlerFor(reg, promhttp.HandlerOpts{})))
+	mux.Handle("GET /status", open(o.openStatus, http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
 		json.NewEncoder(w).Encode(proxyStatus(rt))
-	})
+	})))
 	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
 	go srv.Serve(ln)
 	if !g.quiet {
-		fmt.Fprintf(g.stdout, "proxy serving: clients %s, zookeeper %s, journal %s, admin http://%s\n", rt.tap.Addr(), o.zk, admin, ln.Addr())
+		scheme := "http"
+		if creds.TLS != nil {
+			scheme = "https"
+		}
+		fmt.Fprintf(g.stdout, "proxy serving: clients %s, zookeeper %s, journal %s, admin %s://%s\n", rt.tap.Addr(), o.zk, admin.Addr(), scheme, ln.Addr())
 	}
 	<-ctx.Done()
 	g.logger.Info("shutting down the proxy")

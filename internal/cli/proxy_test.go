@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"net/http"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -60,7 +59,7 @@ func journalHas(t *testing.T, admin, path, data string) {
 	waitUntil(t, path+" in the journal", func() error {
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 		defer cancel()
-		n, ok, err := raftjournal.AdminGetNode(ctx, admin, path, false)
+		n, ok, err := testAdmin(admin).GetNode(ctx, path, false)
 		switch {
 		case err != nil:
 			return err
@@ -85,10 +84,7 @@ func TestServeWithProxy(t *testing.T) {
 		t.Errorf("serve did not announce the proxy: %q", out)
 	}
 	var cs raftjournal.ClusterStatus
-	resp, err := http.Get("http://" + admin + "/status")
-	if err != nil {
-		t.Fatal(err)
-	}
+	resp := adminGet(t, "http://"+admin+"/status")
 	defer resp.Body.Close()
 	if err := json.NewDecoder(resp.Body).Decode(&cs); err != nil {
 		t.Fatal(err)
@@ -120,10 +116,7 @@ func TestProxyCommand(t *testing.T) {
 	path := fmt.Sprintf("/standalone-proxy-%d", time.Now().UnixNano()) // the ensemble outlives a run
 	writeThrough(t, listen, path, "mirrored")
 	journalHas(t, admin, path, "mirrored")
-	resp, err := http.Get("http://" + padmin + "/status")
-	if err != nil {
-		t.Fatal(err)
-	}
+	resp := adminGet(t, "http://"+padmin+"/status")
 	defer resp.Body.Close()
 	var st struct {
 		Tap struct {
@@ -136,6 +129,10 @@ func TestProxyCommand(t *testing.T) {
 	}
 	if !st.Tap.Sync || st.Tap.Mirrored == 0 {
 		t.Fatalf("proxy /status: %+v", st)
+	}
+	// Item 17: a proxy's admin port is not a journal's.
+	if code, out, errOut := run(t, "journal", "status", "--journal", padmin); code != ExitFailure || !strings.Contains(errOut, "not a journal node") {
+		t.Errorf("journal status against the proxy's admin port: exit %d, stdout %q, stderr %q", code, out, errOut)
 	}
 	if code := p.stop(t); code != ExitOK {
 		t.Fatalf("proxy exited %d: %s", code, p.stderr.String())

@@ -18,6 +18,8 @@ const (
 	ExitFailure     = 1
 	ExitUsage       = 2
 	ExitDifferences = 3
+	// ExitNoLeader is journal status's answer for a cluster without a leader.
+	ExitNoLeader = 4
 )
 
 // ExitError carries an exit code other than ExitFailure (1) out of a verb.
@@ -93,7 +95,8 @@ func NewRootCommand(stdin io.Reader, stdout, stderr io.Writer) *cobra.Command {
 into a Raft journal that speaks ZooKeeper's protocol, mirrors writes during cutover
 and verifies both sides node by node and by ZooKeeper's own tree digest.
 
-Exit codes: 0 success, 1 error, 2 usage, 3 verification found differences.`,
+Exit codes: 0 success, 1 error, 2 usage, 3 verification found differences,
+4 the journal cluster has no leader (journal status).`,
 		SilenceUsage:  true,
 		SilenceErrors: true,
 		Args: func(cmd *cobra.Command, args []string) error {

@@ -1,10 +1,13 @@
 package cli
 
 import (
+	"bufio"
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 	"time"
 
@@ -13,9 +16,18 @@ import (
 	"github.com/zk2raft/zk2raft/dualwrite"
 	"github.com/zk2raft/zk2raft/importer"
 	"github.com/zk2raft/zk2raft/raftjournal"
+	"github.com/zk2raft/zk2raft/zkserver"
+	"github.com/zk2raft/zk2raft/zkwire"
 )
 
 type serveOptions struct {
+	clusterOptions
+	insecure    bool
+	openMetrics bool
+	openStatus  bool
+	acceptLoss  bool
+	yes         bool
+
 	dataDir   string
 	nodeID    string
 	raftAddr  string
@@ -28,6 +40,17 @@ type serveOptions struct {
 
 	proxyAddr string
 	tap       tapOptions
+
+	clientAddr      string
+	tickTime        time.Duration
+	minSession      time.Duration
+	maxSession      time.Duration
+	superDigest     string
+	superDigestFile string
+	fourLetterWords string
+	juteMaxBuffer   int
+	maxClientCnxns  int
+	maxOutstanding  int
 }
 
 func (o *serveOptions) addFlags(cmd *cobra.Command) {
@@ -41,8 +64,24 @@ func (o *serveOptions) addFlags(cmd *cobra.Command) {
 	f.StringVar(&o.join, "join", "", "admin address of a running member to join through (empty data dir only)")
 	f.StringVar(&o.logStore, "log-store", string(raftjournal.LogStoreWAL), "on-disk Raft log: wal or bolt")
 	f.BoolVar(&o.compress, "compress-snapshots", false, "zstd-compress FSM snapshots")
+	f.StringVar(&o.clientAddr, "client-addr", "", "serve the ZooKeeper client protocol on this address, host:port (any ZooKeeper client, zkCli, kazoo, Curator)")
+	f.DurationVar(&o.tickTime, "tick-time", zkserver.DefaultTickTime, "ZooKeeper's tickTime: session timeouts default to 2 and 20 ticks")
+	f.DurationVar(&o.minSession, "min-session-timeout", 0, "smallest session timeout a client may negotiate (default 2 × --tick-time)")
+	f.DurationVar(&o.maxSession, "max-session-timeout", 0, "largest session timeout a client may negotiate (default 20 × --tick-time)")
+	f.StringVar(&o.superDigest, "super-digest", "", "ZooKeeper's DigestAuthenticationProvider.superDigest, user:base64(sha1(user:password)): a client port user or admin-port tree reader that adds that digest auth may do anything (prefer --super-digest-file or $ZK2RAFT_SUPER_DIGEST)")
+	f.StringVar(&o.superDigestFile, "super-digest-file", "", "file holding the super digest (one line)")
+	f.StringVar(&o.fourLetterWords, "4lw-whitelist", "srvr", "four-letter words answered on the client port, comma-separated, or * for all (ZooKeeper's 4lw.commands.whitelist)")
+	f.IntVar(&o.juteMaxBuffer, "jute-maxbuffer", zkwire.DefaultMaxBuffer, "largest client request in bytes (ZooKeeper's jute.maxbuffer)")
+	f.IntVar(&o.maxClientCnxns, "max-client-cnxns", zkserver.DefaultMaxClientConnsPerIP, "connections allowed from one IP address (0: unlimited; ZooKeeper's maxClientCnxns)")
+	f.IntVar(&o.maxOutstanding, "max-outstanding", zkserver.DefaultMaxOutstanding, "requests a connection may have unanswered before the server stops reading it")
 	f.StringVar(&o.proxyAddr, "proxy-addr", "", "also run a dual-write proxy for ZooKeeper clients on this address (needs --zk)")
 	o.tap.addFlags(cmd, "directory of the proxy's durable queue (default DATA_DIR/dualwrite-queue)")
+	o.clusterOptions.addFlags(cmd)
+	f.BoolVar(&o.insecure, "insecure", false, "run without a cluster secret: anyone who reaches the admin or Raft port controls the cluster (tests and demos on loopback only)")
+	f.BoolVar(&o.openMetrics, "open-metrics", false, "serve /metrics to callers without the cluster secret")
+	f.BoolVar(&o.openStatus, "open-status", false, "serve a minimal /status (id, role, leader, term, indexes, phase) to callers without the cluster secret")
+	f.BoolVar(&o.acceptLoss, "accept-data-loss", false, "start even though the data dir's Raft log lost entries, cutting it back to what is intact (asks for confirmation; for a single-node journal with no other copy: a cluster member is better wiped and joined again)")
+	f.BoolVar(&o.yes, "yes", false, "with --accept-data-loss: do not ask for confirmation")
 }
 
 func (o *serveOptions) config(g *globalOptions) (raftjournal.NodeConfig, error) {
@@ -57,6 +96,8 @@ func (o *serveOptions) config(g *globalOptions) (raftjournal.NodeConfig, error) 
 		return raftjournal.NodeConfig{}, usageErrorf("--bootstrap and --join are exclusive")
 	case (o.proxyAddr == "") != (o.tap.zk == ""):
 		return raftjournal.NodeConfig{}, usageErrorf("--proxy-addr and --zk go together")
+	case o.yes && !o.acceptLoss:
+		return raftjournal.NodeConfig{}, usageErrorf("--yes confirms --accept-data-loss, which was not given")
 	}
 	if o.tap.queueDir == "" {
 		o.tap.queueDir = defaultQueueDir(o.dataDir)
@@ -72,10 +113,77 @@ func (o *serveOptions) config(g *globalOptions) (raftjournal.NodeConfig, error) 
 	cfg.LogStore = raftjournal.LogStoreKind(o.logStore)
 	cfg.CompressSnapshots = o.compress
 	cfg.Logger = g.logger
+	creds, err := o.credentials()
+	if err != nil {
+		return cfg, err
+	}
+	cfg.Secret, cfg.TLS = creds.Secret, creds.TLS
+	switch {
+	case o.insecure && creds.Secret != nil:
+		return cfg, usageErrorf("--insecure and a cluster secret exclude each other")
+	case !o.insecure && creds.Secret == nil:
+		return cfg, usageErrorf("no cluster secret: give --cluster-secret-file FILE (or $%s) with the file every node, proxy and zk2raft command of the cluster shares (make one with 'zk2raft journal new-secret --out FILE'); --insecure runs without one, and then anyone who reaches the admin or Raft port controls the cluster", envClusterSecretFile)
+	}
+	cfg.Insecure = o.insecure
+	cfg.OpenMetrics, cfg.OpenStatus = o.openMetrics, o.openStatus
+	if cfg.SuperDigest, err = o.resolveSuperDigest(); err != nil {
+		return cfg, err
+	}
 	if err := cfg.Validate(); err != nil {
 		return cfg, &ExitError{Code: ExitUsage, Err: err}
 	}
+	if o.insecure {
+		g.logger.Warn("running without a cluster secret (--insecure): anyone who reaches the admin or raft port can change the membership, write and read every znode")
+	}
 	return cfg, nil
+}
+
+// resolveSuperDigest is the super digest the client port and the admin port's
+// tree reads share: --super-digest, --super-digest-file or $ZK2RAFT_SUPER_DIGEST.
+func (o *serveOptions) resolveSuperDigest() (string, error) {
+	switch {
+	case o.superDigest != "" && o.superDigestFile != "":
+		return "", usageErrorf("--super-digest and --super-digest-file are exclusive")
+	case o.superDigestFile != "":
+		b, err := os.ReadFile(o.superDigestFile)
+		if err != nil {
+			return "", usageErrorf("--super-digest-file: %v", err)
+		}
+		return strings.TrimSpace(string(b)), nil
+	case o.superDigest != "":
+		return o.superDigest, nil
+	}
+	return os.Getenv("ZK2RAFT_SUPER_DIGEST"), nil
+}
+
+// clientConfig is the client port's configuration, or ok=false without
+// --client-addr.
+func (o *serveOptions) clientConfig(g *globalOptions) (cfg zkserver.Config, ok bool, err error) {
+	if o.clientAddr == "" {
+		return cfg, false, nil
+	}
+	cfg = zkserver.DefaultConfig()
+	cfg.Addr = o.clientAddr
+	cfg.TickTime = o.tickTime
+	cfg.MinSessionTimeout = o.minSession
+	cfg.MaxSessionTimeout = o.maxSession
+	cfg.MaxBuffer = o.juteMaxBuffer
+	cfg.MaxClientConnsPerIP = o.maxClientCnxns
+	cfg.MaxOutstanding = o.maxOutstanding
+	cfg.FourLetterWords = nil
+	for _, w := range strings.Split(o.fourLetterWords, ",") {
+		if w = strings.TrimSpace(w); w != "" {
+			cfg.FourLetterWords = append(cfg.FourLetterWords, w)
+		}
+	}
+	if cfg.SuperDigest, err = o.resolveSuperDigest(); err != nil {
+		return cfg, false, err
+	}
+	cfg.Logger = g.logger.With("component", "zkserver")
+	if err := cfg.Validate(); err != nil {
+		return cfg, false, &ExitError{Code: ExitUsage, Err: err}
+	}
+	return cfg, true, nil
 }
 
 func newServeCommand(g *globalOptions) *cobra.Command {
@@ -90,8 +198,26 @@ asks a running member to add it (--join ADMIN_ADDR; the request reaches the
 leader wherever it is sent). A node whose data dir holds Raft state restarts as
 the member it was, and both flags are ignored.
 
-The admin address serves /status (JSON), /metrics (Prometheus) and the
-membership endpoints used by --join and 'zk2raft journal'.
+The admin address serves /status (JSON), /metrics (Prometheus), the membership
+endpoints used by --join and 'zk2raft journal', and tree reads for the proxy.
+
+Security: every node, proxy and zk2raft command of a cluster shares one cluster
+secret, a file given with --cluster-secret-file (or $` + envClusterSecretFile + `; make one
+with 'zk2raft journal new-secret'). The Raft port admits only peers that prove
+they hold it, and the admin port asks for it on every request (/metrics and a
+minimal /status only if --open-metrics and --open-status say so); tree reads
+there also honour the znodes' ZooKeeper ACLs. A node refuses to start without a
+secret unless --insecure. --cluster-tls-cert, --cluster-tls-key and
+--cluster-tls-ca put both ports behind mutual TLS too.
+
+With --client-addr the node serves the ZooKeeper client protocol: any
+ZooKeeper client (zkCli.sh, kazoo, Curator, go-zookeeper) connects to it with
+a connect string of the nodes' client addresses. Sessions live in the
+journal, so a client resumes its session on any node. In the shadow phase the
+port serves reads of the mirrored tree and answers writes NOTREADONLY
+(ZooKeeper stays the source of truth); in primary and finalized it is
+read-write. Four-letter words (ruok, srvr, stat, mntr, conf, cons, envi,
+wchs, isro, hash, ...) answer when --4lw-whitelist allows them.
 
 With --zk and --proxy-addr the node also runs the dual-write proxy (see
 'zk2raft proxy --help'): clients connect to --proxy-addr, and every write
@@ -106,6 +232,9 @@ node stops cleanly.`,
 			if err != nil {
 				return err
 			}
+			if _, _, err := o.clientConfig(g); err != nil {
+				return err
+			}
 			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
 			defer stop()
 			return serve(ctx, g, cfg, &o)
@@ -117,21 +246,61 @@ node stops cleanly.`,
 
 // serve runs a node until ctx ends.
 func serve(ctx context.Context, g *globalOptions, cfg raftjournal.NodeConfig, o *serveOptions) error {
-	n, err := raftjournal.Open(cfg)
+	n, err := raftjournal.OpenContext(ctx, cfg)
+	var dmg *raftjournal.DamageError
+	if err != nil && o != nil && o.acceptLoss && errors.As(err, &dmg) && dmg.Acceptable {
+		if err := confirmLoss(g, dmg, o.yes); err != nil {
+			return err
+		}
+		cfg.AcceptLogLoss = true
+		n, err = raftjournal.OpenContext(ctx, cfg)
+	}
 	if err != nil {
+		if errors.As(err, &dmg) {
+			hint := "restore the files, or rebuild the node (wipe the data dir and --join the cluster again)"
+			if dmg.Acceptable {
+				hint += "; a single-node journal with no other copy can start on what is left with --accept-data-loss"
+			}
+			return fmt.Errorf("%w; %s", err, hint)
+		}
 		return err
+	}
+	var zs *zkserver.Server
+	if o != nil {
+		zcfg, ok, err := o.clientConfig(g)
+		if err != nil {
+			n.Close()
+			return err
+		}
+		if ok {
+			zcfg.Registerer = n.Metrics()
+			if zs, err = zkserver.New(n, zcfg); err != nil {
+				n.Close()
+				return err
+			}
+		}
 	}
 	var rt *runningTap
 	if o != nil && o.proxyAddr != "" {
 		rt, err = o.tap.start(ctx, g, o.proxyAddr, importer.NodeJournal(n), dualwrite.NodeView(n), n.Metrics())
 		if err != nil {
+			if zs != nil {
+				zs.Close()
+			}
 			n.Close()
 			return err
 		}
 		n.SetStatusExtension("proxy", func() any { return proxyStatus(rt) })
 	}
 	if !g.quiet {
-		fmt.Fprintf(g.stdout, "node %s serving: raft %s, admin http://%s\n", n.ID(), n.RaftAddr(), n.AdminAddr())
+		scheme := "http"
+		if cfg.TLS != nil {
+			scheme = "https"
+		}
+		fmt.Fprintf(g.stdout, "node %s serving: raft %s, admin %s://%s\n", n.ID(), n.RaftAddr(), scheme, n.AdminAddr())
+		if zs != nil {
+			fmt.Fprintf(g.stdout, "zookeeper clients: %s\n", zs.Addr())
+		}
 		if rt != nil {
 			fmt.Fprintf(g.stdout, "dual-write proxy: clients %s, zookeeper %s\n", rt.tap.Addr(), o.tap.zk)
 		}
@@ -151,6 +320,9 @@ func serve(ctx context.Context, g *globalOptions, cfg raftjournal.NodeConfig, o 
 		}
 	}
 	g.logger.Info("shutting down", "node-id", n.ID())
+	if zs != nil {
+		zs.Close()
+	}
 	if rt != nil {
 		if err := rt.close(); err != nil {
 			g.logger.Warn("dual-write proxy shutdown", "error", err)
@@ -167,6 +339,27 @@ func serve(ctx context.Context, g *globalOptions, cfg raftjournal.NodeConfig, o 
 		return fmt.Errorf("close node %s: %w", cfg.NodeID, err)
 	}
 	return removed
+}
+
+// confirmLoss asks the operator to confirm starting on a damaged log.
+func confirmLoss(g *globalOptions, dmg *raftjournal.DamageError, yes bool) error {
+	fmt.Fprintf(g.stderr, "zk2raft: %s\n", oneLine(dmg.Error()))
+	fmt.Fprintln(g.stderr, "zk2raft: --accept-data-loss starts the node on what is left: the lost log entries are dropped for good, and writes")
+	fmt.Fprintln(g.stderr, "zk2raft: acknowledged by this node may be gone. In a cluster, rebuild the node instead (wipe it and --join again).")
+	if yes {
+		g.logger.Error("accepting the loss of log entries (--accept-data-loss --yes)", "file", dmg.Path, "damage", dmg.Problem)
+		return nil
+	}
+	fmt.Fprint(g.stderr, "Type 'yes' to start anyway: ")
+	line, err := bufio.NewReader(g.stdin).ReadString('\n')
+	if err != nil {
+		fmt.Fprintln(g.stderr) // no answer: end the prompt's line
+	}
+	if strings.TrimSpace(line) != "yes" {
+		return fmt.Errorf("serve: the loss was not accepted (answer %q); nothing was changed", strings.TrimSpace(line))
+	}
+	g.logger.Error("accepting the loss of log entries (--accept-data-loss, confirmed)", "file", dmg.Path, "damage", dmg.Problem)
+	return nil
 }
 
 // trimScheme accepts an admin address written as a URL.

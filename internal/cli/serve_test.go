@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net"
 	"path/filepath"
@@ -110,8 +111,9 @@ func TestServeAndJournalStatus(t *testing.T) {
 	if !strings.Contains(n1.stdout.String(), "node n1 serving: raft ") {
 		t.Errorf("serve did not announce itself: %q", n1.stdout.String())
 	}
+	client2 := freeTCPAddr(t)
 	n2 := startServe(t, "--data-dir", filepath.Join(dir, "n2"), "--node-id", "n2", "--raft-addr", freeTCPAddr(t),
-		"--admin-addr", admin2, "--join", "http://"+admin1)
+		"--admin-addr", admin2, "--join", "http://"+admin1, "--client-addr", client2, "--4lw-whitelist", "ruok,isro")
 
 	var cs raftjournal.ClusterStatus
 	waitUntil(t, "two members that agree", func() error {
@@ -141,9 +143,20 @@ func TestServeAndJournalStatus(t *testing.T) {
 	if code != ExitOK {
 		t.Fatalf("journal status: exit %d: %s", code, errOut)
 	}
-	for _, want := range []string{"leader   n1 (", "phase    shadow", "members  2", "ID", "DIGEST", "n1", "leader", "n2", "follower", cs.Digest} {
+	for _, want := range []string{"leader   n1 (", "phase    shadow", "members  2", "ID", "DIGEST", "n1", "leader", "n2", "follower", cs.Digest,
+		"CLIENT ADDR", "CONNS", client2} {
 		if !strings.Contains(out, want) {
 			t.Errorf("status table lacks %q:\n%s", want, out)
+		}
+	}
+	if !strings.Contains(n2.stdout.String(), "zookeeper clients: "+client2) {
+		t.Errorf("serve did not announce its client port: %q", n2.stdout.String())
+	}
+	// The client port answers the four-letter words it was allowed, and
+	// refuses the others with ZooKeeper's line; in shadow it is read-only.
+	for word, want := range map[string]string{"ruok": "imok", "isro": "ro", "srvr": "srvr is not executed because it is not in the whitelist.\n"} {
+		if got := fourLetter(t, client2, word); got != want {
+			t.Errorf("%s on the client port: %q, want %q", word, got, want)
 		}
 	}
 
@@ -199,10 +212,13 @@ func TestServeErrors(t *testing.T) {
 			"data dir is locked by another process: " + filepath.Join(held, "LOCK")},
 		{"raft address taken", []string{"serve", "--data-dir", filepath.Join(dir, "other"), "--node-id", "b", "--raft-addr", admin, "--bootstrap"}, ExitFailure,
 			"listen on raft address " + admin},
+		{"bad super digest", []string{"serve", "--data-dir", dir, "--node-id", "a", "--raft-addr", "127.0.0.1:1", "--client-addr", "127.0.0.1:0", "--super-digest", "nocolon"}, ExitUsage, `SuperDigest "nocolon": want`},
+		{"unknown 4lw", []string{"serve", "--data-dir", dir, "--node-id", "a", "--raft-addr", "127.0.0.1:1", "--client-addr", "127.0.0.1:0", "--4lw-whitelist", "ruok,boom"}, ExitUsage, `four-letter word "boom"`},
 		{"status needs journal", []string{"journal", "status"}, ExitUsage, "--journal is required"},
 		{"status unreachable", []string{"journal", "status", "--journal", "127.0.0.1:1", "--timeout", "2s"}, ExitFailure, "journal status: raftjournal: GET http://127.0.0.1:1/status"},
 		{"remove needs id", []string{"journal", "remove", "--journal", admin}, ExitUsage, "--id is required"},
-		{"remove unknown leaves nothing", []string{"journal", "remove", "--journal", admin, "--id", "ghost"}, ExitOK, ""},
+		// Item 17: removing a member that does not exist is an error, not "removed".
+		{"remove unknown", []string{"journal", "remove", "--journal", admin, "--id", "ghost"}, ExitFailure, `no member "ghost"`},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -227,4 +243,85 @@ func TestServeErrors(t *testing.T) {
 	if code := s.stop(t); code != ExitOK {
 		t.Fatalf("serve exited %d: %s", code, s.stderr.String())
 	}
+}
+
+// fourLetter sends a four-letter word to addr and returns the answer.
+func fourLetter(t *testing.T, addr, word string) string {
+	t.Helper()
+	c, err := net.DialTimeout("tcp", addr, 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	_ = c.SetDeadline(time.Now().Add(10 * time.Second))
+	if _, err := c.Write([]byte(word)); err != nil {
+		t.Fatal(err)
+	}
+	var b bytes.Buffer
+	if _, err := b.ReadFrom(c); err != nil {
+		t.Fatal(err)
+	}
+	return b.String()
+}
+
+// Item 17: journal status fails on anything that is not a journal node's admin
+// port, and a cluster without a leader has an exit code of its own.
+func TestJournalStatusNoLeader(t *testing.T) {
+	dir := t.TempDir()
+	admin1, admin2 := freeTCPAddr(t), freeTCPAddr(t)
+	n1 := startServe(t, "--data-dir", filepath.Join(dir, "n1"), "--node-id", "n1", "--raft-addr", freeTCPAddr(t),
+		"--admin-addr", admin1, "--bootstrap")
+	n2 := startServe(t, "--data-dir", filepath.Join(dir, "n2"), "--node-id", "n2", "--raft-addr", freeTCPAddr(t),
+		"--admin-addr", admin2, "--join", admin1)
+	waitUntil(t, "two members with a leader", func() error {
+		code, out, errOut := run(t, "journal", "status", "--journal", admin1, "--json")
+		if code != ExitOK {
+			return fmt.Errorf("exit %d: %s", code, errOut)
+		}
+		var cs raftjournal.ClusterStatus
+		if err := json.Unmarshal([]byte(out), &cs); err != nil {
+			return err
+		}
+		if len(cs.Members) != 2 || cs.Leader == "" {
+			return fmt.Errorf("members %d, leader %q", len(cs.Members), cs.Leader)
+		}
+		return nil
+	})
+	// Without n2 the cluster has no quorum: n1 steps down and no one leads.
+	if code := n2.stop(t); code != ExitOK {
+		t.Fatalf("serve n2 exited %d: %s", code, n2.stderr.String())
+	}
+	var code int
+	var out, errOut string
+	waitUntil(t, "status to report no leader", func() error {
+		code, out, errOut = run(t, "journal", "status", "--journal", admin1)
+		if code != ExitNoLeader {
+			return fmt.Errorf("exit %d: %s", code, errOut)
+		}
+		return nil
+	})
+	if !strings.Contains(out, "leader   none") || !strings.Contains(errOut, "no leader") {
+		t.Errorf("leaderless status: stdout %q, stderr %q", out, errOut)
+	}
+	n1.stop(t)
+}
+
+// Item 18: SIGTERM while serve --join retries stops the process at once, not
+// when the join gives up.
+func TestServeJoinStopsOnSignal(t *testing.T) {
+	nobody := freeTCPAddr(t) // nothing listens there
+	s := startServe(t, "--data-dir", filepath.Join(t.TempDir(), "n"), "--node-id", "n", "--raft-addr", freeTCPAddr(t),
+		"--admin-addr", freeTCPAddr(t), "--join", nobody)
+	waitUntil(t, "a failed join attempt", func() error {
+		if !strings.Contains(s.stderr.String(), "join failed, retrying") {
+			return errors.New("no retry yet")
+		}
+		return nil
+	})
+	start := time.Now()
+	code := s.stop(t) // fails the test if serve is still running after 30 s
+	if code == ExitOK {
+		t.Errorf("serve interrupted before it joined exited 0")
+	}
+	t.Logf("serve stopped %v after the signal, exit %d", time.Since(start).Round(time.Millisecond), code)
 }

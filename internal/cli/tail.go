@@ -2,6 +2,7 @@ package cli
 
 import (
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -24,14 +25,18 @@ import (
 )
 
 type tailOptions struct {
-	datadir   string
-	logDir    string
-	journal   string
-	fromZxid  string
-	name      string
-	zkServer  string
-	adminAddr string
-	batch     int
+	cluster     clusterOptions
+	datadir     string
+	logDir      string
+	journal     string
+	fromZxid    string
+	name        string
+	zkServer    string
+	adminAddr   string
+	batch       int
+	insecure    bool
+	openMetrics bool
+	openStatus  bool
 }
 
 func newTailCommand(g *globalOptions) *cobra.Command {
@@ -62,8 +67,11 @@ server has applied (a proposal logged but not committed may be dropped by a new
 leader) and report its lag against that server's zxid. A log the server truncates
 under the tail stops it: re-run the copy.
 
---admin-addr serves /status (JSON) and /metrics (Prometheus: zk2raft_tail_*). The tail
-runs until SIGINT or SIGTERM; it exits non-zero if it cannot go on.`,
+--admin-addr serves /status (JSON) and /metrics (Prometheus: zk2raft_tail_*), to
+callers holding the cluster secret (the file given with --cluster-secret-file, or
+$` + envClusterSecretFile + `, which the tail also needs to reach the journal), unless
+--open-status and --open-metrics open them. The tail runs until SIGINT or SIGTERM;
+it exits non-zero if it cannot go on.`,
 		Args: noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			switch {
@@ -88,11 +96,25 @@ runs until SIGINT or SIGTERM; it exits non-zero if it cannot go on.`,
 	f.StringVar(&o.zkServer, "zk-server", "", "the tailed server's client address host:port: mirror only what it has applied, and report the lag against it")
 	f.StringVar(&o.adminAddr, "admin-addr", "127.0.0.1:0", "HTTP address for /status and /metrics")
 	f.IntVar(&o.batch, "batch", 1000, "txns per journal entry at most")
+	f.BoolVar(&o.openMetrics, "open-metrics", false, "serve /metrics to callers without the cluster secret")
+	f.BoolVar(&o.openStatus, "open-status", false, "serve /status to callers without the cluster secret")
+	f.BoolVar(&o.insecure, "insecure", false, "reach a journal that runs without a cluster secret, and serve the admin port to anyone")
+	o.cluster.addFlags(cmd)
 	return cmd
 }
 
 func runTail(ctx context.Context, g *globalOptions, o *tailOptions) error {
-	admin := trimScheme(o.journal)
+	creds, err := o.cluster.credentials()
+	if err != nil {
+		return err
+	}
+	switch {
+	case o.insecure && creds.Secret != nil:
+		return usageErrorf("--insecure and a cluster secret exclude each other")
+	case !o.insecure && creds.Secret == nil:
+		return usageErrorf("no cluster secret: give --cluster-secret-file FILE (or $%s), the journal's; --insecure only for a journal that runs without one", envClusterSecretFile)
+	}
+	admin := raftjournal.NewAdminClient(trimScheme(o.journal), creds)
 	cfg := dualwrite.TailConfig{DataDir: o.datadir, LogDir: o.logDir, Name: o.name, Batch: o.batch,
 		Logger: g.logger.With("component", "tail")}
 	if o.fromZxid != "" {
@@ -108,7 +130,7 @@ func runTail(ctx context.Context, g *globalOptions, o *tailOptions) error {
 	}
 	j, err := importer.DialJournal(ctx, admin, g.logger)
 	if err != nil {
-		return err
+		return o.cluster.explain(err)
 	}
 	defer j.Close()
 	cfg.Journal = j
@@ -119,24 +141,38 @@ func runTail(ctx context.Context, g *globalOptions, o *tailOptions) error {
 	if err != nil {
 		return fmt.Errorf("admin address %s: %w", o.adminAddr, err)
 	}
+	if creds.TLS != nil {
+		ln = tls.NewListener(ln, creds.TLS.ServerConfig())
+	}
 	defer ln.Close()
 	tl, err := dualwrite.StartTail(ctx, cfg)
 	if err != nil {
 		return err
 	}
 	defer tl.Close()
+	guard := raftjournal.AdminGuard{Secret: creds.Secret, Insecure: o.insecure}
+	open := func(open bool, h http.Handler) http.Handler {
+		if open {
+			return h
+		}
+		return guard.Require(h)
+	}
 	mux := http.NewServeMux()
-	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
-	mux.HandleFunc("GET /status", func(w http.ResponseWriter, _ *http.Request) {
+	mux.Handle("GET /metrics", open(o.openMetrics, promhttp.HandlerFor(reg, promhttp.HandlerOpts{})))
+	mux.Handle("GET /status", open(o.openStatus, http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
 		json.NewEncoder(w).Encode(tl.Status())
-	})
+	})))
 	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
 	go srv.Serve(ln)
 	defer srv.Close()
 	st := tl.Status()
 	if !g.quiet {
-		fmt.Fprintf(g.stdout, "tail running: %s from zxid %s (%s), journal %s, admin http://%s\n", o.datadir, st.StartZxid, st.StartedFrom, admin, ln.Addr())
+		scheme := "http"
+		if creds.TLS != nil {
+			scheme = "https"
+		}
+		fmt.Fprintf(g.stdout, "tail running: %s from zxid %s (%s), journal %s, admin %s://%s\n", o.datadir, st.StartZxid, st.StartedFrom, admin.Addr(), scheme, ln.Addr())
 	}
 	select {
 	case <-ctx.Done():
@@ -149,9 +185,9 @@ func runTail(ctx context.Context, g *globalOptions, o *tailOptions) error {
 
 // journalSourceZxid asks a journal member for the largest ZooKeeper zxid the
 // journal holds.
-func journalSourceZxid(ctx context.Context, admin string) (int64, error) {
-	var cs raftjournal.ClusterStatus
-	if err := raftjournal.AdminCall(ctx, admin, http.MethodGet, "/status?local=1", nil, &cs); err != nil {
+func journalSourceZxid(ctx context.Context, admin *raftjournal.AdminClient) (int64, error) {
+	cs, err := admin.ClusterStatus(ctx, true)
+	if err != nil {
 		return 0, err
 	}
 	return parseZxid0(cs.MaxSourceZxid)
@@ -168,11 +204,11 @@ func parseZxid0(s string) (int64, error) {
 
 // printTailProgress adds the tail's checkpoint, when the journal holds one, to
 // `journal status`: the shadow route's progress as the journal records it.
-func printTailProgress(ctx context.Context, w io.Writer, admin string) error {
+func printTailProgress(ctx context.Context, w io.Writer, admin *raftjournal.AdminClient) error {
 	var out struct {
 		Value []byte `json:"value"`
 	}
-	err := raftjournal.AdminCall(ctx, admin, http.MethodGet, "/checkpoint?key="+url.QueryEscape(dualwrite.TailCheckpointKey), nil, &out)
+	err := admin.Call(ctx, http.MethodGet, "/checkpoint?key="+url.QueryEscape(dualwrite.TailCheckpointKey), nil, &out)
 	if err != nil || out.Value == nil {
 		return nil // a node without the endpoint, or no tail: nothing to add
 	}

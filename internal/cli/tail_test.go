@@ -13,6 +13,8 @@ import (
 
 	"github.com/zk2raft/zk2raft/dualwrite"
 	"github.com/zk2raft/zk2raft/importer"
+	"github.com/zk2raft/zk2raft/internal/testlog"
+	"github.com/zk2raft/zk2raft/raftjournal"
 )
 
 // TestTailCommand runs `zk2raft tail` beside the shared ZooKeeper server into
@@ -51,22 +53,22 @@ func TestTailCommand(t *testing.T) {
 	writeThrough(t, sharedZK.Hosts()[0], path, "straight to ZooKeeper")
 	journalHas(t, admin, path, "straight to ZooKeeper")
 
+	// The tail's admin port wants the cluster secret.
+	if resp, err := http.Get("http://" + tadmin + "/status"); err != nil || resp.StatusCode != http.StatusUnauthorized {
+		t.Errorf("/status without the secret: %v, %v", resp.Status, err)
+	} else {
+		resp.Body.Close()
+	}
 	var st dualwrite.TailStatus
-	waitUntil(t, "the tail's /status", func() error {
-		resp, err := http.Get("http://" + tadmin + "/status")
-		if err != nil {
-			return err
-		}
-		defer resp.Body.Close()
-		return json.NewDecoder(resp.Body).Decode(&st)
-	})
+	resp := adminGet(t, "http://"+tadmin+"/status")
+	if err := json.NewDecoder(resp.Body).Decode(&st); err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
 	if st.Txns == 0 || st.MirroredZxid == "" || st.Checkpoint != dualwrite.TailCheckpointKey {
 		t.Fatalf("/status %+v", st)
 	}
-	resp, err := http.Get("http://" + tadmin + "/metrics")
-	if err != nil {
-		t.Fatal(err)
-	}
+	resp = adminGet(t, "http://"+tadmin+"/metrics")
 	metrics, err := io.ReadAll(resp.Body)
 	resp.Body.Close()
 	if err != nil {
@@ -82,7 +84,7 @@ func TestTailCommand(t *testing.T) {
 	}
 
 	// The checkpoint the tail left in the journal, and a second run from it.
-	j, err := importer.DialJournal(t.Context(), admin, nil)
+	j, err := importer.DialJournal(t.Context(), raftjournal.NewAdminClient(admin, raftjournal.Credentials{Secret: testlog.Secret()}), nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -12,7 +12,6 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/zk2raft/zk2raft/exporter"
 	"github.com/zk2raft/zk2raft/raftjournal"
 	"github.com/zk2raft/zk2raft/verify"
 )
@@ -27,7 +26,7 @@ type verifyOptions struct {
 	allowFiles      []string
 	allowRules      []string
 	noDefaultAllow  bool
-	auth            []string
+	zkAuth          zkAuthOptions
 	out             string
 	rechecks        int
 	recheckInterval time.Duration
@@ -83,7 +82,7 @@ Exit codes: 0 equal, 3 different, 1 error (unreachable, unreadable, damaged, uns
 	f.StringArrayVar(&o.allowFiles, "allow", nil, "allow-list file of benign differences (repeatable)")
 	f.StringArrayVar(&o.allowRules, "allow-diff", nil, "allow one kind of difference: PATTERN=WHAT[,WHAT...] (repeatable)")
 	f.BoolVar(&o.noDefaultAllow, "no-default-allow", false, "report the differences allowed by default too")
-	f.StringArrayVar(&o.auth, "auth", nil, "ZooKeeper credentials SCHEME:CRED for zk:// sides (repeatable)")
+	o.zkAuth.addFlags(cmd, "ZooKeeper credentials for zk:// sides")
 	f.StringVar(&o.out, "out", "", "write the report to this file instead of stdout")
 	f.IntVar(&o.rechecks, "rechecks", verify.DefaultRechecks, "re-reads of a live side before a difference is reported (0: none)")
 	f.DurationVar(&o.recheckInterval, "recheck-interval", verify.DefaultRecheckInterval, "pause before the first re-read; doubles up to 2s")
@@ -189,12 +188,8 @@ func (o *verifyOptions) config(g *globalOptions) (verify.Config, verify.Format, 
 		return none, 0, verify.OpenOptions{}, usageErrorf("%v", err)
 	}
 	opts := verify.OpenOptions{Logger: g.logger, Journal: openJournalSource}
-	for _, a := range o.auth {
-		au, err := exporter.ParseAuth(a)
-		if err != nil {
-			return none, 0, verify.OpenOptions{}, usageErrorf("--auth: %v", err)
-		}
-		opts.Auth = append(opts.Auth, au)
+	if opts.Auth, err = o.zkAuth.parsed(); err != nil {
+		return none, 0, verify.OpenOptions{}, err
 	}
 	for _, u := range []string{o.source, o.target} {
 		if !strings.Contains(u, "://") {

@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net"
 	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -64,4 +65,19 @@ func FreeAddr(t testing.TB) string {
 	}
 	defer ln.Close()
 	return ln.Addr().String()
+}
+
+// Secret is the cluster secret test journals and the tools that talk to them
+// share (raftjournal.NodeConfig.Secret, raftjournal.Credentials.Secret).
+func Secret() []byte { return []byte("zk2raft-test-cluster-secret-0123456789") }
+
+// SecretFile writes Secret to a file only its owner may read, for the
+// command line's --cluster-secret-file, and returns its path.
+func SecretFile(t testing.TB) string {
+	t.Helper()
+	p := filepath.Join(t.TempDir(), "cluster-secret")
+	if err := os.WriteFile(p, append(Secret(), '\n'), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return p
 }

@@ -1,0 +1,404 @@
+package raftjournal
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/zk2raft/zk2raft/znode"
+)
+
+// What the ZooKeeper protocol server (zkserver) needs from the FSM and the
+// node beyond the embedding API: reads that check a node's ACL and set a
+// watch atomically, SetWatches with DataTree's catch-up rules, session
+// look-ups, batched session touches, and the node's client-port figures in
+// its status.
+
+// Access decides whether a read of a node with this ACL list is allowed:
+// CodeOK, or the code to fail with (CodeNoAuth). Nil allows everything.
+type Access func(acl []znode.ACL) Code
+
+func (a Access) check(acls *aclCache, n *node) Code {
+	if a == nil {
+		return CodeOK
+	}
+	return a(acls.get(n.acl))
+}
+
+// LastZxid returns the largest zxid this FSM has applied (a ZooKeeper
+// server's lastProcessedZxid). It takes no lock.
+func (f *FSM) LastZxid() int64 { return f.lastZxid.Load() }
+
+// Restores counts the snapshots restored into this FSM since it was made. A
+// restore fires no watches, so a server drops its clients' connections when
+// the count moves (they re-register with SetWatches and learn what changed).
+func (f *FSM) Restores() uint64 { return f.restores.Load() }
+
+// ReadData is getData with an ACL check: the data and stat, and a one-shot
+// data watch on w (when not nil) set only if the node exists and access
+// allows it, atomically with the read.
+func (f *FSM) ReadData(path string, w *Watcher, access Access) ([]byte, znode.WireStat, Code) {
+	f.mu.RLock()
+	defer f.mu.RUnlock()
+	n := f.s.t.nodes[path]
+	if n == nil {
+		return nil, znode.WireStat{}, CodeNoNode
+	}
+	if c := access.check(f.s.t.acls, n); c != CodeOK {
+		return nil, znode.WireStat{}, c
+	}
+	if w != nil {
+		f.watches.add(w, path, watchData, modeStandard)
+	}
+	return n.data, n.wireStat(), CodeOK
+}
+
+// ReadExists is exists with ZooKeeper 3.8's ACL check (READ, only when the
+// node exists): the stat, or CodeNoNode; the watch is set whether or not the
+// node exists, unless access refused.
+func (f *FSM) ReadExists(path string, w *Watcher, access Access) (znode.WireStat, Code) {
+	f.mu.RLock()
+	defer f.mu.RUnlock()
+	n := f.s.t.nodes[path]
+	if n != nil {
+		if c := access.check(f.s.t.acls, n); c != CodeOK {
+			return znode.WireStat{}, c
+		}
+	}
+	if w != nil {
+		f.watches.add(w, path, watchData, modeStandard)
+	}
+	if n == nil {
+		return znode.WireStat{}, CodeNoNode
+	}
+	return n.wireStat(), CodeOK
+}
+
+// ReadChildren is getChildren/getChildren2 with an ACL check: the sorted
+// child names and the node's stat, and a one-shot child watch on w.
+func (f *FSM) ReadChildren(path string, w *Watcher, access Access) ([]string, znode.WireStat, Code) {
+	f.mu.RLock()
+	defer f.mu.RUnlock()
+	n := f.s.t.nodes[path]
+	if n == nil {
+		return nil, znode.WireStat{}, CodeNoNode
+	}
+	if c := access.check(f.s.t.acls, n); c != CodeOK {
+		return nil, znode.WireStat{}, c
+	}
+	if w != nil {
+		f.watches.add(w, path, watchChild, modeStandard)
+	}
+	return sortedChildren(n), n.wireStat(), CodeOK
+}
+
+// ReadACL returns a node's ACL list (the cache's: do not modify it) and stat.
+func (f *FSM) ReadACL(path string) ([]znode.ACL, znode.WireStat, Code) {
+	f.mu.RLock()
+	defer f.mu.RUnlock()
+	n := f.s.t.nodes[path]
+	if n == nil {
+		return nil, znode.WireStat{}, CodeNoNode
+	}
+	return f.s.t.acls.get(n.acl), n.wireStat(), CodeOK
+}
+
+// AllChildrenNumber is getAllChildrenNumber: the number of nodes below path
+// (for "/", every node but the root, /zookeeper and its children included),
+// after access allowed reading path itself.
+func (f *FSM) AllChildrenNumber(path string, access Access) (int32, Code) {
+	f.mu.RLock()
+	defer f.mu.RUnlock()
+	t := f.s.t
+	n := t.nodes[path]
+	if n == nil {
+		return 0, CodeNoNode
+	}
+	if c := access.check(t.acls, n); c != CodeOK {
+		return 0, c
+	}
+	if path == "/" {
+		return int32(len(t.nodes) - 1), CodeOK
+	}
+	// Walk the subtree through the child sets, not the whole table.
+	count := 0
+	stack := []string{path}
+	for len(stack) > 0 {
+		p := stack[len(stack)-1]
+		stack = stack[:len(stack)-1]
+		nd := t.nodes[p]
+		if nd == nil || nd.kids == nil {
+			continue
+		}
+		for _, name := range nd.kids.names {
+			count++
+			stack = append(stack, p+"/"+name)
+		}
+	}
+	return int32(count), CodeOK
+}
+
+// SetWatches re-registers a reconnected client's watches with DataTree's
+// rules, atomically with respect to apply: a data watch fires NodeDeleted at
+// once if the node is gone and NodeDataChanged if its mzxid is above
+// relativeZxid, an exist watch fires NodeCreated if the node exists, a child
+// watch fires NodeDeleted or NodeChildrenChanged (pzxid above relativeZxid);
+// otherwise the watch is set. Persistent and recursive watches are set as
+// they are. The events fired are delivered to w in that order, before any
+// event of a later entry.
+func (f *FSM) SetWatches(relativeZxid int64, data, exist, child, persistent, recursive []string, w *Watcher) {
+	f.mu.RLock()
+	defer f.mu.RUnlock()
+	t := f.s.t
+	fire := func(typ EventType, path string) {
+		if !w.deliver(Event{Type: typ, Path: path, Zxid: -1}) {
+			f.watches.mu.Lock()
+			f.watches.removeAllLocked(w)
+			f.watches.mu.Unlock()
+			w.shut(ErrWatcherOverflow)
+		}
+	}
+	for _, p := range data {
+		switch n := t.nodes[p]; {
+		case n == nil:
+			fire(EventNodeDeleted, p)
+		case n.mzxid > relativeZxid:
+			fire(EventNodeDataChanged, p)
+		default:
+			f.watches.add(w, p, watchData, modeStandard)
+		}
+	}
+	for _, p := range exist {
+		if t.nodes[p] != nil {
+			fire(EventNodeCreated, p)
+		} else {
+			f.watches.add(w, p, watchData, modeStandard)
+		}
+	}
+	for _, p := range child {
+		switch n := t.nodes[p]; {
+		case n == nil:
+			fire(EventNodeDeleted, p)
+		case n.pzxid > relativeZxid:
+			fire(EventNodeChildrenChanged, p)
+		default:
+			f.watches.add(w, p, watchChild, modeStandard)
+		}
+	}
+	for _, p := range persistent {
+		f.watches.add(w, p, watchData, modePersistent)
+		f.watches.add(w, p, watchChild, modePersistent)
+	}
+	for _, p := range recursive {
+		f.watches.add(w, p, watchData, modeRecursive)
+	}
+}
+
+// HasWatch is checkWatches: whether w has a watch on path of the given
+// ZooKeeper WatcherType (1 children, 2 data, 3 any, 4 persistent, 5
+// persistent recursive).
+func (f *FSM) HasWatch(path string, w *Watcher, watcherType int32) bool {
+	m := f.watches
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	d, c := m.data[path][w], m.child[path][w]
+	switch watcherType {
+	case 1:
+		return c&modeStandard != 0
+	case 2:
+		return d&modeStandard != 0
+	case 3:
+		return d != 0 || c != 0
+	case 4:
+		return d&modePersistent != 0 || c&modePersistent != 0
+	case 5:
+		return d&modeRecursive != 0
+	}
+	return false
+}
+
+// WatchCounts returns w's registrations: data-table and child-table paths.
+func (w *Watcher) WatchCounts() (data, child int) {
+	w.mu.Lock()
+	m := w.m
+	w.mu.Unlock()
+	if m == nil {
+		return 0, 0
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return len(w.data), len(w.child)
+}
+
+// WatchedPaths returns the paths w watches, sorted (the wchc four-letter word).
+func (w *Watcher) WatchedPaths() []string {
+	w.mu.Lock()
+	m := w.m
+	w.mu.Unlock()
+	if m == nil {
+		return nil
+	}
+	m.mu.Lock()
+	out := make([]string, 0, len(w.data)+len(w.child))
+	for p := range w.data {
+		out = append(out, p)
+	}
+	for p := range w.child {
+		out = append(out, p)
+	}
+	m.mu.Unlock()
+	slices.Sort(out)
+	return slices.Compact(out)
+}
+
+// WatchedPathCount returns the number of distinct paths with a watch.
+func (f *FSM) WatchedPathCount() int {
+	m := f.watches
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	n := len(m.data)
+	for p := range m.child {
+		if _, ok := m.data[p]; !ok {
+			n++
+		}
+	}
+	return n
+}
+
+// Session returns one session of the table.
+func (f *FSM) Session(id int64) (SessionInfo, bool) {
+	f.mu.RLock()
+	defer f.mu.RUnlock()
+	s := f.s.sessions[id]
+	if s == nil {
+		return SessionInfo{}, false
+	}
+	return SessionInfo{ID: id, TimeoutMs: s.timeoutMs, Ephemerals: len(f.s.t.ephemerals[id])}, true
+}
+
+// EphemeralsUnder returns a session's ephemeral paths that start with prefix
+// (getEphemerals; "" or "/" for all), sorted.
+func (f *FSM) EphemeralsUnder(session int64, prefix string) []string {
+	all := f.Ephemerals(session)
+	if p := strings.TrimSpace(prefix); p == "" || p == "/" {
+		return all
+	}
+	out := all[:0]
+	for _, p := range all {
+		if strings.HasPrefix(p, prefix) {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+// Sync waits until this node has applied every write committed before the
+// call, on any node (ZooKeeper's sync; the read index of Linearizable reads).
+func (n *Node) Sync(ctx context.Context) error {
+	ctx, end, err := n.begin(ctx)
+	if err != nil {
+		return err
+	}
+	defer end()
+	return n.readBarrier(ctx)
+}
+
+// WaitApplied waits until this node's FSM has applied the log entry at index
+// (a write's Result.Index), so that local reads show it.
+func (n *Node) WaitApplied(ctx context.Context, index uint64) error {
+	ctx, end, err := n.begin(ctx)
+	if err != nil {
+		return err
+	}
+	defer end()
+	return n.fsm.waitApplied(ctx, index)
+}
+
+// TouchSessions tells the leader that these sessions are alive, in one
+// request however many there are (ZooKeeper followers batch their clients'
+// pings the same way), and returns those the table no longer has.
+func (n *Node) TouchSessions(ctx context.Context, ids []int64) (expired []int64, err error) {
+	ctx, end, err := n.begin(ctx)
+	if err != nil {
+		return nil, err
+	}
+	defer end()
+	payload := appendUvarint(nil, uint64(len(ids)))
+	for _, id := range ids {
+		payload = appendVarint(payload, id)
+	}
+	resp, err := n.onLeader(ctx, rpcTouchBatch, payloadOf(payload), func(context.Context) ([]byte, error) {
+		return n.touchBatchLocal(ids)
+	})
+	if err != nil {
+		return nil, err
+	}
+	d := &decoder{b: resp}
+	k := d.count("expired count", 1)
+	for i := 0; i < k && d.err == nil; i++ {
+		expired = append(expired, d.varint("session"))
+	}
+	if err := d.finish(); err != nil {
+		return nil, fmt.Errorf("raftjournal: malformed touch response: %v", err)
+	}
+	return expired, nil
+}
+
+// touchBatchLocal renews sessions on this node as leader and encodes the
+// ones the table does not have.
+func (n *Node) touchBatchLocal(ids []int64) ([]byte, error) {
+	if !n.isLeader() {
+		return nil, ErrNotLeader
+	}
+	now := time.Now()
+	var gone []int64
+	for _, id := range ids {
+		s, ok := n.fsm.Session(id)
+		if !ok {
+			gone = append(gone, id)
+			continue
+		}
+		n.tracker.touch(id, time.Duration(s.TimeoutMs)*time.Millisecond, now)
+	}
+	out := appendUvarint(nil, uint64(len(gone)))
+	for _, id := range gone {
+		out = appendVarint(out, id)
+	}
+	return out, nil
+}
+
+func decodeTouchBatch(d *decoder) []int64 {
+	k := d.count("session count", 1)
+	ids := make([]int64, 0, k)
+	for i := 0; i < k && d.err == nil; i++ {
+		ids = append(ids, d.varint("session"))
+	}
+	return ids
+}
+
+// ClientPort is what a node's ZooKeeper-protocol port reports in the node's
+// status: its address and open connections.
+type ClientPort struct {
+	Addr        string
+	Connections int
+}
+
+// SetClientPort makes the node's status report its client port: f is called
+// for every status request. Nil removes it.
+func (n *Node) SetClientPort(f func() ClientPort) {
+	if f == nil {
+		n.clientPort.Store(nil)
+		return
+	}
+	n.clientPort.Store(&f)
+}
+
+func (n *Node) clientPortStatus() (ClientPort, bool) {
+	p := n.clientPort.Load()
+	if p == nil {
+		return ClientPort{}, false
+	}
+	return (*p)(), true
+}

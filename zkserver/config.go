@@ -1,0 +1,153 @@
+package zkserver
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"strings"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/zk2raft/zk2raft/zkwire"
+)
+
+// ErrInvalidConfig is returned (wrapped) by Config.Validate and New.
+var ErrInvalidConfig = errors.New("zkserver: invalid configuration")
+
+// Config configures a Server. Start from DefaultConfig.
+type Config struct {
+	// Addr is the client port's TCP address, host:port (port 0 picks one).
+	Addr string
+	// TickTime is ZooKeeper's tickTime: the session timeout defaults derive
+	// from it, and sessions are touched on the leader every half tick.
+	TickTime time.Duration
+	// MinSessionTimeout and MaxSessionTimeout bound the timeouts clients
+	// negotiate (0: 2 and 20 ticks, ZooKeeper's defaults).
+	MinSessionTimeout time.Duration
+	MaxSessionTimeout time.Duration
+	// SuperDigest is DigestAuthenticationProvider.superDigest, "user:base64
+	// SHA-1 of user:password" (what `zk2raft` ... or ZooKeeper's
+	// DigestAuthenticationProvider main prints). A client that authenticates
+	// with that user and password may do anything. Empty: no super user.
+	SuperDigest string
+	// FourLetterWords is 4lw.commands.whitelist: the four-letter words
+	// answered ("*" for all). ZooKeeper's default is srvr alone.
+	FourLetterWords []string
+	// MaxBuffer is jute.maxbuffer: the largest request frame accepted (a
+	// larger one closes the connection, as ZooKeeper's "Len error" does).
+	// Replies are not limited, as in ZooKeeper: clients apply their own
+	// limit. 0: 0xfffff.
+	MaxBuffer int
+	// MaxClientConnsPerIP is maxClientCnxns (0: unlimited). ZooKeeper's
+	// default is 60.
+	MaxClientConnsPerIP int
+	// MaxOutstanding caps the requests a connection has read and not yet
+	// answered; beyond it the server stops reading that connection
+	// (back-pressure). MaxOutstandingBytes caps their bytes the same way.
+	MaxOutstanding      int
+	MaxOutstandingBytes int64
+	// ExtendedTypes allows TTL nodes (zookeeper.extendedTypesEnabled);
+	// without it createTTL is answered UNIMPLEMENTED, as ZooKeeper does.
+	ExtendedTypes bool
+	// WatchQueue is how many watch events a connection may have waiting; a
+	// connection whose queue overflows is closed (its client reconnects and
+	// re-registers its watches).
+	WatchQueue int
+	// Logger receives the server's log lines; nil drops them.
+	Logger *slog.Logger
+	// Registerer receives the server's metrics (the node's registry, so they
+	// appear on its /metrics); nil registers nothing.
+	Registerer prometheus.Registerer
+}
+
+// Defaults of DefaultConfig.
+const (
+	DefaultTickTime            = 2 * time.Second
+	DefaultMaxClientConnsPerIP = 60
+	DefaultMaxOutstanding      = 1000
+	DefaultMaxOutstandingBytes = 16 << 20
+	DefaultWatchQueue          = 10000
+)
+
+// DefaultConfig returns ZooKeeper's defaults, with the address empty.
+func DefaultConfig() Config {
+	return Config{
+		TickTime:            DefaultTickTime,
+		FourLetterWords:     []string{"srvr"},
+		MaxBuffer:           zkwire.DefaultMaxBuffer,
+		MaxClientConnsPerIP: DefaultMaxClientConnsPerIP,
+		MaxOutstanding:      DefaultMaxOutstanding,
+		MaxOutstandingBytes: DefaultMaxOutstandingBytes,
+		ExtendedTypes:       true,
+		WatchQueue:          DefaultWatchQueue,
+	}
+}
+
+// Validate reports whether the configuration can be used.
+func (c Config) Validate() error {
+	bad := func(format string, args ...any) error {
+		return fmt.Errorf("%w: %s", ErrInvalidConfig, fmt.Sprintf(format, args...))
+	}
+	switch {
+	case c.Addr == "":
+		return bad("Addr is empty")
+	case c.TickTime <= 0:
+		return bad("TickTime %v is not positive", c.TickTime)
+	case c.MinSessionTimeout < 0 || c.MaxSessionTimeout < 0:
+		return bad("session timeouts must not be negative")
+	case c.minTimeout() > c.maxTimeout():
+		return bad("MinSessionTimeout %v exceeds MaxSessionTimeout %v", c.minTimeout(), c.maxTimeout())
+	case c.MaxBuffer < 0 || c.MaxBuffer > zkwire.MaxFrame:
+		return bad("MaxBuffer %d out of range", c.MaxBuffer)
+	case c.MaxClientConnsPerIP < 0:
+		return bad("MaxClientConnsPerIP %d is negative", c.MaxClientConnsPerIP)
+	case c.MaxOutstanding < 1 || c.MaxOutstandingBytes < 1:
+		return bad("MaxOutstanding and MaxOutstandingBytes must be positive")
+	case c.WatchQueue < 1:
+		return bad("WatchQueue must be positive")
+	}
+	if _, _, err := net.SplitHostPort(c.Addr); err != nil {
+		return bad("Addr %q: %v", c.Addr, err)
+	}
+	if c.SuperDigest != "" {
+		if user, digest, ok := strings.Cut(c.SuperDigest, ":"); !ok || user == "" || digest == "" || strings.Contains(digest, ":") {
+			return bad("SuperDigest must be user:base64(sha1(user:password)), got %q", c.SuperDigest)
+		}
+	}
+	for _, w := range c.FourLetterWords {
+		if w != "*" && !knownWord(w) {
+			return bad("four-letter word %q is not one ZooKeeper 3.8 knows", w)
+		}
+	}
+	return nil
+}
+
+func (c Config) minTimeout() time.Duration {
+	if c.MinSessionTimeout > 0 {
+		return c.MinSessionTimeout
+	}
+	return 2 * c.TickTime
+}
+
+func (c Config) maxTimeout() time.Duration {
+	if c.MaxSessionTimeout > 0 {
+		return c.MaxSessionTimeout
+	}
+	return 20 * c.TickTime
+}
+
+func (c Config) maxBuffer() int {
+	if c.MaxBuffer == 0 {
+		return zkwire.DefaultMaxBuffer
+	}
+	return c.MaxBuffer
+}
+
+// negotiate clamps a requested session timeout (ms) into [min, max], as
+// ZooKeeperServer.processConnectRequest does.
+func (c Config) negotiate(requestedMs int32) int32 {
+	lo, hi := int32(c.minTimeout().Milliseconds()), int32(c.maxTimeout().Milliseconds())
+	return min(max(requestedMs, lo), hi)
+}

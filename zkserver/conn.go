@@ -1,0 +1,406 @@
+package zkserver
+
+import (
+	"bufio"
+	"context"
+	"crypto/subtle"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"golang.org/x/sync/semaphore"
+
+	"github.com/zk2raft/zk2raft/raftjournal"
+	"github.com/zk2raft/zk2raft/zkwire"
+	"github.com/zk2raft/zk2raft/znode"
+)
+
+// conn is one client connection. Two goroutines serve it: serve reads and
+// decodes frames into an ordered queue, and process answers them one at a
+// time in that order, writing each reply after the watch events already
+// waiting (see "Ordering" in doc.go).
+type conn struct {
+	s  *Server
+	nc net.Conn
+	ip string
+	br *bufio.Reader
+	bw *bufio.Writer // process only (and the handshake before it starts)
+
+	sessionID atomic.Int64
+	timeout   time.Duration // negotiated
+	local     bool          // a shadow-phase session of this node
+	auth      []znode.ID    // addauth identities, then ip (process only)
+	watcher   *raftjournal.Watcher
+
+	queue  chan *request
+	budget *semaphore.Weighted // outstanding request bytes
+	done   chan struct{}       // closed by close
+	ctx    context.Context     // ends with close (or the server)
+	cancel context.CancelFunc
+	once   sync.Once
+
+	// counters for cons and mntr
+	received, sent atomic.Int64
+	lastZxid       atomic.Int64
+	connected      time.Time
+	lastOp         atomic.Value // string
+}
+
+// request is one decoded client request waiting in the queue.
+type request struct {
+	hdr  zkwire.RequestHeader
+	body zkwire.Request // nil for the header-only requests
+	size int64          // frame bytes held in the budget
+	at   time.Time
+}
+
+func newConn(s *Server, nc net.Conn, ip string) *conn {
+	ctx, cancel := context.WithCancel(s.ctx)
+	return &conn{
+		ctx: ctx, cancel: cancel,
+		s: s, nc: nc, ip: ip,
+		br:        bufio.NewReaderSize(nc, 16<<10),
+		bw:        bufio.NewWriterSize(nc, 16<<10),
+		queue:     make(chan *request, s.cfg.MaxOutstanding),
+		budget:    semaphore.NewWeighted(s.cfg.MaxOutstandingBytes),
+		done:      make(chan struct{}),
+		connected: time.Now(),
+	}
+}
+
+// close ends the connection once; the client reconnects (to this node or
+// another) and resumes its session.
+func (c *conn) close(why string) {
+	c.once.Do(func() {
+		close(c.done)
+		c.cancel()
+		c.nc.Close()
+		if why != "" {
+			c.s.logger.Debug("closing client connection", "remote", c.nc.RemoteAddr().String(),
+				"session", fmt.Sprintf("%#x", c.sessionID.Load()), "reason", why)
+		}
+	})
+}
+
+func (c *conn) closed() bool {
+	select {
+	case <-c.done:
+		return true
+	default:
+		return false
+	}
+}
+
+// serve runs the connection: the first message (a four-letter word or a
+// connect request), then the request loop.
+func (c *conn) serve() {
+	defer c.s.forget(c)
+	defer c.close("")
+	c.s.m.connections.Inc()
+	defer c.s.m.connections.Dec()
+	// A client gets one session timeout's worth of the default to say anything.
+	_ = c.nc.SetReadDeadline(time.Now().Add(c.s.cfg.maxTimeout()))
+	fr := zkwire.NewFrameReader(c.br, c.s.cfg.maxBuffer())
+	payload, word, err := fr.NextFirst()
+	if err != nil {
+		c.logBad("first frame", err)
+		return
+	}
+	if word != 0 {
+		c.fourLetterWord(word)
+		return
+	}
+	req, err := zkwire.DecodeConnectRequest(payload)
+	if err != nil {
+		c.logBad("connect request", err)
+		return
+	}
+	if !c.handshake(req) {
+		return
+	}
+	c.watcher = raftjournal.NewWatcher(c.s.cfg.WatchQueue)
+	defer c.watcher.Close()
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		c.process()
+	}()
+	c.readLoop(fr)
+	c.close("")
+	wg.Wait()
+}
+
+// logBad logs a connection that sent something undecodable, naming the peer;
+// a plain disconnect is not worth a line.
+func (c *conn) logBad(what string, err error) {
+	if errors.Is(err, io.EOF) || errors.Is(err, net.ErrClosed) || c.closed() {
+		return
+	}
+	var ne net.Error
+	if errors.As(err, &ne) && ne.Timeout() {
+		c.s.logger.Info("client connection idle past its timeout; closing", "remote", c.nc.RemoteAddr().String(), "while", what)
+		return
+	}
+	c.s.m.badRequests.Inc()
+	c.s.logger.Warn("closing client connection: undecodable input", "remote", c.nc.RemoteAddr().String(),
+		"session", fmt.Sprintf("%#x", c.sessionID.Load()), "while", what, "error", err)
+}
+
+// expiredResponse is ZooKeeper's answer to a reconnect it will not resume.
+func expiredResponse(req zkwire.ConnectRequest) zkwire.ConnectResponse {
+	return zkwire.ConnectResponse{Passwd: make([]byte, passwordLen), HasReadOnly: req.HasReadOnly}
+}
+
+// handshake opens or resumes the session and answers the connect request.
+// It reports whether the connection goes on.
+func (c *conn) handshake(req zkwire.ConnectRequest) bool {
+	s := c.s
+	timeoutMs := s.cfg.negotiate(req.TimeOut)
+	ctx, cancel := context.WithTimeout(c.ctx, time.Duration(timeoutMs)*time.Millisecond)
+	defer cancel()
+
+	// A client that has seen a newer state than this node has applied must
+	// not go back in time: ZooKeeper closes without an answer so that it
+	// tries another server. This node first catches up with the leader, so a
+	// follower a little behind still serves it.
+	if req.LastZxidSeen > s.fsm.LastZxid() {
+		if err := s.node.Sync(ctx); err != nil || req.LastZxidSeen > s.fsm.LastZxid() {
+			s.logger.Info("refusing a client that has seen a newer zxid than this node applied",
+				"remote", c.nc.RemoteAddr().String(), "client-zxid", fmt.Sprintf("%#x", req.LastZxidSeen),
+				"node-zxid", fmt.Sprintf("%#x", s.fsm.LastZxid()))
+			return false
+		}
+	}
+	shadow := s.fsm.Phase() == raftjournal.PhaseShadow
+	resp := zkwire.ConnectResponse{TimeOut: timeoutMs, HasReadOnly: req.HasReadOnly, ReadOnly: req.ReadOnly && shadow}
+	id := req.SessionID
+	switch {
+	case id == 0 && shadow:
+		id = s.newLocalSession(timeoutMs)
+		c.local = true
+	case id == 0:
+		res, err := s.node.Submit(ctx, &raftjournal.CreateSession{TimeoutMs: timeoutMs})
+		if err == nil {
+			err = res.Err
+		}
+		if err != nil {
+			s.logger.Warn("could not open a session", "remote", c.nc.RemoteAddr().String(), "error", err)
+			return false
+		}
+		id = res.Session
+		if err := s.node.WaitApplied(ctx, res.Index); err != nil {
+			return false
+		}
+		s.m.sessionsCreated.Inc()
+	default:
+		ok, local := c.resumable(ctx, id, req.Passwd)
+		if !ok {
+			s.m.sessionsRefused.Inc()
+			s.logger.Info("refusing to resume an expired or unknown session", "remote", c.nc.RemoteAddr().String(),
+				"session", fmt.Sprintf("%#x", id))
+			c.writeRecord(expiredResponse(req))
+			return false
+		}
+		c.local = local
+	}
+	resp.SessionID = id
+	resp.Passwd = SessionPassword(id)
+	c.sessionID.Store(id)
+	c.timeout = time.Duration(timeoutMs) * time.Millisecond
+	c.auth = []znode.ID{{Scheme: "ip", ID: c.ip}}
+	s.attach(id, c)
+	if !c.local {
+		s.touch(id)
+	}
+	return c.writeRecord(resp)
+}
+
+// resumable decides whether a reconnect may resume session id: the password
+// must be ZooKeeper's for the id, and the session must be live — a local
+// session of this node, or in the journal's table once this node has caught
+// up with the leader, confirmed by the leader (which touches it).
+func (c *conn) resumable(ctx context.Context, id int64, passwd []byte) (ok, local bool) {
+	s := c.s
+	if subtle.ConstantTimeCompare(passwd, SessionPassword(id)) != 1 {
+		return false, false
+	}
+	if _, ok := s.lookupLocal(id); ok {
+		return true, true
+	}
+	if _, ok := s.fsm.Session(id); !ok {
+		if err := s.node.Sync(ctx); err != nil {
+			return false, false
+		}
+		if _, ok := s.fsm.Session(id); !ok {
+			return false, false
+		}
+	}
+	expired, err := s.node.TouchSessions(ctx, []int64{id})
+	if err != nil || len(expired) > 0 {
+		return false, false
+	}
+	return true, false
+}
+
+// writeRecord writes a connect response; it reports success.
+func (c *conn) writeRecord(r zkwire.ConnectResponse) bool {
+	_ = c.nc.SetWriteDeadline(time.Now().Add(c.s.cfg.maxTimeout()))
+	if _, err := c.bw.Write(zkwire.AppendRecordFrame(nil, &r)); err != nil {
+		return false
+	}
+	return c.bw.Flush() == nil
+}
+
+// readLoop decodes requests into the queue until the connection ends. A
+// connection that goes quiet for its session timeout is closed (its session
+// then expires on the leader unless it reconnects), and one that sends what
+// does not decode is closed with a log line.
+func (c *conn) readLoop(fr *zkwire.FrameReader) {
+	for {
+		_ = c.nc.SetReadDeadline(time.Now().Add(c.timeout))
+		payload, err := fr.Next()
+		if err != nil {
+			c.logBad("request frame", err)
+			return
+		}
+		size := int64(len(payload)) + 4
+		c.received.Add(1)
+		c.s.stats.received.Add(1)
+		hdr, body, err := zkwire.SplitRequest(payload)
+		if err != nil {
+			c.logBad("request header", err)
+			return
+		}
+		req := &request{hdr: hdr, size: min(size, c.s.cfg.MaxOutstandingBytes), at: time.Now()}
+		if zkwire.KnownOp(hdr.Op) {
+			if req.body, err = zkwire.DecodeRequest(hdr.Op, body); err != nil {
+				c.logBad("request body of "+hdr.Op.String(), err)
+				return
+			}
+		}
+		if err := c.budget.Acquire(c.ctx, req.size); err != nil {
+			return
+		}
+		c.s.m.outstanding.Inc()
+		select {
+		case c.queue <- req:
+		case <-c.done:
+			c.s.m.outstanding.Dec()
+			return
+		}
+	}
+}
+
+// process answers the queued requests in order and delivers watch events in
+// between. It ends when the connection closes or a request ends it.
+func (c *conn) process() {
+	defer c.close("")
+	events := c.watcher.Events()
+	for {
+		select {
+		case <-c.done:
+			return
+		case ev, ok := <-events:
+			if !ok {
+				c.overflowed()
+				return
+			}
+			c.writeEvent(ev)
+			if !c.flushIfIdle() {
+				return
+			}
+		case req := <-c.queue:
+			keep := c.answer(req)
+			c.budget.Release(req.size)
+			c.s.m.outstanding.Dec()
+			if !keep || !c.flushIfIdle() {
+				return
+			}
+		}
+	}
+}
+
+func (c *conn) overflowed() {
+	c.s.logger.Warn("client's watch events overflowed its queue; closing the connection so it re-registers",
+		"remote", c.nc.RemoteAddr().String(), "session", fmt.Sprintf("%#x", c.sessionID.Load()), "queue", c.s.cfg.WatchQueue)
+	c.close("watch queue overflow")
+}
+
+// flushIfIdle flushes the writer unless more requests are already waiting
+// (their replies go out in the same write).
+func (c *conn) flushIfIdle() bool {
+	if len(c.queue) > 0 {
+		return true
+	}
+	_ = c.nc.SetWriteDeadline(time.Now().Add(c.timeout))
+	if err := c.bw.Flush(); err != nil {
+		c.close("write failed: " + err.Error())
+		return false
+	}
+	return true
+}
+
+// drainEvents writes every event already waiting: they were fired by
+// entries this node applied before the reply about to be written was
+// computed, so the client sees them first.
+func (c *conn) drainEvents() bool {
+	for {
+		select {
+		case ev, ok := <-c.watcher.Events():
+			if !ok {
+				c.overflowed()
+				return false
+			}
+			c.writeEvent(ev)
+		default:
+			return true
+		}
+	}
+}
+
+func (c *conn) writeEvent(ev raftjournal.Event) {
+	// ZooKeeper before 3.9 sends notifications with zxid -1.
+	frame := zkwire.AppendNotificationFrame(nil, -1, zkwire.WatcherEvent{
+		Type: zkwire.EventType(ev.Type), State: zkwire.StateSyncConnected, Path: ev.Path,
+	})
+	c.s.m.events.Inc()
+	c.write(frame)
+}
+
+func (c *conn) write(frame []byte) {
+	_ = c.nc.SetWriteDeadline(time.Now().Add(c.timeout))
+	if _, err := c.bw.Write(frame); err != nil {
+		c.close("write failed: " + err.Error())
+	}
+}
+
+// reply writes a reply after the waiting events.
+func (c *conn) reply(req *request, zxid int64, code zkwire.Code, body zkwire.Response) {
+	if !c.drainEvents() {
+		return
+	}
+	if code != zkwire.CodeOK {
+		body = nil
+	}
+	frame, err := zkwire.AppendReplyFrame(nil, zkwire.ReplyHeader{Xid: req.hdr.Xid, Zxid: zxid, Err: code}, req.hdr.Op, body)
+	if err != nil {
+		// A bug of ours, not the client's: answer with a system error.
+		c.s.logger.Error("encoding a reply failed", "op", req.hdr.Op.String(), "error", err)
+		frame, _ = zkwire.AppendReplyFrame(nil, zkwire.ReplyHeader{Xid: req.hdr.Xid, Zxid: zxid, Err: zkwire.CodeSystemError}, req.hdr.Op, nil)
+	}
+	if zxid > 0 && req.hdr.Xid >= 0 {
+		c.lastZxid.Store(zxid)
+	}
+	c.sent.Add(1)
+	c.s.stats.sent.Add(1)
+	d := time.Since(req.at)
+	c.s.stats.observe(d)
+	c.s.m.observe(req.hdr.Op, code, d)
+	c.lastOp.Store(req.hdr.Op.String())
+	c.write(frame)
+}
