@@ -197,7 +197,7 @@ func TestTailUnderLoad(t *testing.T) {
 		t.Cleanup(func() { tree.Close() })
 		return tree
 	}
-	kafka := seed(treegen.Options{Profile: "kafka", Root: "/kafka", Nodes: 1500, Seed: 3})
+	kafka := seed(treegen.Options{Profile: "kafka", Root: "/kafka", Nodes: 1000, Seed: 3})
 	load, err := zkload.Start(hosts, zkload.Options{Root: "/load", Workers: 3, TTL: true})
 	if err != nil {
 		t.Fatal(err)
@@ -242,11 +242,11 @@ func TestTailUnderLoad(t *testing.T) {
 	logs := t.TempDir()
 	spec := tailSpec{DataDir: dir, Journal: n.AdminAddr(), From: e, FromSet: true, Server: hosts[server-1]}
 	p := startTailProcess(t, spec, filepath.Join(logs, "tail.log"))
-	adv := seed(treegen.Options{Profile: "adversarial", Root: "/adv", Nodes: 1500, BigChildren: 300, DeepLevels: 30, Seed: 3})
+	adv := seed(treegen.Options{Profile: "adversarial", Root: "/adv", Nodes: 1200, BigChildren: 200, DeepLevels: 30, Seed: 3})
 	mid := waitTail(t, n, p, e+1)
 	p.kill()
 	t.Logf("tail killed at checkpoint %#x", mid.Zxid)
-	more := seed(treegen.Options{Profile: "registry", Root: "/registry", Nodes: 800, Seed: 3})
+	more := seed(treegen.Options{Profile: "registry", Root: "/registry", Nodes: 500, Seed: 3})
 	p = startTailProcess(t, spec, filepath.Join(logs, "tail.log")) // resumes from its checkpoint; From is ignored
 
 	// Containers and TTL nodes: in the journal while ZooKeeper has them, gone

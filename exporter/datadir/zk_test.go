@@ -95,6 +95,7 @@ func checkAgainstHash(t *testing.T, ens *zktest.Ensemble, id int) int64 {
 // client-API export in every field a client sees, and carries the raw owners
 // a client does not.
 func TestExportUnderLoad(t *testing.T) {
+	t.Parallel()
 	ens := zktest.New(t, ensembleOptions())
 	hosts := ens.Hosts()
 	load, err := zkload.Start(hosts, zkload.Options{Root: "/load", Workers: 3, TTL: true})
@@ -395,6 +396,7 @@ func (silentLogger) Printf(string, ...any) {}
 // crosses from one epoch to the next (the log sequence goes on at counter 1
 // of the new epoch).
 func TestExportAcrossElection(t *testing.T) {
+	t.Parallel()
 	ens := zktest.New(t, zktest.Options{Servers: 3, ExtendedTypes: true})
 	hosts := ens.Hosts()
 	load, err := zkload.Start(hosts, zkload.Options{Root: "/before", Workers: 2})
