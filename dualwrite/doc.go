@@ -91,6 +91,22 @@
 // On the cores of a CPU-bound ensemble it takes its CPU time from ZooKeeper,
 // as any proxy would.
 //
+// # The tail
+//
+// Tail (tail.go) is the other shadow route: it follows one ZooKeeper server's
+// transaction log (exporter/datadir's Follower, which replays the tree and
+// checks every txn against the digest ZooKeeper logged) and mirrors each txn
+// as the same SourceTxn the tap would have built, with the stats the replayed
+// tree has after each op, in log order, as SourceBatch entries. It needs no
+// client re-pointed and sees what the tap cannot: writes that bypass the
+// proxies, session expiries, ZooKeeper's own deletes of empty containers and
+// expired TTL nodes. Its progress (every txn up to a zxid applied, ZooKeeper's
+// digest there, its lag) is a journal checkpoint, TailCheckpointKey, written
+// through Raft after the batches it covers: a restarted tail resumes from it,
+// and the cutover gates read it. Metrics: zk2raft_tail_* (read_zxid,
+// mirrored_zxid, server_zxid, lag_seconds, lag_txns, mirrored_total{type},
+// skipped_total, batches_total, checkpoints_total, errors_total{reason}).
+//
 // # Metrics
 //
 // zk2raft_dualwrite_*: connections, requests, mirrored_total{op},

@@ -10,6 +10,10 @@
 //   - [FourLetterWord], [ParseDigestLog], [ServerZxid] and [ZnodeCount] ask a
 //     server about itself.
 //
+// The other source, a ZooKeeper server's data directory (its snapshots and
+// transaction logs, exact at one zxid and with the raw owners this walk
+// cannot see), is the subpackage exporter/datadir.
+//
 // # What the client API can and cannot tell
 //
 // A client sees the persisted stat with two changes (see package znode): cversion

@@ -50,7 +50,9 @@
 // ZooKeeper shows them ephemeralOwner 0), data near jute.maxbuffer, ACL
 // schemes and those the journal cannot authenticate, unreadable subtrees,
 // ephemerals and the sessions that own them, sequential counters near 2^31,
-// and other tools' control znodes. Findings are Info, Warning or Blocker; a
+// and other tools' control znodes; and it says what the route the copy came
+// by keeps (a client-API walk, or a ZooKeeper data directory, whose raw
+// owners make containers and TTL nodes nothing to warn about). Findings are Info, Warning or Blocker; a
 // blocker refuses the migration unless its kind is accepted. It holds
 // counters and a few example paths per finding, never the tree.
 //

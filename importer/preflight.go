@@ -56,6 +56,7 @@ const (
 	KindSequence         = "sequence-counter"   // sequential counters near 2^31
 	KindControlZnode     = "control-znode"      // znodes tools use for control
 	KindQuota            = "quota"              // quotas under /zookeeper/quota
+	KindSourceRoute      = "source-route"       // what the route the copy came by keeps
 )
 
 // DefaultJuteMaxBuffer is ZooKeeper's default jute.maxbuffer (1 MiB − 1).
@@ -302,11 +303,17 @@ func (p *Preflight) Report() *PreflightReport {
 			Meaning: "the ACLs are copied verbatim, but no client of the journal can authenticate as those identities: the nodes would be reachable only where other entries allow (--accept unknown-acl-scheme to copy them anyway)",
 			Paths:   first(paths, p.cfg.MaxListed)})
 	}
+	add(p.routeFinding())
 	if c, t := p.kinds[znode.Container], p.kinds[znode.TTL]; c+t > 0 {
-		add(Finding{Kind: KindContainerTTL, Severity: Warning, Count: c + t,
+		f := Finding{Kind: KindContainerTTL, Severity: Warning, Count: c + t,
 			Summary: fmt.Sprintf("%d container and %d TTL node(s)", c, t),
 			Meaning: "they are copied with their raw ephemeralOwner, so the journal deletes empty containers and expired TTL nodes as ZooKeeper does once it is primary; clients see ephemeralOwner 0 for them, as from ZooKeeper",
-			Paths:   first(append(slices.Clone(p.kindPaths[znode.Container]), p.kindPaths[znode.TTL]...), p.cfg.MaxListed)})
+			Paths:   first(append(slices.Clone(p.kindPaths[znode.Container]), p.kindPaths[znode.TTL]...), p.cfg.MaxListed)}
+		if p.cfg.RawOwners {
+			// Read from ZooKeeper's own files: nothing to decide.
+			f.Severity = Info
+		}
+		add(f)
 	} else if !p.cfg.RawOwners {
 		parents := slices.Sorted(maps.Keys(p.recipeParents))
 		f := Finding{Kind: KindContainerTTL, Severity: Warning, Count: int64(len(parents)),
@@ -400,6 +407,24 @@ func (p *Preflight) Report() *PreflightReport {
 	}
 	slices.SortStableFunc(r.Findings, func(a, b Finding) int { return int(b.Severity) - int(a.Severity) })
 	return r
+}
+
+// routeFinding says what the route the stream came by keeps, and what it
+// cannot.
+func (p *Preflight) routeFinding() Finding {
+	if p.cfg.RawOwners {
+		return Finding{Kind: KindSourceRoute, Severity: Info,
+			Summary: "copied from a ZooKeeper server's data directory (snapshot and transaction logs)",
+			Meaning: "the tree is ZooKeeper's exactly at one zxid, proven by the digest ZooKeeper logged there; every node keeps its raw ephemeralOwner " +
+				"(containers and TTL nodes stay containers and TTL nodes, ephemerals keep their session), ACLs come from ZooKeeper's own cache (no credentials, nothing masked), " +
+				"sessions with their timeouts are in the export; for the shadow phase `zk2raft tail` mirrors the same server's log from that zxid on, " +
+				"writes that bypass any proxy, session expiries and ZooKeeper's own container and TTL clean-up included"}
+	}
+	return Finding{Kind: KindSourceRoute, Severity: Info,
+		Summary: "copied through the client API (a live walk)",
+		Meaning: "each node is read at its own zxid (the mirror replays what changed meanwhile); containers and TTL nodes read as persistent (ephemeralOwner 0), " +
+			"ACLs as the credentials may see them (masked without ADMIN), sessions are not exported; export --from-datadir keeps all of these, " +
+			"and `zk2raft tail` shadows without re-pointing clients, where the proxy sees only the writes sent through it"}
 }
 
 // AcceptableKinds are the kinds --accept may name.

@@ -5,6 +5,8 @@ import (
 	"slices"
 	"strings"
 	"testing"
+
+	"github.com/zk2raft/zk2raft/znode"
 )
 
 // TestPreflightMaskedACL checks that nodes the credentials could not read
@@ -99,5 +101,53 @@ func TestPreflightMaskedACLText(t *testing.T) {
 	}
 	if !slices.Contains(AcceptableKinds(), KindACLMasked) {
 		t.Errorf("AcceptableKinds() = %v: --accept cannot name %s", AcceptableKinds(), KindACLMasked)
+	}
+}
+
+// TestPreflightRoute checks that the pre-flight says what each route keeps,
+// and that the container/TTL warning is gone for the data-directory route.
+func TestPreflightRoute(t *testing.T) {
+	containerNode := func(p *Preflight, raw bool) {
+		owner := int64(0) // what a client sees
+		if raw {
+			owner = znode.ContainerOwner
+		}
+		p.WriteNode(&znode.Node{Path: "/locks", Stat: znode.Stat{Czxid: 1, EphemeralOwner: owner}, ACL: znode.WorldAnyone()})
+		p.WriteNode(&znode.Node{Path: "/locks/_c_1234-lock-0000000001", Stat: znode.Stat{Czxid: 2}, ACL: znode.WorldAnyone()})
+	}
+	tests := []struct {
+		name      string
+		raw       bool
+		wantRoute string
+		wantCT    Severity
+		ctSummary string
+	}{
+		{"client API", false, "client API", Warning, "cannot be told from persistent ones"},
+		{"data directory", true, "data directory", Info, "1 container and 0 TTL node(s)"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			p := NewPreflight(PreflightConfig{RawOwners: tc.raw, ExtendedTypes: true})
+			containerNode(p, tc.raw)
+			r := p.Report()
+			var route, ct *Finding
+			for i := range r.Findings {
+				switch r.Findings[i].Kind {
+				case KindSourceRoute:
+					route = &r.Findings[i]
+				case KindContainerTTL:
+					ct = &r.Findings[i]
+				}
+			}
+			if route == nil || !strings.Contains(route.Summary, tc.wantRoute) || route.Severity != Info {
+				t.Fatalf("route finding %+v", route)
+			}
+			if ct == nil || ct.Severity != tc.wantCT || !strings.Contains(ct.Summary, tc.ctSummary) {
+				t.Fatalf("container/TTL finding %+v, want %v %q", ct, tc.wantCT, tc.ctSummary)
+			}
+			if tc.raw && r.Warnings != 0 {
+				t.Errorf("data-directory route: %d warnings: %+v", r.Warnings, r.Findings)
+			}
+		})
 	}
 }

@@ -3,13 +3,13 @@
 # the baseline measured in the same run (the machines are shared and noisy, so only
 # same-run ratios are compared). Raw `go test -bench` output is kept in $BENCH_OUT.
 #
-#   scripts/bench.sh [GROUP...]    groups: seed snapshot fsm raft export import verify proxy zkserver
+#   scripts/bench.sh [GROUP...]    groups: seed snapshot fsm raft export import verify proxy zkserver datadir
 #                                  (default: all, which `make bench` runs)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 OUT=${BENCH_OUT:-bench.out}
 : >"$OUT"
-groups=${*:-seed snapshot fsm raft export import verify proxy zkserver}
+groups=${*:-seed snapshot fsm raft export import verify proxy zkserver datadir}
 
 bench() { # package, regexp, benchtime, extra args...
 	local pkg=$1 re=$2 bt=$3
@@ -33,7 +33,13 @@ for g in $groups; do
 	verify) echo "== verify"; bench ./verify/ 'CompareSnapshots|CompareZooKeeper|DigestOnly' 3x ;;
 	proxy) echo "== dual-write proxy (dualwrite)"; bench ./dualwrite/ 'Proxy$' 2x -load.dur=3s ;;
 	zkserver) echo "== the journal's client port vs ZooKeeper (zkserver)"; bench ./zkserver/ 'VsZooKeeper$' 1x ;;
-	*) echo "bench.sh: unknown group $g (want seed snapshot fsm raft export import verify proxy)" >&2; exit 2 ;;
+	datadir)
+		echo "== ZooKeeper data directory: export and tail (exporter/datadir, dualwrite)"
+		bench ./exporter/datadir/ 'DatadirExport$' 1x -args -datadir.nodes="${DATADIR_NODES:-1000000}"
+		bench ./exporter/datadir/ 'Load$' 1x
+		bench ./dualwrite/ 'TailLag$' 1x -args -tail.rate="${TAIL_RATE:-5000}" -tail.dur="${TAIL_DUR:-20s}"
+		;;
+	*) echo "bench.sh: unknown group $g (want seed snapshot fsm raft export import verify proxy zkserver datadir)" >&2; exit 2 ;;
 	esac
 done
 
@@ -70,6 +76,15 @@ for g in $groups; do
 		e=$(metric 'BenchmarkCompareZooKeeper/export' nodes/s)
 		row "verify: zk vs snap compare vs export rate" "$(ratio "$c" "$e")x" "target >= 0.8x"
 		row "verify: --digest-only at 100k vs at 1M nodes (ns/op ratio)" "$(ratio "$(metric 'BenchmarkDigestOnly/nodes=1000000' ns/op)" "$(metric 'BenchmarkDigestOnly/nodes=100000' ns/op)")" "constant time: about 1"
+		;;
+	datadir)
+		row "datadir: export vs client-API export of the same tree (nodes/s ratio)" "$(metric BenchmarkDatadirExport x-client-api)x" "target >= 3x; $(metric BenchmarkDatadirExport nodes/s) vs $(metric BenchmarkDatadirExport api-nodes/s) nodes/s"
+		row "datadir: export time vs a plain read of the same files" "$(metric BenchmarkDatadirExport x-raw-read)x" "plain read $(metric BenchmarkDatadirExport raw-MiB/s) MiB/s"
+		row "datadir: Load of a 1M-node snapshot (nodes/s)" "$(metric BenchmarkLoad nodes/s)" "$(metric BenchmarkLoad B/node) B/node beyond the data"
+		for m in logged applied; do
+			b=BenchmarkTailLag/$m
+			row "tail ($m): mirrored vs ZooKeeper's txn rate (1 = kept up)" "$(metric "$b" x-load)x" "$(metric "$b" zk-txns/s) txns/s (aimed at ${TAIL_RATE:-5000}); lag p50 $(metric "$b" lag-p50-ms) ms, p99 $(metric "$b" lag-p99-ms) ms, max $(metric "$b" lag-max-ms) ms; catch-up $(metric "$b" catchup-ms) ms"
+		done
 		;;
 	proxy)
 		for cpu in "" -own-cpu; do

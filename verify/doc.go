@@ -17,6 +17,10 @@
 //	                                        JournalOpener the command line supplies (verify
 //	                                        does not import raftjournal); NewJournalSource
 //	                                        adapts the opened journal's state machine
+//	datadir://ZK_DATA_DIR[?log=DIR][&zxid=Z] a ZooKeeper server's data directory, read-only
+//	                                        (exporter/datadir): its tree exactly as of the last
+//	                                        complete txn, or zxid Z, proven by ZooKeeper's digest
+//	                                        there; raw owners ([DataDirSource])
 //
 // Optional capabilities are separate interfaces: [Rereader] and [Syncer] (live
 // sides, for re-checks) and [Digester] (sides that know their digest without a

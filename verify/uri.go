@@ -33,10 +33,11 @@ type OpenOptions struct {
 //	zk://host:port[,host:port...][/chroot]   a live ensemble (or a journal node's ZooKeeper port)
 //	snap://FILE                              a snapshot file (snap:///abs/path or snap://rel/path)
 //	journal://DATA_DIR                       a journal data directory, read-only
+//	datadir://ZK_DATA_DIR[?log=DIR][&zxid=Z] a ZooKeeper server's data directory, read-only
 func Open(ctx context.Context, uri string, opts OpenOptions) (Source, error) {
 	scheme, rest, ok := strings.Cut(uri, "://")
 	if !ok {
-		return nil, fmt.Errorf("%w %q: want zk://HOSTS[/CHROOT], snap://FILE or journal://DATA_DIR", ErrInvalidURI, uri)
+		return nil, fmt.Errorf("%w %q: want zk://HOSTS[/CHROOT], snap://FILE, journal://DATA_DIR or datadir://ZK_DATA_DIR", ErrInvalidURI, uri)
 	}
 	switch scheme {
 	case "zk":
@@ -73,6 +74,12 @@ func Open(ctx context.Context, uri string, opts OpenOptions) (Source, error) {
 			return nil, fmt.Errorf("%w: journal:// sources are not yet supported by this build (%s); compare a journal node's FSM snapshot with snap://FILE instead", ErrUnsupported, uri)
 		}
 		return opts.Journal(ctx, rest)
+	case "datadir":
+		dir, logDir, zxid, err := parseDataDirURI(rest)
+		if err != nil {
+			return nil, fmt.Errorf("%w %q: %v", ErrInvalidURI, uri, err)
+		}
+		return OpenDataDir(ctx, uri, dir, logDir, zxid, opts.Logger)
 	}
-	return nil, fmt.Errorf("%w %q: unknown scheme %q, want zk, snap or journal", ErrInvalidURI, uri, scheme)
+	return nil, fmt.Errorf("%w %q: unknown scheme %q, want zk, snap, journal or datadir", ErrInvalidURI, uri, scheme)
 }

@@ -74,6 +74,8 @@ func (t RecordType) String() string {
 		return "node"
 	case t == RecordEnd:
 		return "end"
+	case t == RecordSession:
+		return "session"
 	case t.IsApplication():
 		return fmt.Sprintf("application(%d)", uint8(t))
 	}

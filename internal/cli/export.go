@@ -41,6 +41,7 @@ type exportOptions struct {
 	retryTimeout   time.Duration
 	tls            bool
 	tlsOpts        exporter.TLSOptions
+	datadir        datadirExportOptions
 }
 
 func (o *exportOptions) addFlags(cmd *cobra.Command) {
@@ -69,12 +70,13 @@ func (o *exportOptions) addFlags(cmd *cobra.Command) {
 	f.StringVar(&o.tlsOpts.KeyFile, "tls-key", "", "client certificate's private key (PEM)")
 	f.StringVar(&o.tlsOpts.ServerName, "tls-server-name", "", "name to verify the servers' certificates against (default: each host)")
 	f.BoolVar(&o.tlsOpts.InsecureSkipVerify, "tls-insecure-skip-verify", false, "accept any server certificate (testing only)")
+	o.datadir.addFlags(cmd)
 }
 
 // config turns the flags into a walker configuration.
 func (o *exportOptions) config(g *globalOptions) (exporter.Config, error) {
 	if o.zk == "" {
-		return exporter.Config{}, usageErrorf("--zk is required")
+		return exporter.Config{}, usageErrorf("--zk is required (or --from-datadir)")
 	}
 	hosts, err := exporter.ParseHosts(o.zk)
 	if err != nil {
@@ -128,7 +130,7 @@ func newExportCommand(g *globalOptions) *cobra.Command {
 	var o exportOptions
 	cmd := &cobra.Command{
 		Use:   "export",
-		Short: "Snapshot a live ZooKeeper ensemble's tree into a snapshot file",
+		Short: "Snapshot a live ZooKeeper ensemble's tree, or a server's data directory, into a snapshot file",
 		Long: `Reads the tree (or the --path subtree) of a live ensemble into a snapshot file:
 data, ACL and the full persisted stat of every node, parents before children, in
 depth-first order with children sorted. Many requests are in flight over a few
@@ -149,9 +151,25 @@ Container and TTL nodes are recorded as the client API shows them (ephemeralOwne
 place only when complete.
 
 A summary (nodes, bytes, zxid range, digest, duration, changed, skipped) goes to
-stdout, as JSON with --json; a progress bar goes to stderr when it is a terminal.`,
+stdout, as JSON with --json; a progress bar goes to stderr when it is a terminal.
+
+With --from-datadir DIR (and --datalog-dir when ZooKeeper's dataLogDir differs)
+the tree is read from a server's own files instead, read-only, while it runs or
+not: the newest snapshot that reads cleanly, then every txn after it up to the
+last complete one (or --to-zxid). The file holds ZooKeeper's tree exactly as of
+that zxid, with the raw ephemeralOwner of containers, TTL nodes and ephemerals,
+and one session record per session; the export fails, naming the zxid, unless
+the tree's digest equals the one ZooKeeper wrote into its log or snapshot there.
+A damaged file, a missing log or a snapshot newer than every log is an error
+naming the file and offset. /zookeeper is left out.`,
 		Args: noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if o.datadir.dir != "" {
+				return runDatadirExport(cmd, g, &o.datadir, o.out, o.compress, o.extendedTypes, o.json)
+			}
+			if o.datadir.logDir != "" || o.datadir.toZxid != "" {
+				return usageErrorf("--datalog-dir and --to-zxid need --from-datadir")
+			}
 			cfg, err := o.config(g)
 			if err != nil {
 				return err

@@ -92,6 +92,9 @@ proxy's admin port, say), 2 usage.`,
 			} else {
 				err = printJournalStatus(g.stdout, &cs)
 			}
+			if err == nil && !o.json {
+				err = printTailProgress(ctx, g.stdout, admin)
+			}
 			if err != nil {
 				return err
 			}

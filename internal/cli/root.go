@@ -129,6 +129,7 @@ Exit codes: 0 success, 1 error, 2 usage, 3 verification found differences,
 		newImportCommand(g),
 		newMigrateCommand(g),
 		newExportCommand(g), newSnapshotCommand(g),
+		newTailCommand(g),
 	)
 	return root
 }

@@ -49,6 +49,9 @@ Sides (URIs):
                                           the chroot is the subtree compared, paths stay absolute
   snap://FILE                             a snapshot file (export or journal FSM snapshot)
   journal://DATA_DIR                      a journal data directory, read-only
+  datadir://ZK_DATA_DIR[?log=DIR][&zxid=Z] a ZooKeeper server's data directory, read-only (as
+                                          export --from-datadir reads it: exact at the last txn or
+                                          zxid Z, proven by ZooKeeper's digest, raw owners)
 
 Left out of every comparison: /zookeeper (ZooKeeper's own subtree) and what a
 snapshot's export recorded as left out. Allowed by default (--no-default-allow to
@@ -69,7 +72,7 @@ Exit codes: 0 equal, 3 different, 1 error (unreachable, unreadable, damaged, uns
 		RunE: func(cmd *cobra.Command, _ []string) error { return runVerify(cmd.Context(), g, &o) },
 	}
 	f := cmd.Flags()
-	f.StringVar(&o.source, "source", "", "the reference side: zk://HOSTS[/CHROOT], snap://FILE or journal://DIR")
+	f.StringVar(&o.source, "source", "", "the reference side: zk://HOSTS[/CHROOT], snap://FILE, journal://DIR or datadir://ZK_DATA_DIR")
 	f.StringVar(&o.target, "target", "", "the side checked against it")
 	f.StringVar(&o.format, "format", "text", "report format: text, json or junit")
 	f.IntVar(&o.maxDiffs, "max-diffs", verify.DefaultMaxDiffs, "differences listed in the report (counts stay exact)")
@@ -190,7 +193,7 @@ func (o *verifyOptions) config(g *globalOptions) (verify.Config, verify.Format, 
 	}
 	for _, u := range []string{o.source, o.target} {
 		if !strings.Contains(u, "://") {
-			return none, 0, verify.OpenOptions{}, usageErrorf("%q is not a URI: want zk://HOSTS[/CHROOT], snap://FILE or journal://DATA_DIR", u)
+			return none, 0, verify.OpenOptions{}, usageErrorf("%q is not a URI: want zk://HOSTS[/CHROOT], snap://FILE, journal://DATA_DIR or datadir://ZK_DATA_DIR", u)
 		}
 	}
 	return cfg, format, opts, nil

@@ -12,7 +12,7 @@
 // Servers run Debian's ZooKeeper 3.8 directly:
 //
 //	java -Xmx512m -XX:+UseSerialGC -XX:TieredStopAtLevel=1 -XX:-UsePerfData \
-//	     -Dzookeeper.digest.enabled=true [-Dzookeeper.extendedTypesEnabled=true] [-Djute.maxbuffer=N] \
+//	     -Dzookeeper.digest.enabled=true [-Dzookeeper.extendedTypesEnabled=true] [-Djute.maxbuffer=N] [-D...] \
 //	     -cp /usr/share/java/zookeeper.jar:slf4j-log4j12.jar:log4j-1.2.jar \
 //	     org.apache.zookeeper.server.quorum.QuorumPeerMain server-N/zoo.cfg
 //

@@ -326,6 +326,10 @@ func (e *Ensemble) writeFiles(s *server, all []*server) error {
 	for _, k := range slices.Sorted(maps.Keys(e.opts.SystemProperties)) {
 		args = append(args, "-D"+k+"="+e.opts.SystemProperties[k])
 	}
+	own := e.opts.ServerSystemProperties[s.ID]
+	for _, k := range slices.Sorted(maps.Keys(own)) {
+		args = append(args, "-D"+k+"="+own[k])
+	}
 	args = append(args, e.opts.JVMArgs...)
 	args = append(args, "-cp", e.install.ClasspathString(), mainClass, cfgPath)
 	s.args = args

@@ -45,6 +45,12 @@ type Options struct {
 	// after the defaults so they override them.
 	SystemProperties map[string]string
 
+	// ServerSystemProperties are extra system properties for one server,
+	// by server id (1-based), passed after SystemProperties so they
+	// override them: a test can run the members of one ensemble with
+	// different settings (e.g. each its own snapshot compression).
+	ServerSystemProperties map[int]map[string]string
+
 	// JVMArgs are extra raw JVM arguments, passed after everything else
 	// (before the main class).
 	JVMArgs []string
@@ -101,6 +107,16 @@ func (o Options) Validate() error {
 	for k := range o.SystemProperties {
 		if k == "" || strings.Contains(k, "=") {
 			return fmt.Errorf("%w: system property name %q", ErrInvalidOptions, k)
+		}
+	}
+	for id, props := range o.ServerSystemProperties {
+		if n := max(o.Servers, 1); id < 1 || id > n {
+			return fmt.Errorf("%w: ServerSystemProperties for server %d of %d", ErrInvalidOptions, id, n)
+		}
+		for k := range props {
+			if k == "" || strings.Contains(k, "=") {
+				return fmt.Errorf("%w: server %d: system property name %q", ErrInvalidOptions, id, k)
+			}
 		}
 	}
 	return nil

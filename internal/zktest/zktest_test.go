@@ -314,6 +314,9 @@ func TestOptionsValidate(t *testing.T) {
 		{"newline in value", zktest.Options{Config: map[string]string{"snapCount": "1\nclientPort=1"}}, false},
 		{"extra config", zktest.Options{Config: map[string]string{"snapCount": "1000"}}, true},
 		{"bad property", zktest.Options{SystemProperties: map[string]string{"a=b": "c"}}, false},
+		{"server property", zktest.Options{Servers: 3, ServerSystemProperties: map[int]map[string]string{3: {"a": "b"}}}, true},
+		{"server property of no server", zktest.Options{Servers: 3, ServerSystemProperties: map[int]map[string]string{4: {"a": "b"}}}, false},
+		{"bad server property", zktest.Options{ServerSystemProperties: map[int]map[string]string{1: {"": "b"}}}, false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
