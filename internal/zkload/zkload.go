@@ -47,6 +47,11 @@ type Stats struct {
 	// Failed counts requests answered with an error the workload did not
 	// expect (it expects the failing multi's).
 	Failed int64
+	// Lost counts requests whose connection was lost before the answer (the
+	// write may or may not have been applied). The worker goes on, on the
+	// same session if it survived or on a new one; after a loss, a version
+	// or existence conflict on its own nodes is expected, not a failure.
+	Lost int64
 	// Elapsed is how long the workload ran.
 	Elapsed time.Duration
 }
@@ -61,7 +66,7 @@ type Load struct {
 	limiter <-chan time.Time
 	ticker  *time.Ticker
 
-	writes, multis, ephemerals, containers, ttls, closes, failed atomic.Int64
+	writes, multis, ephemerals, containers, ttls, closes, failed, lost atomic.Int64
 
 	mu  sync.Mutex
 	err error
@@ -140,7 +145,7 @@ func (l *Load) Stats() Stats {
 	return Stats{
 		Writes: l.writes.Load(), Multis: l.multis.Load(), Ephemerals: l.ephemerals.Load(),
 		Containers: l.containers.Load(), TTLNodes: l.ttls.Load(), SessionsClosed: l.closes.Load(),
-		Failed: l.failed.Load(), Elapsed: time.Since(l.start),
+		Failed: l.failed.Load(), Lost: l.lost.Load(), Elapsed: time.Since(l.start),
 	}
 }
 
@@ -179,16 +184,36 @@ func (l *Load) worker(ctx context.Context, id int) {
 		l.fail(fmt.Errorf("zkload: create %s: %w", dir, err))
 		return
 	}
+	// uncertain is set once a request's outcome was lost: the worker's own
+	// nodes may then be ahead of what it believes.
+	uncertain := false
+	// write counts an answered write; false stops the worker. A lost
+	// connection is survived: go-zookeeper resumes the session, or a new one
+	// is opened when it expired.
 	write := func(_ any, err error) bool {
 		l.writes.Add(1)
-		if err != nil {
-			if ctx.Err() == nil {
-				l.failed.Add(1)
-				l.fail(err)
-			}
+		switch {
+		case err == nil:
+			return true
+		case ctx.Err() != nil:
 			return false
+		case errors.Is(err, zk.ErrConnectionClosed), errors.Is(err, zk.ErrSessionExpired), errors.Is(err, zk.ErrNoServer):
+			l.lost.Add(1)
+			uncertain = true
+			if errors.Is(err, zk.ErrSessionExpired) || c.State() == zk.StateExpired {
+				c.Close()
+				if c, err = dial(l.hosts, l.opts.SessionTimeout); err != nil {
+					l.fail(err)
+					return false
+				}
+			}
+			return true
+		case uncertain && (errors.Is(err, zk.ErrNodeExists) || errors.Is(err, zk.ErrNoNode) || errors.Is(err, zk.ErrBadVersion) || errors.Is(err, zk.ErrNotEmpty)):
+			return true
 		}
-		return true
+		l.failed.Add(1)
+		l.fail(err)
+		return false
 	}
 	node := func(k int) string { return dir + "/n" + strconv.Itoa(k%64) }
 	// Tags are unique across workloads on the same Root: a container or TTL
@@ -248,10 +273,11 @@ func (l *Load) worker(ctx context.Context, id int) {
 			p := node(k)
 			ok, st, err := c.Exists(p)
 			if err != nil {
-				if ctx.Err() == nil {
-					l.fail(err)
+				l.writes.Add(-1) // a read, counted by write only for its error handling
+				if !write(nil, err) {
+					return
 				}
-				return
+				continue
 			}
 			switch {
 			case !ok:
