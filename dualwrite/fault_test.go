@@ -21,12 +21,12 @@ import (
 
 	"github.com/go-zookeeper/zk"
 
-	"github.com/zk2raft/zk2raft/exporter"
 	"github.com/zk2raft/zk2raft/importer"
 	"github.com/zk2raft/zk2raft/internal/testlog"
 	"github.com/zk2raft/zk2raft/internal/zktest"
 	"github.com/zk2raft/zk2raft/raftjournal"
 	"github.com/zk2raft/zk2raft/verify"
+	"github.com/zk2raft/zk2raft/zkclient"
 	"github.com/zk2raft/zk2raft/znode"
 )
 
@@ -425,11 +425,11 @@ func TestTapFaults(t *testing.T) {
 				return nil
 			})
 		}
-		out, err := exporter.FourLetterWord(ctx, ens.Hosts()[victim%3], "hash")
+		out, err := zkclient.FourLetterWord(ctx, ens.Hosts()[victim%3], "hash")
 		if err != nil {
 			t.Fatal(err)
 		}
-		dlog, err := exporter.ParseDigestLog(out)
+		dlog, err := zkclient.ParseDigestLog(out)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -457,8 +457,8 @@ func TestTapFaults(t *testing.T) {
 		t.Logf("the journal has no digest at %#x (a late txn below it dropped it); aligning again", zxid)
 	}
 	// Over the whole run: every zxid both digest logs hold must agree.
-	if out, err := exporter.FourLetterWord(ctx, ens.Hosts()[victim%3], "hash"); err == nil {
-		if dlog, err := exporter.ParseDigestLog(out); err == nil {
+	if out, err := zkclient.FourLetterWord(ctx, ens.Hosts()[victim%3], "hash"); err == nil {
+		if dlog, err := zkclient.ParseDigestLog(out); err == nil {
 			zk := map[int64]znode.Digest{}
 			for _, e := range dlog {
 				zk[e.Zxid] = e.Digest

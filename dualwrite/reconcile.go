@@ -18,6 +18,7 @@ import (
 	"github.com/zk2raft/zk2raft/exporter"
 	"github.com/zk2raft/zk2raft/raftjournal"
 	"github.com/zk2raft/zk2raft/verify"
+	"github.com/zk2raft/zk2raft/zkclient"
 	"github.com/zk2raft/zk2raft/zkwire"
 	"github.com/zk2raft/zk2raft/znode"
 )
@@ -178,7 +179,7 @@ func (c ReconcilerConfig) Validate() error {
 		}
 	}
 	for _, a := range c.Auth {
-		if _, err := exporter.ParseAuth(a); err != nil {
+		if _, err := zkclient.ParseAuth(a); err != nil {
 			return fmt.Errorf("dualwrite: reconciler: %w", err)
 		}
 	}
@@ -192,7 +193,7 @@ func (c ReconcilerConfig) Validate() error {
 type Reconciler struct {
 	cfg     ReconcilerConfig
 	logger  *slog.Logger
-	zkAuth  []exporter.Auth
+	zkAuth  []zkclient.Auth
 	metrics *reconcileMetrics
 	stats   reconcileCounters
 
@@ -231,7 +232,7 @@ func NewReconciler(cfg ReconcilerConfig) (*Reconciler, error) {
 		repairReq: make(chan string, 1),
 	}
 	for _, a := range cfg.Auth {
-		au, _ := exporter.ParseAuth(a) // checked by Validate
+		au, _ := zkclient.ParseAuth(a) // checked by Validate
 		r.zkAuth = append(r.zkAuth, au)
 	}
 	m, err := newReconcileMetrics(cfg.Registerer)

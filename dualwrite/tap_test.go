@@ -12,12 +12,12 @@ import (
 
 	"github.com/go-zookeeper/zk"
 
-	"github.com/zk2raft/zk2raft/exporter"
 	"github.com/zk2raft/zk2raft/importer"
 	"github.com/zk2raft/zk2raft/internal/testlog"
 	"github.com/zk2raft/zk2raft/internal/zktest"
 	"github.com/zk2raft/zk2raft/raftjournal"
 	"github.com/zk2raft/zk2raft/verify"
+	"github.com/zk2raft/zk2raft/zkclient"
 	"github.com/zk2raft/zk2raft/zkwire"
 	"github.com/zk2raft/zk2raft/znode"
 )
@@ -86,9 +86,9 @@ func assertJournalEqual(t testing.TB, hosts []string, root string, n *raftjourna
 	defer cancel()
 	// ZooKeeper masks digest ACLs (user:x) to readers without ADMIN on the
 	// node: read as the workloads' identity.
-	var auth []exporter.Auth
+	var auth []zkclient.Auth
 	for _, cred := range []string{workloadAuth, kazooAuth} {
-		a, err := exporter.ParseAuth("digest:" + cred)
+		a, err := zkclient.ParseAuth("digest:" + cred)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -145,11 +145,11 @@ func TestTapMirrorsWorkloads(t *testing.T) {
 	}
 	assertJournalEqual(t, ens.Hosts(), "/", n)
 
-	out, err := exporter.FourLetterWord(ctx, ens.Hosts()[0], "hash")
+	out, err := zkclient.FourLetterWord(ctx, ens.Hosts()[0], "hash")
 	if err != nil {
 		t.Fatal(err)
 	}
-	log, err := exporter.ParseDigestLog(out)
+	log, err := zkclient.ParseDigestLog(out)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -268,11 +268,11 @@ func TestTapFourLetterWords(t *testing.T) {
 	tap := startTap(t, ens.Hosts(), importer.NodeJournal(n), nil)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	out, err := exporter.FourLetterWord(ctx, tap.Addr(), "ruok")
+	out, err := zkclient.FourLetterWord(ctx, tap.Addr(), "ruok")
 	if err != nil || out != "imok" {
 		t.Fatalf("ruok through the tap: %q, %v", out, err)
 	}
-	if _, err := exporter.ServerZxid(ctx, tap.Addr()); err != nil {
+	if _, err := zkclient.ServerZxid(ctx, tap.Addr()); err != nil {
 		t.Fatalf("srvr through the tap: %v", err)
 	}
 }

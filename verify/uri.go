@@ -6,7 +6,7 @@ import (
 	"log/slog"
 	"strings"
 
-	"github.com/zk2raft/zk2raft/exporter"
+	"github.com/zk2raft/zk2raft/zkclient"
 	"github.com/zk2raft/zk2raft/znode"
 )
 
@@ -19,7 +19,7 @@ type JournalOpener func(ctx context.Context, dir string) (Source, error)
 // OpenOptions are what Open needs besides the URI.
 type OpenOptions struct {
 	// Auth are ZooKeeper credentials for zk:// sides.
-	Auth []exporter.Auth
+	Auth []zkclient.Auth
 	// Sessions and Workers tune zk:// walks; 0 means the walker's defaults.
 	Sessions, Workers int
 	// Journal opens journal:// sides; nil makes them ErrUnsupported.
@@ -50,7 +50,7 @@ func Open(ctx context.Context, uri string, opts OpenOptions) (Source, error) {
 				}
 			}
 		}
-		hosts, err := exporter.ParseHosts(hostPart)
+		hosts, err := zkclient.ParseHosts(hostPart)
 		if err != nil {
 			return nil, fmt.Errorf("%w %q: %w", ErrInvalidURI, uri, err)
 		}

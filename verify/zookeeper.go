@@ -12,6 +12,7 @@ import (
 	"github.com/go-zookeeper/zk"
 
 	"github.com/zk2raft/zk2raft/exporter"
+	"github.com/zk2raft/zk2raft/zkclient"
 	"github.com/zk2raft/zk2raft/znode"
 )
 
@@ -26,7 +27,7 @@ type ZKOptions struct {
 	// ACL denies READ make the walk fail (a verifier cannot vouch for what it
 	// cannot read), and nodes whose ACL denies ADMIN show their ACL masked, which
 	// the comparison reports as FieldACLMasked.
-	Auth []exporter.Auth
+	Auth []zkclient.Auth
 	// Sessions and Workers tune the parallel walk (exporter.Config); 0 means
 	// the walker's defaults.
 	Sessions, Workers int
@@ -224,21 +225,21 @@ func (s *ZooKeeperSource) Digests(ctx context.Context) (DigestInfo, error) {
 }
 
 func serverDigests(ctx context.Context, host string) (DigestInfo, error) {
-	zxid, err := exporter.ServerZxid(ctx, host)
+	zxid, err := zkclient.ServerZxid(ctx, host)
 	if err != nil {
 		return DigestInfo{}, err
 	}
-	out, err := exporter.FourLetterWord(ctx, host, "hash")
+	out, err := zkclient.FourLetterWord(ctx, host, "hash")
 	if err != nil {
 		return DigestInfo{}, err
 	}
-	log, err := exporter.ParseDigestLog(out)
+	log, err := zkclient.ParseDigestLog(out)
 	if err != nil {
 		return DigestInfo{}, err
 	}
 	// The zxid after the hash answer: if it did not move, the newest entry is
 	// the current tree.
-	after, err := exporter.ServerZxid(ctx, host)
+	after, err := zkclient.ServerZxid(ctx, host)
 	if err != nil {
 		return DigestInfo{}, err
 	}

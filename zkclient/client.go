@@ -39,7 +39,8 @@ type Client struct {
 	sessionID int64         // the session of the current (or last) usable connection
 	resumeID  int64         // the session the next handshake resumes (0: a new one)
 	passwd    []byte
-	next      int // index in Hosts of the next server to try
+	timeout   time.Duration // negotiated with the last server
+	next      int           // index in Hosts of the next server to try
 	auths     []Auth
 	watches   watchSet
 
@@ -111,6 +112,13 @@ func (c *Client) Server() string {
 		return ""
 	}
 	return c.cur.addr
+}
+
+// SessionTimeout returns the session timeout the server granted.
+func (c *Client) SessionTimeout() time.Duration {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.timeout
 }
 
 // LastZxid returns the largest zxid a reply carried.
@@ -289,7 +297,7 @@ func (c *Client) open(addr string) (*conn, bool, error) {
 		return nil, false, err
 	}
 	// Only now is the session usable: a read on it sees the credentials.
-	c.cur, c.sessionID = cn, resp.SessionID
+	c.cur, c.sessionID, c.timeout = cn, resp.SessionID, cn.timeout
 	close(c.ready)
 	c.mu.Unlock()
 	return cn, newSession, nil

@@ -17,6 +17,7 @@ import (
 
 	"github.com/zk2raft/zk2raft/exporter"
 	"github.com/zk2raft/zk2raft/internal/buildinfo"
+	"github.com/zk2raft/zk2raft/zkclient"
 	"github.com/zk2raft/zk2raft/znode"
 )
 
@@ -40,7 +41,7 @@ type exportOptions struct {
 	connectTimeout time.Duration
 	retryTimeout   time.Duration
 	tls            bool
-	tlsOpts        exporter.TLSOptions
+	tlsOpts        zkclient.TLSOptions
 	datadir        datadirExportOptions
 }
 
@@ -78,7 +79,7 @@ func (o *exportOptions) config(g *globalOptions) (exporter.Config, error) {
 	if o.zk == "" {
 		return exporter.Config{}, usageErrorf("--zk is required (or --from-datadir)")
 	}
-	hosts, err := exporter.ParseHosts(o.zk)
+	hosts, err := zkclient.ParseHosts(o.zk)
 	if err != nil {
 		return exporter.Config{}, usageErrorf("--zk: %v", err)
 	}
@@ -105,7 +106,7 @@ func (o *exportOptions) config(g *globalOptions) (exporter.Config, error) {
 	if cfg.Auth, err = o.zkAuth.parsed(); err != nil {
 		return cfg, err
 	}
-	if o.tls || o.tlsOpts != (exporter.TLSOptions{}) {
+	if o.tls || o.tlsOpts != (zkclient.TLSOptions{}) {
 		if cfg.Dialer, err = o.tlsOpts.Dialer(); err != nil {
 			return cfg, usageErrorf("%v", err)
 		}
@@ -189,7 +190,7 @@ naming the file and offset. /zookeeper is left out.`,
 				g.logger.Info("exporting", "source", exporter.Source(cfg.Hosts, cfg.Root), "out", path,
 					"start-zxid", fmt.Sprintf("%#x", w.StartZxid()), "workers", cfg.Workers, "sessions", cfg.Sessions)
 				if g.showProgress() {
-					prog = startExportProgress(ctx, g.stderr, w, cfg, o.tls || o.tlsOpts != (exporter.TLSOptions{}))
+					prog = startExportProgress(ctx, g.stderr, w, cfg, o.tls || o.tlsOpts != (zkclient.TLSOptions{}))
 				}
 			}
 			sum, err := exporter.ExportFile(ctx, w, exporter.FileOptions{Path: o.out, Snapshot: snapOpts, Started: started})
@@ -224,7 +225,7 @@ func startExportProgress(ctx context.Context, out io.Writer, w *exporter.Walker,
 	total := int64(-1)
 	if cfg.Root == "/" && len(cfg.Exclude) == 0 && !tls {
 		cctx, cancel := context.WithTimeout(ctx, 2*time.Second)
-		if n, err := exporter.ZnodeCount(cctx, cfg.Hosts); err == nil && n > 0 {
+		if n, err := zkclient.ZnodeCount(cctx, cfg.Hosts); err == nil && n > 0 {
 			total = n
 		}
 		cancel()

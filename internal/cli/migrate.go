@@ -21,6 +21,7 @@ import (
 	"github.com/zk2raft/zk2raft/internal/buildinfo"
 	"github.com/zk2raft/zk2raft/raftjournal"
 	"github.com/zk2raft/zk2raft/verify"
+	"github.com/zk2raft/zk2raft/zkclient"
 	"github.com/zk2raft/zk2raft/znode"
 )
 
@@ -229,7 +230,7 @@ func (t teeSink) ObserveZxid(z int64) {
 
 func runMigrate(ctx context.Context, g *globalOptions, o *migrateOptions) error {
 	start := time.Now()
-	hosts, err := exporter.ParseHosts(o.zk)
+	hosts, err := zkclient.ParseHosts(o.zk)
 	if err != nil {
 		return usageErrorf("--zk: %v", err)
 	}
@@ -551,12 +552,12 @@ func zookeeperDigestCheck(ctx context.Context, hosts []string, ws *exporter.Summ
 		c.Detail = fmt.Sprintf("writes landed during the walk (zxid %#x..%#x); the journal holds a fuzzy copy that the mirror stream completes", ws.StartZxid, ws.MaxZxid)
 		return c
 	}
-	out, err := exporter.FourLetterWord(ctx, hosts[0], "hash")
+	out, err := zkclient.FourLetterWord(ctx, hosts[0], "hash")
 	if err != nil {
 		c.Detail = err.Error()
 		return c
 	}
-	entries, err := exporter.ParseDigestLog(out)
+	entries, err := zkclient.ParseDigestLog(out)
 	if err != nil {
 		c.Detail = err.Error()
 		return c
@@ -583,7 +584,7 @@ func zookeeperDigestCheck(ctx context.Context, hosts []string, ws *exporter.Summ
 // with the journal node by node. The journal side is the built state, which
 // the installed snapshot was just read back against; it is streamed in the
 // canonical order verify needs (FSM snapshots are in plain byte order).
-func fullVerify(ctx context.Context, g *globalOptions, hosts []string, auths []exporter.Auth, cfg exporter.Config, kept string, built *importer.Built, installed string) (*verify.Report, error) {
+func fullVerify(ctx context.Context, g *globalOptions, hosts []string, auths []zkclient.Auth, cfg exporter.Config, kept string, built *importer.Built, installed string) (*verify.Report, error) {
 	var src verify.Source
 	var err error
 	if kept != "" {
@@ -617,7 +618,7 @@ func fullVerify(ctx context.Context, g *globalOptions, hosts []string, auths []e
 }
 
 // listQuotas returns the paths that have a quota under /zookeeper/quota.
-func listQuotas(ctx context.Context, hosts []string, auths []exporter.Auth, g *globalOptions) ([]string, error) {
+func listQuotas(ctx context.Context, hosts []string, auths []zkclient.Auth, g *globalOptions) ([]string, error) {
 	cctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
 	conn, err := exporter.Connect(cctx, hosts, exporter.ConnectOptions{Auth: auths, Logger: g.logger})

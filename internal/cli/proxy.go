@@ -19,9 +19,9 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/zk2raft/zk2raft/dualwrite"
-	"github.com/zk2raft/zk2raft/exporter"
 	"github.com/zk2raft/zk2raft/importer"
 	"github.com/zk2raft/zk2raft/raftjournal"
+	"github.com/zk2raft/zk2raft/zkclient"
 )
 
 // tapOptions are the dual-write flags shared by `proxy` and `serve`.
@@ -63,7 +63,7 @@ type runningTap struct {
 // start starts the tap, and unless --no-reconcile the reconciler and the
 // repair-owed loop, mirroring into j.
 func (o *tapOptions) start(ctx context.Context, g *globalOptions, listen string, j dualwrite.Journal, view dualwrite.JournalView, reg prometheus.Registerer) (*runningTap, error) {
-	hosts, err := exporter.ParseHosts(o.zk)
+	hosts, err := zkclient.ParseHosts(o.zk)
 	if err != nil {
 		return nil, usageErrorf("--zk: %v", err)
 	}
