@@ -9,8 +9,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/go-zookeeper/zk"
-
 	"github.com/zk2raft/zk2raft/exporter"
 	"github.com/zk2raft/zk2raft/zkclient"
 	"github.com/zk2raft/zk2raft/znode"
@@ -45,7 +43,7 @@ type ZooKeeperSource struct {
 	info Info
 
 	mu     sync.Mutex
-	conn   *zk.Conn // for Reread, opened on first use
+	conn   *zkclient.Client // for Reread, opened on first use
 	closed bool
 }
 
@@ -141,15 +139,15 @@ func (s *ZooKeeperSource) Reread(ctx context.Context, path string) (*znode.Node,
 		if err := ctx.Err(); err != nil {
 			return nil, err
 		}
-		data, st, err := conn.Get(path)
-		if errors.Is(err, zk.ErrNoNode) {
+		data, st, err := conn.GetData(ctx, path)
+		if errors.Is(err, zkclient.ErrNoNode) {
 			return nil, nil
 		}
 		if err != nil {
 			return nil, fmt.Errorf("verify: %s: re-read %s: %w", s.info.URI, path, err)
 		}
-		acl, ast, err := conn.GetACL(path)
-		if errors.Is(err, zk.ErrNoNode) {
+		acl, ast, err := conn.GetACL(ctx, path)
+		if errors.Is(err, zkclient.ErrNoNode) {
 			return nil, nil
 		}
 		if err != nil {
@@ -158,13 +156,12 @@ func (s *ZooKeeperSource) Reread(ctx context.Context, path string) (*znode.Node,
 		if st.Czxid != ast.Czxid || st.Mzxid != ast.Mzxid || st.Pzxid != ast.Pzxid || st.Aversion != ast.Aversion {
 			continue
 		}
-		ws := exporter.WireStatFromZK(st)
 		return &znode.Node{
 			Path:        path,
 			Data:        data,
-			ACL:         exporter.ACLFromZK(acl),
-			Stat:        znode.FromWire(ws, ws.EphemeralOwner),
-			NumChildren: ws.NumChildren,
+			ACL:         acl,
+			Stat:        znode.FromWire(st, st.EphemeralOwner),
+			NumChildren: st.NumChildren,
 		}, nil
 	}
 	return nil, fmt.Errorf("verify: %s: %s changed on each of %d re-reads", s.info.URI, path, maxRereads)
@@ -176,13 +173,13 @@ func (s *ZooKeeperSource) Sync(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	if _, err := conn.Sync("/"); err != nil {
+	if err := conn.Sync(ctx, "/"); err != nil {
 		return fmt.Errorf("verify: %s: sync: %w", s.info.URI, err)
 	}
 	return nil
 }
 
-func (s *ZooKeeperSource) session(ctx context.Context) (*zk.Conn, error) {
+func (s *ZooKeeperSource) session(ctx context.Context) (*zkclient.Client, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.closed {
@@ -193,13 +190,14 @@ func (s *ZooKeeperSource) session(ctx context.Context) (*zk.Conn, error) {
 	}
 	cctx, cancel := context.WithTimeout(ctx, exporter.DefaultConnectTimeout)
 	defer cancel()
-	conn, err := exporter.Connect(cctx, s.opts.Hosts, exporter.ConnectOptions{Auth: s.opts.Auth, Logger: s.opts.Logger})
+	conn, err := zkclient.Dial(cctx, zkclient.Config{Hosts: s.opts.Hosts, FirstHost: -1, Retry: zkclient.Resend,
+		Auth: s.opts.Auth, Logger: s.opts.Logger})
 	if err != nil {
 		return nil, fmt.Errorf("verify: %s: %w", s.info.URI, err)
 	}
 	// A read on this session must not be older than what the walk saw.
-	if _, err := conn.Sync("/"); err != nil {
-		conn.Close()
+	if err := conn.Sync(cctx, "/"); err != nil {
+		_ = conn.Close()
 		return nil, fmt.Errorf("verify: %s: sync: %w", s.info.URI, err)
 	}
 	s.conn = conn
@@ -260,7 +258,7 @@ func (s *ZooKeeperSource) Close() error {
 	s.conn, s.closed = nil, true
 	s.mu.Unlock()
 	if conn != nil {
-		conn.Close()
+		_ = conn.Close()
 	}
 	return nil
 }

@@ -53,6 +53,60 @@ type Client struct {
 // ZooKeeper's fails Dial at once (ErrNotZooKeeper), as do refused
 // credentials (ErrAuthFailed).
 func Dial(ctx context.Context, cfg Config) (*Client, error) {
+	c, err := newClient(cfg)
+	if err != nil {
+		return nil, err
+	}
+	stop := context.AfterFunc(ctx, c.cancel)
+	cn, err := c.connect(true)
+	if !stop() && err == nil { // ctx ended just as the session came
+		cn.fail(ErrClosed)
+		err = ctx.Err()
+	}
+	if err != nil {
+		c.cancel()
+		c.wg.Wait()
+		if ctx.Err() != nil && !errors.Is(err, ErrAuthFailed) && !errors.Is(err, ErrNotZooKeeper) {
+			err = fmt.Errorf("%w: %s: no session within the deadline (%v); last error: %w",
+				ErrUnreachable, strings.Join(c.cfg.Hosts, ","), ctx.Err(), err)
+		}
+		return nil, err
+	}
+	c.wg.Add(2)
+	go func() { defer c.wg.Done(); c.events.deliver(c.ctx) }()
+	go func() { defer c.wg.Done(); c.run(cn) }()
+	return c, nil
+}
+
+// New returns a client that opens its session in the background, as Dial
+// would, and keeps trying until it is closed: under Resend, calls wait for
+// the session; under FailPending they fail until there is one. Refused
+// credentials or a server that is not ZooKeeper end it (Err says why, and
+// calls fail with it).
+func New(cfg Config) (*Client, error) {
+	c, err := newClient(cfg)
+	if err != nil {
+		return nil, err
+	}
+	c.wg.Add(2)
+	go func() { defer c.wg.Done(); c.events.deliver(c.ctx) }()
+	go func() {
+		defer c.wg.Done()
+		cn, err := c.connect(true)
+		if err != nil {
+			if c.ctx.Err() == nil {
+				c.logger.Error("zookeeper client giving up", "err", err)
+				c.shutdown(err)
+			}
+			c.events.close()
+			return
+		}
+		c.run(cn)
+	}()
+	return c, nil
+}
+
+func newClient(cfg Config) (*Client, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
@@ -70,24 +124,6 @@ func Dial(ctx context.Context, cfg Config) (*Client, error) {
 	}
 	c.ctx, c.cancel = context.WithCancel(context.Background())
 	c.events = newEventQueue(cfg.EventBuffer)
-	stop := context.AfterFunc(ctx, c.cancel)
-	cn, err := c.connect(true)
-	if !stop() && err == nil { // ctx ended just as the session came
-		cn.fail(ErrClosed)
-		err = ctx.Err()
-	}
-	if err != nil {
-		c.cancel()
-		c.wg.Wait()
-		if ctx.Err() != nil && !errors.Is(err, ErrAuthFailed) && !errors.Is(err, ErrNotZooKeeper) {
-			err = fmt.Errorf("%w: %s: no session within the deadline (%v); last error: %w",
-				ErrUnreachable, strings.Join(cfg.Hosts, ","), ctx.Err(), err)
-		}
-		return nil, err
-	}
-	c.wg.Add(2)
-	go func() { defer c.wg.Done(); c.events.deliver(c.ctx) }()
-	go func() { defer c.wg.Done(); c.run(cn) }()
 	return c, nil
 }
 

@@ -12,7 +12,8 @@
 // # Session
 //
 // [Dial] tries the servers in turn from Config.FirstHost (random when
-// negative) until one gives a session; the server clamps the requested
+// negative) until one gives a session ([New] does the same in the
+// background and returns at once); the server clamps the requested
 // timeout, and the negotiated one sets the pace: a ping every third of it,
 // and a connection silent for two thirds of it is dead. A client then
 // authenticates (Config.Auth, and every AddAuth that succeeded) and sets its
