@@ -358,4 +358,3 @@ func (t *Tap) pruneLoop() {
 		}
 	}
 }
-
