@@ -307,7 +307,7 @@ func printExportSummary(w io.Writer, s *exporter.Summary, asJSON bool) error {
 	if n := s.Changed + s.Deleted - int64(len(listChanged)); n > 0 {
 		fmt.Fprintf(&b, "  ... and %d more\n", n)
 	}
-	noAuth, noAuthList := s.Unreadable-s.ACLMasked, noAuthPaths(s.UnreadableList, s.ACLMaskedList)
+	noAuth, noAuthList := s.Unreadable-s.ACLMasked, exporter.NoAuthPaths(s.UnreadableList, s.ACLMaskedList)
 	fmt.Fprintf(&b, "skipped      %d excluded subtrees, %d ephemerals, %d unreadable (NoAuth)\n", s.Excluded, s.EphemeralsSkipped, noAuth)
 	for _, p := range noAuthList {
 		fmt.Fprintf(&b, "  unreadable %s\n", p)
@@ -343,25 +343,6 @@ func printExportSummary(w io.Writer, s *exporter.Summary, asJSON bool) error {
 	fmt.Fprintf(&b, "note         %s\n", exporter.OwnerNote)
 	_, err := io.WriteString(w, b.String())
 	return err
-}
-
-// noAuthPaths returns the paths of unreadable (a summary's UnreadableList)
-// that answered NoAuth, their subtrees missing, rather than having their ACL
-// masked. unreadable holds both reasons in file order and masked (its
-// ACLMaskedList) the masked ones, both cut at the same length, so a masked
-// path the first names, the second names too.
-func noAuthPaths(unreadable, masked []string) []string {
-	isMasked := make(map[string]bool, len(masked))
-	for _, p := range masked {
-		isMasked[p] = true
-	}
-	var out []string
-	for _, p := range unreadable {
-		if !isMasked[p] {
-			out = append(out, p)
-		}
-	}
-	return out
 }
 
 // unreadableHint says what the operator can do about a failed export's
