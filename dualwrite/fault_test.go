@@ -23,6 +23,7 @@ import (
 
 	"github.com/zk2raft/zk2raft/importer"
 	"github.com/zk2raft/zk2raft/internal/testlog"
+	"github.com/zk2raft/zk2raft/internal/testproc"
 	"github.com/zk2raft/zk2raft/internal/zktest"
 	"github.com/zk2raft/zk2raft/raftjournal"
 	"github.com/zk2raft/zk2raft/verify"
@@ -536,20 +537,11 @@ func TestTapKill9(t *testing.T) {
 	n := journalNode(t)
 	queueDir := t.TempDir()
 	spec := tapSpec{Listen: testlog.FreeAddr(t), QueueDir: queueDir, ZK: ens.Hosts()}
-	raw, _ := json.Marshal(spec)
-	cmd := exec.Command(os.Args[0], "-test.run=^TestTapProcess$", "-test.count=1")
-	cmd.Env = append(os.Environ(), tapProcessEnv+"="+string(raw))
-	var stderr strings.Builder
-	cmd.Stderr = &stderr
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
+	proc := testproc.Start(t, testproc.Options{Test: "TestTapProcess", Env: tapProcessEnv, Spec: spec})
 	defer func() {
-		_ = cmd.Process.Kill()
-		_ = cmd.Wait()
+		proc.Kill()
 		if t.Failed() {
-			t.Logf("tap process stderr:\n%s", stderr.String())
+			t.Logf("tap process stderr:\n%s", proc.Stderr())
 		}
 	}()
 	root := freshRoot(t)
@@ -603,8 +595,7 @@ func TestTapKill9(t *testing.T) {
 			break
 		}
 	}
-	_ = cmd.Process.Kill() // SIGKILL, mid-load
-	_ = cmd.Wait()
+	proc.Kill() // SIGKILL, mid-load
 	close(stop)
 	wg.Wait()
 	conn.Close()

@@ -78,6 +78,35 @@ func startTap(t testing.TB, hosts []string, j Journal, mod func(*Config)) *Tap {
 	return tap
 }
 
+// tapFixture is what most tap tests start from: the shared ensemble, a fresh
+// one-node journal, a tap in front of the ensemble mirroring into the
+// journal (through wrap's Journal when wrap is set: a gate, say), a fresh
+// root (not created), and a go-zookeeper client connected through the tap.
+type tapFixture struct {
+	ens    *zktest.Ensemble
+	node   *raftjournal.Node
+	tap    *Tap
+	root   string
+	client *zk.Conn
+}
+
+func newTapFixture(t testing.TB, wrap func(Journal) Journal, mod func(*Config)) *tapFixture {
+	t.Helper()
+	f := &tapFixture{ens: testEnsemble(t), node: journalNode(t), root: freshRoot(t)}
+	var j Journal = importer.NodeJournal(f.node)
+	if wrap != nil {
+		j = wrap(j)
+	}
+	f.tap = startTap(t, f.ens.Hosts(), j, mod)
+	c, _, err := zk.Connect([]string{f.tap.Addr()}, 10*time.Second, zk.WithLogger(discardZK{}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(c.Close)
+	f.client = c
+	return f
+}
+
 // compareWithJournal verifies ZooKeeper's subtree at root against the
 // journal's: zero differences or the test fails with the report.
 func assertJournalEqual(t testing.TB, hosts []string, root string, n *raftjournal.Node) {
@@ -212,15 +241,8 @@ func (discardZK) Printf(string, ...any) {}
 // TestTapMalformedClient: garbage from one client closes that connection; a
 // client on another connection carries on.
 func TestTapMalformedClient(t *testing.T) {
-	ens := testEnsemble(t)
-	n := journalNode(t)
-	tap := startTap(t, ens.Hosts(), importer.NodeJournal(n), nil)
-	root := freshRoot(t)
-	good, _, err := zk.Connect([]string{tap.Addr()}, 10*time.Second, zk.WithLogger(discardZK{}))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer good.Close()
+	f := newTapFixture(t, nil, nil)
+	n, tap, root, good := f.node, f.tap, f.root, f.client
 	if _, err := good.Create(root, []byte("a"), 0, zk.WorldACL(zk.PermAll)); err != nil {
 		t.Fatal(err)
 	}
@@ -326,17 +348,12 @@ func TestTapJournalOutageAndRestart(t *testing.T) {
 // TestTapSync: in sync mode a write's reply comes after the journal committed
 // its mirror; with the journal down the reply still comes, after SyncTimeout.
 func TestTapSync(t *testing.T) {
-	ens := testEnsemble(t)
-	n := journalNode(t)
-	gate := &gateJournal{j: importer.NodeJournal(n)}
+	gate := &gateJournal{}
 	gate.open.Store(true)
-	tap := startTap(t, ens.Hosts(), gate, func(c *Config) { c.Sync, c.SyncTimeout = true, 500*time.Millisecond })
-	conn, _, err := zk.Connect([]string{tap.Addr()}, 10*time.Second, zk.WithLogger(discardZK{}))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
-	root := freshRoot(t)
+	f := newTapFixture(t, func(j Journal) Journal { gate.j = j; return gate },
+		func(c *Config) { c.Sync, c.SyncTimeout = true, 500*time.Millisecond })
+	n, tap, root, conn := f.node, f.tap, f.root, f.client
+	var err error
 	ctx := t.Context()
 	for i := range 20 {
 		v := fmt.Sprint(i)
@@ -430,15 +447,8 @@ func TestTapQueueOverflowRepaired(t *testing.T) {
 // drops the connection at once still has the close mirrored (ZooKeeper
 // answers after the client is gone): its ephemerals leave the journal too.
 func TestTapClientLeavesAfterCloseSession(t *testing.T) {
-	ens := testEnsemble(t)
-	n := journalNode(t)
-	tap := startTap(t, ens.Hosts(), importer.NodeJournal(n), nil)
-	root := freshRoot(t)
-	conn, _, err := zk.Connect([]string{tap.Addr()}, 10*time.Second, zk.WithLogger(discardZK{}))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
+	f := newTapFixture(t, nil, nil)
+	ens, n, tap, root, conn := f.ens, f.node, f.tap, f.root, f.client
 	if _, err := conn.Create(root, nil, 0, zk.WorldACL(zk.PermAll)); err != nil {
 		t.Fatal(err)
 	}

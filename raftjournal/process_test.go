@@ -4,29 +4,24 @@ package raftjournal
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
 	"os"
-	"os/exec"
-	"os/signal"
 	"path/filepath"
-	"slices"
-	"strings"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"testing"
 	"time"
 
+	"github.com/zk2raft/zk2raft/internal/testproc"
 	"github.com/zk2raft/zk2raft/znode"
 )
 
-// The kill -9 test runs each node in its own process: the test binary itself,
-// re-executed to run TestNodeProcess with the node's configuration in
-// $ZK2RAFT_NODE_PROCESS. SIGKILL then loses whatever a real crash loses (the
-// process, its goroutines and buffers; not the page cache).
+// The kill -9 test runs each node in its own process (internal/testproc):
+// the test binary itself, re-executed to run TestNodeProcess with the node's
+// configuration in $ZK2RAFT_NODE_PROCESS. SIGKILL then loses whatever a real
+// crash loses (the process, its goroutines and buffers; not the page cache).
 
 const nodeProcessEnv = "ZK2RAFT_NODE_PROCESS"
 
@@ -39,14 +34,9 @@ type processSpec struct {
 // TestNodeProcess is not a test: it is the body of a node process started by
 // TestClusterKill9, and does nothing in a normal run.
 func TestNodeProcess(t *testing.T) {
-	raw := os.Getenv(nodeProcessEnv)
-	if raw == "" {
-		return
-	}
 	var spec processSpec
-	if err := json.Unmarshal([]byte(raw), &spec); err != nil {
-		fmt.Fprintln(os.Stderr, "bad spec:", err)
-		os.Exit(3)
+	if !testproc.Child(nodeProcessEnv, &spec) {
+		return
 	}
 	cfg := DefaultNodeConfig()
 	cfg.NodeID, cfg.DataDir, cfg.RaftAddr, cfg.AdminAddr = spec.ID, spec.DataDir, spec.RaftAddr, spec.AdminAddr
@@ -54,14 +44,12 @@ func TestNodeProcess(t *testing.T) {
 	cfg.HeartbeatTimeout, cfg.ElectionTimeout, cfg.LeaderLeaseTimeout = 400*time.Millisecond, 400*time.Millisecond, 200*time.Millisecond
 	cfg.CommitTimeout = 5 * time.Millisecond
 	cfg.Logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
-	sig := make(chan os.Signal, 1)
-	signal.Notify(sig, syscall.SIGTERM, syscall.SIGINT)
 	n, err := Open(cfg)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "open:", err)
 		os.Exit(3)
 	}
-	<-sig
+	testproc.WaitSignal()
 	if err := n.Close(); err != nil {
 		fmt.Fprintln(os.Stderr, "close:", err)
 		os.Exit(4)
@@ -72,54 +60,28 @@ func TestNodeProcess(t *testing.T) {
 // nodeProcess is a running child node.
 type nodeProcess struct {
 	spec processSpec
-	cmd  *exec.Cmd
-	done chan error
+	proc *testproc.Process
 }
+
+// logFile is where a node process's output goes (one file per node, across
+// restarts).
+func (s processSpec) logFile() string { return filepath.Join(filepath.Dir(s.DataDir), s.ID+".log") }
 
 func startNodeProcess(t *testing.T, spec processSpec) *nodeProcess {
 	t.Helper()
-	raw, _ := json.Marshal(spec)
-	cmd := exec.Command(os.Args[0], "-test.run=^TestNodeProcess$", "-test.count=1")
-	cmd.Env = append(os.Environ(), nodeProcessEnv+"="+string(raw))
-	if err := os.MkdirAll(filepath.Dir(spec.DataDir), 0o755); err != nil {
-		t.Fatal(err)
-	}
-	logf, err := os.OpenFile(filepath.Join(filepath.Dir(spec.DataDir), spec.ID+".log"), os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o644)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer logf.Close()
-	cmd.Stdout, cmd.Stderr = logf, logf
-	// The node dies with the test binary, whatever happens to it.
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	p := &nodeProcess{spec: spec, cmd: cmd, done: make(chan error, 1)}
-	go func() { p.done <- cmd.Wait() }()
-	return p
+	p := testproc.Start(t, testproc.Options{Test: "TestNodeProcess", Env: nodeProcessEnv, Spec: spec, LogFile: spec.logFile()})
+	return &nodeProcess{spec: spec, proc: p}
 }
 
 // kill sends SIGKILL and reaps the process.
-func (p *nodeProcess) kill(t *testing.T) {
-	t.Helper()
-	_ = p.cmd.Process.Kill()
-	<-p.done
-}
+func (p *nodeProcess) kill(*testing.T) { p.proc.Kill() }
 
 // stop sends SIGTERM and checks the node closed cleanly (and, under -race,
 // that the child saw no data race: that exits with status 66).
 func (p *nodeProcess) stop(t *testing.T) {
 	t.Helper()
-	_ = p.cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case err := <-p.done:
-		if err != nil {
-			t.Errorf("node %s exited with %v; see %s.log", p.spec.ID, err, p.spec.ID)
-		}
-	case <-time.After(30 * time.Second):
-		p.kill(t)
-		t.Errorf("node %s did not stop on SIGTERM", p.spec.ID)
+	if err := p.proc.Stop(30 * time.Second); err != nil {
+		t.Errorf("node %s: %v; see %s.log", p.spec.ID, err, p.spec.ID)
 	}
 }
 
@@ -144,14 +106,7 @@ func TestClusterKill9(t *testing.T) {
 		}
 		if t.Failed() {
 			for _, s := range specs {
-				b, _ := os.ReadFile(filepath.Join(base, s.ID, s.ID+".log"))
-				lines := strings.Split(string(b), "\n")
-				if i := slices.IndexFunc(lines, func(l string) bool { return strings.Contains(l, "DATA RACE") }); i >= 0 {
-					lines = lines[i:min(len(lines), i+120)]
-				} else if len(lines) > 60 {
-					lines = lines[len(lines)-60:]
-				}
-				t.Logf("%s log tail:\n%s", s.ID, strings.Join(lines, "\n"))
+				t.Logf("%s log tail:\n%s", s.ID, testproc.LogTail(s.logFile(), 60))
 			}
 		}
 	})
