@@ -18,6 +18,7 @@ import (
 
 	"github.com/go-zookeeper/zk"
 
+	"github.com/zk2raft/zk2raft/internal/testlog"
 	"github.com/zk2raft/zk2raft/internal/treegen"
 	"github.com/zk2raft/zk2raft/zkclient"
 	"github.com/zk2raft/zk2raft/znode"
@@ -542,29 +543,10 @@ func (l *lockedWriter) Write(p []byte) (int, error) {
 // saying the server is not ZooKeeper and quoting what it answered.
 func TestNotZooKeeper(t *testing.T) {
 	t.Parallel()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var wg sync.WaitGroup
-	t.Cleanup(func() { ln.Close(); wg.Wait() })
-	wg.Go(func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			wg.Go(func() {
-				defer c.Close()
-				c.Write([]byte("HTTP/1.1 400 Bad Request\r\nConnection: close\r\n\r\n"))
-				_ = c.SetReadDeadline(time.Now().Add(5 * time.Second))
-				io.Copy(io.Discard, c)
-			})
-		}
-	})
+	addr := testlog.HTTPAddr(t)
 	for _, mode := range []ReadMode{ReadModeAuto, ReadModeClassic, ReadModeMultiRead} {
 		t.Run(mode.String(), func(t *testing.T) {
-			cfg := DefaultConfig([]string{ln.Addr().String()})
+			cfg := DefaultConfig([]string{addr})
 			cfg.ReadMode, cfg.ConnectTimeout = mode, time.Minute
 			ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
 			defer cancel()

@@ -13,6 +13,7 @@ import (
 
 	"github.com/go-zookeeper/zk"
 
+	"github.com/zk2raft/zk2raft/internal/testlog"
 	"github.com/zk2raft/zk2raft/internal/zktest"
 	"github.com/zk2raft/zk2raft/zkwire"
 	"github.com/zk2raft/zk2raft/znode"
@@ -634,7 +635,7 @@ func TestDialFailures(t *testing.T) {
 // "HTTP" declares as a frame length. Not parallel: it measures the
 // process's allocations.
 func TestNotZooKeeper(t *testing.T) {
-	addr := httpLikeServer(t)
+	addr := testlog.HTTPAddr(t)
 	var before runtime.MemStats
 	runtime.ReadMemStats(&before)
 
@@ -675,36 +676,4 @@ func TestNotZooKeeper(t *testing.T) {
 	if grew := after.TotalAlloc - before.TotalAlloc; grew > 64<<20 {
 		t.Errorf("allocated %d MiB against a server answering HTTP", grew>>20)
 	}
-}
-
-// httpLikeServer answers every connection with an HTTP error, as a web
-// server (or an admin port) given ZooKeeper's connect request would.
-func httpLikeServer(t testing.TB) string {
-	t.Helper()
-	ln, err := newListener()
-	if err != nil {
-		t.Fatal(err)
-	}
-	var wg sync.WaitGroup
-	t.Cleanup(func() { ln.Close(); wg.Wait() })
-	wg.Go(func() {
-		for {
-			nc, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			wg.Go(func() {
-				defer nc.Close()
-				nc.Write([]byte("HTTP/1.1 400 Bad Request\r\nContent-Type: text/plain\r\nConnection: close\r\n\r\n400 Bad Request"))
-				_ = nc.SetReadDeadline(time.Now().Add(5 * time.Second))
-				buf := make([]byte, 512)
-				for {
-					if _, err := nc.Read(buf); err != nil {
-						return
-					}
-				}
-			})
-		}
-	})
-	return ln.Addr().String()
 }

@@ -1,13 +1,11 @@
 package cli
 
 import (
-	"io"
-	"net"
 	"runtime"
 	"strings"
-	"sync"
 	"testing"
-	"time"
+
+	"github.com/zk2raft/zk2raft/internal/testlog"
 )
 
 // TestMalformedZKHosts: every verb that takes --zk rejects a malformed host
@@ -49,32 +47,13 @@ func TestMalformedZKHosts(t *testing.T) {
 // frame length (1.2 GB), in each read mode. Not parallel: it measures the
 // process's allocations.
 func TestExportNotZooKeeper(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var wg sync.WaitGroup
-	t.Cleanup(func() { ln.Close(); wg.Wait() })
-	wg.Go(func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			wg.Go(func() {
-				defer c.Close()
-				c.Write([]byte("HTTP/1.1 400 Bad Request\r\nContent-Type: text/plain\r\nConnection: close\r\n\r\n400 Bad Request"))
-				_ = c.SetReadDeadline(time.Now().Add(5 * time.Second))
-				io.Copy(io.Discard, c)
-			})
-		}
-	})
+	addr := testlog.HTTPAddr(t)
 	dir := t.TempDir()
 	for _, mode := range []string{"auto", "classic", "multiread"} {
 		t.Run(mode, func(t *testing.T) {
 			var before, after runtime.MemStats
 			runtime.ReadMemStats(&before)
-			code, _, errOut := run(t, "export", "--zk", ln.Addr().String(), "--read-mode", mode,
+			code, _, errOut := run(t, "export", "--zk", addr, "--read-mode", mode,
 				"--connect-timeout", "1m", "--out", dir+"/x.snap", "--log-level", "error")
 			runtime.ReadMemStats(&after)
 			if code != ExitFailure || !strings.Contains(errOut, "not a ZooKeeper server") || !strings.Contains(errOut, `"HTTP/1.1 400`) ||

@@ -6,6 +6,7 @@ package testlog
 
 import (
 	"bytes"
+	"io"
 	"log/slog"
 	"net"
 	"os"
@@ -13,6 +14,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 )
 
 // keepLines is how many of the last log lines a failing test prints.
@@ -80,4 +82,33 @@ func SecretFile(t testing.TB) string {
 		t.Fatal(err)
 	}
 	return p
+}
+
+// HTTPAddr returns the address of a loopback server that answers every
+// connection with an HTTP error and closes it, as a web server or an admin
+// port would answer ZooKeeper's connect request: the tests of the clients'
+// bounds point them at it. It stops when t ends.
+func HTTPAddr(t testing.TB) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	t.Cleanup(func() { ln.Close(); wg.Wait() })
+	wg.Go(func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			wg.Go(func() {
+				defer c.Close()
+				c.Write([]byte("HTTP/1.1 400 Bad Request\r\nContent-Type: text/plain\r\nConnection: close\r\n\r\n400 Bad Request"))
+				_ = c.SetReadDeadline(time.Now().Add(5 * time.Second))
+				_, _ = io.Copy(io.Discard, c)
+			})
+		}
+	})
+	return ln.Addr().String()
 }
