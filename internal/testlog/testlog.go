@@ -1,7 +1,8 @@
 // Package testlog gives tests a logger whose output is kept in memory and
 // printed (its last lines) only when the test fails, so components whose
 // goroutines outlive a test never call t.Log late. ZK2RAFT_TEST_LOG=debug
-// raises the level. It also hands out free loopback addresses.
+// raises the level. It also hands out free loopback addresses, and a port
+// that answers like a web server (HTTPAddr), for the clients' bound tests.
 package testlog
 
 import (
