@@ -83,7 +83,7 @@ func (cl *Call) Wait(ctx context.Context) (zkwire.Response, error) {
 		default:
 			return nil, cl.err
 		}
-		if _, err := cl.c.conn(ctx, true); err != nil {
+		if err := cl.c.waitConn(ctx); err != nil {
 			return nil, err
 		}
 		cl.c.dispatch([]*Call{cl})

@@ -8,6 +8,7 @@ import (
 	"io"
 	"log/slog"
 	"math/rand/v2"
+	"net"
 	"slices"
 	"strings"
 	"sync"
@@ -216,23 +217,22 @@ func (c *Client) stopLocked(err error) {
 	}
 }
 
-// conn waits for a connection (Resend), or returns the current one or nil
-// (FailPending).
-func (c *Client) conn(ctx context.Context, wait bool) (*conn, error) {
+// waitConn waits for a connection, until ctx ends or the client stops.
+func (c *Client) waitConn(ctx context.Context) error {
 	for {
 		c.mu.Lock()
 		cn, ready, fatal := c.cur, c.ready, c.fatal
 		c.mu.Unlock()
 		switch {
 		case fatal != nil:
-			return nil, fatal
-		case cn != nil || !wait:
-			return cn, nil
+			return fatal
+		case cn != nil:
+			return nil
 		}
 		select {
 		case <-ready:
 		case <-ctx.Done():
-			return nil, ctx.Err()
+			return ctx.Err()
 		}
 	}
 }
@@ -341,7 +341,15 @@ func (c *Client) open(addr string) (*conn, bool, error) {
 // handshake dials addr and exchanges the connect records.
 func (c *Client) handshake(addr string, sid int64, passwd []byte) (*conn, zkwire.ConnectResponse, error) {
 	var resp zkwire.ConnectResponse
-	nc, err := c.cfg.Dialer("tcp", addr, c.cfg.DialTimeout)
+	var nc net.Conn
+	var err error
+	if c.cfg.Dialer != nil {
+		nc, err = c.cfg.Dialer("tcp", addr, c.cfg.DialTimeout)
+	} else {
+		// Plain TCP, abandoned at once when the client is closed.
+		d := net.Dialer{Timeout: c.cfg.DialTimeout}
+		nc, err = d.DialContext(c.ctx, "tcp", addr)
+	}
 	if err != nil {
 		return nil, resp, fmt.Errorf("zkclient: connect to %s: %w", addr, err)
 	}
