@@ -49,9 +49,13 @@ func TestMigrateLibrary(t *testing.T) {
 		edit func(*MigrateOptions)
 	}{
 		{"no target", func(*MigrateOptions) {}},
-		{"two targets", func(o *MigrateOptions) { o.Journal, o.Node.DataDir = raftjournal.NewAdminClient("127.0.0.1:1", raftjournal.Credentials{}), dir }},
+		{"two targets", func(o *MigrateOptions) {
+			o.Journal, o.Node.DataDir = raftjournal.NewAdminClient("127.0.0.1:1", raftjournal.Credentials{}), dir
+		}},
 		{"unknown accept kind", func(o *MigrateOptions) { o.DryRun, o.Accept = true, []string{"everything"} }},
-		{"full verification of a journal", func(o *MigrateOptions) { o.Journal, o.Verify = raftjournal.NewAdminClient("127.0.0.1:1", raftjournal.Credentials{}), VerifyFull }},
+		{"full verification of a journal", func(o *MigrateOptions) {
+			o.Journal, o.Verify = raftjournal.NewAdminClient("127.0.0.1:1", raftjournal.Credentials{}), VerifyFull
+		}},
 		{"bad walk", func(o *MigrateOptions) { o.DryRun, o.Walk.Root = true, "app" }},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
