@@ -17,9 +17,14 @@
 //	p := testproc.Start(t, testproc.Options{Test: "TestNodeProcess", Env: nodeEnv, Spec: spec})
 //	p.Kill()  // SIGKILL and reap
 //
-// raftjournal's kill -9 cluster test and dualwrite's tap process (its kill
-// -9 test and the proxy benchmark) share it; it sits under internal, and
-// imports neither, so that raftjournal's own tests can use it without an
-// import cycle. It is for tests only, and Linux only (Pdeathsig: a child
+// A journal node in a process of its own is the common case: StartJournal
+// runs a JournalSpec's node (the tests' short Raft timings, output in a log
+// file beside its data dir), JournalChild is its body. raftjournal's kill -9
+// cluster test and dualwrite's fault tests share it, and dualwrite's tap
+// process (its kill -9 test, the proxy benchmark) runs on Start and Child.
+// The package imports raftjournal, so raftjournal's test that uses it is an
+// external test (package raftjournal_test): an internal package that a
+// test-only import reaches is what breaks the cycle a shared helper would
+// otherwise make. It is for tests only, and Linux only (Pdeathsig: a child
 // dies with the test binary, whatever happens to the test).
 package testproc
