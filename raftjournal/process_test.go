@@ -33,22 +33,6 @@ func TestJournalProcess(t *testing.T) { testproc.JournalChild() }
 // creds are the test cluster's credentials.
 func creds() raftjournal.Credentials { return raftjournal.Credentials{Secret: testlog.Secret()} }
 
-// waitFor polls cond until it returns nil or the timeout passes.
-func waitFor(t testing.TB, timeout time.Duration, what string, cond func() error) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for {
-		err := cond()
-		if err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %v waiting for %s: %v", timeout, what, err)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-}
-
 func TestClusterKill9(t *testing.T) {
 	base := t.TempDir()
 	specs := make([]testproc.JournalSpec, 3)
@@ -84,7 +68,7 @@ func TestClusterKill9(t *testing.T) {
 	}
 	for i := range specs {
 		procs[i] = testproc.StartJournal(t, specs[i])
-		waitFor(t, 60*time.Second, specs[i].ID+" to serve with a leader", func() error {
+		testlog.WaitFor(t, 60*time.Second, specs[i].ID+" to serve with a leader", func() error {
 			ms, err := status(specs[i].RaftAddr)
 			if err != nil {
 				return err
@@ -113,7 +97,7 @@ func TestClusterKill9(t *testing.T) {
 		defer cancel()
 		return cl.Apply(cctx, addr, raftjournal.Encode(c))
 	}
-	waitFor(t, 30*time.Second, "the primary phase", func() error {
+	testlog.WaitFor(t, 30*time.Second, "the primary phase", func() error {
 		res, err := apply(&raftjournal.SetPhase{Phase: raftjournal.PhasePrimary})
 		if err == nil {
 			err = res.Err
@@ -127,7 +111,7 @@ func TestClusterKill9(t *testing.T) {
 		}
 		return err
 	}
-	waitFor(t, 30*time.Second, "/k", func() error { return mustCreate("/k") })
+	testlog.WaitFor(t, 30*time.Second, "/k", func() error { return mustCreate("/k") })
 
 	var (
 		mu    sync.Mutex
@@ -167,14 +151,14 @@ func TestClusterKill9(t *testing.T) {
 	var killed []string
 	for range rounds {
 		before := tried.Load()
-		waitFor(t, 120*time.Second, "writes before the kill", func() error {
+		testlog.WaitFor(t, 120*time.Second, "writes before the kill", func() error {
 			if tried.Load() < before+perPhase {
 				return fmt.Errorf("%d writes", tried.Load()-before)
 			}
 			return nil
 		})
 		victim := -1
-		waitFor(t, 30*time.Second, "a leader to kill", func() error {
+		testlog.WaitFor(t, 30*time.Second, "a leader to kill", func() error {
 			addr := leaderAddr()
 			for i, s := range specs {
 				if s.RaftAddr == addr {
@@ -190,7 +174,7 @@ func TestClusterKill9(t *testing.T) {
 		procMu.Unlock()
 		killed = append(killed, specs[victim].ID)
 		before = tried.Load()
-		waitFor(t, 120*time.Second, "writes after the kill", func() error {
+		testlog.WaitFor(t, 120*time.Second, "writes after the kill", func() error {
 			if tried.Load() < before+perPhase {
 				return fmt.Errorf("%d writes since the kill", tried.Load()-before)
 			}
@@ -201,7 +185,7 @@ func TestClusterKill9(t *testing.T) {
 		procMu.Lock()
 		procs[victim] = testproc.StartJournal(t, spec)
 		procMu.Unlock()
-		waitFor(t, 60*time.Second, "the killed node back", func() error {
+		testlog.WaitFor(t, 60*time.Second, "the killed node back", func() error {
 			_, err := status(spec.RaftAddr)
 			return err
 		})
@@ -211,7 +195,7 @@ func TestClusterKill9(t *testing.T) {
 	wg.Wait()
 
 	var digest string
-	waitFor(t, 60*time.Second, "convergence", func() error {
+	testlog.WaitFor(t, 60*time.Second, "convergence", func() error {
 		var first raftjournal.MemberStatus
 		for i, s := range specs {
 			ms, err := status(s.RaftAddr)

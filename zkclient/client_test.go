@@ -529,7 +529,7 @@ func TestSessionExpiry(t *testing.T) {
 	proxy.setDown(true)
 	awaitEvents(t, c, 10*time.Second, connState(int32(zkwire.StateDisconnected)))
 	// The session is gone once its ephemeral is.
-	waitFor(t, 30*time.Second, "the session to expire", func() error {
+	testlog.WaitFor(t, 30*time.Second, "the session to expire", func() error {
 		if ok, _, err := w.Exists(root + "-eph"); ok || err != nil {
 			return fmt.Errorf("ephemeral still there (%v)", err)
 		}

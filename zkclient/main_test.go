@@ -114,19 +114,3 @@ func awaitEvents(t testing.TB, c *Client, timeout time.Duration, until func(Even
 func connState(s int32) func(Event) bool {
 	return func(ev Event) bool { return ev.Path == "" && int32(ev.State) == s }
 }
-
-// waitFor polls cond until it holds or timeout passes.
-func waitFor(t testing.TB, timeout time.Duration, what string, cond func() error) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for {
-		err := cond()
-		if err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %v waiting for %s: %v", timeout, what, err)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-}

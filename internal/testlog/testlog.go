@@ -113,3 +113,20 @@ func HTTPAddr(t testing.TB) string {
 	})
 	return ln.Addr().String()
 }
+
+// WaitFor polls cond until it returns nil, failing t with what and cond's
+// last error if timeout passes first.
+func WaitFor(t testing.TB, timeout time.Duration, what string, cond func() error) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for {
+		err := cond()
+		if err == nil {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %v waiting for %s: %v", timeout, what, err)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
