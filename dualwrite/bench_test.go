@@ -9,7 +9,6 @@ import (
 	"fmt"
 	"maps"
 	"math/rand/v2"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -18,7 +17,6 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
@@ -26,6 +24,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/zk2raft/zk2raft/internal/testlog"
+	"github.com/zk2raft/zk2raft/internal/testproc"
 )
 
 // The Tap's cost is measured as a ratio: the same load, in the same run,
@@ -689,11 +688,8 @@ func pinCPUs(b *testing.B, cpus string, pids []int) {
 // tapProcess is a Tap with a one-node journal in a child process (the test
 // binary re-executed into TestTapProcess).
 type tapProcess struct {
-	addr   string
-	cmd    *exec.Cmd
-	stdout bytes.Buffer
-	stderr bytes.Buffer
-	done   chan error
+	addr string
+	proc *testproc.Process
 }
 
 // startTapProcess starts a Tap process in front of spec.ZK as spec says
@@ -708,67 +704,31 @@ func startTapProcess(b *testing.B, spec tapSpec, cpus string) *tapProcess {
 	if *tapProfile != "" {
 		spec.CPUProfile = *tapProfile + "." + strings.ReplaceAll(b.Name(), "/", "-")
 	}
-	raw, _ := json.Marshal(spec)
-	args := []string{os.Args[0], "-test.run=^TestTapProcess$", "-test.count=1"}
-	if cpus != "" {
-		args = append([]string{"taskset", "-c", cpus}, args...)
-	}
-	p := &tapProcess{addr: spec.Listen, done: make(chan error, 1)}
-	p.cmd = exec.Command(args[0], args[1:]...)
-	p.cmd.Env = append(os.Environ(), tapProcessEnv+"="+string(raw))
-	p.cmd.Stdout, p.cmd.Stderr = &p.stdout, &p.stderr
-	p.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	if err := p.cmd.Start(); err != nil {
-		b.Fatalf("start the tap process: %v", err)
-	}
-	go func() { p.done <- p.cmd.Wait() }()
-	b.Cleanup(func() {
-		_ = p.cmd.Process.Kill()
-		<-p.done
-	})
-	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(50 * time.Millisecond) {
-		if c, err := net.DialTimeout("tcp", p.addr, time.Second); err == nil {
-			c.Close()
-			return p
-		}
-		select {
-		case err := <-p.done:
-			p.done <- err
-			b.Fatalf("tap process exited (%v): %s", err, p.stderr.String())
-		default:
-		}
-		if time.Now().After(deadline) {
-			b.Fatalf("tap process never listened on %s: %s", p.addr, p.stderr.String())
-		}
-	}
+	p := &tapProcess{addr: spec.Listen}
+	p.proc = testproc.Start(b, testproc.Options{Test: "TestTapProcess", Env: tapProcessEnv, Spec: spec, CPUs: cpus})
+	p.proc.WaitListening(b, p.addr, 30*time.Second)
+	return p
 }
 
 // pid is the Tap process's id (taskset execs it in place).
-func (p *tapProcess) pid() int { return p.cmd.Process.Pid }
+func (p *tapProcess) pid() int { return p.proc.Pid() }
 
 // stop ends the process with SIGTERM, which waits for the queue to reach
 // the journal, and returns the Tap's final Status; it fails b unless every
 // mirror was delivered and none was lost.
 func (p *tapProcess) stop(b *testing.B) Status {
 	b.Helper()
-	_ = p.cmd.Process.Signal(syscall.SIGTERM)
-	var err error
-	select {
-	case err = <-p.done:
-		p.done <- err
-	case <-time.After(2 * time.Minute):
-		b.Fatalf("tap process did not stop: %s", p.stderr.String())
-	}
+	err := p.proc.Stop(2 * time.Minute)
 	var st Status
-	out := p.stdout.Bytes()
+	out := p.proc.Stdout()
 	if i := bytes.IndexByte(out, '{'); i >= 0 {
 		out = out[i:] // the testing package may print before it
 	}
 	if jerr := json.NewDecoder(bytes.NewReader(out)).Decode(&st); jerr != nil {
-		b.Fatalf("tap process status: %v (exit %v): %s", jerr, err, p.stderr.String())
+		b.Fatalf("tap process status: %v (exit %v): %s", jerr, err, p.proc.Stderr())
 	}
 	if err != nil {
-		b.Fatalf("tap process: %v (mirrored %d, delivered %d, lost %v): %s", err, st.Mirrored, st.Delivered, st.Lost, p.stderr.String())
+		b.Fatalf("tap process: %v (mirrored %d, delivered %d, lost %v): %s", err, st.Mirrored, st.Delivered, st.Lost, p.proc.Stderr())
 	}
 	return st
 }

@@ -11,10 +11,10 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/zk2raft/zk2raft/exporter"
 	"github.com/zk2raft/zk2raft/internal/zktest"
 	"github.com/zk2raft/zk2raft/raftjournal"
 	"github.com/zk2raft/zk2raft/verify"
+	"github.com/zk2raft/zk2raft/zkclient"
 	"github.com/zk2raft/zk2raft/znode"
 )
 
@@ -78,9 +78,9 @@ func dumpDigestDiagnostics(t *testing.T, ctx context.Context, ens *zktest.Ensemb
 	var b strings.Builder
 	fmt.Fprintf(&b, "digest diagnostics at %#x:\n", zxid)
 	for _, s := range ens.Servers() {
-		if out, err := exporter.FourLetterWord(ctx, s.ClientAddr, "hash"); err != nil {
+		if out, err := zkclient.FourLetterWord(ctx, s.ClientAddr, "hash"); err != nil {
 			fmt.Fprintf(&b, "  zk%d hash: %v\n", s.ID, err)
-		} else if dl, err := exporter.ParseDigestLog(out); err != nil {
+		} else if dl, err := zkclient.ParseDigestLog(out); err != nil {
 			fmt.Fprintf(&b, "  zk%d hash: %v\n", s.ID, err)
 		} else {
 			found := false
@@ -94,7 +94,7 @@ func dumpDigestDiagnostics(t *testing.T, ctx context.Context, ens *zktest.Ensemb
 				fmt.Fprintf(&b, "  zk%d hash: nothing at %#x (%d entries)\n", s.ID, zxid, len(dl))
 			}
 		}
-		if out, err := exporter.FourLetterWord(ctx, s.ClientAddr, "mntr"); err == nil {
+		if out, err := zkclient.FourLetterWord(ctx, s.ClientAddr, "mntr"); err == nil {
 			for _, line := range strings.Split(out, "\n") {
 				if strings.Contains(line, "digest_mismatches") || strings.Contains(line, "server_state") || strings.Contains(line, "last_proposal_size") {
 					fmt.Fprintf(&b, "  zk%d mntr %s\n", s.ID, strings.TrimSpace(line))
@@ -177,11 +177,11 @@ func lateWarnings(jc *journalCluster, i int) (int, []string) {
 func zkHashesAt(ctx context.Context, ens *zktest.Ensemble, zxid int64) map[int]znode.Digest {
 	out := map[int]znode.Digest{}
 	for _, s := range ens.Servers() {
-		raw, err := exporter.FourLetterWord(ctx, s.ClientAddr, "hash")
+		raw, err := zkclient.FourLetterWord(ctx, s.ClientAddr, "hash")
 		if err != nil {
 			continue
 		}
-		dl, err := exporter.ParseDigestLog(raw)
+		dl, err := zkclient.ParseDigestLog(raw)
 		if err != nil {
 			continue
 		}
@@ -198,7 +198,7 @@ func zkHashesAt(ctx context.Context, ens *zktest.Ensemble, zxid int64) map[int]z
 func maxServerZxid(ctx context.Context, ens *zktest.Ensemble) int64 {
 	var z int64
 	for _, s := range ens.Servers() {
-		if v, err := exporter.ServerZxid(ctx, s.ClientAddr); err == nil {
+		if v, err := zkclient.ServerZxid(ctx, s.ClientAddr); err == nil {
 			z = max(z, v)
 		}
 	}

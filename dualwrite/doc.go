@@ -41,7 +41,9 @@
 // raftjournal ("Merging ZooKeeper's writes"), so duplicates, retries and races
 // with an import or the reconciler converge.
 //
-// What a reply does not say is read back on the tap's own session:
+// What a reply does not say is read back on the tap's own session (a
+// zkclient.Client with the Resend policy, connecting in the background, each
+// read-back bounded by 10 s):
 //
 //   - The parent's cversion after a non-sequential create: an exists on the
 //     parent, whose (cversion, pzxid) pair holds as of its pzxid (a server

@@ -4,132 +4,42 @@ package dualwrite
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"log/slog"
-	"os"
-	"os/exec"
-	"os/signal"
 	"path/filepath"
 	"strings"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"testing"
 	"time"
 
 	"github.com/go-zookeeper/zk"
 
-	"github.com/zk2raft/zk2raft/exporter"
 	"github.com/zk2raft/zk2raft/importer"
 	"github.com/zk2raft/zk2raft/internal/testlog"
+	"github.com/zk2raft/zk2raft/internal/testproc"
 	"github.com/zk2raft/zk2raft/internal/zktest"
 	"github.com/zk2raft/zk2raft/raftjournal"
 	"github.com/zk2raft/zk2raft/verify"
+	"github.com/zk2raft/zk2raft/zkclient"
 	"github.com/zk2raft/zk2raft/znode"
 )
 
 // Journal nodes that a test kills with SIGKILL run in their own processes:
-// the test binary re-executed to run TestJournalProcess with the node's
-// configuration in $ZK2RAFT_DUALWRITE_NODE.
+// the journal-process harness raftjournal's kill -9 test shares
+// (internal/testproc), the test binary re-executed into TestJournalProcess.
 
-const journalProcessEnv = "ZK2RAFT_DUALWRITE_NODE"
-
-type journalSpec struct {
-	ID, DataDir, RaftAddr, AdminAddr, Join string
-	Bootstrap                              bool
-}
-
-// TestJournalProcess is not a test: it is the body of a journal node process
-// started by the fault tests, and does nothing in a normal run.
-func TestJournalProcess(t *testing.T) {
-	raw := os.Getenv(journalProcessEnv)
-	if raw == "" {
-		return
-	}
-	var spec journalSpec
-	if err := json.Unmarshal([]byte(raw), &spec); err != nil {
-		fmt.Fprintln(os.Stderr, "bad spec:", err)
-		os.Exit(3)
-	}
-	cfg := raftjournal.DefaultNodeConfig()
-	cfg.NodeID, cfg.DataDir, cfg.RaftAddr, cfg.AdminAddr = spec.ID, spec.DataDir, spec.RaftAddr, spec.AdminAddr
-	cfg.Bootstrap, cfg.Join, cfg.Secret = spec.Bootstrap, spec.Join, testlog.Secret()
-	cfg.HeartbeatTimeout, cfg.ElectionTimeout, cfg.LeaderLeaseTimeout = 400*time.Millisecond, 400*time.Millisecond, 200*time.Millisecond
-	cfg.CommitTimeout = 5 * time.Millisecond
-	cfg.Logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
-	sig := make(chan os.Signal, 1)
-	signal.Notify(sig, syscall.SIGTERM, syscall.SIGINT)
-	n, err := raftjournal.Open(cfg)
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "open:", err)
-		os.Exit(3)
-	}
-	<-sig
-	if err := n.Close(); err != nil {
-		fmt.Fprintln(os.Stderr, "close:", err)
-		os.Exit(4)
-	}
-	os.Exit(0)
-}
-
-// journalProcess is a running child journal node.
-type journalProcess struct {
-	spec journalSpec
-	cmd  *exec.Cmd
-	done chan error
-}
-
-func startJournalProcess(t *testing.T, spec journalSpec) *journalProcess {
-	t.Helper()
-	raw, _ := json.Marshal(spec)
-	cmd := exec.Command(os.Args[0], "-test.run=^TestJournalProcess$", "-test.count=1")
-	cmd.Env = append(os.Environ(), journalProcessEnv+"="+string(raw))
-	if err := os.MkdirAll(filepath.Dir(spec.DataDir), 0o755); err != nil {
-		t.Fatal(err)
-	}
-	logf, err := os.OpenFile(filepath.Join(filepath.Dir(spec.DataDir), spec.ID+".log"), os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o644)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer logf.Close()
-	cmd.Stdout, cmd.Stderr = logf, logf
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	p := &journalProcess{spec: spec, cmd: cmd, done: make(chan error, 1)}
-	go func() { p.done <- cmd.Wait() }()
-	return p
-}
-
-func (p *journalProcess) kill() {
-	_ = p.cmd.Process.Kill()
-	<-p.done
-}
-
-func (p *journalProcess) stop(t *testing.T) {
-	t.Helper()
-	_ = p.cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case err := <-p.done:
-		if err != nil {
-			t.Errorf("journal node %s exited with %v", p.spec.ID, err)
-		}
-	case <-time.After(30 * time.Second):
-		p.kill()
-		t.Errorf("journal node %s did not stop on SIGTERM", p.spec.ID)
-	}
-}
+// TestJournalProcess is not a test: it is the body of the journal node
+// processes the fault tests start, and does nothing in a normal run.
+func TestJournalProcess(t *testing.T) { testproc.JournalChild() }
 
 // journalCluster runs three journal node processes.
 type journalCluster struct {
 	t     *testing.T
 	base  string
-	specs []journalSpec
+	specs []testproc.JournalSpec
 	mu    sync.Mutex
-	procs []*journalProcess
+	procs []*testproc.Journal
 }
 
 func startJournalCluster(t *testing.T) *journalCluster {
@@ -137,27 +47,23 @@ func startJournalCluster(t *testing.T) *journalCluster {
 	c := &journalCluster{t: t, base: t.TempDir()}
 	for i := range 3 {
 		id := fmt.Sprintf("p%d", i+1)
-		c.specs = append(c.specs, journalSpec{ID: id, DataDir: filepath.Join(c.base, id, "data"), RaftAddr: testlog.FreeAddr(t), AdminAddr: testlog.FreeAddr(t)})
+		c.specs = append(c.specs, testproc.JournalSpec{ID: id, DataDir: filepath.Join(c.base, id, "data"),
+			RaftAddr: testlog.FreeAddr(t), AdminAddr: testlog.FreeAddr(t), Secret: testlog.Secret()})
 	}
 	c.specs[0].Bootstrap = true
 	c.specs[1].Join, c.specs[2].Join = c.specs[0].AdminAddr, c.specs[0].AdminAddr
-	c.procs = make([]*journalProcess, 3)
+	c.procs = make([]*testproc.Journal, 3)
 	t.Cleanup(func() {
 		c.mu.Lock()
 		defer c.mu.Unlock()
 		for _, p := range c.procs {
 			if p != nil {
-				p.kill()
+				p.Kill()
 			}
 		}
 		if t.Failed() {
 			for _, s := range c.specs {
-				b, _ := os.ReadFile(filepath.Join(c.base, s.ID, s.ID+".log"))
-				lines := strings.Split(string(b), "\n")
-				if len(lines) > 40 {
-					lines = lines[len(lines)-40:]
-				}
-				t.Logf("%s log tail:\n%s", s.ID, strings.Join(lines, "\n"))
+				t.Logf("%s log tail:\n%s", s.ID, testproc.LogTail(s.LogFile(), 40))
 			}
 		}
 	})
@@ -176,7 +82,7 @@ func startJournalCluster(t *testing.T) *journalCluster {
 func (c *journalCluster) start(i int) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	c.procs[i] = startJournalProcess(c.t, c.specs[i])
+	c.procs[i] = testproc.StartJournal(c.t, c.specs[i])
 }
 
 func (c *journalCluster) kill(i int) {
@@ -184,7 +90,7 @@ func (c *journalCluster) kill(i int) {
 	p := c.procs[i]
 	c.procs[i] = nil
 	c.mu.Unlock()
-	p.kill()
+	p.Kill()
 }
 
 func (c *journalCluster) stop(i int) {
@@ -192,7 +98,7 @@ func (c *journalCluster) stop(i int) {
 	p := c.procs[i]
 	c.procs[i] = nil
 	c.mu.Unlock()
-	p.stop(c.t)
+	p.StopClean(c.t)
 }
 
 func (c *journalCluster) status(i int) (raftjournal.MemberStatus, error) {
@@ -425,11 +331,11 @@ func TestTapFaults(t *testing.T) {
 				return nil
 			})
 		}
-		out, err := exporter.FourLetterWord(ctx, ens.Hosts()[victim%3], "hash")
+		out, err := zkclient.FourLetterWord(ctx, ens.Hosts()[victim%3], "hash")
 		if err != nil {
 			t.Fatal(err)
 		}
-		dlog, err := exporter.ParseDigestLog(out)
+		dlog, err := zkclient.ParseDigestLog(out)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -457,8 +363,8 @@ func TestTapFaults(t *testing.T) {
 		t.Logf("the journal has no digest at %#x (a late txn below it dropped it); aligning again", zxid)
 	}
 	// Over the whole run: every zxid both digest logs hold must agree.
-	if out, err := exporter.FourLetterWord(ctx, ens.Hosts()[victim%3], "hash"); err == nil {
-		if dlog, err := exporter.ParseDigestLog(out); err == nil {
+	if out, err := zkclient.FourLetterWord(ctx, ens.Hosts()[victim%3], "hash"); err == nil {
+		if dlog, err := zkclient.ParseDigestLog(out); err == nil {
 			zk := map[int64]znode.Digest{}
 			for _, e := range dlog {
 				zk[e.Zxid] = e.Digest
@@ -536,20 +442,11 @@ func TestTapKill9(t *testing.T) {
 	n := journalNode(t)
 	queueDir := t.TempDir()
 	spec := tapSpec{Listen: testlog.FreeAddr(t), QueueDir: queueDir, ZK: ens.Hosts()}
-	raw, _ := json.Marshal(spec)
-	cmd := exec.Command(os.Args[0], "-test.run=^TestTapProcess$", "-test.count=1")
-	cmd.Env = append(os.Environ(), tapProcessEnv+"="+string(raw))
-	var stderr strings.Builder
-	cmd.Stderr = &stderr
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
+	proc := testproc.Start(t, testproc.Options{Test: "TestTapProcess", Env: tapProcessEnv, Spec: spec})
 	defer func() {
-		_ = cmd.Process.Kill()
-		_ = cmd.Wait()
+		proc.Kill()
 		if t.Failed() {
-			t.Logf("tap process stderr:\n%s", stderr.String())
+			t.Logf("tap process stderr:\n%s", proc.Stderr())
 		}
 	}()
 	root := freshRoot(t)
@@ -603,8 +500,7 @@ func TestTapKill9(t *testing.T) {
 			break
 		}
 	}
-	_ = cmd.Process.Kill() // SIGKILL, mid-load
-	_ = cmd.Wait()
+	proc.Kill() // SIGKILL, mid-load
 	close(stop)
 	wg.Wait()
 	conn.Close()

@@ -1,6 +1,7 @@
 package dualwrite
 
 import (
+	"context"
 	"crypto/sha1"
 	"encoding/base64"
 	"errors"
@@ -207,8 +208,10 @@ func (t *Tap) sequentialParent(op *raftjournal.SourceOp, c createReq, z int64) b
 // first. (0, 0) says unknown: the parent is gone or was created again, so the
 // incarnation the create touched is dead.
 func (t *Tap) readParent(parent string, z int64) (int32, int64) {
+	ctx, cancel := context.WithTimeout(t.ctx, readerSessionTimeout)
+	defer cancel()
 	for attempt := range 2 {
-		ok, st, err := t.reader.Exists(parent)
+		st, ok, err := t.reader.Exists(ctx, parent)
 		switch {
 		case err != nil:
 			t.metrics.readbacks.WithLabelValues("error").Inc()
@@ -222,7 +225,7 @@ func (t *Tap) readParent(parent string, z int64) (int32, int64) {
 			return znode.PersistedCversion(st.Cversion, st.NumChildren), st.Pzxid
 		}
 		if attempt == 0 {
-			if _, err := t.reader.Sync(parent); err != nil {
+			if err := t.reader.Sync(ctx, parent); err != nil {
 				break
 			}
 		}
@@ -367,11 +370,13 @@ func (t *Tap) multiTxn(w write) (*raftjournal.SourceTxn, error) {
 // node it created is gone or was created again, their incarnations are dead
 // and the time does not matter.
 func (t *Tap) readCtime(tx *raftjournal.SourceTxn, ops []int, z int64) int64 {
+	ctx, cancel := context.WithTimeout(t.ctx, readerSessionTimeout)
+	defer cancel()
 	for _, i := range ops {
-		ok, st, err := t.reader.Exists(tx.Ops[i].Path)
+		st, ok, err := t.reader.Exists(ctx, tx.Ops[i].Path)
 		if err == nil && !ok {
-			if _, err := t.reader.Sync(tx.Ops[i].Path); err == nil {
-				ok, st, err = t.reader.Exists(tx.Ops[i].Path)
+			if err := t.reader.Sync(ctx, tx.Ops[i].Path); err == nil {
+				st, ok, err = t.reader.Exists(ctx, tx.Ops[i].Path)
 			}
 		}
 		if err == nil && ok && st.Czxid == z {

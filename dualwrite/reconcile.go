@@ -18,6 +18,7 @@ import (
 	"github.com/zk2raft/zk2raft/exporter"
 	"github.com/zk2raft/zk2raft/raftjournal"
 	"github.com/zk2raft/zk2raft/verify"
+	"github.com/zk2raft/zk2raft/zkclient"
 	"github.com/zk2raft/zk2raft/zkwire"
 	"github.com/zk2raft/zk2raft/znode"
 )
@@ -32,7 +33,8 @@ import (
 //
 // Three triggers:
 //
-//   - Events. A persistent recursive watch on Root (ZKClient). Each
+//   - Events. A persistent recursive watch on Root (a zkclient.Client with
+//     the Resend policy, which sets it again after a reconnect). Each
 //     NodeCreated, NodeDataChanged or NodeDeleted is checked Grace after it
 //     arrived (later events on the same path join the pending check), unless
 //     the tap's Mirrored hint says it mirrored a write on that path since
@@ -151,7 +153,7 @@ type ReconcilerConfig struct {
 func DefaultReconcilerConfig() ReconcilerConfig {
 	return ReconcilerConfig{
 		Root:           "/",
-		SessionTimeout: DefaultZKSessionTimeout,
+		SessionTimeout: zkclient.DefaultSessionTimeout,
 		Grace:          DefaultReconcileGrace,
 		Interval:       DefaultReconcileInterval,
 	}
@@ -178,7 +180,7 @@ func (c ReconcilerConfig) Validate() error {
 		}
 	}
 	for _, a := range c.Auth {
-		if _, err := exporter.ParseAuth(a); err != nil {
+		if _, err := zkclient.ParseAuth(a); err != nil {
 			return fmt.Errorf("dualwrite: reconciler: %w", err)
 		}
 	}
@@ -192,12 +194,12 @@ func (c ReconcilerConfig) Validate() error {
 type Reconciler struct {
 	cfg     ReconcilerConfig
 	logger  *slog.Logger
-	zkAuth  []exporter.Auth
+	zkAuth  []zkclient.Auth
 	metrics *reconcileMetrics
 	stats   reconcileCounters
 
 	mu     sync.Mutex
-	client *ZKClient
+	client *zkclient.Client
 	closed bool
 
 	running   atomic.Bool
@@ -220,7 +222,7 @@ func NewReconciler(cfg ReconcilerConfig) (*Reconciler, error) {
 		cfg.Grace = DefaultReconcileGrace
 	}
 	if cfg.SessionTimeout == 0 {
-		cfg.SessionTimeout = DefaultZKSessionTimeout
+		cfg.SessionTimeout = zkclient.DefaultSessionTimeout
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
@@ -231,7 +233,7 @@ func NewReconciler(cfg ReconcilerConfig) (*Reconciler, error) {
 		repairReq: make(chan string, 1),
 	}
 	for _, a := range cfg.Auth {
-		au, _ := exporter.ParseAuth(a) // checked by Validate
+		au, _ := zkclient.ParseAuth(a) // checked by Validate
 		r.zkAuth = append(r.zkAuth, au)
 	}
 	m, err := newReconcileMetrics(cfg.Registerer)
@@ -257,7 +259,7 @@ func (r *Reconciler) Close() error {
 
 // zk returns the reconciler's ZooKeeper client, connecting on first use (and
 // again if the previous client gave up).
-func (r *Reconciler) zk(ctx context.Context) (*ZKClient, error) {
+func (r *Reconciler) zk(ctx context.Context) (*zkclient.Client, error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if r.closed {
@@ -270,11 +272,14 @@ func (r *Reconciler) zk(ctx context.Context) (*ZKClient, error) {
 		_ = r.client.Close() // gave up; waits for its goroutines
 		r.client = nil
 	}
-	cfg := ZKClientConfig{Hosts: r.cfg.ZK, SessionTimeout: r.cfg.SessionTimeout, Logger: r.logger}
-	for _, a := range r.zkAuth {
-		cfg.Auth = append(cfg.Auth, ZKAuth{Scheme: a.Scheme, Cred: a.Cred})
-	}
-	c, err := DialZK(ctx, cfg)
+	c, err := zkclient.Dial(ctx, zkclient.Config{
+		Hosts:          r.cfg.ZK,
+		FirstHost:      -1,
+		Retry:          zkclient.Resend,
+		Auth:           r.zkAuth,
+		SessionTimeout: r.cfg.SessionTimeout,
+		Logger:         r.logger,
+	})
 	if err != nil {
 		return nil, err
 	}
@@ -319,7 +324,7 @@ func (r *Reconciler) CheckPath(ctx context.Context, path string) (bool, error) {
 
 // check compares path and repairs it, reading again when ZooKeeper changed
 // under the repair. The caller has synced the session.
-func (r *Reconciler) check(ctx context.Context, c *ZKClient, path string) (checkResult, error) {
+func (r *Reconciler) check(ctx context.Context, c *zkclient.Client, path string) (checkResult, error) {
 	r.stats.checks.Add(1)
 	r.metrics.checks.Inc()
 	var res checkResult
@@ -367,7 +372,7 @@ func (r *Reconciler) check(ctx context.Context, c *ZKClient, path string) (check
 // readZK reads a node's data, ACL and stat in one state (getData and getACL
 // until both show the same czxid, mzxid, pzxid, cversion and aversion), or
 // nil when it does not exist.
-func (r *Reconciler) readZK(ctx context.Context, c *ZKClient, path string) (*znode.Node, error) {
+func (r *Reconciler) readZK(ctx context.Context, c *zkclient.Client, path string) (*znode.Node, error) {
 	for range maxConsistentReads {
 		data, ws, err := c.GetData(ctx, path)
 		if zkwire.CodeOf(err) == zkwire.CodeNoNode {
@@ -461,7 +466,7 @@ func differingFields(zn, jn *znode.Node) []string {
 // repairNode imports zn, read from ZooKeeper, with the ancestors whose
 // journal copy differs (up to the first the journal holds), parents first.
 // It returns the number of nodes submitted.
-func (r *Reconciler) repairNode(ctx context.Context, c *ZKClient, zn *znode.Node, why string) (int, error) {
+func (r *Reconciler) repairNode(ctx context.Context, c *zkclient.Client, zn *znode.Node, why string) (int, error) {
 	batch := []*znode.Node{zn}
 	whys := []string{why}
 	for p := znode.Parent(zn.Path); p != "" && !znode.IsSystemPath(p); p = znode.Parent(p) {
@@ -516,7 +521,7 @@ func (r *Reconciler) repairNode(ctx context.Context, c *ZKClient, zn *znode.Node
 // repairDelete deletes path (or its highest ancestor missing in ZooKeeper)
 // from the journal. again says ZooKeeper changed meanwhile and the check must
 // read again.
-func (r *Reconciler) repairDelete(ctx context.Context, c *ZKClient, path string) (deleted, again bool, err error) {
+func (r *Reconciler) repairDelete(ctx context.Context, c *zkclient.Client, path string) (deleted, again bool, err error) {
 	target := path
 	var parent znode.WireStat
 	for {
@@ -576,7 +581,7 @@ func (r *Reconciler) repairDelete(ctx context.Context, c *ZKClient, path string)
 }
 
 // refresh imports path from ZooKeeper when the journal's copy differs.
-func (r *Reconciler) refresh(ctx context.Context, c *ZKClient, path, why string) (int, error) {
+func (r *Reconciler) refresh(ctx context.Context, c *zkclient.Client, path, why string) (int, error) {
 	zn, err := r.readZK(ctx, c, path)
 	if err != nil || zn == nil {
 		return 0, err
@@ -986,12 +991,12 @@ func (r *Reconciler) requestRepair(why string) {
 	}
 }
 
-func (r *Reconciler) consumeEvents(ctx context.Context, c *ZKClient, q *reconcileQueue) error {
+func (r *Reconciler) consumeEvents(ctx context.Context, c *zkclient.Client, q *reconcileQueue) error {
 	for {
 		select {
 		case ev, ok := <-c.Events():
 			if !ok {
-				if err := c.Err(); err != nil && !errors.Is(err, ErrZKClosed) {
+				if err := c.Err(); err != nil && !errors.Is(err, zkclient.ErrClosed) {
 					return err
 				}
 				return ErrReconcilerClosed
@@ -1016,7 +1021,7 @@ func (r *Reconciler) consumeEvents(ctx context.Context, c *ZKClient, q *reconcil
 	}
 }
 
-func (r *Reconciler) checkLoop(ctx context.Context, c *ZKClient, q *reconcileQueue) error {
+func (r *Reconciler) checkLoop(ctx context.Context, c *zkclient.Client, q *reconcileQueue) error {
 	timer := time.NewTimer(time.Hour)
 	defer timer.Stop()
 	for {
@@ -1044,7 +1049,7 @@ func (r *Reconciler) checkLoop(ctx context.Context, c *ZKClient, q *reconcileQue
 // checkDue checks the paths whose grace has passed, skipping those the tap's
 // hint covers; a failed check is retried with a growing delay, then left to a
 // RepairAll.
-func (r *Reconciler) checkDue(ctx context.Context, c *ZKClient, q *reconcileQueue, due []*queuedPath) error {
+func (r *Reconciler) checkDue(ctx context.Context, c *zkclient.Client, q *reconcileQueue, due []*queuedPath) error {
 	todo := due[:0]
 	for _, it := range due {
 		if it.attempts == 0 && r.cfg.Mirrored != nil && r.cfg.Mirrored(it.path, it.last.Add(-r.cfg.Grace)) {

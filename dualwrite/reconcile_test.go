@@ -19,6 +19,7 @@ import (
 	"github.com/zk2raft/zk2raft/internal/zktest"
 	"github.com/zk2raft/zk2raft/raftjournal"
 	"github.com/zk2raft/zk2raft/verify"
+	"github.com/zk2raft/zk2raft/zkclient"
 	"github.com/zk2raft/zk2raft/zkwire"
 	"github.com/zk2raft/zk2raft/znode"
 )
@@ -76,7 +77,7 @@ func importZKTree(t testing.TB, hosts []string, root string, j Journal, patch fu
 	ctx := context.Background()
 	cfg := exporter.DefaultConfig(hosts)
 	cfg.Root = root
-	cfg.Auth = []exporter.Auth{{Scheme: "digest", Cred: []byte("user:pw")}}
+	cfg.Auth = []zkclient.Auth{{Scheme: "digest", Cred: []byte("user:pw")}}
 	w, err := exporter.NewWalker(cfg)
 	if err != nil {
 		t.Fatal(err)
@@ -122,7 +123,7 @@ func importZKTree(t testing.TB, hosts []string, root string, j Journal, patch fu
 // through verify, with verify's defaults (the client-API owner allowance
 // included), authenticated as the digest user the tests' ACLs name.
 func reconcileCompare(ctx context.Context, hosts []string, root string, view JournalView) (*verify.Report, error) {
-	src, err := verify.NewZooKeeperSource(verify.ZKOptions{Hosts: hosts, Auth: []exporter.Auth{{Scheme: "digest", Cred: []byte("user:pw")}}})
+	src, err := verify.NewZooKeeperSource(verify.ZKOptions{Hosts: hosts, Auth: []zkclient.Auth{{Scheme: "digest", Cred: []byte("user:pw")}}})
 	if err != nil {
 		return nil, err
 	}
@@ -440,11 +441,11 @@ func testReconcilerEndToEnd(t *testing.T, remote bool) {
 	if repaired, err := r.CheckPath(t.Context(), "/align"); err != nil || !repaired {
 		t.Fatalf("CheckPath /align: %v, repaired %v", err, repaired)
 	}
-	out, err := exporter.FourLetterWord(t.Context(), hosts[0], "hash")
+	out, err := zkclient.FourLetterWord(t.Context(), hosts[0], "hash")
 	if err != nil {
 		t.Fatal(err)
 	}
-	log, err := exporter.ParseDigestLog(out)
+	log, err := zkclient.ParseDigestLog(out)
 	if err != nil || len(log) == 0 {
 		t.Fatalf("hash: %q %v", out, err)
 	}

@@ -9,12 +9,12 @@ import (
 	"testing"
 	"time"
 
-	"github.com/zk2raft/zk2raft/exporter"
 	"github.com/zk2raft/zk2raft/importer"
 	"github.com/zk2raft/zk2raft/internal/testlog"
 	"github.com/zk2raft/zk2raft/internal/zkload"
 	"github.com/zk2raft/zk2raft/internal/zktest"
 	"github.com/zk2raft/zk2raft/raftjournal"
+	"github.com/zk2raft/zk2raft/zkclient"
 )
 
 var (
@@ -64,13 +64,13 @@ func benchTailLag(b *testing.B, hosts []string, n *raftjournal.Node, server zkte
 			SourceZxid: func(context.Context) (int64, error) { return 0, nil },
 			Logger:     testlog.New(b)}
 		if applied {
-			cfg.ServerZxid = func(ctx context.Context) (int64, error) { return exporter.ServerZxid(ctx, server.ClientAddr) }
+			cfg.ServerZxid = func(ctx context.Context) (int64, error) { return zkclient.ServerZxid(ctx, server.ClientAddr) }
 		}
 		tl, err := StartTail(b.Context(), cfg)
 		if err != nil {
 			b.Fatal(err)
 		}
-		z0, err := exporter.ServerZxid(b.Context(), server.ClientAddr)
+		z0, err := zkclient.ServerZxid(b.Context(), server.ClientAddr)
 		if err != nil {
 			b.Fatal(err)
 		}
@@ -87,7 +87,7 @@ func benchTailLag(b *testing.B, hosts []string, n *raftjournal.Node, server zkte
 		}
 		tick.Stop()
 		elapsed := time.Since(t0)
-		z1, err := exporter.ServerZxid(b.Context(), server.ClientAddr)
+		z1, err := zkclient.ServerZxid(b.Context(), server.ClientAddr)
 		if err != nil {
 			b.Fatal(err)
 		}
@@ -97,7 +97,7 @@ func benchTailLag(b *testing.B, hosts []string, n *raftjournal.Node, server zkte
 			b.Fatalf("load: %v", err)
 		}
 		stopped := time.Now()
-		zEnd, err := exporter.ServerZxid(b.Context(), server.ClientAddr)
+		zEnd, err := zkclient.ServerZxid(b.Context(), server.ClientAddr)
 		if err != nil {
 			b.Fatal(err)
 		}

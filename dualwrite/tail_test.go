@@ -18,7 +18,6 @@ import (
 
 	"github.com/go-zookeeper/zk"
 
-	"github.com/zk2raft/zk2raft/exporter"
 	"github.com/zk2raft/zk2raft/exporter/datadir"
 	"github.com/zk2raft/zk2raft/importer"
 	"github.com/zk2raft/zk2raft/internal/testlog"
@@ -27,6 +26,7 @@ import (
 	"github.com/zk2raft/zk2raft/internal/zktest"
 	"github.com/zk2raft/zk2raft/raftjournal"
 	"github.com/zk2raft/zk2raft/verify"
+	"github.com/zk2raft/zk2raft/zkclient"
 	"github.com/zk2raft/zk2raft/znode"
 )
 
@@ -67,7 +67,7 @@ func TestTailProcess(t *testing.T) {
 	cfg := TailConfig{DataDir: spec.DataDir, Journal: j, From: spec.From, FromSet: spec.FromSet, Logger: logger,
 		CheckpointEvery: 200 * time.Millisecond}
 	if spec.Server != "" {
-		cfg.ServerZxid = func(ctx context.Context) (int64, error) { return exporter.ServerZxid(ctx, spec.Server) }
+		cfg.ServerZxid = func(ctx context.Context) (int64, error) { return zkclient.ServerZxid(ctx, spec.Server) }
 	}
 	tl, err := StartTail(ctx, cfg)
 	if err != nil {
@@ -324,7 +324,7 @@ func TestTailUnderLoad(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	zkLog, err := exporter.ParseDigestLog(out)
+	zkLog, err := zkclient.ParseDigestLog(out)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -343,9 +343,9 @@ func TestTailUnderLoad(t *testing.T) {
 	}
 
 	// Node by node, against the live ensemble.
-	var auth []exporter.Auth
+	var auth []zkclient.Auth
 	for _, tree := range []*treegen.Tree{kafka, adv, more} {
-		auth = append(auth, exporter.Auth{Scheme: tree.Credential.Scheme(), Cred: tree.Credential.Auth()})
+		auth = append(auth, zkclient.Auth{Scheme: tree.Credential.Scheme(), Cred: tree.Credential.Auth()})
 	}
 	src, err := verify.NewZooKeeperSource(verify.ZKOptions{Hosts: hosts, Chroot: "/", Auth: auth})
 	if err != nil {
@@ -416,7 +416,7 @@ func waitServerZxid(t *testing.T, addr string, zxid int64) {
 	t.Helper()
 	deadline := time.Now().Add(60 * time.Second)
 	for {
-		z, err := exporter.ServerZxid(t.Context(), addr)
+		z, err := zkclient.ServerZxid(t.Context(), addr)
 		if err == nil && z >= zxid {
 			return
 		}

@@ -11,9 +11,9 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/go-zookeeper/zk"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/zk2raft/zk2raft/zkclient"
 	"github.com/zk2raft/zk2raft/zkwire"
 )
 
@@ -125,7 +125,7 @@ type Tap struct {
 	ln      net.Listener
 	queue   *Queue
 	metrics *metrics
-	reader  *zk.Conn // the tap's own session, for reading back what replies lack
+	reader  *zkclient.Client // the tap's own session, for reading back what replies lack
 
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -183,7 +183,8 @@ func Start(ctx context.Context, cfg Config) (*Tap, error) {
 		}
 	}
 	t.delivered = newDeliveryState()
-	rd, _, err := zk.Connect(cfg.ZK, 10*time.Second, zk.WithLogger(zkLogger{t.log}))
+	rd, err := zkclient.New(zkclient.Config{Hosts: cfg.ZK, FirstHost: -1, Retry: zkclient.Resend,
+		SessionTimeout: readerSessionTimeout, Logger: t.log.With("component", "zk-reader")})
 	if err != nil {
 		q.Close()
 		return nil, fmt.Errorf("dualwrite: reading session to %v: %w", cfg.ZK, err)
@@ -211,6 +212,10 @@ func Start(ctx context.Context, cfg Config) (*Tap, error) {
 	return t, nil
 }
 
+// readerSessionTimeout is the session timeout of the tap's read-back
+// session, and the bound on one read-back.
+const readerSessionTimeout = 10 * time.Second
+
 // Addr returns the address clients connect to.
 func (t *Tap) Addr() string { return t.ln.Addr().String() }
 
@@ -234,7 +239,7 @@ func (t *Tap) Close() error {
 	}
 	t.cancel()
 	t.wg.Wait()
-	t.reader.Close()
+	_ = t.reader.Close()
 	return errors.Join(err, t.queue.Close())
 }
 
@@ -352,11 +357,4 @@ func (t *Tap) pruneLoop() {
 			})
 		}
 	}
-}
-
-// zkLogger adapts slog to go-zookeeper's logger.
-type zkLogger struct{ l *slog.Logger }
-
-func (z zkLogger) Printf(format string, args ...any) {
-	z.l.Debug(fmt.Sprintf(format, args...), "component", "zk-reader")
 }

@@ -12,12 +12,12 @@ import (
 
 	"github.com/go-zookeeper/zk"
 
-	"github.com/zk2raft/zk2raft/exporter"
 	"github.com/zk2raft/zk2raft/importer"
 	"github.com/zk2raft/zk2raft/internal/testlog"
 	"github.com/zk2raft/zk2raft/internal/zktest"
 	"github.com/zk2raft/zk2raft/raftjournal"
 	"github.com/zk2raft/zk2raft/verify"
+	"github.com/zk2raft/zk2raft/zkclient"
 	"github.com/zk2raft/zk2raft/zkwire"
 	"github.com/zk2raft/zk2raft/znode"
 )
@@ -78,6 +78,35 @@ func startTap(t testing.TB, hosts []string, j Journal, mod func(*Config)) *Tap {
 	return tap
 }
 
+// tapFixture is what most tap tests start from: the shared ensemble, a fresh
+// one-node journal, a tap in front of the ensemble mirroring into the
+// journal (through wrap's Journal when wrap is set: a gate, say), a fresh
+// root (not created), and a go-zookeeper client connected through the tap.
+type tapFixture struct {
+	ens    *zktest.Ensemble
+	node   *raftjournal.Node
+	tap    *Tap
+	root   string
+	client *zk.Conn
+}
+
+func newTapFixture(t testing.TB, wrap func(Journal) Journal, mod func(*Config)) *tapFixture {
+	t.Helper()
+	f := &tapFixture{ens: testEnsemble(t), node: journalNode(t), root: freshRoot(t)}
+	var j Journal = importer.NodeJournal(f.node)
+	if wrap != nil {
+		j = wrap(j)
+	}
+	f.tap = startTap(t, f.ens.Hosts(), j, mod)
+	c, _, err := zk.Connect([]string{f.tap.Addr()}, 10*time.Second, zk.WithLogger(discardZK{}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(c.Close)
+	f.client = c
+	return f
+}
+
 // compareWithJournal verifies ZooKeeper's subtree at root against the
 // journal's: zero differences or the test fails with the report.
 func assertJournalEqual(t testing.TB, hosts []string, root string, n *raftjournal.Node) {
@@ -86,9 +115,9 @@ func assertJournalEqual(t testing.TB, hosts []string, root string, n *raftjourna
 	defer cancel()
 	// ZooKeeper masks digest ACLs (user:x) to readers without ADMIN on the
 	// node: read as the workloads' identity.
-	var auth []exporter.Auth
+	var auth []zkclient.Auth
 	for _, cred := range []string{workloadAuth, kazooAuth} {
-		a, err := exporter.ParseAuth("digest:" + cred)
+		a, err := zkclient.ParseAuth("digest:" + cred)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -145,11 +174,11 @@ func TestTapMirrorsWorkloads(t *testing.T) {
 	}
 	assertJournalEqual(t, ens.Hosts(), "/", n)
 
-	out, err := exporter.FourLetterWord(ctx, ens.Hosts()[0], "hash")
+	out, err := zkclient.FourLetterWord(ctx, ens.Hosts()[0], "hash")
 	if err != nil {
 		t.Fatal(err)
 	}
-	log, err := exporter.ParseDigestLog(out)
+	log, err := zkclient.ParseDigestLog(out)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -212,15 +241,8 @@ func (discardZK) Printf(string, ...any) {}
 // TestTapMalformedClient: garbage from one client closes that connection; a
 // client on another connection carries on.
 func TestTapMalformedClient(t *testing.T) {
-	ens := testEnsemble(t)
-	n := journalNode(t)
-	tap := startTap(t, ens.Hosts(), importer.NodeJournal(n), nil)
-	root := freshRoot(t)
-	good, _, err := zk.Connect([]string{tap.Addr()}, 10*time.Second, zk.WithLogger(discardZK{}))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer good.Close()
+	f := newTapFixture(t, nil, nil)
+	n, tap, root, good := f.node, f.tap, f.root, f.client
 	if _, err := good.Create(root, []byte("a"), 0, zk.WorldACL(zk.PermAll)); err != nil {
 		t.Fatal(err)
 	}
@@ -268,11 +290,11 @@ func TestTapFourLetterWords(t *testing.T) {
 	tap := startTap(t, ens.Hosts(), importer.NodeJournal(n), nil)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	out, err := exporter.FourLetterWord(ctx, tap.Addr(), "ruok")
+	out, err := zkclient.FourLetterWord(ctx, tap.Addr(), "ruok")
 	if err != nil || out != "imok" {
 		t.Fatalf("ruok through the tap: %q, %v", out, err)
 	}
-	if _, err := exporter.ServerZxid(ctx, tap.Addr()); err != nil {
+	if _, err := zkclient.ServerZxid(ctx, tap.Addr()); err != nil {
 		t.Fatalf("srvr through the tap: %v", err)
 	}
 }
@@ -326,17 +348,12 @@ func TestTapJournalOutageAndRestart(t *testing.T) {
 // TestTapSync: in sync mode a write's reply comes after the journal committed
 // its mirror; with the journal down the reply still comes, after SyncTimeout.
 func TestTapSync(t *testing.T) {
-	ens := testEnsemble(t)
-	n := journalNode(t)
-	gate := &gateJournal{j: importer.NodeJournal(n)}
+	gate := &gateJournal{}
 	gate.open.Store(true)
-	tap := startTap(t, ens.Hosts(), gate, func(c *Config) { c.Sync, c.SyncTimeout = true, 500*time.Millisecond })
-	conn, _, err := zk.Connect([]string{tap.Addr()}, 10*time.Second, zk.WithLogger(discardZK{}))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
-	root := freshRoot(t)
+	f := newTapFixture(t, func(j Journal) Journal { gate.j = j; return gate },
+		func(c *Config) { c.Sync, c.SyncTimeout = true, 500*time.Millisecond })
+	n, tap, root, conn := f.node, f.tap, f.root, f.client
+	var err error
 	ctx := t.Context()
 	for i := range 20 {
 		v := fmt.Sprint(i)
@@ -430,15 +447,8 @@ func TestTapQueueOverflowRepaired(t *testing.T) {
 // drops the connection at once still has the close mirrored (ZooKeeper
 // answers after the client is gone): its ephemerals leave the journal too.
 func TestTapClientLeavesAfterCloseSession(t *testing.T) {
-	ens := testEnsemble(t)
-	n := journalNode(t)
-	tap := startTap(t, ens.Hosts(), importer.NodeJournal(n), nil)
-	root := freshRoot(t)
-	conn, _, err := zk.Connect([]string{tap.Addr()}, 10*time.Second, zk.WithLogger(discardZK{}))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
+	f := newTapFixture(t, nil, nil)
+	ens, n, tap, root, conn := f.ens, f.node, f.tap, f.root, f.client
 	if _, err := conn.Create(root, nil, 0, zk.WorldACL(zk.PermAll)); err != nil {
 		t.Fatal(err)
 	}

@@ -2,9 +2,9 @@
 
 package dualwrite
 
-// The tap in a process of its own: the test binary re-executed into
-// TestTapProcess, for TestTapKill9 (which kills it) and the proxy benchmark
-// (which accounts its CPU time apart and pins it to a CPU).
+// The tap in a process of its own (internal/testproc): the test binary
+// re-executed into TestTapProcess, for TestTapKill9 (which kills it) and the
+// proxy benchmark (which accounts its CPU time apart and pins it to a CPU).
 
 import (
 	"context"
@@ -15,13 +15,12 @@ import (
 	"log/slog"
 	"net"
 	"os"
-	"os/signal"
 	"runtime/pprof"
-	"syscall"
 	"testing"
 	"time"
 
 	"github.com/zk2raft/zk2raft/importer"
+	"github.com/zk2raft/zk2raft/internal/testproc"
 	"github.com/zk2raft/zk2raft/raftjournal"
 )
 
@@ -54,14 +53,9 @@ func (downJournal) Submit(context.Context, []byte) (*raftjournal.Result, error) 
 // to be delivered, prints the tap's Status as JSON on stdout and exits, 0
 // only if every mirror reached the journal.
 func TestTapProcess(t *testing.T) {
-	raw := os.Getenv(tapProcessEnv)
-	if raw == "" {
-		return
-	}
 	var spec tapSpec
-	if err := json.Unmarshal([]byte(raw), &spec); err != nil {
-		fmt.Fprintln(os.Stderr, "bad spec:", err)
-		os.Exit(3)
+	if !testproc.Child(tapProcessEnv, &spec) {
+		return
 	}
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	if spec.CPUProfile != "" {
@@ -75,14 +69,12 @@ func TestTapProcess(t *testing.T) {
 		}
 		defer pprof.StopCPUProfile() // before os.Exit, below
 	}
-	sig := make(chan os.Signal, 1)
-	signal.Notify(sig, syscall.SIGTERM)
 	if spec.BytesRelay {
 		if err := bytesRelay(spec.Listen, spec.ZK); err != nil {
 			fmt.Fprintln(os.Stderr, "relay:", err)
 			os.Exit(3)
 		}
-		<-sig
+		testproc.WaitSignal()
 		fmt.Println("{}")
 		pprof.StopCPUProfile()
 		os.Exit(0)
@@ -115,7 +107,7 @@ func TestTapProcess(t *testing.T) {
 		fmt.Fprintln(os.Stderr, "start:", err)
 		os.Exit(3)
 	}
-	<-sig
+	testproc.WaitSignal()
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	code := 0

@@ -10,6 +10,7 @@ import (
 
 	"github.com/go-zookeeper/zk"
 
+	"github.com/zk2raft/zk2raft/zkclient"
 	"github.com/zk2raft/zk2raft/znode"
 )
 
@@ -121,7 +122,7 @@ func TestMaskedACL(t *testing.T) {
 		cfg := DefaultConfig(ensemble.Hosts())
 		cfg.Root, cfg.AllowPartial = root, allowPartial
 		if auth != "" {
-			cfg.Auth = []Auth{{Scheme: "digest", Cred: []byte(auth)}}
+			cfg.Auth = []zkclient.Auth{{Scheme: "digest", Cred: []byte(auth)}}
 		}
 		w, err := NewWalker(cfg)
 		if err != nil {

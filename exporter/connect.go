@@ -2,7 +2,6 @@ package exporter
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"strings"
@@ -10,66 +9,62 @@ import (
 	"time"
 
 	"github.com/go-zookeeper/zk"
+
+	"github.com/zk2raft/zk2raft/zkclient"
 )
 
-// ErrUnreachable is returned when no server of the ensemble gave a session in time.
-var ErrUnreachable = errors.New("exporter: ensemble unreachable")
+// ErrUnreachable is returned when no server of the ensemble gave a session
+// in time (it is zkclient's, so either walk's error matches it).
+var ErrUnreachable = zkclient.ErrUnreachable
 
 // ConnectOptions tune [Connect].
 type ConnectOptions struct {
-	SessionTimeout time.Duration // default 10s
-	Auth           []Auth        // credentials added right after the session is made
-	Logger         *slog.Logger  // go-zookeeper's own log lines, at debug level; nil discards
-	MaxBufferSize  int           // largest reply accepted, bytes; 0 = go-zookeeper's default (unbounded)
+	SessionTimeout time.Duration   // default 10s
+	Auth           []zkclient.Auth // credentials added right after the session is made
+	Logger         *slog.Logger    // go-zookeeper's own log lines, at debug level; nil discards
+	// MaxBufferSize bounds a reply, in bytes, the connect response included;
+	// 0 means zkclient.DefaultMaxReplyFrame.
+	MaxBufferSize int
 	// Dialer opens the connection to one server (TLS, for instance; see
-	// TLSOptions.Dialer); nil means plain TCP.
-	Dialer zk.Dialer
+	// zkclient.TLSOptions.Dialer); nil means plain TCP.
+	Dialer zkclient.Dialer
 	// FirstHost, when positive, makes the session try the servers in sorted order
 	// starting at index FirstHost mod len(hosts), instead of go-zookeeper's random
 	// order, and leaves host names unresolved so a TLS dialer can verify them. The
 	// walker spreads its sessions over the ensemble this way.
 	FirstHost int
+	// OnReply, if set, sees the xid and zxid of every reply header as it
+	// passes (zkclient.GuardOptions.OnReply): go-zookeeper does not expose them.
+	OnReply func(xid int32, zxid int64)
 }
 
-// Auth is one scheme:credential pair, as given to --auth.
-type Auth struct {
-	Scheme string
-	Cred   []byte
-}
-
-// ParseAuth parses "scheme:credential", e.g. "digest:user:password".
-func ParseAuth(s string) (Auth, error) {
-	scheme, cred, ok := strings.Cut(s, ":")
-	if !ok || scheme == "" {
-		return Auth{}, fmt.Errorf("exporter: auth %q: want SCHEME:CREDENTIAL", s)
-	}
-	return Auth{Scheme: scheme, Cred: []byte(cred)}, nil
-}
-
-// ParseHosts splits "host:port,host:port" into a server list.
-func ParseHosts(s string) ([]string, error) {
-	var hosts []string
-	for _, h := range strings.Split(s, ",") {
-		if h = strings.TrimSpace(h); h != "" {
-			hosts = append(hosts, h)
-		}
-	}
-	if len(hosts) == 0 {
-		return nil, fmt.Errorf("exporter: no ZooKeeper hosts in %q", s)
-	}
-	return hosts, nil
-}
-
-// Connect opens a session with the ensemble and waits until it is established or ctx
-// ends. The returned connection reconnects by itself (go-zookeeper); the caller
-// closes it.
+// Connect opens a go-zookeeper session with the ensemble and waits until it is
+// established or ctx ends. The returned connection reconnects by itself; the
+// caller closes it. Its connections pass through zkclient.Guard, so a server
+// answering with something that is not ZooKeeper's protocol (an HTTP port)
+// fails Connect at once instead of making go-zookeeper allocate the length
+// its first bytes declare.
 func Connect(ctx context.Context, hosts []string, opts ConnectOptions) (*zk.Conn, error) {
 	if opts.SessionTimeout == 0 {
 		opts.SessionTimeout = 10 * time.Second
 	}
+	if opts.MaxBufferSize <= 0 {
+		opts.MaxBufferSize = zkclient.DefaultMaxReplyFrame
+	}
 	connected := make(chan struct{})
 	authFailed := make(chan struct{})
+	notZK := make(chan error, 1)
 	var once, authOnce sync.Once
+	guarded := zkclient.GuardDialer(opts.Dialer, zkclient.GuardOptions{
+		MaxFrame: opts.MaxBufferSize,
+		OnReply:  opts.OnReply,
+		OnViolation: func(err error) {
+			select {
+			case notZK <- err:
+			default:
+			}
+		},
+	})
 	zopts := []func(*zk.Conn){
 		zk.WithLogger(zkLogger{opts.Logger}),
 		zk.WithEventCallback(func(ev zk.Event) {
@@ -80,12 +75,8 @@ func Connect(ctx context.Context, hosts []string, opts ConnectOptions) (*zk.Conn
 				authOnce.Do(func() { close(authFailed) })
 			}
 		}),
-	}
-	if opts.MaxBufferSize > 0 {
-		zopts = append(zopts, zk.WithMaxBufferSize(opts.MaxBufferSize))
-	}
-	if opts.Dialer != nil {
-		zopts = append(zopts, zk.WithDialer(opts.Dialer))
+		zk.WithMaxBufferSize(opts.MaxBufferSize),
+		zk.WithDialer(zk.Dialer(guarded)),
 	}
 	if opts.FirstHost > 0 || opts.Dialer != nil {
 		zopts = append(zopts, zk.WithHostProvider(&spreadHosts{first: opts.FirstHost}))
@@ -103,7 +94,10 @@ func Connect(ctx context.Context, hosts []string, opts ConnectOptions) (*zk.Conn
 	case <-connected:
 	case <-authFailed:
 		conn.Close()
-		return nil, fmt.Errorf("exporter: %s: authentication failed", strings.Join(hosts, ","))
+		return nil, fmt.Errorf("%w: %s", zkclient.ErrAuthFailed, strings.Join(hosts, ","))
+	case err := <-notZK:
+		conn.Close()
+		return nil, err
 	case <-ctx.Done():
 		conn.Close()
 		return nil, fmt.Errorf("%w: %s: no session within the deadline (%v)", ErrUnreachable, strings.Join(hosts, ","), ctx.Err())

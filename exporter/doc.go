@@ -7,8 +7,13 @@
 //     snapshot file written atomically. `zk2raft export` is a thin shell over it.
 //   - [SequentialWalk] is the plain one-request-at-a-time walk: the baseline the
 //     walker is measured and checked against, and what `zk2raft dev digest` uses.
-//   - [FourLetterWord], [ParseDigestLog], [ServerZxid] and [ZnodeCount] ask a
-//     server about itself.
+//   - [Connect] opens a go-zookeeper session (the classic walk's, and the
+//     tools' that walk with SequentialWalk), its connections bounded by
+//     zkclient.Guard.
+//
+// Connect strings, credentials, TLS and the four-letter words are zkclient's;
+// the multiRead walk's sessions are zkclient.Client values (wiresession.go
+// adapts them to the walk's rules).
 //
 // The other source, a ZooKeeper server's data directory (its snapshots and
 // transaction logs, exact at one zxid and with the raw owners this walk
@@ -55,15 +60,19 @@
 // node's outcome (deleted since listed, unreadable), the others are read; a
 // node whose reads disagree is read again in the next, smaller batch. That is
 // about one request a node. go-zookeeper has no multiRead, so these sessions
-// run on the package's own small client over zkwire (wireclient.go), which
-// reconnects, resumes or renews sessions and re-sends credentials as
-// go-zookeeper does, and sees every reply's zxid itself.
+// are zkclient clients with the FailPending policy (a read whose connection
+// dies fails at once and the walk retries it, as with go-zookeeper), which
+// reconnect, resume or renew sessions and re-send credentials as
+// go-zookeeper does, and report every reply's zxid.
 //
 // ReadModeAuto, the default, probes once at Start (one multiRead on a session
 // of its own): multiRead when the ensemble answers it and Config.Dialer is nil,
 // classic otherwise (ZooKeeper before 3.6 closes the connection or answers
 // with an error; a custom dialer, TLS for one, keeps go-zookeeper's proven
-// path, though the multiRead client uses the dialer too when forced).
+// path, though the multiRead client uses the dialer too when forced). A probe
+// that gets no session at all (no server reachable, refused credentials, a
+// server that is not ZooKeeper) fails Start: the classic walk would fare no
+// better, and trying it would take a second Config.ConnectTimeout.
 //
 // Many workers (Config.Workers) share a few sessions (Config.Sessions), spread
 // over the servers in sorted order, so many requests are in flight on each
@@ -99,8 +108,8 @@
 // transactions after the start zxid over the file converges on the tree.
 //
 // Reply zxids are not exposed by go-zookeeper; the walk's go-zookeeper
-// connections parse the reply headers as they pass (trackedConn), which also
-// buffers the reads. The multiRead client reads them from the replies.
+// connections pass through zkclient.Guard, which reports the reply headers as
+// they pass (and buffers the reads). The multiRead client reports them itself.
 //
 // # Faults
 //

@@ -8,6 +8,7 @@ import (
 
 	"github.com/go-zookeeper/zk"
 
+	"github.com/zk2raft/zk2raft/zkclient"
 	"github.com/zk2raft/zk2raft/zkwire"
 	"github.com/zk2raft/zk2raft/znode"
 )
@@ -25,8 +26,8 @@ const (
 	// over go-zookeeper sessions.
 	ReadModeClassic
 	// ReadModeMultiRead reads nodes in batches, each one multiRead (getData and
-	// getChildren of every node) followed by a getACL per node, over the
-	// exporter's own zkwire sessions; Start fails if the ensemble answers
+	// getChildren of every node) followed by a getACL per node, over
+	// zkclient sessions; Start fails if the ensemble answers
 	// multiRead with an error.
 	ReadModeMultiRead
 )
@@ -82,7 +83,9 @@ func (w *Walker) maxInflight() int {
 }
 
 // chooseReadMode settles ReadModeAuto: multiRead when no dialer is set and a
-// probe on a session of its own gets an answer to a multiRead.
+// probe on a session of its own gets an answer to a multiRead. A probe that
+// gets no session at all fails Start: the classic walk would not get one
+// either, and trying it too would take a second ConnectTimeout.
 func (w *Walker) chooseReadMode(ctx context.Context) (bool, error) {
 	mode := w.cfg.ReadMode
 	if mode == ReadModeAuto && readModeOverride != ReadModeAuto {
@@ -97,9 +100,12 @@ func (w *Walker) chooseReadMode(ctx context.Context) (bool, error) {
 		}
 	}
 	err := w.probeMultiRead(ctx)
+	var noSession *probeDialError
 	switch {
 	case err == nil:
 		return true, nil
+	case errors.As(err, &noSession):
+		return false, noSession.err
 	case mode == ReadModeMultiRead:
 		return false, fmt.Errorf("%w: %w", ErrNoMultiRead, err)
 	}
@@ -107,20 +113,25 @@ func (w *Walker) chooseReadMode(ctx context.Context) (bool, error) {
 	return false, nil
 }
 
+// probeDialError is a probe that got no session.
+type probeDialError struct{ err error }
+
+func (e *probeDialError) Error() string { return e.err.Error() }
+
 // probeMultiRead opens a session and sends one multiRead. Any per-op answer,
 // even NoNode or NoAuth, means the server has it; an error reply or a closed
 // connection (servers before 3.6 do not know opcode 22) means it does not.
 func (w *Walker) probeMultiRead(ctx context.Context) error {
 	ctx, cancel := context.WithTimeout(ctx, w.cfg.ConnectTimeout)
 	defer cancel()
-	c, err := w.dialWire(ctx, 0, &replyTracker{})
+	s, err := w.dialWire(ctx, 0, &replyTracker{})
 	if err != nil {
-		return err
+		return &probeDialError{err}
 	}
-	defer c.Close()
+	defer s.Close()
 	w.stats.requests.Add(1)
-	resp, err := c.call(ctx, zkwire.OpMultiRead, &zkwire.MultiRequest{Ops: []zkwire.MultiOp{
-		{Op: zkwire.OpGetData, Request: &zkwire.GetDataRequest{Path: w.cfg.Root}}}})
+	resp, err := wait(ctx, s.send(zkclient.Request{Op: zkwire.OpMultiRead, Body: &zkwire.MultiRequest{Ops: []zkwire.MultiOp{
+		{Op: zkwire.OpGetData, Request: &zkwire.GetDataRequest{Path: w.cfg.Root}}}}})[0])
 	if err != nil {
 		return err
 	}
@@ -128,31 +139,6 @@ func (w *Walker) probeMultiRead(ctx context.Context) error {
 		return fmt.Errorf("exporter: unexpected multiRead reply %T", resp)
 	}
 	return nil
-}
-
-func (w *Walker) dialWire(ctx context.Context, index int, tr *replyTracker) (*wireClient, error) {
-	return dialWire(ctx, wireOptions{
-		Hosts:          w.cfg.Hosts,
-		FirstHost:      index,
-		Auth:           w.cfg.Auth,
-		SessionTimeout: w.cfg.SessionTimeout,
-		DialTimeout:    w.cfg.ConnectTimeout,
-		MaxReply:       w.cfg.MaxBufferSize,
-		Dialer:         w.cfg.Dialer,
-		Tracker:        tr,
-		Logger:         w.cfg.Logger,
-	})
-}
-
-// Sync asks the server to catch up with the leader, as zk.Conn.Sync does.
-func (c *wireClient) Sync(path string) (string, error) {
-	ctx, cancel := context.WithTimeout(context.Background(), c.timeout)
-	defer cancel()
-	resp, err := c.call(ctx, zkwire.OpSync, &zkwire.SyncRequest{Path: path})
-	if err != nil {
-		return "", err
-	}
-	return resp.(*zkwire.SyncResponse).Path, nil
 }
 
 // batchTasks forms the tasks from work into batches of at most
@@ -244,7 +230,7 @@ func (w *Walker) readBatch(ctx context.Context, s *session, tasks []*task) {
 			}
 			continue
 		}
-		wc, ok := conn.(*wireClient)
+		wc, ok := conn.(*wireSession)
 		if !ok {
 			failAll(errors.New("exporter: internal error: a multiRead walk on a go-zookeeper session"))
 			return
@@ -338,24 +324,24 @@ type batchResult struct {
 // data, the child list read between them and the ACL all describe one state
 // the node really had. The returned error is for the whole batch (connection
 // loss, ctx); per-node outcomes are in the results.
-func (w *Walker) readBatchOnce(ctx context.Context, c *wireClient, tasks []*task) ([]batchResult, error) {
+func (w *Walker) readBatchOnce(ctx context.Context, s *wireSession, tasks []*task) ([]batchResult, error) {
 	n := len(tasks)
 	if err := w.limiter.wait(ctx, n+1); err != nil {
 		return nil, err
 	}
 	ops := make([]zkwire.MultiOp, 0, 2*n)
-	reqs := make([]wireReq, 0, n+1)
-	reqs = append(reqs, wireReq{})
+	reqs := make([]zkclient.Request, 0, n+1)
+	reqs = append(reqs, zkclient.Request{})
 	for _, t := range tasks {
 		ops = append(ops,
 			zkwire.MultiOp{Op: zkwire.OpGetData, Request: &zkwire.GetDataRequest{Path: t.path}},
 			zkwire.MultiOp{Op: zkwire.OpGetChildren, Request: &zkwire.GetChildrenRequest{Path: t.path}})
-		reqs = append(reqs, wireReq{zkwire.OpGetACL, &zkwire.GetACLRequest{Path: t.path}})
+		reqs = append(reqs, zkclient.Request{Op: zkwire.OpGetACL, Body: &zkwire.GetACLRequest{Path: t.path}})
 	}
-	reqs[0] = wireReq{zkwire.OpMultiRead, &zkwire.MultiRequest{Ops: ops}}
+	reqs[0] = zkclient.Request{Op: zkwire.OpMultiRead, Body: &zkwire.MultiRequest{Ops: ops}}
 	w.stats.requests.Add(int64(n + 1))
-	calls := c.send(reqs...)
-	resp, err := calls[0].wait(ctx)
+	calls := s.send(reqs...)
+	resp, err := wait(ctx, calls[0])
 	if err != nil {
 		return nil, err
 	}
@@ -365,7 +351,7 @@ func (w *Walker) readBatchOnce(ctx context.Context, c *wireClient, tasks []*task
 	}
 	results := make([]batchResult, n)
 	for i, t := range tasks {
-		aresp, aerr := calls[i+1].wait(ctx)
+		aresp, aerr := wait(ctx, calls[i+1])
 		if aerr != nil && (ctx.Err() != nil || retryable(aerr) || errors.Is(aerr, zk.ErrSessionExpired)) {
 			return nil, aerr
 		}
@@ -378,7 +364,7 @@ func (w *Walker) readBatchOnce(ctx context.Context, c *wireClient, tasks []*task
 // results and its getACL reply, checking that they describe one state.
 func nodeFromBatch(path string, dataRes, kidsRes zkwire.MultiResult, aclResp zkwire.Response, aclErr error) batchResult {
 	if dataRes.Op == zkwire.OpError {
-		return batchResult{err: convertWireError(dataRes.Err)}
+		return batchResult{err: convertCode(dataRes.Err)}
 	}
 	gd, ok := dataRes.Response.(*zkwire.GetDataResponse)
 	if !ok {
@@ -397,7 +383,7 @@ func nodeFromBatch(path string, dataRes, kidsRes zkwire.MultiResult, aclResp zkw
 		// The node was there for the getData and the getACL, with the same
 		// stat: a NoNode here means it went and came back, a NoAuth that its
 		// ACL changed and changed back. Either way, read it again.
-		if err := convertWireError(kidsRes.Err); !errors.Is(err, zk.ErrNoNode) && !errors.Is(err, zk.ErrNoAuth) {
+		if err := convertCode(kidsRes.Err); !errors.Is(err, zk.ErrNoNode) && !errors.Is(err, zk.ErrNoAuth) {
 			return batchResult{err: err}
 		}
 		return batchResult{err: errMoved}

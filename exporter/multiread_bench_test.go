@@ -8,6 +8,7 @@ import (
 
 	"golang.org/x/sync/errgroup"
 
+	"github.com/zk2raft/zk2raft/zkclient"
 	"github.com/zk2raft/zk2raft/zkwire"
 	"github.com/zk2raft/zk2raft/znode"
 )
@@ -25,9 +26,13 @@ func BenchmarkReadShapes(b *testing.B) {
 	paths := append([]string{tree.Root}, tree.Paths()...)
 	cfg := benchConfig(ens, tree.Root)
 	cfg = cfg.withDefaults()
-	clients := make([]*wireClient, cfg.Sessions)
+	w, err := NewWalker(cfg)
+	if err != nil {
+		b.Fatal(err)
+	}
+	clients := make([]*wireSession, cfg.Sessions)
 	for i := range clients {
-		c, err := dialWire(b.Context(), wireOptions{Hosts: cfg.Hosts, FirstHost: i, SessionTimeout: cfg.SessionTimeout})
+		c, err := w.dialWire(b.Context(), i, &replyTracker{})
 		if err != nil {
 			b.Fatal(err)
 		}
@@ -39,12 +44,12 @@ func BenchmarkReadShapes(b *testing.B) {
 		run  func() error
 		p    phase
 	}
-	single := func(op func(c *wireClient, p string) []wireReq) func() error {
+	single := func(op func(c *wireSession, p string) []zkclient.Request) func() error {
 		return func() error { return wireBatches(clients, paths, 1, cfg.Workers, op) }
 	}
 	multi := func(k int, children, acl bool) func() error {
 		return func() error {
-			return wireBatches(clients, paths, k, *benchMRWorkers, func(_ *wireClient, _ string) []wireReq { return nil }, func(batch []string) []wireReq {
+			return wireBatches(clients, paths, k, *benchMRWorkers, func(_ *wireSession, _ string) []zkclient.Request { return nil }, func(batch []string) []zkclient.Request {
 				ops := make([]zkwire.MultiOp, 0, 2*len(batch))
 				for _, p := range batch {
 					ops = append(ops, zkwire.MultiOp{Op: zkwire.OpGetData, Request: &zkwire.GetDataRequest{Path: p}})
@@ -52,10 +57,10 @@ func BenchmarkReadShapes(b *testing.B) {
 						ops = append(ops, zkwire.MultiOp{Op: zkwire.OpGetChildren, Request: &zkwire.GetChildrenRequest{Path: p}})
 					}
 				}
-				reqs := []wireReq{{zkwire.OpMultiRead, &zkwire.MultiRequest{Ops: ops}}}
+				reqs := []zkclient.Request{{Op: zkwire.OpMultiRead, Body: &zkwire.MultiRequest{Ops: ops}}}
 				if acl {
 					for _, p := range batch {
-						reqs = append(reqs, wireReq{zkwire.OpGetACL, &zkwire.GetACLRequest{Path: p}})
+						reqs = append(reqs, zkclient.Request{Op: zkwire.OpGetACL, Body: &zkwire.GetACLRequest{Path: p}})
 					}
 				}
 				return reqs
@@ -78,14 +83,14 @@ func BenchmarkReadShapes(b *testing.B) {
 			}
 			return rawGetData(w, paths, cfg.Workers)
 		}},
-		{name: "wire getData", run: single(func(_ *wireClient, p string) []wireReq {
-			return []wireReq{{zkwire.OpGetData, &zkwire.GetDataRequest{Path: p}}}
+		{name: "wire getData", run: single(func(_ *wireSession, p string) []zkclient.Request {
+			return []zkclient.Request{{Op: zkwire.OpGetData, Body: &zkwire.GetDataRequest{Path: p}}}
 		})},
-		{name: "wire getACL", run: single(func(_ *wireClient, p string) []wireReq {
-			return []wireReq{{zkwire.OpGetACL, &zkwire.GetACLRequest{Path: p}}}
+		{name: "wire getACL", run: single(func(_ *wireSession, p string) []zkclient.Request {
+			return []zkclient.Request{{Op: zkwire.OpGetACL, Body: &zkwire.GetACLRequest{Path: p}}}
 		})},
-		{name: "wire getData+getACL pipelined", run: single(func(_ *wireClient, p string) []wireReq {
-			return []wireReq{{zkwire.OpGetData, &zkwire.GetDataRequest{Path: p}}, {zkwire.OpGetACL, &zkwire.GetACLRequest{Path: p}}}
+		{name: "wire getData+getACL pipelined", run: single(func(_ *wireSession, p string) []zkclient.Request {
+			return []zkclient.Request{{Op: zkwire.OpGetData, Body: &zkwire.GetDataRequest{Path: p}}, {Op: zkwire.OpGetACL, Body: &zkwire.GetACLRequest{Path: p}}}
 		})},
 	}
 	for _, k := range []int{8, 32, 128} {
@@ -135,7 +140,7 @@ func walkIn(cfg Config, mode ReadMode) func() error {
 // wireBatches reads paths over clients with workers goroutines, k paths at a
 // time: each goroutine sends one batch's requests (batch(paths) when given,
 // else each path's op) in one write and waits for all their replies.
-func wireBatches(clients []*wireClient, paths []string, k, workers int, op func(*wireClient, string) []wireReq, batch ...func([]string) []wireReq) error {
+func wireBatches(clients []*wireSession, paths []string, k, workers int, op func(*wireSession, string) []zkclient.Request, batch ...func([]string) []zkclient.Request) error {
 	ctx := context.Background()
 	var g errgroup.Group
 	next := make(chan []string, workers)
@@ -143,7 +148,7 @@ func wireBatches(clients []*wireClient, paths []string, k, workers int, op func(
 		c := clients[i%len(clients)]
 		g.Go(func() error {
 			for ps := range next {
-				var reqs []wireReq
+				var reqs []zkclient.Request
 				if len(batch) > 0 {
 					reqs = batch[0](ps)
 				} else {
@@ -151,16 +156,16 @@ func wireBatches(clients []*wireClient, paths []string, k, workers int, op func(
 						reqs = append(reqs, op(c, p)...)
 					}
 				}
-				for _, cl := range c.send(reqs...) {
-					resp, err := cl.wait(ctx)
+				for i, cl := range c.send(reqs...) {
+					resp, err := wait(ctx, cl)
 					if err != nil {
-						return fmt.Errorf("%v: %w", cl.op, err)
+						return fmt.Errorf("%v: %w", reqs[i].Op, err)
 					}
 					if m, ok := resp.(*zkwire.MultiResponse); ok {
 						if code := m.Err(); code != zkwire.CodeOK {
 							return fmt.Errorf("multiRead: %v", code)
 						}
-						if want := len(reqs[0].Req.(*zkwire.MultiRequest).Ops); len(m.Results) != want {
+						if want := len(reqs[0].Body.(*zkwire.MultiRequest).Ops); len(m.Results) != want {
 							return fmt.Errorf("multiRead: %d results for %d ops", len(m.Results), want)
 						}
 						if g, ok := m.Results[0].Response.(*zkwire.GetDataResponse); !ok || g.Stat.Czxid == 0 {

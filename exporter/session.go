@@ -1,23 +1,22 @@
 package exporter
 
 import (
-	"bufio"
 	"context"
-	"encoding/binary"
 	"fmt"
-	"net"
 	"slices"
 	"sync"
 	"sync/atomic"
-	"time"
 
 	"github.com/go-zookeeper/zk"
 )
 
-// replyTracker records the zxids in the reply headers a connection receives.
-// go-zookeeper reads every reply's zxid but does not expose it; the walk needs it
-// for the zxid range it records (the sync reply's zxid is where the walk starts,
-// the highest reply zxid is a bound on every state it read).
+// replyTracker records the zxids in the reply headers a session receives:
+// the walk needs them for the zxid range it records (the sync reply's zxid is
+// where the walk starts, the highest reply zxid is a bound on every state it
+// read). go-zookeeper reads every reply's zxid but does not expose it, so a
+// classic session's connections pass through zkclient.Guard, which reports
+// the reply headers (requests only: xid ≥ 0) as they pass; a multiRead
+// session's zkclient.Client reports them (Config.OnReply).
 type replyTracker struct {
 	last atomic.Int64 // zxid of the most recent reply carrying one
 	max  *atomicMax   // shared by every connection of a walk
@@ -43,77 +42,6 @@ func (m *atomicMax) observe(z int64) {
 }
 
 func (m *atomicMax) load() int64 { return m.v.Load() }
-
-// trackedConn wraps a connection to a ZooKeeper server: reads are buffered (go-
-// zookeeper reads each reply with two unbuffered reads, the length and then the
-// body), and the reply stream is parsed just enough to find each reply header.
-//
-// The stream it parses (zookeeper-internals §1.1–§1.3):
-//
-//	first frame:  int32 length | ConnectResponse (no reply header)
-//	every other:  int32 length | int32 xid | int64 zxid | int32 err | body
-//
-// Only replies to requests (xid ≥ 0) are recorded; pings (−2), watch events (−1)
-// and auth replies (−4) are not.
-type trackedConn struct {
-	net.Conn
-	r  *bufio.Reader
-	tr *replyTracker
-
-	connected bool     // the connect response has gone by
-	hdr       [20]byte // length and reply header of the current frame
-	have      int      // bytes of hdr collected
-	want      int      // bytes of hdr to collect for the current frame
-	skip      int      // bytes of the current frame left to pass by
-}
-
-// trackedReadBuffer is the read buffer of a tracked connection.
-const trackedReadBuffer = 64 << 10
-
-func newTrackedConn(c net.Conn, tr *replyTracker) *trackedConn {
-	return &trackedConn{Conn: c, r: bufio.NewReaderSize(c, trackedReadBuffer), tr: tr, want: 4}
-}
-
-func (c *trackedConn) Read(p []byte) (int, error) {
-	n, err := c.r.Read(p)
-	c.scan(p[:n])
-	return n, err
-}
-
-func (c *trackedConn) scan(b []byte) {
-	for len(b) > 0 {
-		if c.skip > 0 {
-			k := min(c.skip, len(b))
-			c.skip -= k
-			b = b[k:]
-			continue
-		}
-		k := copy(c.hdr[c.have:c.want], b)
-		c.have += k
-		b = b[k:]
-		if c.have < c.want {
-			return
-		}
-		length := int(int32(binary.BigEndian.Uint32(c.hdr[:4])))
-		switch {
-		case c.want == 4 && (!c.connected || length < 16):
-			// The connect response, or a frame too short to hold a reply header.
-			c.connected = true
-			c.skip = max(length, 0)
-		case c.want == 4:
-			c.want = 20
-			continue
-		default:
-			xid := int32(binary.BigEndian.Uint32(c.hdr[4:]))
-			zxid := int64(binary.BigEndian.Uint64(c.hdr[8:]))
-			if xid >= 0 && zxid > 0 {
-				c.tr.observe(zxid)
-			}
-			c.skip = length - 16
-		}
-		c.have, c.want = 0, 4
-	}
-}
 
 // spreadHosts is a go-zookeeper HostProvider that starts at a given server of the
 // (sorted) list, so that a walk's sessions land on different servers and share the
@@ -203,8 +131,8 @@ func (s *session) open(ctx context.Context) error {
 }
 
 // sessionConn is what a walk's session reads over: a go-zookeeper *zk.Conn,
-// or a *wireClient in a multiRead walk. Both reconnect by themselves and open
-// a new session when the old one expired.
+// or a *wireSession (a zkclient.Client) in a multiRead walk. Both reconnect
+// by themselves and open a new session when the old one expired.
 type sessionConn interface {
 	SessionID() int64
 	Sync(path string) (string, error)
@@ -292,24 +220,18 @@ func (w *Walker) dial(ctx context.Context, index int) (sessionConn, *replyTracke
 
 // dialClassic opens a go-zookeeper session whose replies feed tr.
 func (w *Walker) dialClassic(ctx context.Context, index int, tr *replyTracker) (sessionConn, error) {
-	base := w.cfg.Dialer
-	if base == nil {
-		base = net.DialTimeout
-	}
-	dialer := func(network, addr string, timeout time.Duration) (net.Conn, error) {
-		c, err := base(network, addr, timeout)
-		if err != nil {
-			return nil, err
-		}
-		return newTrackedConn(c, tr), nil
-	}
 	conn, err := Connect(ctx, w.cfg.Hosts, ConnectOptions{
 		SessionTimeout: w.cfg.SessionTimeout,
 		Auth:           w.cfg.Auth,
 		Logger:         w.cfg.Logger,
 		MaxBufferSize:  w.cfg.MaxBufferSize,
-		Dialer:         dialer,
+		Dialer:         w.cfg.Dialer,
 		FirstHost:      index,
+		OnReply: func(xid int32, zxid int64) {
+			if xid >= 0 && zxid > 0 {
+				tr.observe(zxid)
+			}
+		},
 	})
 	if err != nil {
 		return nil, err

@@ -139,3 +139,19 @@ func (s Summary) MarshalJSON() ([]byte, error) {
 		Note:           OwnerNote,
 	})
 }
+
+// NoAuthPaths returns the paths of unreadable (a summary's UnreadableList)
+// that answered NoAuth, leaving out those in masked (its ACLMaskedList).
+func NoAuthPaths(unreadable, masked []string) []string {
+	isMasked := make(map[string]bool, len(masked))
+	for _, p := range masked {
+		isMasked[p] = true
+	}
+	var out []string
+	for _, p := range unreadable {
+		if !isMasked[p] {
+			out = append(out, p)
+		}
+	}
+	return out
+}

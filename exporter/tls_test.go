@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/zk2raft/zk2raft/internal/zktest"
+	"github.com/zk2raft/zk2raft/zkclient"
 )
 
 // testPKI writes a CA and a server certificate for 127.0.0.1 and localhost into
@@ -117,7 +118,7 @@ func TestTLSExport(t *testing.T) {
 	}
 	secure := []string{net.JoinHostPort("127.0.0.1", strconv.Itoa(securePort))}
 
-	dialer, err := TLSOptions{CAFile: caFile}.Dialer()
+	dialer, err := zkclient.TLSOptions{CAFile: caFile}.Dialer()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -132,7 +133,7 @@ func TestTLSExport(t *testing.T) {
 		t.Errorf("exported %d nodes", sum.Nodes)
 	}
 
-	untrusting, err := TLSOptions{}.Dialer() // system roots: the test CA is not among them
+	untrusting, err := zkclient.TLSOptions{}.Dialer() // system roots: the test CA is not among them
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -13,6 +13,7 @@ import (
 	"github.com/go-zookeeper/zk"
 	"golang.org/x/sync/errgroup"
 
+	"github.com/zk2raft/zk2raft/zkclient"
 	"github.com/zk2raft/zk2raft/znode"
 )
 
@@ -139,7 +140,7 @@ type Config struct {
 	// with zookeeper.extendedTypesEnabled. A client cannot tell.
 	ExtendedTypes bool
 	// Auth are credentials added to every session.
-	Auth []Auth
+	Auth []zkclient.Auth
 
 	// Sessions is the number of ZooKeeper sessions the walk reads over.
 	Sessions int
@@ -172,10 +173,13 @@ type Config struct {
 	// RetryTimeout is how long reading one node may keep failing for want of a
 	// server (connection loss, no server reachable) before the walk gives up.
 	RetryTimeout time.Duration
-	// Dialer opens connections (TLS, see TLSOptions); nil means plain TCP.
-	Dialer zk.Dialer
-	// MaxBufferSize bounds one reply from the server, in bytes; 0 means no bound
-	// (a getChildren of 100k children is several MiB).
+	// Dialer opens connections (TLS, see zkclient.TLSOptions); nil means
+	// plain TCP.
+	Dialer zkclient.Dialer
+	// MaxBufferSize bounds one reply from the server, in bytes; 0 means
+	// zkclient.DefaultMaxReplyFrame, 64 MiB (a getChildren of 100k children
+	// is several MiB). A server that is not ZooKeeper (an HTTP port) fails
+	// the walk's Start at once.
 	MaxBufferSize int
 
 	// MaxListed caps each list in the summary (changed, unreadable); the counts
@@ -311,7 +315,7 @@ type Walker struct {
 
 	mu        sync.Mutex
 	sessions  []*session
-	multiRead bool // reads in multiRead batches over wireClient sessions
+	multiRead bool // reads in multiRead batches over zkclient sessions
 	started   bool
 	walked    bool
 	closed    bool

@@ -1,20 +1,26 @@
 package exporter
 
 import (
+	"bytes"
+	"context"
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"os"
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/go-zookeeper/zk"
 
+	"github.com/zk2raft/zk2raft/internal/testlog"
 	"github.com/zk2raft/zk2raft/internal/treegen"
+	"github.com/zk2raft/zk2raft/zkclient"
 	"github.com/zk2raft/zk2raft/znode"
 )
 
@@ -141,7 +147,7 @@ func TestWalkMatchesClientAPI(t *testing.T) {
 
 	cfg := DefaultConfig(ensemble.Hosts())
 	cfg.Root = root
-	cfg.Auth = []Auth{{Scheme: "digest", Cred: []byte("reader:s3cret")}}
+	cfg.Auth = []zkclient.Auth{{Scheme: "digest", Cred: []byte("reader:s3cret")}}
 	cfg.Workers = 16
 	w, err := NewWalker(cfg)
 	if err != nil {
@@ -262,7 +268,7 @@ func TestProfilesRoundTrip(t *testing.T) {
 			cred := string(tree.Credential.Auth())
 			cfg := DefaultConfig(ensemble.Hosts())
 			cfg.Root = tree.Root
-			cfg.Auth = []Auth{{Scheme: tree.Credential.Scheme(), Cred: tree.Credential.Auth()}}
+			cfg.Auth = []zkclient.Auth{{Scheme: tree.Credential.Scheme(), Cred: tree.Credential.Auth()}}
 			cfg.ExtendedTypes = true
 			w, err := NewWalker(cfg)
 			if err != nil {
@@ -443,7 +449,7 @@ func TestUnreadable(t *testing.T) {
 			cfg := DefaultConfig(ensemble.Hosts())
 			cfg.Root, cfg.AllowPartial = root, tc.allowPartial
 			if tc.auth != "" {
-				cfg.Auth = []Auth{{Scheme: "digest", Cred: []byte(tc.auth)}}
+				cfg.Auth = []zkclient.Auth{{Scheme: "digest", Cred: []byte(tc.auth)}}
 			}
 			w, err := NewWalker(cfg)
 			if err != nil {
@@ -480,7 +486,7 @@ func TestUnreadable(t *testing.T) {
 	t.Run("unknown auth scheme", func(t *testing.T) {
 		cfg := DefaultConfig(ensemble.Hosts())
 		cfg.Root = root
-		cfg.Auth = []Auth{{Scheme: "nosuchscheme", Cred: []byte("x")}}
+		cfg.Auth = []zkclient.Auth{{Scheme: "nosuchscheme", Cred: []byte("x")}}
 		cfg.ConnectTimeout = 5 * time.Second
 		_, _, err := collect(t, t.Context(), cfg)
 		if err == nil || !strings.Contains(err.Error(), "auth") {
@@ -490,7 +496,8 @@ func TestUnreadable(t *testing.T) {
 }
 
 // TestUnreachable checks a dead ensemble gives ErrUnreachable within the
-// connect timeout.
+// connect timeout, once: a probe for multiRead that got no session does not
+// fall back to the classic walk, which would take a second timeout.
 func TestUnreachable(t *testing.T) {
 	t.Parallel()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
@@ -499,8 +506,10 @@ func TestUnreachable(t *testing.T) {
 	}
 	addr := l.Addr().String()
 	l.Close()
+	var logs bytes.Buffer
 	cfg := DefaultConfig([]string{addr})
 	cfg.ConnectTimeout = 2 * time.Second
+	cfg.Logger = slog.New(slog.NewTextHandler(&lockedWriter{w: &logs}, nil))
 	start := time.Now()
 	_, _, err = collect(t, t.Context(), cfg)
 	if !errors.Is(err, ErrUnreachable) {
@@ -511,6 +520,41 @@ func TestUnreachable(t *testing.T) {
 	}
 	if strings.Contains(err.Error(), "\n") {
 		t.Errorf("multi-line error %q", err)
+	}
+	if strings.Contains(logs.String(), "multiRead unavailable") {
+		t.Errorf("the walk fell back to classic reads after the probe got no session:\n%s", logs.String())
+	}
+}
+
+// lockedWriter serializes writes to w.
+type lockedWriter struct {
+	mu sync.Mutex
+	w  io.Writer
+}
+
+func (l *lockedWriter) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.w.Write(p)
+}
+
+// TestNotZooKeeper points a walk of each read mode at a port that answers
+// HTTP: Start fails at once (not after the connect timeout) with one line
+// saying the server is not ZooKeeper and quoting what it answered.
+func TestNotZooKeeper(t *testing.T) {
+	t.Parallel()
+	addr := testlog.HTTPAddr(t)
+	for _, mode := range []ReadMode{ReadModeAuto, ReadModeClassic, ReadModeMultiRead} {
+		t.Run(mode.String(), func(t *testing.T) {
+			cfg := DefaultConfig([]string{addr})
+			cfg.ReadMode, cfg.ConnectTimeout = mode, time.Minute
+			ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+			defer cancel()
+			_, _, err := collect(t, ctx, cfg)
+			if !errors.Is(err, zkclient.ErrNotZooKeeper) || !strings.Contains(err.Error(), `"HTTP/1.1 400`) || strings.Contains(err.Error(), "\n") {
+				t.Errorf("err = %v, want one line matching ErrNotZooKeeper quoting the answer", err)
+			}
+		})
 	}
 }
 

@@ -56,6 +56,32 @@
 // blocker refuses the migration unless its kind is accepted. It holds
 // counters and a few example paths per finding, never the tree.
 //
+// # Migrate
+//
+// [Migrate] is the whole migration as a library call, which `zk2raft
+// migrate` only configures and prints: check the target (a fresh data dir,
+// or a journal in the shadow phase) before anything else; walk the live
+// ensemble (exporter.Walker) and stream every node at once into the
+// pre-flight, the kept snapshot ([MigrateOptions].KeepSnapshot) and the
+// import (a [Builder] for a data dir, [Online] for a running journal); refuse
+// on a blocker with nothing written to the target ([BlockedError]); finish
+// and install; then the verification steps, each a [Check] whose [Outcome]
+// is Equal, Different or NotComparable with the reason in its Detail:
+//
+//	CheckKeptSnapshot     kept snapshot's trailer = the walk's count and digest
+//	CheckJournalExport    journal = stream + system nodes (Expectation)
+//	CheckInstalled        installed snapshot read back = journal
+//	CheckZooKeeperDigest  journal = ZooKeeper's own `hash` entry, where one is comparable
+//	CheckNodeByNode       verify's field-by-field comparison (VerifyFull)
+//
+// The verdict ([MigrateSummary].Verified) is computed from the checks in
+// one place (verified). The pipeline lives here rather than in a package of
+// its own because it is this package's import fed by a walk instead of a
+// file: its sinks, pre-flight, checkpoint keys and expectations are
+// importer's, and a migrate package would hold little but calls into it
+// (DESIGN.md's layout already gives importer the exporter and verify
+// imports it needs).
+//
 // # Memory
 //
 // The importer holds O(batch) nodes besides the journal's tree: the file is

@@ -13,6 +13,7 @@ import (
 	"github.com/zk2raft/zk2raft/exporter"
 	"github.com/zk2raft/zk2raft/internal/treegen"
 	"github.com/zk2raft/zk2raft/internal/zktest"
+	"github.com/zk2raft/zk2raft/zkclient"
 	"github.com/zk2raft/zk2raft/znode"
 )
 
@@ -52,11 +53,11 @@ func zkDigestAt(t testing.TB, host string, zxid int64) znode.Digest {
 	t.Helper()
 	var got znode.Digest
 	waitFor(t, 10*time.Second, fmt.Sprintf("ZooKeeper's digest at zxid %#x", zxid), func() error {
-		out, err := exporter.FourLetterWord(t.Context(), host, "hash")
+		out, err := zkclient.FourLetterWord(t.Context(), host, "hash")
 		if err != nil {
 			return err
 		}
-		entries, err := exporter.ParseDigestLog(out)
+		entries, err := zkclient.ParseDigestLog(out)
 		if err != nil {
 			return err
 		}
@@ -106,7 +107,7 @@ func profileRoundTrip(t *testing.T, opts treegen.Options) {
 	// The export walk streams into the import and, for the comparison, into
 	// a snapshot file, as migrate --keep-snapshot does.
 	wcfg := exporter.DefaultConfig(hosts)
-	wcfg.Auth = []exporter.Auth{{Scheme: tree.Credential.Scheme(), Cred: tree.Credential.Auth()}}
+	wcfg.Auth = []zkclient.Auth{{Scheme: tree.Credential.Scheme(), Cred: tree.Credential.Auth()}}
 	wcfg.ExtendedTypes = true
 	w, err := exporter.NewWalker(wcfg)
 	if err != nil {

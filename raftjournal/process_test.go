@@ -1,171 +1,74 @@
 //go:build linux
 
-package raftjournal
+package raftjournal_test
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"log/slog"
 	"os"
-	"os/exec"
-	"os/signal"
 	"path/filepath"
-	"slices"
-	"strings"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"testing"
 	"time"
 
+	"github.com/zk2raft/zk2raft/internal/testlog"
+	"github.com/zk2raft/zk2raft/internal/testproc"
+	"github.com/zk2raft/zk2raft/raftjournal"
 	"github.com/zk2raft/zk2raft/znode"
 )
 
-// The kill -9 test runs each node in its own process: the test binary itself,
-// re-executed to run TestNodeProcess with the node's configuration in
-// $ZK2RAFT_NODE_PROCESS. SIGKILL then loses whatever a real crash loses (the
-// process, its goroutines and buffers; not the page cache).
+// The kill -9 test runs each node in its own process, the journal-process
+// harness dualwrite's fault tests share (internal/testproc): the test binary
+// re-executed into TestJournalProcess. SIGKILL then loses whatever a real
+// crash loses (the process, its goroutines and buffers; not the page cache).
+// It is an external test so that it may import the harness, which imports
+// raftjournal.
 
-const nodeProcessEnv = "ZK2RAFT_NODE_PROCESS"
+// TestJournalProcess is not a test: it is the body of the node processes
+// TestClusterKill9 starts, and does nothing in a normal run.
+func TestJournalProcess(t *testing.T) { testproc.JournalChild() }
 
-type processSpec struct {
-	ID, DataDir, RaftAddr, AdminAddr, Join string
-	Bootstrap                              bool
-	Secret                                 []byte
-}
-
-// TestNodeProcess is not a test: it is the body of a node process started by
-// TestClusterKill9, and does nothing in a normal run.
-func TestNodeProcess(t *testing.T) {
-	raw := os.Getenv(nodeProcessEnv)
-	if raw == "" {
-		return
-	}
-	var spec processSpec
-	if err := json.Unmarshal([]byte(raw), &spec); err != nil {
-		fmt.Fprintln(os.Stderr, "bad spec:", err)
-		os.Exit(3)
-	}
-	cfg := DefaultNodeConfig()
-	cfg.NodeID, cfg.DataDir, cfg.RaftAddr, cfg.AdminAddr = spec.ID, spec.DataDir, spec.RaftAddr, spec.AdminAddr
-	cfg.Bootstrap, cfg.Join, cfg.Secret = spec.Bootstrap, spec.Join, spec.Secret
-	cfg.HeartbeatTimeout, cfg.ElectionTimeout, cfg.LeaderLeaseTimeout = 400*time.Millisecond, 400*time.Millisecond, 200*time.Millisecond
-	cfg.CommitTimeout = 5 * time.Millisecond
-	cfg.Logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
-	sig := make(chan os.Signal, 1)
-	signal.Notify(sig, syscall.SIGTERM, syscall.SIGINT)
-	n, err := Open(cfg)
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "open:", err)
-		os.Exit(3)
-	}
-	<-sig
-	if err := n.Close(); err != nil {
-		fmt.Fprintln(os.Stderr, "close:", err)
-		os.Exit(4)
-	}
-	os.Exit(0)
-}
-
-// nodeProcess is a running child node.
-type nodeProcess struct {
-	spec processSpec
-	cmd  *exec.Cmd
-	done chan error
-}
-
-func startNodeProcess(t *testing.T, spec processSpec) *nodeProcess {
-	t.Helper()
-	raw, _ := json.Marshal(spec)
-	cmd := exec.Command(os.Args[0], "-test.run=^TestNodeProcess$", "-test.count=1")
-	cmd.Env = append(os.Environ(), nodeProcessEnv+"="+string(raw))
-	if err := os.MkdirAll(filepath.Dir(spec.DataDir), 0o755); err != nil {
-		t.Fatal(err)
-	}
-	logf, err := os.OpenFile(filepath.Join(filepath.Dir(spec.DataDir), spec.ID+".log"), os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o644)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer logf.Close()
-	cmd.Stdout, cmd.Stderr = logf, logf
-	// The node dies with the test binary, whatever happens to it.
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	p := &nodeProcess{spec: spec, cmd: cmd, done: make(chan error, 1)}
-	go func() { p.done <- cmd.Wait() }()
-	return p
-}
-
-// kill sends SIGKILL and reaps the process.
-func (p *nodeProcess) kill(t *testing.T) {
-	t.Helper()
-	_ = p.cmd.Process.Kill()
-	<-p.done
-}
-
-// stop sends SIGTERM and checks the node closed cleanly (and, under -race,
-// that the child saw no data race: that exits with status 66).
-func (p *nodeProcess) stop(t *testing.T) {
-	t.Helper()
-	_ = p.cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case err := <-p.done:
-		if err != nil {
-			t.Errorf("node %s exited with %v; see %s.log", p.spec.ID, err, p.spec.ID)
-		}
-	case <-time.After(30 * time.Second):
-		p.kill(t)
-		t.Errorf("node %s did not stop on SIGTERM", p.spec.ID)
-	}
-}
+// creds are the test cluster's credentials.
+func creds() raftjournal.Credentials { return raftjournal.Credentials{Secret: testlog.Secret()} }
 
 func TestClusterKill9(t *testing.T) {
 	base := t.TempDir()
-	specs := make([]processSpec, 3)
+	specs := make([]testproc.JournalSpec, 3)
 	for i := range specs {
-		specs[i] = processSpec{ID: fmt.Sprintf("p%d", i+1), DataDir: filepath.Join(base, fmt.Sprintf("p%d", i+1), "data"),
-			RaftAddr: freeAddr(t), AdminAddr: freeAddr(t), Secret: testCreds().Secret}
+		specs[i] = testproc.JournalSpec{ID: fmt.Sprintf("p%d", i+1), DataDir: filepath.Join(base, fmt.Sprintf("p%d", i+1), "data"),
+			RaftAddr: testlog.FreeAddr(t), AdminAddr: testlog.FreeAddr(t), Secret: creds().Secret}
 	}
 	specs[0].Bootstrap = true
 	specs[1].Join, specs[2].Join = specs[0].AdminAddr, specs[0].AdminAddr
-	procs := make([]*nodeProcess, 3)
+	procs := make([]*testproc.Journal, 3)
 	var procMu sync.Mutex
 	t.Cleanup(func() {
 		procMu.Lock()
 		defer procMu.Unlock()
 		for _, p := range procs {
 			if p != nil {
-				p.kill(t)
+				p.Kill()
 			}
 		}
 		if t.Failed() {
 			for _, s := range specs {
-				b, _ := os.ReadFile(filepath.Join(base, s.ID, s.ID+".log"))
-				lines := strings.Split(string(b), "\n")
-				if i := slices.IndexFunc(lines, func(l string) bool { return strings.Contains(l, "DATA RACE") }); i >= 0 {
-					lines = lines[i:min(len(lines), i+120)]
-				} else if len(lines) > 60 {
-					lines = lines[len(lines)-60:]
-				}
-				t.Logf("%s log tail:\n%s", s.ID, strings.Join(lines, "\n"))
+				t.Logf("%s log tail:\n%s", s.ID, testproc.LogTail(s.LogFile(), 60))
 			}
 		}
 	})
 	ctx := t.Context()
-	cl := newRPCClient(5*time.Second, testCreds())
-	defer cl.close()
-	status := func(addr string) (MemberStatus, error) {
+	cl := raftjournal.NewRPCClient(creds(), 5*time.Second)
+	defer cl.Close()
+	status := func(addr string) (raftjournal.MemberStatus, error) {
 		cctx, cancel := context.WithTimeout(ctx, time.Second)
 		defer cancel()
-		return RemoteStatus(cctx, testCreds(), addr)
+		return raftjournal.RemoteStatus(cctx, creds(), addr)
 	}
 	for i := range specs {
-		procs[i] = startNodeProcess(t, specs[i])
-		waitFor(t, 60*time.Second, specs[i].ID+" to serve with a leader", func() error {
+		procs[i] = testproc.StartJournal(t, specs[i])
+		testlog.WaitFor(t, 60*time.Second, specs[i].ID+" to serve with a leader", func() error {
 			ms, err := status(specs[i].RaftAddr)
 			if err != nil {
 				return err
@@ -185,34 +88,30 @@ func TestClusterKill9(t *testing.T) {
 		}
 		return ""
 	}
-	apply := func(c Command) (*Result, error) {
+	apply := func(c raftjournal.Command) (*raftjournal.Result, error) {
 		addr := leaderAddr()
 		if addr == "" {
-			return nil, ErrNoLeader
+			return nil, raftjournal.ErrNoLeader
 		}
 		cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 		defer cancel()
-		resp, err := cl.call(cctx, addr, rpcApply, Encode(c))
-		if err != nil {
-			return nil, err
-		}
-		return decodeResult(resp)
+		return cl.Apply(cctx, addr, raftjournal.Encode(c))
 	}
-	waitFor(t, 30*time.Second, "the primary phase", func() error {
-		res, err := apply(&SetPhase{Phase: PhasePrimary})
+	testlog.WaitFor(t, 30*time.Second, "the primary phase", func() error {
+		res, err := apply(&raftjournal.SetPhase{Phase: raftjournal.PhasePrimary})
 		if err == nil {
 			err = res.Err
 		}
 		return err
 	})
 	mustCreate := func(path string) error {
-		res, err := apply(&Write{Ops: []Op{{Kind: OpCreate, Path: path, Data: []byte(path), ACL: znode.WorldAnyone()}}})
+		res, err := apply(&raftjournal.Write{Ops: []raftjournal.Op{{Kind: raftjournal.OpCreate, Path: path, Data: []byte(path), ACL: znode.WorldAnyone()}}})
 		if err == nil {
 			err = res.Err
 		}
 		return err
 	}
-	waitFor(t, 30*time.Second, "/k", func() error { return mustCreate("/k") })
+	testlog.WaitFor(t, 30*time.Second, "/k", func() error { return mustCreate("/k") })
 
 	var (
 		mu    sync.Mutex
@@ -252,14 +151,14 @@ func TestClusterKill9(t *testing.T) {
 	var killed []string
 	for range rounds {
 		before := tried.Load()
-		waitFor(t, 120*time.Second, "writes before the kill", func() error {
+		testlog.WaitFor(t, 120*time.Second, "writes before the kill", func() error {
 			if tried.Load() < before+perPhase {
 				return fmt.Errorf("%d writes", tried.Load()-before)
 			}
 			return nil
 		})
 		victim := -1
-		waitFor(t, 30*time.Second, "a leader to kill", func() error {
+		testlog.WaitFor(t, 30*time.Second, "a leader to kill", func() error {
 			addr := leaderAddr()
 			for i, s := range specs {
 				if s.RaftAddr == addr {
@@ -270,12 +169,12 @@ func TestClusterKill9(t *testing.T) {
 			return errors.New("no leader")
 		})
 		procMu.Lock()
-		procs[victim].kill(t)
+		procs[victim].Kill()
 		procs[victim] = nil
 		procMu.Unlock()
 		killed = append(killed, specs[victim].ID)
 		before = tried.Load()
-		waitFor(t, 120*time.Second, "writes after the kill", func() error {
+		testlog.WaitFor(t, 120*time.Second, "writes after the kill", func() error {
 			if tried.Load() < before+perPhase {
 				return fmt.Errorf("%d writes since the kill", tried.Load()-before)
 			}
@@ -284,9 +183,9 @@ func TestClusterKill9(t *testing.T) {
 		spec := specs[victim]
 		spec.Bootstrap, spec.Join = false, ""
 		procMu.Lock()
-		procs[victim] = startNodeProcess(t, spec)
+		procs[victim] = testproc.StartJournal(t, spec)
 		procMu.Unlock()
-		waitFor(t, 60*time.Second, "the killed node back", func() error {
+		testlog.WaitFor(t, 60*time.Second, "the killed node back", func() error {
 			_, err := status(spec.RaftAddr)
 			return err
 		})
@@ -296,8 +195,8 @@ func TestClusterKill9(t *testing.T) {
 	wg.Wait()
 
 	var digest string
-	waitFor(t, 60*time.Second, "convergence", func() error {
-		var first MemberStatus
+	testlog.WaitFor(t, 60*time.Second, "convergence", func() error {
+		var first raftjournal.MemberStatus
 		for i, s := range specs {
 			ms, err := status(s.RaftAddr)
 			if err != nil {
@@ -318,7 +217,7 @@ func TestClusterKill9(t *testing.T) {
 	t.Logf("%d writes tried, %d acknowledged, killed the leader %d times (%v); converged on digest %s", tried.Load(), len(acked), len(killed), killed, digest)
 	for _, s := range specs {
 		for _, p := range acked {
-			data, _, ok, err := RemoteRead(ctx, testCreds(), s.RaftAddr, p, false)
+			data, _, ok, err := raftjournal.RemoteRead(ctx, creds(), s.RaftAddr, p, false)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -331,7 +230,7 @@ func TestClusterKill9(t *testing.T) {
 	procMu.Lock()
 	defer procMu.Unlock()
 	for i, p := range procs {
-		p.stop(t)
+		p.StopClean(t)
 		procs[i] = nil
 	}
 }

@@ -23,8 +23,9 @@
 //	                                        there; raw owners ([DataDirSource])
 //
 // Optional capabilities are separate interfaces: [Rereader] and [Syncer] (live
-// sides, for re-checks) and [Digester] (sides that know their digest without a
-// walk). [FuncSource] and [MemorySource] wrap anything else.
+// sides, for re-checks; a zk:// side re-reads on a zkclient session of its
+// own) and [Digester] (sides that know their digest without a walk; a zk://
+// side asks the `hash` and `srvr` four-letter words through zkclient). [FuncSource] and [MemorySource] wrap anything else.
 //
 // # Ordering
 //

@@ -5,9 +5,9 @@ import (
 	"path/filepath"
 	"testing"
 
-	"github.com/zk2raft/zk2raft/exporter"
 	"github.com/zk2raft/zk2raft/internal/treegen"
 	"github.com/zk2raft/zk2raft/raftjournal"
+	"github.com/zk2raft/zk2raft/zkclient"
 )
 
 // fsmSnapshotOf imports an export into a fresh journal FSM, as the importer
@@ -94,9 +94,9 @@ func journalOf(fsm *raftjournal.FSM) Source {
 
 // fullAuth is the credentials of every tree seeded in the shared ensemble so
 // far (each generator plan has its own).
-func fullAuth(t testing.TB) []exporter.Auth {
+func fullAuth(t testing.TB) []zkclient.Auth {
 	t.Helper()
 	seededMu.Lock()
 	defer seededMu.Unlock()
-	return append([]exporter.Auth(nil), seededAuth...)
+	return append([]zkclient.Auth(nil), seededAuth...)
 }

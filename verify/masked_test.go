@@ -12,6 +12,7 @@ import (
 	"github.com/go-zookeeper/zk"
 
 	"github.com/zk2raft/zk2raft/exporter"
+	"github.com/zk2raft/zk2raft/zkclient"
 	"github.com/zk2raft/zk2raft/znode"
 )
 
@@ -138,7 +139,7 @@ func TestMaskedACLRecheck(t *testing.T) {
 // TestMaskedACLLive runs the comparison against the real ensemble: a node
 // whose ACL grants world READ and ADMIN only to a digest identity.
 func TestMaskedACLLive(t *testing.T) {
-	auth := []exporter.Auth{{Scheme: "digest", Cred: []byte("workload:workload-secret")}}
+	auth := []zkclient.Auth{{Scheme: "digest", Cred: []byte("workload:workload-secret")}}
 	conn, err := exporter.Connect(t.Context(), ensemble.Hosts(), exporter.ConnectOptions{Auth: auth})
 	if err != nil {
 		t.Fatal(err)

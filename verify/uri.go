@@ -6,8 +6,7 @@ import (
 	"log/slog"
 	"strings"
 
-	"github.com/zk2raft/zk2raft/exporter"
-	"github.com/zk2raft/zk2raft/znode"
+	"github.com/zk2raft/zk2raft/zkclient"
 )
 
 // JournalOpener opens a journal data directory read-only as a Source: its
@@ -19,7 +18,7 @@ type JournalOpener func(ctx context.Context, dir string) (Source, error)
 // OpenOptions are what Open needs besides the URI.
 type OpenOptions struct {
 	// Auth are ZooKeeper credentials for zk:// sides.
-	Auth []exporter.Auth
+	Auth []zkclient.Auth
 	// Sessions and Workers tune zk:// walks; 0 means the walker's defaults.
 	Sessions, Workers int
 	// Journal opens journal:// sides; nil makes them ErrUnsupported.
@@ -41,25 +40,22 @@ func Open(ctx context.Context, uri string, opts OpenOptions) (Source, error) {
 	}
 	switch scheme {
 	case "zk":
-		hostPart, chroot := rest, "/"
-		if i := strings.IndexByte(rest, '/'); i >= 0 {
-			hostPart, chroot = rest[:i], rest[i:]
-			if chroot != "/" {
-				if err := znode.ValidatePath(chroot); err != nil {
-					return nil, fmt.Errorf("%w %q: chroot: %w", ErrInvalidURI, uri, err)
-				}
-			}
-		}
-		hosts, err := exporter.ParseHosts(hostPart)
+		cs, err := zkclient.ParseConnectString(rest)
 		if err != nil {
 			return nil, fmt.Errorf("%w %q: %w", ErrInvalidURI, uri, err)
 		}
-		for _, h := range hosts {
-			if !strings.Contains(h, ":") {
+		hostPart, _, _ := strings.Cut(rest, "/")
+		for _, h := range strings.Split(hostPart, ",") {
+			h = strings.TrimSpace(h)
+			if afterIPv6 := h[strings.LastIndexByte(h, ']')+1:]; !strings.Contains(afterIPv6, ":") {
 				return nil, fmt.Errorf("%w %q: host %q has no port", ErrInvalidURI, uri, h)
 			}
 		}
-		return NewZooKeeperSource(ZKOptions{Hosts: hosts, Chroot: chroot, Auth: opts.Auth,
+		chroot := cs.Chroot
+		if chroot == "" {
+			chroot = "/"
+		}
+		return NewZooKeeperSource(ZKOptions{Hosts: cs.Hosts, Chroot: chroot, Auth: opts.Auth,
 			Sessions: opts.Sessions, Workers: opts.Workers, Logger: opts.Logger})
 	case "snap":
 		if rest == "" {

@@ -19,6 +19,7 @@ import (
 	"github.com/zk2raft/zk2raft/exporter"
 	"github.com/zk2raft/zk2raft/internal/treegen"
 	"github.com/zk2raft/zk2raft/internal/zktest"
+	"github.com/zk2raft/zk2raft/zkclient"
 	"github.com/zk2raft/zk2raft/znode"
 )
 
@@ -54,15 +55,15 @@ func seed(t testing.TB, profile, root string, nodes int) *treegen.Tree {
 // whole shared ensemble needs them all.
 var (
 	seededMu   sync.Mutex
-	seededAuth []exporter.Auth
+	seededAuth []zkclient.Auth
 )
 
-func treeAuth(tree *treegen.Tree) []exporter.Auth {
-	return []exporter.Auth{{Scheme: tree.Credential.Scheme(), Cred: tree.Credential.Auth()}}
+func treeAuth(tree *treegen.Tree) []zkclient.Auth {
+	return []zkclient.Auth{{Scheme: tree.Credential.Scheme(), Cred: tree.Credential.Auth()}}
 }
 
 // export writes the subtree at root to a snapshot file with the parallel walker.
-func export(t testing.TB, hosts []string, root string, auth []exporter.Auth) string {
+func export(t testing.TB, hosts []string, root string, auth []zkclient.Auth) string {
 	t.Helper()
 	cfg := exporter.DefaultConfig(hosts)
 	cfg.Root, cfg.Auth = root, auth
@@ -78,7 +79,7 @@ func export(t testing.TB, hosts []string, root string, auth []exporter.Auth) str
 	return path
 }
 
-func zkSource(t testing.TB, hosts []string, root string, auth []exporter.Auth) *ZooKeeperSource {
+func zkSource(t testing.TB, hosts []string, root string, auth []zkclient.Auth) *ZooKeeperSource {
 	t.Helper()
 	s, err := NewZooKeeperSource(ZKOptions{Hosts: hosts, Chroot: root, Auth: auth})
 	if err != nil {

@@ -9,9 +9,8 @@ import (
 	"sync"
 	"time"
 
-	"github.com/go-zookeeper/zk"
-
 	"github.com/zk2raft/zk2raft/exporter"
+	"github.com/zk2raft/zk2raft/zkclient"
 	"github.com/zk2raft/zk2raft/znode"
 )
 
@@ -26,7 +25,7 @@ type ZKOptions struct {
 	// ACL denies READ make the walk fail (a verifier cannot vouch for what it
 	// cannot read), and nodes whose ACL denies ADMIN show their ACL masked, which
 	// the comparison reports as FieldACLMasked.
-	Auth []exporter.Auth
+	Auth []zkclient.Auth
 	// Sessions and Workers tune the parallel walk (exporter.Config); 0 means
 	// the walker's defaults.
 	Sessions, Workers int
@@ -44,7 +43,7 @@ type ZooKeeperSource struct {
 	info Info
 
 	mu     sync.Mutex
-	conn   *zk.Conn // for Reread, opened on first use
+	conn   *zkclient.Client // for Reread, opened on first use
 	closed bool
 }
 
@@ -140,15 +139,15 @@ func (s *ZooKeeperSource) Reread(ctx context.Context, path string) (*znode.Node,
 		if err := ctx.Err(); err != nil {
 			return nil, err
 		}
-		data, st, err := conn.Get(path)
-		if errors.Is(err, zk.ErrNoNode) {
+		data, st, err := conn.GetData(ctx, path)
+		if errors.Is(err, zkclient.ErrNoNode) {
 			return nil, nil
 		}
 		if err != nil {
 			return nil, fmt.Errorf("verify: %s: re-read %s: %w", s.info.URI, path, err)
 		}
-		acl, ast, err := conn.GetACL(path)
-		if errors.Is(err, zk.ErrNoNode) {
+		acl, ast, err := conn.GetACL(ctx, path)
+		if errors.Is(err, zkclient.ErrNoNode) {
 			return nil, nil
 		}
 		if err != nil {
@@ -157,13 +156,12 @@ func (s *ZooKeeperSource) Reread(ctx context.Context, path string) (*znode.Node,
 		if st.Czxid != ast.Czxid || st.Mzxid != ast.Mzxid || st.Pzxid != ast.Pzxid || st.Aversion != ast.Aversion {
 			continue
 		}
-		ws := exporter.WireStatFromZK(st)
 		return &znode.Node{
 			Path:        path,
 			Data:        data,
-			ACL:         exporter.ACLFromZK(acl),
-			Stat:        znode.FromWire(ws, ws.EphemeralOwner),
-			NumChildren: ws.NumChildren,
+			ACL:         acl,
+			Stat:        znode.FromWire(st, st.EphemeralOwner),
+			NumChildren: st.NumChildren,
 		}, nil
 	}
 	return nil, fmt.Errorf("verify: %s: %s changed on each of %d re-reads", s.info.URI, path, maxRereads)
@@ -175,13 +173,13 @@ func (s *ZooKeeperSource) Sync(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	if _, err := conn.Sync("/"); err != nil {
+	if err := conn.Sync(ctx, "/"); err != nil {
 		return fmt.Errorf("verify: %s: sync: %w", s.info.URI, err)
 	}
 	return nil
 }
 
-func (s *ZooKeeperSource) session(ctx context.Context) (*zk.Conn, error) {
+func (s *ZooKeeperSource) session(ctx context.Context) (*zkclient.Client, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.closed {
@@ -192,13 +190,14 @@ func (s *ZooKeeperSource) session(ctx context.Context) (*zk.Conn, error) {
 	}
 	cctx, cancel := context.WithTimeout(ctx, exporter.DefaultConnectTimeout)
 	defer cancel()
-	conn, err := exporter.Connect(cctx, s.opts.Hosts, exporter.ConnectOptions{Auth: s.opts.Auth, Logger: s.opts.Logger})
+	conn, err := zkclient.Dial(cctx, zkclient.Config{Hosts: s.opts.Hosts, FirstHost: -1, Retry: zkclient.Resend,
+		Auth: s.opts.Auth, Logger: s.opts.Logger})
 	if err != nil {
 		return nil, fmt.Errorf("verify: %s: %w", s.info.URI, err)
 	}
 	// A read on this session must not be older than what the walk saw.
-	if _, err := conn.Sync("/"); err != nil {
-		conn.Close()
+	if err := conn.Sync(cctx, "/"); err != nil {
+		_ = conn.Close()
 		return nil, fmt.Errorf("verify: %s: sync: %w", s.info.URI, err)
 	}
 	s.conn = conn
@@ -224,21 +223,21 @@ func (s *ZooKeeperSource) Digests(ctx context.Context) (DigestInfo, error) {
 }
 
 func serverDigests(ctx context.Context, host string) (DigestInfo, error) {
-	zxid, err := exporter.ServerZxid(ctx, host)
+	zxid, err := zkclient.ServerZxid(ctx, host)
 	if err != nil {
 		return DigestInfo{}, err
 	}
-	out, err := exporter.FourLetterWord(ctx, host, "hash")
+	out, err := zkclient.FourLetterWord(ctx, host, "hash")
 	if err != nil {
 		return DigestInfo{}, err
 	}
-	log, err := exporter.ParseDigestLog(out)
+	log, err := zkclient.ParseDigestLog(out)
 	if err != nil {
 		return DigestInfo{}, err
 	}
 	// The zxid after the hash answer: if it did not move, the newest entry is
 	// the current tree.
-	after, err := exporter.ServerZxid(ctx, host)
+	after, err := zkclient.ServerZxid(ctx, host)
 	if err != nil {
 		return DigestInfo{}, err
 	}
@@ -259,7 +258,7 @@ func (s *ZooKeeperSource) Close() error {
 	s.conn, s.closed = nil, true
 	s.mu.Unlock()
 	if conn != nil {
-		conn.Close()
+		_ = conn.Close()
 	}
 	return nil
 }

@@ -1,8 +1,9 @@
 // Package zkwire is ZooKeeper's client wire protocol: jute encoding, framing,
 // the connect handshake, request and reply headers, the request and response
 // record of every opcode, watch events, error codes and four-letter words, in
-// both directions. The same code serves a client, a server built on it, and a
-// tap that decodes both streams of a live connection (Tracker).
+// both directions. The same code serves a client (zkclient), a server built
+// on it (zkserver), and a tap that decodes both streams of a live connection
+// (dualwrite).
 //
 // It imports znode (for ACL, ID and WireStat) and the standard library only.
 // It owns no goroutines and does no I/O beyond reading the io.Reader a
@@ -124,28 +125,29 @@
 // connection is plain text: stmk is followed by an 8-byte trace mask, the
 // server writes its answer (or a refusal if the word is not whitelisted) and
 // closes. All of them are negative or far above jute.maxbuffer as lengths,
-// so detection cannot mistake a connect request. FrameReader.NextFirst and
-// the Tracker's byte-stream methods do this detection.
+// so detection cannot mistake a connect request. FrameReader.NextFirst does
+// this detection.
 //
-// # Tracker ordering rules
+// # Matching replies
 //
-// A Tracker follows one TCP connection. Requests are matched to replies by
-// xid, with a FIFO per xid so that several outstanding −4 auths or −2 pings
-// pair in order (ZooKeeper answers a session's requests in order). A tap must
-// feed client bytes to the Tracker before relaying them, so that a request is
-// pending before its reply can arrive. A request whose body fails to decode
-// is still tracked, since the server answers it. A dead connection's pending
-// requests are never answered: Close drops them and returns them, as writes
-// that may or may not have been applied. A session that reconnects is a new
-// connection and needs a new Tracker; the client's xid counter continues.
+// A reply carries no opcode: whoever decodes one matches it by xid to the
+// request sent on the same connection, with a FIFO per xid so that several
+// outstanding −4 auths or −2 pings pair in order (ZooKeeper answers a
+// session's requests in order), and decodes the body by that request's
+// opcode. zkclient matches its own calls, the tap its clients' requests
+// (feeding client bytes before relaying them, so that a request is pending
+// before its reply can arrive). The package's tests follow recorded
+// connections with a Tracker (tracker_helper_test.go), which does this for
+// both streams of a connection and is the oracle of the golden and fuzz
+// tests; it has no user outside them, so it is not part of the API.
 //
 // # Verified against ZooKeeper 3.8
 //
 // testdata/golden holds both directions of connections to a real ZooKeeper
 // 3.8.0 (Debian), recorded by TestLiveGoldenSession with a raw client written
 // with this package; `go test -run TestLiveGoldenSession -rewrite` records
-// them again and reseeds testdata/fuzz. TestGoldenStreams decodes them with a
-// Tracker, re-encodes every frame byte for byte and compares a transcript
+// them again and reseeds testdata/fuzz. TestGoldenStreams decodes them with
+// the tests' Tracker, re-encodes every frame byte for byte and compares a transcript
 // (the .txt files). Besides the rules above, the recordings show: a failed
 // auth is err −115 with zxid 0, then a close; an unknown session gets
 // timeOut 0, sessionId 0, 16 zero password bytes and a close; a lastZxidSeen

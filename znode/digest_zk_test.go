@@ -10,6 +10,7 @@ import (
 
 	"github.com/zk2raft/zk2raft/exporter"
 	"github.com/zk2raft/zk2raft/internal/zktest"
+	"github.com/zk2raft/zk2raft/zkclient"
 	"github.com/zk2raft/zk2raft/znode"
 )
 
@@ -108,7 +109,7 @@ func TestDigestMatchesZooKeeper(t *testing.T) {
 
 	out, err := ens.FourLetterWord(ctx, ens.Servers()[0].ID, "hash")
 	must("hash", err)
-	log, err := exporter.ParseDigestLog(out)
+	log, err := zkclient.ParseDigestLog(out)
 	must("parse hash", err)
 	var want znode.Digest
 	found := false

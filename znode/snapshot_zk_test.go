@@ -13,6 +13,7 @@ import (
 	"github.com/zk2raft/zk2raft/exporter"
 	"github.com/zk2raft/zk2raft/internal/treegen"
 	"github.com/zk2raft/zk2raft/internal/zktest"
+	"github.com/zk2raft/zk2raft/zkclient"
 	"github.com/zk2raft/zk2raft/znode"
 )
 
@@ -39,7 +40,7 @@ func TestSnapshotRoundTripAdversarial(t *testing.T) {
 	defer tree.Close()
 
 	conn, err := exporter.Connect(ctx, ens.Hosts(), exporter.ConnectOptions{
-		Auth: []exporter.Auth{{Scheme: tree.Credential.Scheme(), Cred: tree.Credential.Auth()}},
+		Auth: []zkclient.Auth{{Scheme: tree.Credential.Scheme(), Cred: tree.Credential.Auth()}},
 	})
 	if err != nil {
 		t.Fatal(err)

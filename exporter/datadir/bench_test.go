@@ -17,6 +17,7 @@ import (
 	"github.com/zk2raft/zk2raft/exporter/datadir"
 	"github.com/zk2raft/zk2raft/internal/treegen"
 	"github.com/zk2raft/zk2raft/internal/zktest"
+	"github.com/zk2raft/zk2raft/zkclient"
 	"github.com/zk2raft/zk2raft/znode"
 )
 
@@ -76,7 +77,7 @@ func BenchmarkDatadirExport(b *testing.B) {
 		dd.nodes += sum.Nodes
 
 		cfg := exporter.DefaultConfig(ens.Hosts())
-		cfg.Auth = []exporter.Auth{{Scheme: tree.Credential.Scheme(), Cred: tree.Credential.Auth()}}
+		cfg.Auth = []zkclient.Auth{{Scheme: tree.Credential.Scheme(), Cred: tree.Credential.Auth()}}
 		w, err := exporter.NewWalker(cfg)
 		if err != nil {
 			b.Fatal(err)

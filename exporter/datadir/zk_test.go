@@ -21,6 +21,7 @@ import (
 	"github.com/zk2raft/zk2raft/internal/zkload"
 	"github.com/zk2raft/zk2raft/internal/zktest"
 	"github.com/zk2raft/zk2raft/verify"
+	"github.com/zk2raft/zk2raft/zkclient"
 	"github.com/zk2raft/zk2raft/znode"
 )
 
@@ -46,13 +47,13 @@ var compressions = map[int]datadir.Compression{1: datadir.CompressionNone, 2: da
 func dataDir(ens *zktest.Ensemble, id int) string { return ens.Servers()[id-1].DataDir }
 
 // hashLog returns a server's `hash` digest log.
-func hashLog(t *testing.T, ens *zktest.Ensemble, id int) []exporter.ZxidDigest {
+func hashLog(t *testing.T, ens *zktest.Ensemble, id int) []zkclient.ZxidDigest {
 	t.Helper()
 	out, err := ens.FourLetterWord(t.Context(), id, "hash")
 	if err != nil {
 		t.Fatal(err)
 	}
-	log, err := exporter.ParseDigestLog(out)
+	log, err := zkclient.ParseDigestLog(out)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -217,9 +218,9 @@ func TestExportUnderLoad(t *testing.T) {
 	}
 
 	// The quiet tree: the data directory's export against the client API's.
-	var auth []exporter.Auth
+	var auth []zkclient.Auth
 	for _, tree := range trees {
-		auth = append(auth, exporter.Auth{Scheme: tree.Credential.Scheme(), Cred: tree.Credential.Auth()})
+		auth = append(auth, zkclient.Auth{Scheme: tree.Credential.Scheme(), Cred: tree.Credential.Auth()})
 	}
 	dirFile := filepath.Join(t.TempDir(), "datadir.snap")
 	sum, err := datadir.ExportFile(t.Context(), datadir.Options{DataDir: dataDir(ens, 3)}, datadir.ExportOptions{}, datadir.FileOptions{Path: dirFile})
@@ -369,7 +370,7 @@ func waitSynced(t *testing.T, ens *zktest.Ensemble) int64 {
 	for {
 		var zx []int64
 		for _, s := range ens.Servers() {
-			z, err := exporter.ServerZxid(ctx, s.ClientAddr)
+			z, err := zkclient.ServerZxid(ctx, s.ClientAddr)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -494,7 +495,7 @@ func waitZxid(t *testing.T, ens *zktest.Ensemble, zxid int64) {
 	deadline := time.Now().Add(2 * time.Minute)
 	for {
 		for _, s := range ens.Servers() {
-			if z, err := exporter.ServerZxid(t.Context(), s.ClientAddr); err == nil && z >= zxid {
+			if z, err := zkclient.ServerZxid(t.Context(), s.ClientAddr); err == nil && z >= zxid {
 				return
 			}
 		}

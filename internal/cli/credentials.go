@@ -12,8 +12,8 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/zk2raft/zk2raft/exporter"
 	"github.com/zk2raft/zk2raft/raftjournal"
+	"github.com/zk2raft/zk2raft/zkclient"
 )
 
 // Where secrets come from. Neither the cluster secret nor ZooKeeper
@@ -171,15 +171,15 @@ func authLines(b []byte, from string) ([]string, error) {
 	return out, nil
 }
 
-// parsed returns the credentials as the exporter takes them.
-func (o *zkAuthOptions) parsed() ([]exporter.Auth, error) {
+// parsed returns the credentials as zkclient takes them.
+func (o *zkAuthOptions) parsed() ([]zkclient.Auth, error) {
 	list, err := o.list()
 	if err != nil {
 		return nil, err
 	}
-	var out []exporter.Auth
+	var out []zkclient.Auth
 	for _, a := range list {
-		au, err := exporter.ParseAuth(a)
+		au, err := zkclient.ParseAuth(a)
 		if err != nil {
 			return nil, usageErrorf("--auth: %v", err)
 		}

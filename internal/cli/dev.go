@@ -14,6 +14,7 @@ import (
 
 	"github.com/zk2raft/zk2raft/exporter"
 	"github.com/zk2raft/zk2raft/internal/zktest"
+	"github.com/zk2raft/zk2raft/zkclient"
 )
 
 // newDevCommand groups the hidden developer verbs used by demos and benchmarks.
@@ -99,7 +100,7 @@ Exits 3 when a comparable entry exists and differs.`,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			ctx, cancel := context.WithTimeout(cmd.Context(), o.timeout)
 			defer cancel()
-			hosts, err := exporter.ParseHosts(o.zk)
+			hosts, err := zkclient.ParseHosts(o.zk)
 			if err != nil {
 				return usageErrorf("--zk: %v", err)
 			}
@@ -123,11 +124,11 @@ Exits 3 when a comparable entry exists and differs.`,
 			if err != nil {
 				return err
 			}
-			out, err := exporter.FourLetterWord(ctx, hosts[0], "hash")
+			out, err := zkclient.FourLetterWord(ctx, hosts[0], "hash")
 			if err != nil {
 				return err
 			}
-			entries, err := exporter.ParseDigestLog(out)
+			entries, err := zkclient.ParseDigestLog(out)
 			if err != nil {
 				return err
 			}
@@ -137,7 +138,7 @@ Exits 3 when a comparable entry exists and differs.`,
 				return nil
 			}
 			newest := entries[len(entries)-1]
-			current, err := exporter.ServerZxid(ctx, hosts[0])
+			current, err := zkclient.ServerZxid(ctx, hosts[0])
 			if err != nil {
 				return err
 			}

@@ -12,8 +12,8 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/zk2raft/zk2raft/exporter"
 	"github.com/zk2raft/zk2raft/internal/treegen"
+	"github.com/zk2raft/zk2raft/zkclient"
 )
 
 type devSeedOptions struct {
@@ -48,7 +48,7 @@ Ephemerals live as long as the generator's sessions: they are deleted when this
 command exits, unless --hold keeps it running until SIGINT or SIGTERM.`,
 		Args: noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			hosts, err := exporter.ParseHosts(o.zk)
+			hosts, err := zkclient.ParseHosts(o.zk)
 			if err != nil {
 				return usageErrorf("--zk: %v", err)
 			}

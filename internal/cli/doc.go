@@ -1,6 +1,9 @@
 // Package cli is zk2raft's command line: one file per verb, each a newXCommand
 // function that builds a cobra command around an options struct, in the style of
-// etcd-io/bbolt. cmd/zk2raft only calls [Main].
+// etcd-io/bbolt. cmd/zk2raft only calls [Main]. A verb parses its flags, calls
+// a package (migrate calls importer.Migrate; connect strings, credentials and
+// TLS are zkclient's) and prints; a malformed flag value, such as a --zk host
+// that is not host:port, is a usage error before anything connects.
 //
 // Output rules: data and reports go to stdout (or --out); logs, progress bars and
 // errors go to stderr. Progress bars are drawn only when stderr is a terminal and

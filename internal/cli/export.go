@@ -17,6 +17,7 @@ import (
 
 	"github.com/zk2raft/zk2raft/exporter"
 	"github.com/zk2raft/zk2raft/internal/buildinfo"
+	"github.com/zk2raft/zk2raft/zkclient"
 	"github.com/zk2raft/zk2raft/znode"
 )
 
@@ -40,7 +41,7 @@ type exportOptions struct {
 	connectTimeout time.Duration
 	retryTimeout   time.Duration
 	tls            bool
-	tlsOpts        exporter.TLSOptions
+	tlsOpts        zkclient.TLSOptions
 	datadir        datadirExportOptions
 }
 
@@ -78,7 +79,7 @@ func (o *exportOptions) config(g *globalOptions) (exporter.Config, error) {
 	if o.zk == "" {
 		return exporter.Config{}, usageErrorf("--zk is required (or --from-datadir)")
 	}
-	hosts, err := exporter.ParseHosts(o.zk)
+	hosts, err := zkclient.ParseHosts(o.zk)
 	if err != nil {
 		return exporter.Config{}, usageErrorf("--zk: %v", err)
 	}
@@ -105,7 +106,7 @@ func (o *exportOptions) config(g *globalOptions) (exporter.Config, error) {
 	if cfg.Auth, err = o.zkAuth.parsed(); err != nil {
 		return cfg, err
 	}
-	if o.tls || o.tlsOpts != (exporter.TLSOptions{}) {
+	if o.tls || o.tlsOpts != (zkclient.TLSOptions{}) {
 		if cfg.Dialer, err = o.tlsOpts.Dialer(); err != nil {
 			return cfg, usageErrorf("%v", err)
 		}
@@ -189,7 +190,7 @@ naming the file and offset. /zookeeper is left out.`,
 				g.logger.Info("exporting", "source", exporter.Source(cfg.Hosts, cfg.Root), "out", path,
 					"start-zxid", fmt.Sprintf("%#x", w.StartZxid()), "workers", cfg.Workers, "sessions", cfg.Sessions)
 				if g.showProgress() {
-					prog = startExportProgress(ctx, g.stderr, w, cfg, o.tls || o.tlsOpts != (exporter.TLSOptions{}))
+					prog = startExportProgress(ctx, g.stderr, w, cfg, o.tls || o.tlsOpts != (zkclient.TLSOptions{}))
 				}
 			}
 			sum, err := exporter.ExportFile(ctx, w, exporter.FileOptions{Path: o.out, Snapshot: snapOpts, Started: started})
@@ -224,7 +225,7 @@ func startExportProgress(ctx context.Context, out io.Writer, w *exporter.Walker,
 	total := int64(-1)
 	if cfg.Root == "/" && len(cfg.Exclude) == 0 && !tls {
 		cctx, cancel := context.WithTimeout(ctx, 2*time.Second)
-		if n, err := exporter.ZnodeCount(cctx, cfg.Hosts); err == nil && n > 0 {
+		if n, err := zkclient.ZnodeCount(cctx, cfg.Hosts); err == nil && n > 0 {
 			total = n
 		}
 		cancel()
@@ -306,7 +307,7 @@ func printExportSummary(w io.Writer, s *exporter.Summary, asJSON bool) error {
 	if n := s.Changed + s.Deleted - int64(len(listChanged)); n > 0 {
 		fmt.Fprintf(&b, "  ... and %d more\n", n)
 	}
-	noAuth, noAuthList := s.Unreadable-s.ACLMasked, noAuthPaths(s.UnreadableList, s.ACLMaskedList)
+	noAuth, noAuthList := s.Unreadable-s.ACLMasked, exporter.NoAuthPaths(s.UnreadableList, s.ACLMaskedList)
 	fmt.Fprintf(&b, "skipped      %d excluded subtrees, %d ephemerals, %d unreadable (NoAuth)\n", s.Excluded, s.EphemeralsSkipped, noAuth)
 	for _, p := range noAuthList {
 		fmt.Fprintf(&b, "  unreadable %s\n", p)
@@ -342,25 +343,6 @@ func printExportSummary(w io.Writer, s *exporter.Summary, asJSON bool) error {
 	fmt.Fprintf(&b, "note         %s\n", exporter.OwnerNote)
 	_, err := io.WriteString(w, b.String())
 	return err
-}
-
-// noAuthPaths returns the paths of unreadable (a summary's UnreadableList)
-// that answered NoAuth, their subtrees missing, rather than having their ACL
-// masked. unreadable holds both reasons in file order and masked (its
-// ACLMaskedList) the masked ones, both cut at the same length, so a masked
-// path the first names, the second names too.
-func noAuthPaths(unreadable, masked []string) []string {
-	isMasked := make(map[string]bool, len(masked))
-	for _, p := range masked {
-		isMasked[p] = true
-	}
-	var out []string
-	for _, p := range unreadable {
-		if !isMasked[p] {
-			out = append(out, p)
-		}
-	}
-	return out
 }
 
 // unreadableHint says what the operator can do about a failed export's

@@ -13,15 +13,13 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/go-zookeeper/zk"
 	"github.com/spf13/cobra"
 
 	"github.com/zk2raft/zk2raft/exporter"
 	"github.com/zk2raft/zk2raft/importer"
 	"github.com/zk2raft/zk2raft/internal/buildinfo"
 	"github.com/zk2raft/zk2raft/raftjournal"
-	"github.com/zk2raft/zk2raft/verify"
-	"github.com/zk2raft/zk2raft/znode"
+	"github.com/zk2raft/zk2raft/zkclient"
 )
 
 type migrateOptions struct {
@@ -149,87 +147,8 @@ func (o *migrateOptions) validate() error {
 	return nil
 }
 
-// migrateSummary is the report of a migration (--json prints it as is).
-type migrateSummary struct {
-	Source        string                    `json:"source"`
-	Target        string                    `json:"target"`
-	Nodes         int64                     `json:"nodes"`
-	DataBytes     int64                     `json:"data_bytes"`
-	EntryBytes    int64                     `json:"entry_bytes"`
-	StartZxid     string                    `json:"start_zxid"`
-	MaxZxid       string                    `json:"max_zxid"`
-	ExportDigest  string                    `json:"export_digest"`
-	JournalDigest string                    `json:"journal_digest"`
-	JournalNodes  int64                     `json:"journal_nodes"`
-	SystemAdded   []string                  `json:"system_nodes_added"`
-	Verification  []verifyCheck             `json:"verification"`
-	Verified      bool                      `json:"verified"`
-	Phases        []phaseTime               `json:"phases"`
-	Seconds       float64                   `json:"seconds"`
-	Skipped       skippedReport             `json:"skipped"`
-	Preflight     *importer.PreflightReport `json:"preflight"`
-	KeptSnapshot  string                    `json:"kept_snapshot,omitempty"`
-	Installed     *installedReport          `json:"installed,omitempty"`
-	Serve         string                    `json:"serve,omitempty"`
-	Full          *verify.Report            `json:"-"`
-}
-
-type verifyCheck struct {
-	Check  string `json:"check"`
-	Result string `json:"result"` // "equal", "different", "not comparable"
-	Detail string `json:"detail"`
-}
-
-type phaseTime struct {
-	Phase   string  `json:"phase"`
-	Seconds float64 `json:"seconds"`
-	Nodes   int64   `json:"nodes,omitempty"`
-}
-
-type skippedReport struct {
-	System            string   `json:"system"`
-	Excluded          int64    `json:"excluded_subtrees"`
-	ExcludePatterns   []string `json:"exclude_patterns,omitempty"`
-	EphemeralsSkipped int64    `json:"ephemerals_skipped"`
-	Unreadable        int64    `json:"unreadable"` // NoAuth and masked-ACL nodes, as in the export summary
-	UnreadableList    []string `json:"unreadable_list,omitempty"`
-	ACLMasked         int64    `json:"acl_masked"` // of Unreadable: copied with their masked ACL
-	ACLMaskedList     []string `json:"acl_masked_list,omitempty"`
-	ChangedInWalk     int64    `json:"changed_during_walk"`
-	DeletedInWalk     int64    `json:"deleted_during_walk"`
-	OwnerNote         string   `json:"owner_note"`
-}
-
-type installedReport struct {
-	Path     string `json:"path"`
-	Index    uint64 `json:"index"`
-	Term     uint64 `json:"term"`
-	Bytes    int64  `json:"bytes"`
-	NodeID   string `json:"node_id"`
-	RaftAddr string `json:"raft_addr"`
-}
-
-// teeSink writes every node to each sink in turn.
-type teeSink []exporter.Sink
-
-func (t teeSink) WriteNode(n *znode.Node) error {
-	for _, s := range t {
-		if err := s.WriteNode(n); err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
-func (t teeSink) ObserveZxid(z int64) {
-	for _, s := range t {
-		s.ObserveZxid(z)
-	}
-}
-
 func runMigrate(ctx context.Context, g *globalOptions, o *migrateOptions) error {
-	start := time.Now()
-	hosts, err := exporter.ParseHosts(o.zk)
+	hosts, err := zkclient.ParseHosts(o.zk)
 	if err != nil {
 		return usageErrorf("--zk: %v", err)
 	}
@@ -241,265 +160,82 @@ func runMigrate(ctx context.Context, g *globalOptions, o *migrateOptions) error 
 	if err != nil {
 		return usageErrorf("--ephemerals: %v", err)
 	}
-	wcfg := exporter.DefaultConfig(hosts)
-	wcfg.Root, wcfg.Exclude, wcfg.Auth, wcfg.Ephemerals = o.path, o.exclude, auths, eph
-	wcfg.Workers, wcfg.Sessions, wcfg.RateLimit, wcfg.ExtendedTypes = o.workers, o.sessions, o.rate, o.extendedTypes
-	// The walk fails on either reason unless told otherwise; the pre-flight
-	// still blocks on the one not accepted.
-	wcfg.AllowPartial = slices.Contains(o.accept, importer.KindUnreadable) || slices.Contains(o.accept, importer.KindACLMasked)
-	wcfg.ToolVersion, wcfg.Logger = buildinfo.Read().Version, g.logger
-	if err := wcfg.Validate(); err != nil {
-		return usageErrorf("%v", err)
-	}
-	opts := importer.DefaultOptions()
-	opts.BatchBytes, opts.InFlight, opts.Logger = o.batchBytes, o.inFlight, g.logger
-	if err := opts.Validate(); err != nil {
-		return usageErrorf("%v", err)
-	}
-	var ncfg raftjournal.NodeConfig
-	sum := &migrateSummary{Source: exporter.Source(hosts, o.path)}
-	phase := func(name string, since time.Time, nodes int64) time.Time {
-		now := time.Now()
-		sum.Phases = append(sum.Phases, phaseTime{Phase: name, Seconds: now.Sub(since).Seconds(), Nodes: nodes})
-		g.logger.Info("phase done", "phase", name, "took", now.Sub(since).Round(time.Millisecond), "nodes", nodes)
-		return now
-	}
-
-	// Pre-flight of the target: fail before the walk, not after it.
-	var journal *importer.RemoteJournal
-	switch {
-	case o.dataDir != "":
-		ncfg = offlineNodeConfig(o.dataDir, o.nodeID, o.raftAddr, o.compress, g)
-		ncfg.LogStore = raftjournal.LogStoreKind(o.logStore)
-		if err := ncfg.Validate(); err != nil {
-			return usageErrorf("%v", err)
-		}
-		if err := raftjournal.CheckFreshDataDir(o.dataDir); err != nil {
-			return err
-		}
-		sum.Target = o.dataDir
-	case o.journal != "":
-		admin, err := o.admin(o.journal)
-		if err != nil {
-			return err
-		}
-		if journal, err = importer.DialJournal(ctx, admin, g.logger); err != nil {
-			return o.explain(err)
-		}
-		defer journal.Close()
-		st, err := journal.State(ctx, 0)
-		if err != nil {
-			return err
-		}
-		if st.Phase != raftjournal.PhaseShadow.String() {
-			return fmt.Errorf("importer: the journal at %s is in phase %s; imports need the shadow phase", o.journal, st.Phase)
-		}
-		sum.Target = "journal " + o.journal
-	}
-
-	pre := importer.NewPreflight(importer.PreflightConfig{ExtendedTypes: o.extendedTypes, Accept: o.accept})
-	if o.path == "/" {
-		if quotas, err := listQuotas(ctx, hosts, auths, g); err != nil {
-			g.logger.Warn("cannot list quotas under /zookeeper/quota", "error", err)
-		} else {
-			pre.AddQuotas(quotas)
-		}
-	}
-
-	w, err := exporter.NewWalker(wcfg)
+	mode, err := importer.ParseVerifyMode(o.verifyMode)
 	if err != nil {
-		return err
+		return usageErrorf("--verify: %v", err)
 	}
-	defer w.Close()
-	t := time.Now()
-	if err := w.Start(ctx); err != nil {
-		return err
+	mo := importer.MigrateOptions{
+		Walk:         exporter.DefaultConfig(hosts),
+		Import:       importer.DefaultOptions(),
+		DryRun:       o.dryRun,
+		Accept:       o.accept,
+		KeepSnapshot: o.keepSnapshot,
+		Verify:       mode,
+		Logger:       g.logger,
 	}
-	t = phase("connect", t, 0)
+	w := &mo.Walk
+	w.Root, w.Exclude, w.Auth, w.Ephemerals = o.path, o.exclude, auths, eph
+	w.Workers, w.Sessions, w.RateLimit, w.ExtendedTypes = o.workers, o.sessions, o.rate, o.extendedTypes
+	w.ToolVersion, w.Logger = buildinfo.Read().Version, g.logger
+	mo.Import.BatchBytes, mo.Import.InFlight, mo.Import.Logger = o.batchBytes, o.inFlight, g.logger
+	if o.dataDir != "" {
+		mo.Node = offlineNodeConfig(o.dataDir, o.nodeID, o.raftAddr, o.compress, g)
+		mo.Node.LogStore = raftjournal.LogStoreKind(o.logStore)
+	}
+	if o.journal != "" {
+		if mo.Journal, err = o.admin(o.journal); err != nil {
+			return err
+		}
+	}
+	if err := mo.Validate(); err != nil {
+		return usageErrorf("%v", err)
+	}
+	mo.Walking = func(desc string, progress func() exporter.Progress) func() {
+		bar := newPhaseBar(g, desc, -1)
+		stop := make(chan struct{})
+		var done sync.WaitGroup
+		done.Go(func() {
+			tick := time.NewTicker(200 * time.Millisecond)
+			defer tick.Stop()
+			for {
+				select {
+				case <-stop:
+					return
+				case <-tick.C:
+					bar.set(progress().Nodes)
+				}
+			}
+		})
+		return func() {
+			close(stop)
+			done.Wait()
+			bar.done()
+		}
+	}
 
-	sinks := teeSink{pre}
-	var builder *importer.Builder
-	var online *importer.Online
-	var keep *znode.SnapshotFile
-	if !o.dryRun {
-		if o.keepSnapshot != "" {
-			if keep, err = znode.CreateSnapshotFile(o.keepSnapshot, w.Header(), znode.SnapshotWriterOptions{}); err != nil {
-				return err
-			}
-			defer keep.Abort()
-			sinks = append(sinks, keep)
-		}
-		if o.dataDir != "" {
-			opts.CompressSnapshots = o.compress
-			if builder, err = importer.NewBuilder(ctx, opts); err != nil {
-				return err
-			}
-			defer builder.Abort()
-			sinks = append(sinks, builder)
-		} else {
-			st, err := journal.State(ctx, 0)
-			if err != nil {
-				return err
-			}
-			base := importer.CheckpointValue{Source: sum.Source, BaseFresh: st.Nodes == int64(len(importer.SystemPaths)) && st.Digest == znode.EmptyTreeDigest}
-			key := fmt.Sprintf("import/migrate/%s/%d", sum.Source, w.StartZxid())
-			if online, err = importer.NewOnline(ctx, journal, key, base, opts); err != nil {
-				return err
-			}
-			defer online.Abort()
-			sinks = append(sinks, online)
-		}
-	}
-
-	desc := "export+import"
-	if o.dryRun {
-		desc = "pre-flight walk"
-	}
-	bar := newPhaseBar(g, desc, -1)
-	stopBar := make(chan struct{})
-	var barDone sync.WaitGroup
-	barDone.Go(func() {
-		tick := time.NewTicker(200 * time.Millisecond)
-		defer tick.Stop()
-		for {
-			select {
-			case <-stopBar:
-				return
-			case <-tick.C:
-				bar.set(w.Progress().Nodes)
-			}
-		}
-	})
-	walkSum, werr := w.Walk(ctx, sinks)
-	close(stopBar)
-	barDone.Wait()
-	bar.done()
-	var unreadable *exporter.UnreadableError
+	sum, err := importer.Migrate(ctx, mo)
 	switch {
-	case werr == nil:
-	case errors.As(werr, &unreadable) && walkSum != nil:
-	default:
-		return werr
+	case o.dryRun && sum != nil:
+		if perr := writeReport(g, sum.Preflight, o.json); perr != nil {
+			return perr
+		}
+		return err
+	case errors.Is(err, importer.ErrBlocked) && sum != nil:
+		_ = writeReport(g, sum.Preflight, o.json)
+		return err
+	case err != nil:
+		return o.explain(err)
 	}
-	pre.AddUnreadable(walkSum.Unreadable-walkSum.ACLMasked, noAuthPaths(walkSum.UnreadableList, walkSum.ACLMaskedList))
-	pre.AddACLMasked(walkSum.ACLMasked, walkSum.ACLMaskedList)
-	report := pre.Report()
-	report.Source = sum.Source
-	t = phase(desc, t, walkSum.Nodes)
-	fillWalk(sum, walkSum, wcfg)
-	sum.Preflight = report
-
-	if o.dryRun {
-		if o.json {
-			if err := report.WriteJSON(g.stdout); err != nil {
-				return err
-			}
-		} else if err := report.WriteText(g.stdout); err != nil {
-			return err
-		}
-		if !report.OK() {
-			return fmt.Errorf("pre-flight: %d blocker(s) in %s", report.Blockers, sum.Source)
-		}
-		return nil
-	}
-	if !report.OK() {
-		if !o.json {
-			_ = report.WriteText(g.stdout)
-		} else {
-			_ = report.WriteJSON(g.stdout)
-		}
-		return fmt.Errorf("migration refused: %d pre-flight blocker(s); nothing was written to %s", report.Blockers, sum.Target)
-	}
-	if werr != nil {
-		return werr
-	}
-
-	// Finish the import and install.
-	if keep != nil {
-		tr, err := keep.Commit()
-		if err != nil {
-			return err
-		}
-		if tr.Digest != walkSum.Digest || int64(tr.NodeCount) != walkSum.Nodes {
-			return fmt.Errorf("%w: kept snapshot %s holds %d nodes with digest %v, the walk read %d with %v", importer.ErrMismatch, o.keepSnapshot, tr.NodeCount, tr.Digest, walkSum.Nodes, walkSum.Digest)
-		}
-		sum.KeptSnapshot = o.keepSnapshot
-		sum.Verification = append(sum.Verification, verifyCheck{"kept snapshot trailer = export", "equal",
-			fmt.Sprintf("%s: %d nodes, digest %v", o.keepSnapshot, tr.NodeCount, tr.Digest)})
-	}
-	var built *importer.Built
-	nodeMax := walkSum.MaxZxid // the newest node zxid, when the import knows it
-	if builder != nil {
-		cp := importer.CheckpointValue{Source: sum.Source, Nodes: walkSum.Nodes, Total: walkSum.Nodes, Digest: walkSum.Digest.String(), Done: true, BaseFresh: true}
-		built, err = builder.Finish(&raftjournal.Checkpoint{Key: fmt.Sprintf("import/migrate/%s/%d", sum.Source, walkSum.StartZxid), Value: cp.Encode()})
-		if err != nil {
-			return err
-		}
-		if built.Expected.StreamDigest != walkSum.Digest || built.Expected.StreamNodes != walkSum.Nodes {
-			return fmt.Errorf("%w: the import received %d nodes with digest %v, the walk wrote %d with %v", importer.ErrMismatch,
-				built.Expected.StreamNodes, built.Expected.StreamDigest, walkSum.Nodes, walkSum.Digest)
-		}
-		sum.EntryBytes, nodeMax = built.Bytes, built.MaxZxid
-		sum.JournalDigest, sum.JournalNodes, sum.SystemAdded = built.Digest.String(), built.Nodes, built.Expected.Added
-		sum.Verification = append(sum.Verification, verifyCheck{"journal = export", "equal", built.Expected.Explain()})
-		info, err := built.Install(ncfg)
-		if err != nil {
-			return err
-		}
-		sum.Installed = &installedReport{Path: info.Path, Index: info.Index, Term: info.Term, Bytes: info.Bytes, NodeID: info.NodeID, RaftAddr: info.RaftAddr}
+	if sum.Installed != nil {
 		sum.Serve = serveCommand(o.dataDir, o.nodeID, o.raftAddr, o.logStore)
-		sum.Verification = append(sum.Verification, verifyCheck{"installed snapshot = journal", "equal",
-			fmt.Sprintf("%s read back in full: %d nodes, digest %v", info.Path, info.Trailer.NodeCount, info.Trailer.Digest)})
-		t = phase("install", t, built.Nodes)
-	} else {
-		res, err := online.Finish(walkSum.Nodes, walkSum.Digest)
-		if res != nil {
-			sum.EntryBytes, nodeMax = res.Bytes, res.MaxZxid
-			sum.JournalDigest, sum.JournalNodes, sum.SystemAdded = res.Journal.Digest.String(), res.Journal.Nodes, res.Expected.Added
-		}
-		if err != nil {
-			return err
-		}
-		if res.Checked {
-			sum.Verification = append(sum.Verification, verifyCheck{"journal = export", "equal", res.Expected.Explain()})
-		} else {
-			sum.Verification = append(sum.Verification, verifyCheck{"journal = export", "not comparable",
-				"the journal held other nodes before the import, so its digest is not the export's"})
-		}
-		t = phase("import-finish", t, res.Sent)
 	}
-
-	// Verify.
-	sum.Verified = true
-	if o.verifyMode != "none" {
-		sum.Verification = append(sum.Verification, zookeeperDigestCheck(ctx, hosts, walkSum, wcfg, nodeMax, sum.JournalDigest))
-	}
-	if o.verifyMode == "full" {
-		rep, err := fullVerify(ctx, g, hosts, auths, wcfg, o.keepSnapshot, built, sum.Installed.Path)
-		if err != nil {
-			return err
-		}
-		sum.Full = rep
-		res := "equal"
-		if !rep.Equal() {
-			res, sum.Verified = "different", false
-		}
-		sum.Verification = append(sum.Verification, verifyCheck{"node by node (verify)", res,
-			fmt.Sprintf("%s vs %s: %d paths compared, %d differences", rep.Source.URI, rep.Target.URI, rep.Compared, rep.Counts.Differences)})
-	}
-	if o.verifyMode != "none" {
-		t = phase("verify", t, 0)
-	}
-	_ = t
-	sum.Seconds = time.Since(start).Seconds()
-
 	if o.json {
 		if err := writeJSON(g, sum); err != nil {
 			return err
 		}
 	} else {
-		if report.Warnings > 0 && !g.quiet {
-			if err := report.WriteText(g.stdout); err != nil {
+		if sum.Preflight.Warnings > 0 && !g.quiet {
+			if err := sum.Preflight.WriteText(g.stdout); err != nil {
 				return err
 			}
 		}
@@ -513,132 +249,15 @@ func runMigrate(ctx context.Context, g *globalOptions, o *migrateOptions) error 
 	return nil
 }
 
-func fillWalk(sum *migrateSummary, ws *exporter.Summary, cfg exporter.Config) {
-	sum.Nodes, sum.DataBytes = ws.Nodes, ws.DataBytes
-	sum.StartZxid, sum.MaxZxid = fmt.Sprintf("%#x", ws.StartZxid), fmt.Sprintf("%#x", ws.MaxZxid)
-	sum.ExportDigest = ws.Digest.String()
-	sum.Skipped = skippedReport{
-		System:   "/zookeeper (ZooKeeper's own subtree; the journal has its own)",
-		Excluded: ws.Excluded, ExcludePatterns: cfg.Exclude,
-		EphemeralsSkipped: ws.EphemeralsSkipped, Unreadable: ws.Unreadable, UnreadableList: ws.UnreadableList,
-		ACLMasked: ws.ACLMasked, ACLMaskedList: ws.ACLMaskedList,
-		ChangedInWalk: ws.Changed, DeletedInWalk: ws.Deleted, OwnerNote: exporter.OwnerNote,
+// writeReport prints a pre-flight report, as JSON or text.
+func writeReport(g *globalOptions, r *importer.PreflightReport, asJSON bool) error {
+	if asJSON {
+		return r.WriteJSON(g.stdout)
 	}
-	if cfg.Root != "/" {
-		sum.Skipped.System = "everything outside " + cfg.Root
-	}
-	if ws.Excluded > 0 && cfg.Root == "/" {
-		sum.Skipped.Excluded-- // /zookeeper is counted among the excluded subtrees
-	}
+	return r.WriteText(g.stdout)
 }
 
-// zookeeperDigestCheck compares the journal's digest with ZooKeeper's own
-// (the hash four-letter word, logged at zxids that are multiples of 128).
-// That is possible when the walk saw no change and ZooKeeper logged a digest
-// at a zxid Z with nodeMax <= Z <= the walk's start zxid, where nodeMax is the
-// newest zxid in any node's stat: every change to the tree (create, delete,
-// setData) leaves its zxid in some node's stat, so the tree at Z is the tree
-// the walk read. (setACL leaves none, but ACLs are not part of the digest;
-// session txns take zxids without touching the tree.)
-func zookeeperDigestCheck(ctx context.Context, hosts []string, ws *exporter.Summary, cfg exporter.Config, nodeMax int64, journal string) verifyCheck {
-	c := verifyCheck{Check: "journal = ZooKeeper's own digest (hash)", Result: "not comparable"}
-	// Nodes copied with a masked ACL do not stop it: the digest leaves ACLs out.
-	switch {
-	case cfg.Root != "/" || len(cfg.Exclude) > 0 || cfg.Ephemerals != exporter.EphemeralsInclude || ws.Unreadable > ws.ACLMasked:
-		c.Detail = "the migration did not copy the whole tree"
-		return c
-	case ws.Changed > 0 || ws.Deleted > 0:
-		c.Detail = fmt.Sprintf("writes landed during the walk (zxid %#x..%#x); the journal holds a fuzzy copy that the mirror stream completes", ws.StartZxid, ws.MaxZxid)
-		return c
-	}
-	out, err := exporter.FourLetterWord(ctx, hosts[0], "hash")
-	if err != nil {
-		c.Detail = err.Error()
-		return c
-	}
-	entries, err := exporter.ParseDigestLog(out)
-	if err != nil {
-		c.Detail = err.Error()
-		return c
-	}
-	for i := len(entries) - 1; i >= 0; i-- {
-		e := entries[i]
-		if e.Zxid < nodeMax || e.Zxid > ws.StartZxid {
-			continue
-		}
-		c.Detail = fmt.Sprintf("ZooKeeper's digest at zxid %#x is %v, the journal's %s", e.Zxid, e.Digest, journal)
-		if e.Digest.String() == journal {
-			c.Result = "equal"
-		} else {
-			c.Result = "different"
-			c.Detail += " (expected when the tree holds container or TTL nodes, which the client API shows as persistent; otherwise a real difference: run with --verify full)"
-		}
-		return c
-	}
-	c.Detail = fmt.Sprintf("ZooKeeper logs its digest only at zxids that are multiples of 128, and none lies between the tree's last change (zxid %#x) and the walk's start (%#x)", nodeMax, ws.StartZxid)
-	return c
-}
-
-// fullVerify compares the source (the kept snapshot, or the live ensemble)
-// with the journal node by node. The journal side is the built state, which
-// the installed snapshot was just read back against; it is streamed in the
-// canonical order verify needs (FSM snapshots are in plain byte order).
-func fullVerify(ctx context.Context, g *globalOptions, hosts []string, auths []exporter.Auth, cfg exporter.Config, kept string, built *importer.Built, installed string) (*verify.Report, error) {
-	var src verify.Source
-	var err error
-	if kept != "" {
-		src, err = verify.OpenSnapshot(kept)
-	} else {
-		uri := "zk://" + strings.Join(hosts, ",")
-		if cfg.Root != "/" {
-			uri += cfg.Root
-		}
-		src, err = verify.Open(ctx, uri, verify.OpenOptions{Auth: auths, Logger: g.logger})
-	}
-	if err != nil {
-		return nil, err
-	}
-	defer src.Close()
-	var nodes []*znode.Node
-	if err := built.FSM.Walk(func(n *znode.Node) error {
-		nodes = append(nodes, n)
-		return nil
-	}); err != nil {
-		return nil, err
-	}
-	tgt := verify.MemorySource(verify.Info{
-		URI: "journal snapshot " + installed, Scheme: "journal", Description: "the migrated journal",
-		RawOwners: true, ExtendedTypes: true, Root: "/", Exclude: []string{"/zookeeper"},
-	}, nodes, nil)
-	defer tgt.Close()
-	vc := verify.DefaultConfig()
-	vc.Path, vc.Exclude, vc.Logger = cfg.Root, cfg.Exclude, g.logger
-	return verify.Compare(ctx, src, tgt, vc)
-}
-
-// listQuotas returns the paths that have a quota under /zookeeper/quota.
-func listQuotas(ctx context.Context, hosts []string, auths []exporter.Auth, g *globalOptions) ([]string, error) {
-	cctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-	defer cancel()
-	conn, err := exporter.Connect(cctx, hosts, exporter.ConnectOptions{Auth: auths, Logger: g.logger})
-	if err != nil {
-		return nil, err
-	}
-	defer conn.Close()
-	var out []string
-	err = exporter.SequentialWalk(cctx, conn, "/zookeeper/quota", exporter.WalkOptions{}, func(n *znode.Node) error {
-		if strings.HasSuffix(n.Path, "/zookeeper_limits") {
-			out = append(out, strings.TrimPrefix(strings.TrimSuffix(n.Path, "/zookeeper_limits"), "/zookeeper/quota"))
-		}
-		return nil
-	})
-	if errors.Is(err, zk.ErrNoNode) {
-		err = nil
-	}
-	return out, err
-}
-
-func printMigrate(w io.Writer, s *migrateSummary) error {
+func printMigrate(w io.Writer, s *importer.MigrateSummary) error {
 	var b strings.Builder
 	fmt.Fprintf(&b, "migrated %s into %s in %.2fs\n", s.Source, s.Target, s.Seconds)
 	fmt.Fprintf(&b, "  nodes        %d (%d bytes of data, %d bytes of import entries), zxid %s..%s\n", s.Nodes, s.DataBytes, s.EntryBytes, s.StartZxid, s.MaxZxid)
@@ -658,7 +277,7 @@ func printMigrate(w io.Writer, s *migrateSummary) error {
 	sk := s.Skipped
 	fmt.Fprintf(&b, "  skipped      %s; %d excluded subtree(s)%s; %d ephemeral(s) skipped; %d unreadable (NoAuth) subtree(s)%s\n",
 		sk.System, sk.Excluded, listSuffix(sk.ExcludePatterns), sk.EphemeralsSkipped,
-		sk.Unreadable-sk.ACLMasked, listSuffix(noAuthPaths(sk.UnreadableList, sk.ACLMaskedList)))
+		sk.Unreadable-sk.ACLMasked, listSuffix(exporter.NoAuthPaths(sk.UnreadableList, sk.ACLMaskedList)))
 	if sk.ACLMasked > 0 {
 		fmt.Fprintf(&b, "  acl masked   %d node(s) copied with a masked ACL (digest:USER:x) that no one can authenticate as%s\n",
 			sk.ACLMasked, listSuffix(sk.ACLMaskedList))

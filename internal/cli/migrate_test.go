@@ -13,6 +13,7 @@ import (
 
 	"github.com/go-zookeeper/zk"
 
+	"github.com/zk2raft/zk2raft/importer"
 	"github.com/zk2raft/zk2raft/internal/testlog"
 	"github.com/zk2raft/zk2raft/internal/treegen"
 	"github.com/zk2raft/zk2raft/internal/zktest"
@@ -34,6 +35,13 @@ func dialTestZK(t testing.TB, hosts []string) *zk.Conn {
 		t.Fatal(err)
 	}
 	return c
+}
+
+// checkJSON is a verification step as `migrate --json` prints it.
+type checkJSON struct {
+	Check  string `json:"check"`
+	Result string `json:"result"` // "equal", "different", "not comparable"
+	Detail string `json:"detail"`
 }
 
 func TestImportMigrateUsage(t *testing.T) {
@@ -110,9 +118,9 @@ func TestMigrateEndToEnd(t *testing.T) {
 		ExportDigest  string `json:"export_digest"`
 		JournalDigest string `json:"journal_digest"`
 		Verified      bool   `json:"verified"`
-		Verification  []verifyCheck
+		Verification  []checkJSON
 		Serve         string `json:"serve"`
-		Phases        []phaseTime
+		Phases        []importer.PhaseTime
 	}
 	if err := json.Unmarshal([]byte(out), &sum); err != nil {
 		t.Fatalf("migrate --json: %v\n%s", err, out)
@@ -229,7 +237,7 @@ func TestMigrateIntoRunningJournal(t *testing.T) {
 		ExportDigest  string `json:"export_digest"`
 		JournalDigest string `json:"journal_digest"`
 		Verified      bool   `json:"verified"`
-		Verification  []verifyCheck
+		Verification  []checkJSON
 	}
 	if err := json.Unmarshal([]byte(out), &sum); err != nil {
 		t.Fatal(err)

@@ -19,9 +19,9 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/zk2raft/zk2raft/dualwrite"
-	"github.com/zk2raft/zk2raft/exporter"
 	"github.com/zk2raft/zk2raft/importer"
 	"github.com/zk2raft/zk2raft/raftjournal"
+	"github.com/zk2raft/zk2raft/zkclient"
 )
 
 // tapOptions are the dual-write flags shared by `proxy` and `serve`.
@@ -36,6 +36,15 @@ type tapOptions struct {
 	reconcileGrace    time.Duration
 	noReconcile       bool
 	zkAuth            zkAuthOptions
+}
+
+// hosts parses --zk; a malformed host is a usage error naming it.
+func (o *tapOptions) hosts() ([]string, error) {
+	hosts, err := zkclient.ParseHosts(o.zk)
+	if err != nil {
+		return nil, usageErrorf("--zk: %v", err)
+	}
+	return hosts, nil
 }
 
 func (o *tapOptions) addFlags(cmd *cobra.Command, queueHelp string) {
@@ -63,9 +72,9 @@ type runningTap struct {
 // start starts the tap, and unless --no-reconcile the reconciler and the
 // repair-owed loop, mirroring into j.
 func (o *tapOptions) start(ctx context.Context, g *globalOptions, listen string, j dualwrite.Journal, view dualwrite.JournalView, reg prometheus.Registerer) (*runningTap, error) {
-	hosts, err := exporter.ParseHosts(o.zk)
+	hosts, err := o.hosts()
 	if err != nil {
-		return nil, usageErrorf("--zk: %v", err)
+		return nil, err
 	}
 	cfg := dualwrite.DefaultConfig()
 	cfg.Listen = listen
@@ -173,6 +182,9 @@ which the proxy also needs to reach the journal), unless --open-status and
 				return usageErrorf("--journal is required")
 			case o.queueDir == "":
 				return usageErrorf("--queue-dir is required")
+			}
+			if _, err := o.hosts(); err != nil {
+				return err
 			}
 			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
 			defer stop()

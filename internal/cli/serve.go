@@ -99,6 +99,11 @@ func (o *serveOptions) config(g *globalOptions) (raftjournal.NodeConfig, error) 
 	case o.yes && !o.acceptLoss:
 		return raftjournal.NodeConfig{}, usageErrorf("--yes confirms --accept-data-loss, which was not given")
 	}
+	if o.tap.zk != "" {
+		if _, err := o.tap.hosts(); err != nil {
+			return raftjournal.NodeConfig{}, err
+		}
+	}
 	if o.tap.queueDir == "" {
 		o.tap.queueDir = defaultQueueDir(o.dataDir)
 	}

@@ -19,9 +19,9 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/zk2raft/zk2raft/dualwrite"
-	"github.com/zk2raft/zk2raft/exporter"
 	"github.com/zk2raft/zk2raft/importer"
 	"github.com/zk2raft/zk2raft/raftjournal"
+	"github.com/zk2raft/zk2raft/zkclient"
 )
 
 type tailOptions struct {
@@ -126,7 +126,7 @@ func runTail(ctx context.Context, g *globalOptions, o *tailOptions) error {
 	}
 	if o.zkServer != "" {
 		addr := o.zkServer
-		cfg.ServerZxid = func(ctx context.Context) (int64, error) { return exporter.ServerZxid(ctx, addr) }
+		cfg.ServerZxid = func(ctx context.Context) (int64, error) { return zkclient.ServerZxid(ctx, addr) }
 	}
 	j, err := importer.DialJournal(ctx, admin, g.logger)
 	if err != nil {

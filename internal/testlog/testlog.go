@@ -1,11 +1,13 @@
 // Package testlog gives tests a logger whose output is kept in memory and
 // printed (its last lines) only when the test fails, so components whose
 // goroutines outlive a test never call t.Log late. ZK2RAFT_TEST_LOG=debug
-// raises the level. It also hands out free loopback addresses.
+// raises the level. It also hands out free loopback addresses, and a port
+// that answers like a web server (HTTPAddr), for the clients' bound tests.
 package testlog
 
 import (
 	"bytes"
+	"io"
 	"log/slog"
 	"net"
 	"os"
@@ -13,6 +15,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 )
 
 // keepLines is how many of the last log lines a failing test prints.
@@ -80,4 +83,50 @@ func SecretFile(t testing.TB) string {
 		t.Fatal(err)
 	}
 	return p
+}
+
+// HTTPAddr returns the address of a loopback server that answers every
+// connection with an HTTP error and closes it, as a web server or an admin
+// port would answer ZooKeeper's connect request: the tests of the clients'
+// bounds point them at it. It stops when t ends.
+func HTTPAddr(t testing.TB) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	t.Cleanup(func() { ln.Close(); wg.Wait() })
+	wg.Go(func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			wg.Go(func() {
+				defer c.Close()
+				c.Write([]byte("HTTP/1.1 400 Bad Request\r\nContent-Type: text/plain\r\nConnection: close\r\n\r\n400 Bad Request"))
+				_ = c.SetReadDeadline(time.Now().Add(5 * time.Second))
+				_, _ = io.Copy(io.Discard, c)
+			})
+		}
+	})
+	return ln.Addr().String()
+}
+
+// WaitFor polls cond until it returns nil, failing t with what and cond's
+// last error if timeout passes first.
+func WaitFor(t testing.TB, timeout time.Duration, what string, cond func() error) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for {
+		err := cond()
+		if err == nil {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %v waiting for %s: %v", timeout, what, err)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
 }

@@ -14,6 +14,7 @@ import (
 	"github.com/go-zookeeper/zk"
 	"golang.org/x/sync/errgroup"
 
+	"github.com/zk2raft/zk2raft/zkclient"
 	"github.com/zk2raft/zk2raft/znode"
 )
 
@@ -238,8 +239,13 @@ func (a *applier) dial(ctx context.Context, hosts []string, owner bool) (*zk.Con
 			}
 		}
 	}
+	// Bounded replies, the connect response included (zkclient.Guard): a
+	// server that is not ZooKeeper must not make go-zookeeper allocate what
+	// its first bytes declare.
 	c, _, err := zk.Connect(hosts, opts.SessionTimeout,
-		zk.WithLogger(zkLogger{opts.Logger}), zk.WithLogInfo(false), zk.WithEventCallback(cb))
+		zk.WithLogger(zkLogger{opts.Logger}), zk.WithLogInfo(false), zk.WithEventCallback(cb),
+		zk.WithMaxBufferSize(zkclient.DefaultMaxReplyFrame),
+		zk.WithDialer(zk.Dialer(zkclient.GuardDialer(nil, zkclient.GuardOptions{}))))
 	if err != nil {
 		return nil, fmt.Errorf("treegen: connect %v: %w", hosts, err)
 	}

@@ -149,8 +149,8 @@
 //     (1,048,575) bytes; see [LargestData]. The at-limit node also works
 //     through a follower of a three-server ensemble. Its getData reply is
 //     larger than 1,048,575 bytes, which the Java client refuses at default
-//     settings; go-zookeeper reads it (its receive limit is unbounded unless
-//     WithMaxBufferSize is set).
+//     settings; go-zookeeper reads it (Apply's sessions take replies up to
+//     zkclient.DefaultMaxReplyFrame, 64 MiB).
 //   - An "auth" ACL entry is stored as the session's digest identities (ip
 //     identities do not count); exact duplicate entries are dropped. "sasl"
 //     and "x509" entries are refused with InvalidACL by a server without
@@ -169,7 +169,8 @@
 // # Dependencies
 //
 // Unlike the layout table in DESIGN.md (which lists znode only), treegen
-// imports go-zookeeper and x/sync: it is a client of the ensemble it fills.
+// imports go-zookeeper and x/sync: it is a client of the ensemble it fills
+// (and zkclient, whose Guard bounds its connections' replies).
 // It is meant for tests, benchmarks and demo tooling, never for the
 // migration path itself.
 package treegen

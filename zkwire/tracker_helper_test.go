@@ -1,5 +1,17 @@
 package zkwire
 
+// The Tracker is the tests' oracle for whole recorded connections (the
+// golden streams, FuzzTracker): it follows both streams of one connection
+// as a tap sees them. It was the package's API until nothing outside the
+// tests used it (zkclient matches its own calls, the tap keeps per-request
+// state of its own, a server matches nothing); see doc.go, "Matching
+// replies". Its ordering rules: requests are matched to replies by xid with
+// a FIFO per xid; bytes of the client are fed before they are relayed; a
+// request whose body fails to decode is still tracked, since the server
+// answers it; Close drops and returns the requests a dead connection never
+// had answered, as writes that may or may not have been applied; a session
+// that reconnects is a new connection and needs a new Tracker.
+
 import (
 	"errors"
 	"fmt"

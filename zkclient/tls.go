@@ -1,4 +1,4 @@
-package exporter
+package zkclient
 
 import (
 	"context"
@@ -9,8 +9,6 @@ import (
 	"net"
 	"os"
 	"time"
-
-	"github.com/go-zookeeper/zk"
 )
 
 // TLSOptions configure TLS to the ensemble's secureClientPort.
@@ -29,11 +27,11 @@ func (o TLSOptions) Config() (*tls.Config, error) {
 	if o.CAFile != "" {
 		pem, err := os.ReadFile(o.CAFile)
 		if err != nil {
-			return nil, fmt.Errorf("exporter: tls ca: %w", err)
+			return nil, fmt.Errorf("zkclient: tls ca: %w", err)
 		}
 		pool := x509.NewCertPool()
 		if !pool.AppendCertsFromPEM(pem) {
-			return nil, fmt.Errorf("exporter: tls ca %s: no PEM certificate in it", o.CAFile)
+			return nil, fmt.Errorf("zkclient: tls ca %s: no PEM certificate in it", o.CAFile)
 		}
 		cfg.RootCAs = pool
 	}
@@ -41,18 +39,19 @@ func (o TLSOptions) Config() (*tls.Config, error) {
 	case o.CertFile != "" && o.KeyFile != "":
 		cert, err := tls.LoadX509KeyPair(o.CertFile, o.KeyFile)
 		if err != nil {
-			return nil, fmt.Errorf("exporter: tls client certificate: %w", err)
+			return nil, fmt.Errorf("zkclient: tls client certificate: %w", err)
 		}
 		cfg.Certificates = []tls.Certificate{cert}
 	case o.CertFile != "" || o.KeyFile != "":
-		return nil, errors.New("exporter: tls: a client certificate needs both the certificate and the key file")
+		return nil, errors.New("zkclient: tls: a client certificate needs both the certificate and the key file")
 	}
 	return cfg, nil
 }
 
-// Dialer returns a go-zookeeper dialer that opens TLS connections, verifying
-// each server against the host part of its address unless ServerName is set.
-func (o TLSOptions) Dialer() (zk.Dialer, error) {
+// Dialer returns a dialer that opens TLS connections, verifying each server
+// against the host part of its address unless ServerName is set. The
+// timeout covers the TLS handshake too.
+func (o TLSOptions) Dialer() (Dialer, error) {
 	base, err := o.Config()
 	if err != nil {
 		return nil, err
@@ -66,7 +65,6 @@ func (o TLSOptions) Dialer() (zk.Dialer, error) {
 			}
 			cfg.ServerName = host
 		}
-		// The timeout covers the handshake too.
 		ctx, cancel := context.WithTimeout(context.Background(), timeout)
 		defer cancel()
 		d := &tls.Dialer{Config: cfg}

@@ -1,4 +1,4 @@
-package exporter
+package zkclient
 
 import (
 	"bufio"
@@ -21,12 +21,12 @@ const maxFourLetterReply = 4 << 20
 // the server at addr and returns its whole answer. ZooKeeper answers and closes.
 func FourLetterWord(ctx context.Context, addr, word string) (string, error) {
 	if len(word) != 4 {
-		return "", fmt.Errorf("exporter: four-letter word %q is not four letters", word)
+		return "", fmt.Errorf("zkclient: four-letter word %q is not four letters", word)
 	}
 	var d net.Dialer
 	conn, err := d.DialContext(ctx, "tcp", addr)
 	if err != nil {
-		return "", fmt.Errorf("exporter: %s to %s: %w", word, addr, err)
+		return "", fmt.Errorf("zkclient: %s to %s: %w", word, addr, err)
 	}
 	defer conn.Close()
 	deadline, ok := ctx.Deadline()
@@ -35,15 +35,15 @@ func FourLetterWord(ctx context.Context, addr, word string) (string, error) {
 	}
 	_ = conn.SetDeadline(deadline)
 	if _, err := io.WriteString(conn, word); err != nil {
-		return "", fmt.Errorf("exporter: %s to %s: %w", word, addr, err)
+		return "", fmt.Errorf("zkclient: %s to %s: %w", word, addr, err)
 	}
 	b, err := io.ReadAll(io.LimitReader(conn, maxFourLetterReply))
 	if err != nil {
-		return "", fmt.Errorf("exporter: %s from %s: %w", word, addr, err)
+		return "", fmt.Errorf("zkclient: %s from %s: %w", word, addr, err)
 	}
 	s := string(b)
 	if strings.Contains(s, "is not executed because it is not in the whitelist") {
-		return "", fmt.Errorf("exporter: %s refused by %s: add it to 4lw.commands.whitelist", word, addr)
+		return "", fmt.Errorf("zkclient: %s refused by %s: add it to 4lw.commands.whitelist", word, addr)
 	}
 	return s, nil
 }
@@ -67,15 +67,15 @@ func ParseDigestLog(s string) ([]ZxidDigest, error) {
 		}
 		zx, dg, ok := strings.Cut(text, ":")
 		if !ok {
-			return nil, fmt.Errorf("exporter: hash line %d: %q is not \"zxid: digest\"", line, text)
+			return nil, fmt.Errorf("zkclient: hash line %d: %q is not \"zxid: digest\"", line, text)
 		}
 		zxid, err := strconv.ParseUint(strings.TrimSpace(zx), 16, 64)
 		if err != nil {
-			return nil, fmt.Errorf("exporter: hash line %d: zxid %q: %w", line, zx, err)
+			return nil, fmt.Errorf("zkclient: hash line %d: zxid %q: %w", line, zx, err)
 		}
 		d, err := znode.ParseDigest(strings.TrimSpace(dg))
 		if err != nil {
-			return nil, fmt.Errorf("exporter: hash line %d: digest %q: %w", line, dg, err)
+			return nil, fmt.Errorf("zkclient: hash line %d: digest %q: %w", line, dg, err)
 		}
 		out = append(out, ZxidDigest{Zxid: int64(zxid), Digest: d})
 	}
@@ -93,12 +93,12 @@ func ServerZxid(ctx context.Context, addr string) (int64, error) {
 		if v, ok := strings.CutPrefix(strings.TrimSpace(line), "Zxid:"); ok {
 			z, err := strconv.ParseUint(strings.TrimPrefix(strings.TrimSpace(v), "0x"), 16, 64)
 			if err != nil {
-				return 0, fmt.Errorf("exporter: srvr from %s: zxid %q: %w", addr, v, err)
+				return 0, fmt.Errorf("zkclient: srvr from %s: zxid %q: %w", addr, v, err)
 			}
 			return int64(z), nil
 		}
 	}
-	return 0, fmt.Errorf("exporter: srvr from %s has no Zxid line", addr)
+	return 0, fmt.Errorf("zkclient: srvr from %s has no Zxid line", addr)
 }
 
 // ZnodeCount asks the servers in turn for their node count (zk_znode_count in
@@ -116,15 +116,15 @@ func ZnodeCount(ctx context.Context, hosts []string) (int64, error) {
 			if v, ok := strings.CutPrefix(strings.TrimSpace(line), "zk_znode_count"); ok {
 				n, err := strconv.ParseInt(strings.TrimSpace(v), 10, 64)
 				if err != nil {
-					return 0, fmt.Errorf("exporter: mntr from %s: zk_znode_count %q: %w", h, v, err)
+					return 0, fmt.Errorf("zkclient: mntr from %s: zk_znode_count %q: %w", h, v, err)
 				}
 				return n, nil
 			}
 		}
-		lastErr = fmt.Errorf("exporter: mntr from %s has no zk_znode_count", h)
+		lastErr = fmt.Errorf("zkclient: mntr from %s has no zk_znode_count", h)
 	}
 	if lastErr == nil {
-		lastErr = fmt.Errorf("exporter: no hosts")
+		lastErr = fmt.Errorf("zkclient: no hosts")
 	}
 	return 0, lastErr
 }
