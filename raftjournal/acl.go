@@ -2,6 +2,7 @@ package raftjournal
 
 import (
 	"net/netip"
+	"slices"
 	"strings"
 
 	"github.com/zk2raft/zk2raft/znode"
@@ -115,36 +116,49 @@ func (c *aclCache) get(id aclID) []znode.ACL {
 }
 
 // FixupACL is fixupACL for the dual-write proxy, which must predict the ACL
-// ZooKeeper stores for a create or setACL it relays.
+// ZooKeeper stores for a create or setACL it relays. auth is the connection's
+// identities in the order they were added (see AuthOrder).
 func FixupACL(acl []znode.ACL, auth []znode.ID) ([]znode.ACL, Code) { return fixupACL(acl, auth) }
 
 // fixupACL checks and expands a native create's or setACL's ACL list the way
-// PrepRequestProcessor.fixupACL does: the list must be non-empty, every scheme
-// known and every id well-formed for its scheme; "auth" entries are replaced by
-// the caller's authenticated identities (of the schemes that authenticate: not
-// "ip"), and duplicates are dropped. It returns CodeInvalidACL otherwise.
+// PrepRequestProcessor.fixupACL (ZooKeeper 3.8) does:
+//
+//   - Exact duplicates in the request are dropped first (removeDuplicates),
+//     keeping the first; an empty list is InvalidACL.
+//   - world:anyone is kept; any other world id is InvalidACL.
+//   - An "auth" entry becomes one entry with its perms per authenticated
+//     identity of the connection, in the order the connection's identity set
+//     iterates them (AuthOrder of auth, given in the order the identities were
+//     added), skipping those whose scheme does not authenticate (ip, and
+//     super, which has no provider). None: InvalidACL. Expansion happens after
+//     the de-duplication, so its entries may repeat each other or an explicit
+//     entry, and ZooKeeper stores them so.
+//   - Any other id must be valid for its scheme's provider.
+//
+// Perms are not checked: ZooKeeper stores any int32.
 func fixupACL(acl []znode.ACL, auth []znode.ID) ([]znode.ACL, Code) {
-	if len(acl) == 0 {
+	uniq := make([]znode.ACL, 0, len(acl))
+	for _, a := range acl {
+		if !slices.Contains(uniq, a) {
+			uniq = append(uniq, a)
+		}
+	}
+	if len(uniq) == 0 {
 		return nil, CodeInvalidACL
 	}
-	out := make([]znode.ACL, 0, len(acl))
-	add := func(a znode.ACL) {
-		for _, o := range out {
-			if o == a {
-				return
+	out := make([]znode.ACL, 0, len(uniq))
+	var ordered []znode.ID
+	for _, a := range uniq {
+		switch {
+		case a.ID.Scheme == "world" && a.ID.ID == "anyone":
+		case a.ID.Scheme == "auth":
+			if ordered == nil {
+				ordered = AuthOrder(auth)
 			}
-		}
-		out = append(out, a)
-	}
-	for _, a := range acl {
-		if a.Perms&^znode.PermAll != 0 {
-			return nil, CodeInvalidACL
-		}
-		if a.ID.Scheme == "auth" {
 			added := false
-			for _, id := range auth {
+			for _, id := range ordered {
 				if authenticates(id.Scheme) {
-					add(znode.ACL{Perms: a.Perms, ID: id})
+					out = append(out, znode.ACL{Perms: a.Perms, ID: id})
 					added = true
 				}
 			}
@@ -152,20 +166,20 @@ func fixupACL(acl []znode.ACL, auth []znode.ID) ([]znode.ACL, Code) {
 				return nil, CodeInvalidACL
 			}
 			continue
-		}
-		if !validACLID(a.ID) {
+		case !validACLID(a.ID):
 			return nil, CodeInvalidACL
 		}
-		add(a)
+		out = append(out, a)
 	}
 	return out, CodeOK
 }
 
 // authenticates reports whether identities of a scheme may stand for "auth"
-// (AuthenticationProvider.isAuthenticated: digest, x509 and sasl do; ip does not).
+// (AuthenticationProvider.isAuthenticated: digest, x509 and sasl do; ip does
+// not, and super has no provider, so fixupACL skips it).
 func authenticates(scheme string) bool {
 	switch scheme {
-	case "digest", "x509", "sasl", "super":
+	case "digest", "x509", "sasl":
 		return true
 	}
 	return false
@@ -178,8 +192,12 @@ func validACLID(id znode.ID) bool {
 		return id.ID == "anyone"
 	case "digest":
 		// user:base64(sha1(user:password)); DigestAuthenticationProvider.isValid
-		// splits on ':' and wants exactly two parts.
+		// splits on ':' and wants exactly two parts (Java's split drops
+		// trailing empty parts: "a:b:" has two, "a:" one).
 		parts := strings.Split(id.ID, ":")
+		for len(parts) > 0 && parts[len(parts)-1] == "" {
+			parts = parts[:len(parts)-1]
+		}
 		return len(parts) == 2
 	case "ip":
 		return validIPACL(id.ID)
