@@ -11,7 +11,6 @@ import (
 	"time"
 
 	"github.com/zk2raft/zk2raft/zkwire"
-	"github.com/zk2raft/zk2raft/znode"
 )
 
 // xidInjected is the xid of the requests the tap adds to a client's stream
@@ -38,7 +37,7 @@ type conn struct {
 	mu       sync.Mutex
 	pending  map[int32]pendingQ
 	npending int
-	auth     []znode.ID // the session's authenticated identities (for "auth" ACLs)
+	auth     identities // what the connection authenticated as (for "auth" ACLs)
 
 	session    int64    // from the connect response; server-side goroutine only
 	ephemerals []string // the injected getEphemerals' answer; server-side goroutine only
@@ -73,6 +72,7 @@ func newConn(t *Tap, client, server net.Conn, addr string) *conn {
 		t: t, client: client, server: server, serverAddr: addr,
 		log:     t.log.With("client", client.RemoteAddr().String(), "server", addr),
 		pending: make(map[int32]pendingQ),
+		auth:    newIdentities(server.LocalAddr()),
 	}
 }
 
@@ -409,11 +409,24 @@ func (c *conn) replied(hdr zkwire.ReplyHeader, body []byte, p pending) {
 	switch {
 	case p.op == zkwire.OpAuth:
 		if hdr.Err == zkwire.CodeOK {
-			if ap, ok := p.req.(*zkwire.AuthPacket); ok && ap.Scheme == "digest" {
+			if ap, ok := p.req.(*zkwire.AuthPacket); ok {
 				c.mu.Lock()
-				c.auth = append(c.auth, digestID(ap.Auth))
+				c.auth = c.auth.add(ap)
+				c.mu.Unlock()
+			} else {
+				c.mu.Lock()
+				c.auth.unknown = true
 				c.mu.Unlock()
 			}
+		}
+		return
+	case p.op == zkwire.OpSASL:
+		// A SASL exchange that succeeds gives the connection an identity
+		// (sasl:authorizationID) the tap cannot name.
+		if hdr.Err == zkwire.CodeOK {
+			c.mu.Lock()
+			c.auth.unknown = true
+			c.mu.Unlock()
 		}
 		return
 	case !mirrored(p.op) || hdr.Err != zkwire.CodeOK:

@@ -120,20 +120,18 @@ func (t *Tap) sleep(d time.Duration) {
 }
 
 // submit applies queued mirrors in order, as few SourceBatch entries as
-// fit. A refusal by the state machine (the journal left the shadow phase, a
+// fit, once their read-backs are done (resolve). A refusal by the state machine (the journal left the shadow phase, a
 // malformed txn) is final: those writes are counted as failed (divergence the
 // reconciler must repair) and not retried.
 func (t *Tap) submit(recs []Record) error {
+	all := t.resolve(recs)
 	for len(recs) > 0 {
 		n, size := 0, 0
-		for n < len(recs) && (n == 0 || size+len(recs[n].Data) <= maxBatchEntry) {
-			size += len(recs[n].Data)
+		for n < len(recs) && (n == 0 || size+len(all[n]) <= maxBatchEntry) {
+			size += len(all[n])
 			n++
 		}
-		entries := make([][]byte, n)
-		for i := range n {
-			entries[i] = recs[i].Data
-		}
+		entries := slices.Clone(all[:n])
 		// The queue holds writes in the order their replies reached the tap,
 		// which is ZooKeeper's commit order per connection only. Mirrors
 		// commute, so a batch is applied in zxid order: the journal then logs
@@ -146,7 +144,7 @@ func (t *Tap) submit(recs []Record) error {
 			// wrote, so this is damage; it cannot be delivered.
 			t.metrics.failed.WithLabelValues("undeliverable").Add(float64(n))
 			t.log.Error("queued mirrors that are not SourceTxn entries; dropped", "from-seq", recs[0].Seq, "to-seq", recs[n-1].Seq, "err", err)
-			recs = recs[n:]
+			recs, all = recs[n:], all[n:]
 			continue
 		}
 		ctx, cancel := context.WithTimeout(t.ctx, 30*time.Second)
@@ -163,7 +161,7 @@ func (t *Tap) submit(recs []Record) error {
 			t.metrics.failed.WithLabelValues(reason).Inc()
 			t.log.Error("journal refused mirrored writes: ZooKeeper and the journal diverge", "from-seq", recs[0].Seq, "to-seq", recs[n-1].Seq, "err", res.Err)
 		}
-		recs = recs[n:]
+		recs, all = recs[n:], all[n:]
 	}
 	return nil
 }

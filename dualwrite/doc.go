@@ -34,26 +34,45 @@
 // carrying the reply's zxid and the exact resulting stat: create of every mode
 // (raw ephemeralOwner restored for containers and TTL nodes, which clients see
 // as 0), delete, setData, setACL, multi (one txn, ops in order), closeSession
-// (the ephemerals it deleted). The ACL mirrored is the one ZooKeeper stored:
-// duplicates dropped and "auth" replaced by the connection's digest identities
-// (fixupACL). Failed writes, including failed multis, mirror nothing. The
-// journal applies SourceTxns by the idempotent, order-insensitive rule of
-// raftjournal ("Merging ZooKeeper's writes"), so duplicates, retries and races
-// with an import or the reconciler converge.
+// (the ephemerals it deleted). The ACL mirrored is the one ZooKeeper stored
+// (raftjournal.FixupACL, PrepRequestProcessor's fixupACL): duplicates in the
+// request dropped, and each "auth" entry expanded into the connection's
+// authenticated identities in the order ZooKeeper's identity set iterates
+// them (raftjournal.AuthOrder: the order of a ConcurrentHashMap, which the
+// tap replays from the connection's ip identity and its addauths). Failed
+// writes, including failed multis, mirror nothing. The journal applies
+// SourceTxns by the idempotent, order-insensitive rule of raftjournal
+// ("Merging ZooKeeper's writes"), so duplicates, retries and races with an
+// import or the reconciler converge.
 //
-// What a reply does not say is read back on the tap's own session (a
-// zkclient.Client with the Resend policy, connecting in the background, each
-// read-back bounded by 10 s):
+// What a reply does not say is read back from ZooKeeper on the tap's own
+// session (a zkclient.Client with the Resend policy, connecting in the
+// background, each read-back bounded by 10 s) at delivery, never in the reply path (readback.go): the mirror is
+// queued with a marker and the reply released; the delivery loop reads the
+// values for a whole batch (one read per parent, pipelined) before it submits
+// it. The markers are on disk with the mirror, so a restart resolves them too.
 //
 //   - The parent's cversion after a non-sequential create: an exists on the
 //     parent, whose (cversion, pzxid) pair holds as of its pzxid (a server
-//     behind the create is synced first). For a sequential create the name's
-//     suffix is the parent's cversion before it. A parent gone or created
-//     again meanwhile leaves the value unknown, which is right: the incarnation
-//     the create touched is dead.
+//     behind the create is synced first); the last create under a parent in
+//     the batch carries it. For a sequential create the name's suffix is the
+//     parent's cversion before it, known at once. A parent gone or created
+//     again meanwhile leaves the value unknown, which is right: the
+//     incarnation the create touched is dead.
 //   - The txn time of creates inside a multi (ZooKeeper before 3.9 answers them
 //     without a stat): from another result of the same multi, or an exists on a
 //     node it created.
+//   - The ACL of a create or setACL with "auth" entries when the tap cannot
+//     predict the expansion: the connection has an identity the tap cannot
+//     name (a SASL login, a custom scheme's addauth), or one of its digest
+//     credentials may be the super user's and that would change the order
+//     (ZooKeeper adds {super, ""} to the set, which can move a resize). A
+//     getACL with the tap's credentials (Config.Auth: READ and ADMIN on the
+//     node; a super digest is the usual answer), used if the node is still the
+//     incarnation and ACL version the write made.
+//
+// A read-back that fails (or an ACL the credentials cannot read) leaves the
+// value out and records a lost mirror, so a repair pass follows (RepairOwed).
 //
 // # Delivery
 //
@@ -113,6 +132,7 @@
 //
 // zk2raft_dualwrite_*: connections, requests, mirrored_total{op},
 // failed_total{reason}, delivered_total, queue_records, queue_bytes,
-// lag_seconds (age of the oldest undelivered mirror), lost, readbacks_total,
+// lag_seconds (age of the oldest undelivered mirror), lost,
+// readbacks_total{kind,result},
 // sync_wait_seconds, malformed_total. Status returns the same for /status.
 package dualwrite

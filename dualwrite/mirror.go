@@ -1,13 +1,9 @@
 package dualwrite
 
 import (
-	"context"
-	"crypto/sha1"
-	"encoding/base64"
 	"errors"
 	"fmt"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/zk2raft/zk2raft/raftjournal"
@@ -22,7 +18,7 @@ type write struct {
 	resp       zkwire.Response
 	zxid       int64
 	session    int64
-	auth       []znode.ID
+	auth       identities
 	ephemerals []string // closeSession: what the injected getEphemerals returned
 }
 
@@ -104,7 +100,7 @@ func (t *Tap) buildTxn(w write) (*raftjournal.SourceTxn, error) {
 			return nil, err
 		}
 		if !t.sequentialParent(&op, c, z) {
-			op.ParentCversion, op.ParentPzxid = t.readParent(znode.Parent(op.Path), z)
+			op.ParentPzxid = parentReadBack // read at delivery, off the reply path
 		}
 		tx.Ops = []raftjournal.SourceOp{op}
 	case zkwire.OpDelete:
@@ -179,7 +175,7 @@ func rawOwner(c createReq, wireOwner int64) int64 {
 }
 
 // createOp builds a SourceCreate with the ACL ZooKeeper stored.
-func (t *Tap) createOp(c createReq, path string, st znode.Stat, auth []znode.ID) (raftjournal.SourceOp, error) {
+func (t *Tap) createOp(c createReq, path string, st znode.Stat, auth identities) (raftjournal.SourceOp, error) {
 	acl, err := fixACL(c.acl, auth)
 	if err != nil {
 		return raftjournal.SourceOp{}, fmt.Errorf("create %s: %w", path, err)
@@ -202,44 +198,13 @@ func (t *Tap) sequentialParent(op *raftjournal.SourceOp, c createReq, z int64) b
 	return true
 }
 
-// readParent reads the parent's stat back after a create at z whose reply
-// does not say what the parent's cversion became. The pair (cversion, pzxid)
-// read holds as of pzxid, which is z or later; a server behind z is synced
-// first. (0, 0) says unknown: the parent is gone or was created again, so the
-// incarnation the create touched is dead.
-func (t *Tap) readParent(parent string, z int64) (int32, int64) {
-	ctx, cancel := context.WithTimeout(t.ctx, readerSessionTimeout)
-	defer cancel()
-	for attempt := range 2 {
-		st, ok, err := t.reader.Exists(ctx, parent)
-		switch {
-		case err != nil:
-			t.metrics.readbacks.WithLabelValues("error").Inc()
-			t.log.Debug("parent read-back failed", "path", parent, "err", err)
-			return 0, 0
-		case !ok || (st.Czxid >= z && parent != "/"):
-			t.metrics.readbacks.WithLabelValues("gone").Inc()
-			return 0, 0
-		case st.Pzxid >= z:
-			t.metrics.readbacks.WithLabelValues("ok").Inc()
-			return znode.PersistedCversion(st.Cversion, st.NumChildren), st.Pzxid
-		}
-		if attempt == 0 {
-			if err := t.reader.Sync(ctx, parent); err != nil {
-				break
-			}
-		}
-	}
-	t.metrics.readbacks.WithLabelValues("stale").Inc()
-	return 0, 0
-}
-
 // multiTxn mirrors a multi that succeeded. Before ZooKeeper 3.9 a create
 // inside a multi is answered without its stat, so the tap knows everything
 // about the new node but the txn time: it takes it from another result of the
-// same multi (a setData's mtime, a TTL or container create's stat) or reads
-// one created node back. Parent registers: exact for a parent created in the
-// same multi and for sequential names; read back once per other parent.
+// same multi (a setData's mtime, a TTL or container create's stat) or, at
+// delivery, from a node it created (readback.go). Parent registers: exact for
+// a parent created in the same multi and for sequential names; read back at
+// delivery once per other parent.
 func (t *Tap) multiTxn(w write) (*raftjournal.SourceTxn, error) {
 	req, ok1 := w.req.(*zkwire.MultiRequest)
 	resp, ok2 := w.resp.(*zkwire.MultiResponse)
@@ -346,62 +311,18 @@ func (t *Tap) multiTxn(w write) (*raftjournal.SourceTxn, error) {
 		}
 	}
 	// Parents that existed before the multi: the last create under each gets
-	// the registers read back; the earlier ones leave them unknown.
-	for parent, ps := range parents {
-		if ps.last == 0 {
-			continue
+	// the registers read back at delivery; the earlier ones leave them
+	// unknown. Likewise the txn time, when no result carried it.
+	for _, ps := range parents {
+		if ps.last != 0 {
+			tx.Ops[ps.last-1].ParentPzxid = parentReadBack
 		}
-		op := &tx.Ops[ps.last-1]
-		op.ParentCversion, op.ParentPzxid = t.readParent(parent, z)
 	}
-	if len(untimed) > 0 {
-		ctime := t.readCtime(tx, untimed, z)
-		for _, i := range untimed {
-			tx.Ops[i].Stat.Ctime, tx.Ops[i].Stat.Mtime = ctime, ctime
-		}
+	for _, i := range untimed {
+		tx.Ops[i].Stat.Ctime, tx.Ops[i].Stat.Mtime = ctimeReadBack, ctimeReadBack
 	}
 	if len(tx.Ops) == 0 {
 		return nil, nil
 	}
 	return tx, nil
-}
-
-// readCtime reads back a node a multi created to learn the txn time. If every
-// node it created is gone or was created again, their incarnations are dead
-// and the time does not matter.
-func (t *Tap) readCtime(tx *raftjournal.SourceTxn, ops []int, z int64) int64 {
-	ctx, cancel := context.WithTimeout(t.ctx, readerSessionTimeout)
-	defer cancel()
-	for _, i := range ops {
-		st, ok, err := t.reader.Exists(ctx, tx.Ops[i].Path)
-		if err == nil && !ok {
-			if err := t.reader.Sync(ctx, tx.Ops[i].Path); err == nil {
-				st, ok, err = t.reader.Exists(ctx, tx.Ops[i].Path)
-			}
-		}
-		if err == nil && ok && st.Czxid == z {
-			t.metrics.readbacks.WithLabelValues("ok").Inc()
-			return st.Ctime
-		}
-	}
-	t.metrics.readbacks.WithLabelValues("gone").Inc()
-	return 0
-}
-
-// fixACL predicts the ACL ZooKeeper stores for a create or setACL: duplicates
-// dropped and "auth" replaced by the session's authenticated identities.
-func fixACL(acl []znode.ACL, auth []znode.ID) ([]znode.ACL, error) {
-	out, code := raftjournal.FixupACL(acl, auth)
-	if code != raftjournal.CodeOK {
-		return nil, fmt.Errorf("ACL %v does not fix up (%v) although ZooKeeper accepted it", acl, zkwire.Code(code))
-	}
-	return out, nil
-}
-
-// digestID is the digest identity of "user:password" (addauth digest):
-// user:base64(sha1(user:password)).
-func digestID(auth []byte) znode.ID {
-	user, _, _ := strings.Cut(string(auth), ":")
-	sum := sha1.Sum(auth)
-	return znode.ID{Scheme: "digest", ID: user + ":" + base64.StdEncoding.EncodeToString(sum[:])}
 }

@@ -50,6 +50,12 @@ type Config struct {
 	// disk in the queue.
 	Sync        bool
 	SyncTimeout time.Duration
+	// Auth are credentials, "scheme:credential" ("digest:user:password"), for
+	// the tap's own session, which reads back at delivery what replies lack
+	// (readback.go). Only an ACL the tap cannot predict (a connection with a
+	// SASL identity, for one) needs them: READ and ADMIN on such nodes, which
+	// a super digest gives.
+	Auth []string
 	// DialTimeout bounds connecting to a ZooKeeper server.
 	DialTimeout time.Duration
 	// MaxRequestFrame is the ensemble's jute.maxbuffer (client frames above it
@@ -114,6 +120,11 @@ func (c Config) Validate() error {
 			return fmt.Errorf("dualwrite: ZooKeeper server %q: %w", h, err)
 		}
 	}
+	for _, a := range c.Auth {
+		if _, err := zkclient.ParseAuth(a); err != nil {
+			return fmt.Errorf("dualwrite: %w", err)
+		}
+	}
 	return nil
 }
 
@@ -138,6 +149,7 @@ type Tap struct {
 
 	next atomic.Uint64 // round-robin start
 
+	rbCache   readBackCache
 	recent    sync.Map     // path → time.Time of the last mirrored write
 	inflight  atomic.Int64 // write requests relayed whose reply is not handled yet
 	lastZxid  atomic.Int64 // zxid of the last write queued for the journal
@@ -183,7 +195,8 @@ func Start(ctx context.Context, cfg Config) (*Tap, error) {
 		}
 	}
 	t.delivered = newDeliveryState()
-	rd, err := zkclient.New(zkclient.Config{Hosts: cfg.ZK, FirstHost: -1, Retry: zkclient.Resend,
+	auth, _ := zkclient.ParseAuths(cfg.Auth) // checked by Validate
+	rd, err := zkclient.New(zkclient.Config{Hosts: cfg.ZK, FirstHost: -1, Retry: zkclient.Resend, Auth: auth,
 		SessionTimeout: readerSessionTimeout, Logger: t.log.With("component", "zk-reader")})
 	if err != nil {
 		q.Close()

@@ -58,7 +58,7 @@ func (o *tapOptions) addFlags(cmd *cobra.Command, queueHelp string) {
 	f.DurationVar(&o.reconcileInterval, "reconcile-interval", time.Minute, "how often the reconciler compares digests and repairs (0: never)")
 	f.DurationVar(&o.reconcileGrace, "reconcile-grace", 2*time.Second, "how long the reconciler lets the tap mirror a write before it checks the node itself")
 	f.BoolVar(&o.noReconcile, "no-reconcile", false, "run the tap without the reconciler (writes that bypass the proxy are then not repaired)")
-	o.zkAuth.addFlags(cmd, "credentials the reconciler reads ZooKeeper (and, through the proxy's --journal, the journal's ACL'd nodes) with")
+	o.zkAuth.addFlags(cmd, "credentials the reconciler and the proxy's read-backs read ZooKeeper with (and, through the proxy's --journal, the journal's ACL'd nodes); they need READ and ADMIN on every node, which a super digest gives")
 }
 
 // runningTap is a started tap with its reconciler and repair-owed loop.
@@ -76,6 +76,10 @@ func (o *tapOptions) start(ctx context.Context, g *globalOptions, listen string,
 	if err != nil {
 		return nil, err
 	}
+	auth, err := o.zkAuth.list()
+	if err != nil {
+		return nil, err
+	}
 	cfg := dualwrite.DefaultConfig()
 	cfg.Listen = listen
 	cfg.ZK = hosts
@@ -85,6 +89,7 @@ func (o *tapOptions) start(ctx context.Context, g *globalOptions, listen string,
 	cfg.Sync = o.sync
 	cfg.QueueSyncOnAppend = o.queueFsync
 	cfg.SyncTimeout = o.syncTimeout
+	cfg.Auth = auth
 	cfg.Logger = g.logger.With("component", "dualwrite")
 	cfg.Registerer = reg
 	t, err := dualwrite.Start(ctx, cfg)
@@ -97,12 +102,6 @@ func (o *tapOptions) start(ctx context.Context, g *globalOptions, listen string,
 	if o.noReconcile {
 		rt.done <- nil
 		return rt, nil
-	}
-	auth, err := o.zkAuth.list()
-	if err != nil {
-		cancel()
-		t.Close()
-		return nil, err
 	}
 	rc := dualwrite.ReconcilerConfig{
 		ZK: hosts, Auth: auth, Journal: j, View: view,
