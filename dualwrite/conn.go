@@ -99,7 +99,11 @@ func (c *conn) run() {
 	fr := zkwire.NewFrameReader(cr, c.t.cfg.MaxRequestFrame)
 	first, word, err := fr.NextFirst()
 	if err != nil {
-		if !errors.Is(err, io.EOF) {
+		switch {
+		case errors.Is(err, io.EOF):
+		case errors.Is(err, zkwire.ErrFrameLength):
+			c.refuseFrame(err)
+		default:
 			c.log.Info("client sent no valid first frame; closing", "err", err)
 			c.t.metrics.malformed.Inc()
 		}
@@ -159,6 +163,16 @@ func (c *conn) relayFourLetterWord(word zkwire.FourLetterWord, arg []byte, cr *b
 	io.Copy(c.client, c.server)
 }
 
+// refuseFrame logs a client frame over the ensemble's jute.maxbuffer: the
+// connection is closed, as a ZooKeeper server closes it ("Len error"), and
+// the client sees ConnectionLoss.
+func (c *conn) refuseFrame(err error) {
+	c.t.metrics.malformed.Inc()
+	c.t.metrics.oversized.Inc()
+	c.log.Warn("client frame over jute.maxbuffer refused; closing the connection as ZooKeeper would (if the ensemble runs with a larger -Djute.maxbuffer, give the proxy the same with --jute-maxbuffer)",
+		"jute-maxbuffer", c.t.cfg.MaxRequestFrame, "err", err)
+}
+
 // clientToServer forwards the connect request and then every request. It
 // reports whether the client ended its stream cleanly (EOF between frames).
 func (c *conn) clientToServer(connect []byte, fr *zkwire.FrameReader, cr *bufio.Reader) (eof bool) {
@@ -177,11 +191,12 @@ func (c *conn) clientToServer(connect []byte, fr *zkwire.FrameReader, cr *bufio.
 			if errors.Is(err, io.EOF) {
 				return true
 			}
-			if !c.weClosed() && !isClosedErr(err) {
+			switch {
+			case c.weClosed() || isClosedErr(err):
+			case errors.Is(err, zkwire.ErrFrameLength):
+				c.refuseFrame(err)
+			default:
 				c.log.Info("client stream broken; closing the connection", "err", err)
-				if errors.Is(err, zkwire.ErrFrameLength) {
-					c.t.metrics.malformed.Inc()
-				}
 			}
 			return
 		}

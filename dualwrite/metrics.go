@@ -14,6 +14,7 @@ type metrics struct {
 	connectionsTotal prometheus.Counter
 	requests         prometheus.Counter
 	malformed        prometheus.Counter
+	oversized        prometheus.Counter
 	fourLetterWords  prometheus.Counter
 	dialFailures     prometheus.Counter
 	mirrored         *prometheus.CounterVec
@@ -35,6 +36,7 @@ func newMetrics(t *Tap) *metrics {
 		connectionsTotal: prometheus.NewCounter(prometheus.CounterOpts{Namespace: ns, Name: "connections_total", Help: "Client connections accepted and relayed."}),
 		requests:         prometheus.NewCounter(prometheus.CounterOpts{Namespace: ns, Name: "requests_total", Help: "Client requests relayed."}),
 		malformed:        prometheus.NewCounter(prometheus.CounterOpts{Namespace: ns, Name: "malformed_total", Help: "Client connections closed for malformed bytes."}),
+		oversized:        prometheus.NewCounter(prometheus.CounterOpts{Namespace: ns, Name: "oversized_frames_total", Help: "Client connections closed for a request frame over jute.maxbuffer (Config.MaxRequestFrame, --jute-maxbuffer); counted in malformed_total too."}),
 		fourLetterWords:  prometheus.NewCounter(prometheus.CounterOpts{Namespace: ns, Name: "four_letter_words_total", Help: "Four-letter-word connections passed through."}),
 		dialFailures:     prometheus.NewCounter(prometheus.CounterOpts{Namespace: ns, Name: "dial_failures_total", Help: "Client connections closed because no ZooKeeper server could be reached."}),
 		mirrored:         prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Name: "mirrored_total", Help: "Committed writes queued for the journal, by opcode."}, []string{"op"}),
@@ -50,7 +52,7 @@ func newMetrics(t *Tap) *metrics {
 		return prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: ns, Name: name, Help: help}, f)
 	}
 	m.all = []prometheus.Collector{
-		m.connections, m.connectionsTotal, m.requests, m.malformed, m.fourLetterWords, m.dialFailures,
+		m.connections, m.connectionsTotal, m.requests, m.malformed, m.oversized, m.fourLetterWords, m.dialFailures,
 		m.mirrored, m.failed, m.readbacks, m.delivered, m.deliveryErrors, m.syncWait, m.syncTimeouts, m.lastZxid,
 		gauge("queue_records", "Mirrored writes queued and not yet committed by the journal.", func() float64 { return float64(t.queue.Stats().Records) }),
 		gauge("queue_bytes", "Bytes of the queued mirrored writes.", func() float64 { return float64(t.queue.Stats().Bytes) }),

@@ -58,8 +58,11 @@ type Config struct {
 	Auth []string
 	// DialTimeout bounds connecting to a ZooKeeper server.
 	DialTimeout time.Duration
-	// MaxRequestFrame is the ensemble's jute.maxbuffer (client frames above it
-	// close the connection, as the server would).
+	// MaxRequestFrame is the ensemble's jute.maxbuffer: the largest client
+	// request frame, in bytes, its servers accept (-Djute.maxbuffer, default
+	// 0xfffff). A client frame above it closes the connection, as the server
+	// would, with a warning in the log. A proxy given less than the ensemble
+	// refuses requests ZooKeeper would take.
 	MaxRequestFrame int
 	// DeliveryBatch is how many queued mirrors are submitted to the journal
 	// at once.

@@ -22,6 +22,7 @@ import (
 	"github.com/zk2raft/zk2raft/importer"
 	"github.com/zk2raft/zk2raft/raftjournal"
 	"github.com/zk2raft/zk2raft/zkclient"
+	"github.com/zk2raft/zk2raft/zkwire"
 )
 
 // tapOptions are the dual-write flags shared by `proxy` and `serve`.
@@ -36,6 +37,7 @@ type tapOptions struct {
 	reconcileGrace    time.Duration
 	noReconcile       bool
 	zkAuth            zkAuthOptions
+	juteMaxBuffer     int
 }
 
 // hosts parses --zk; a malformed host is a usage error naming it.
@@ -58,6 +60,7 @@ func (o *tapOptions) addFlags(cmd *cobra.Command, queueHelp string) {
 	f.DurationVar(&o.reconcileInterval, "reconcile-interval", time.Minute, "how often the reconciler compares digests and repairs (0: never)")
 	f.DurationVar(&o.reconcileGrace, "reconcile-grace", 2*time.Second, "how long the reconciler lets the tap mirror a write before it checks the node itself")
 	f.BoolVar(&o.noReconcile, "no-reconcile", false, "run the tap without the reconciler (writes that bypass the proxy are then not repaired)")
+	f.IntVar(&o.juteMaxBuffer, "jute-maxbuffer", zkwire.DefaultMaxBuffer, "the ensemble's jute.maxbuffer in bytes (-Djute.maxbuffer on its servers): the largest request a client may send; a larger one closes that client's connection, as ZooKeeper would, and is logged")
 	o.zkAuth.addFlags(cmd, "credentials the reconciler and the proxy's read-backs read ZooKeeper with (and, through the proxy's --journal, the journal's ACL'd nodes); they need READ and ADMIN on every node, which a super digest gives")
 }
 
@@ -76,6 +79,9 @@ func (o *tapOptions) start(ctx context.Context, g *globalOptions, listen string,
 	if err != nil {
 		return nil, err
 	}
+	if o.juteMaxBuffer <= 0 {
+		return nil, usageErrorf("--jute-maxbuffer %d: want a positive size in bytes", o.juteMaxBuffer)
+	}
 	auth, err := o.zkAuth.list()
 	if err != nil {
 		return nil, err
@@ -90,6 +96,7 @@ func (o *tapOptions) start(ctx context.Context, g *globalOptions, listen string,
 	cfg.QueueSyncOnAppend = o.queueFsync
 	cfg.SyncTimeout = o.syncTimeout
 	cfg.Auth = auth
+	cfg.MaxRequestFrame = o.juteMaxBuffer
 	cfg.Logger = g.logger.With("component", "dualwrite")
 	cfg.Registerer = reg
 	t, err := dualwrite.Start(ctx, cfg)
@@ -181,6 +188,8 @@ which the proxy also needs to reach the journal), unless --open-status and
 				return usageErrorf("--journal is required")
 			case o.queueDir == "":
 				return usageErrorf("--queue-dir is required")
+			case o.juteMaxBuffer <= 0:
+				return usageErrorf("--jute-maxbuffer %d: want a positive size in bytes", o.juteMaxBuffer)
 			}
 			if _, err := o.hosts(); err != nil {
 				return err

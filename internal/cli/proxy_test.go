@@ -12,6 +12,7 @@ import (
 
 	"github.com/go-zookeeper/zk"
 
+	"github.com/zk2raft/zk2raft/internal/zktest"
 	"github.com/zk2raft/zk2raft/raftjournal"
 )
 
@@ -39,7 +40,7 @@ func startVerb(t *testing.T, args ...string) *serving {
 // to addr, retrying until the proxy serves.
 func writeThrough(t *testing.T, addr, path, data string) {
 	t.Helper()
-	conn, _, err := zk.Connect([]string{addr}, 10*time.Second, zk.WithLogger(quietZK{}))
+	conn, _, err := zk.Connect([]string{addr}, 10*time.Second, zk.WithLogger(quietZK{}), zk.WithMaxBufferSize(8<<20), zk.WithMaxConnBufferSize(8<<20))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -144,6 +145,7 @@ func TestProxyUsage(t *testing.T) {
 		{"proxy", "--zk", "127.0.0.1:1", "--journal", "127.0.0.1:2", "--queue-dir", "q"},
 		{"proxy", "--listen", "127.0.0.1:0", "--journal", "127.0.0.1:2", "--queue-dir", "q"},
 		{"serve", "--data-dir", "d", "--node-id", "n", "--raft-addr", "127.0.0.1:0", "--proxy-addr", "127.0.0.1:0"},
+		{"proxy", "--listen", "127.0.0.1:0", "--zk", "127.0.0.1:1", "--journal", "127.0.0.1:2", "--queue-dir", "q", "--jute-maxbuffer", "0"},
 	} {
 		if code, _, errOut := run(t, args...); code != ExitUsage || !strings.Contains(errOut, "--") {
 			t.Errorf("%v: exit %d, %q; want a usage error", args, code, errOut)
@@ -152,5 +154,31 @@ func TestProxyUsage(t *testing.T) {
 	code, _, errOut := run(t, "proxy", "--listen", "127.0.0.1:0", "--zk", "127.0.0.1:1", "--journal", freeTCPAddr(t), "--queue-dir", t.TempDir())
 	if code != ExitFailure || strings.Count(strings.TrimSpace(errOut), "\n") != 0 {
 		t.Errorf("unreachable journal: exit %d, %q; want exit 1 and one line", code, errOut)
+	}
+}
+
+// TestProxyJuteMaxBuffer: against an ensemble started with
+// -Djute.maxbuffer=4194304, a 2 MB create goes through `proxy --jute-maxbuffer
+// 4194304` and reaches the journal (issue 12 item 9).
+func TestProxyJuteMaxBuffer(t *testing.T) {
+	ens := zktest.New(t, zktest.Options{Servers: 1, JuteMaxBuffer: 4 << 20})
+	dir := t.TempDir()
+	admin := freeTCPAddr(t)
+	startServe(t, "--data-dir", filepath.Join(dir, "n1"), "--node-id", "n1", "--raft-addr", freeTCPAddr(t),
+		"--admin-addr", admin, "--bootstrap")
+	journalHas(t, admin, "/", "")
+	listen := freeTCPAddr(t)
+	p := startVerb(t, "proxy", "--listen", listen, "--zk", ens.ConnectString(), "--journal", admin,
+		"--queue-dir", filepath.Join(dir, "queue"), "--jute-maxbuffer", "4194304", "--no-reconcile")
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("proxy stderr:\n%s", p.stderr.String())
+		}
+	})
+	big := strings.Repeat("x", 2_000_000)
+	writeThrough(t, listen, "/big", big)
+	journalHas(t, admin, "/big", big)
+	if code := p.stop(t); code != ExitOK {
+		t.Fatalf("proxy exited %d: %s", code, p.stderr.String())
 	}
 }
