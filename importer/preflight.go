@@ -52,6 +52,7 @@ const (
 	KindLargeData        = "large-data"         // data near or over jute.maxbuffer
 	KindACLSchemes       = "acl-schemes"        // which schemes guard the tree
 	KindAuthProviders    = "auth-providers"     // schemes that need an authentication provider
+	KindIPACL            = "ip-acl"             // ip: ACL entries, which the dual-write proxy cannot honour
 	KindEphemerals       = "ephemerals"         // ephemeral nodes and their sessions
 	KindSequence         = "sequence-counter"   // sequential counters near 2^31
 	KindControlZnode     = "control-znode"      // znodes tools use for control
@@ -61,6 +62,11 @@ const (
 
 // DefaultJuteMaxBuffer is ZooKeeper's default jute.maxbuffer (1 MiB − 1).
 const DefaultJuteMaxBuffer = 1<<20 - 1
+
+// maxIPListed caps the paths the ip-acl finding names: every one up to it,
+// however small MaxListed is, since each is a node whose clients the
+// dual-write proxy would lock out.
+const maxIPListed = 10_000
 
 // sequenceWarnAt is the persisted cversion from which a parent's sequential
 // counter is reported: 2^24 creates short of wrapping to negative names.
@@ -112,6 +118,8 @@ type Preflight struct {
 	largest          int
 	schemes          map[string]int64 // ACL scheme → nodes using it
 	schemePaths      map[string][]string
+	ipNodes          int64
+	ipPaths          []string // "path (ip:ID, …)"
 	seq              int64
 	seqPaths         []string
 	recipeParents    map[string]struct{} // parents of Curator protected-mode children
@@ -166,6 +174,18 @@ func (p *Preflight) WriteNode(n *znode.Node) error {
 		}
 		p.largest = max(p.largest, size)
 		p.largePaths = p.list(p.largePaths, fmt.Sprintf("%s (%d bytes)", n.Path, size))
+	}
+	var ips []string
+	for _, a := range n.ACL {
+		if a.ID.Scheme == "ip" {
+			ips = append(ips, "ip:"+a.ID.ID)
+		}
+	}
+	if len(ips) > 0 {
+		p.ipNodes++
+		if len(p.ipPaths) < maxIPListed {
+			p.ipPaths = append(p.ipPaths, fmt.Sprintf("%s (%s)", n.Path, strings.Join(ips, ", ")))
+		}
 	}
 	seen := ""
 	for _, a := range n.ACL {
@@ -367,7 +387,7 @@ func (p *Preflight) Report() *PreflightReport {
 			Summary: "nodes per ACL scheme: " + strings.Join(parts, ", "),
 			Meaning: "ACL lists are copied verbatim (digest hashes included)"})
 		var need []string
-		for _, s := range []string{"x509", "sasl", "ip"} {
+		for _, s := range []string{"x509", "sasl"} {
 			if p.schemes[s] > 0 {
 				need = append(need, s)
 			}
@@ -379,9 +399,22 @@ func (p *Preflight) Report() *PreflightReport {
 			}
 			add(Finding{Kind: KindAuthProviders, Severity: Warning, Count: int64(len(need)),
 				Summary: "ACL entries of scheme(s) that depend on how clients connect: " + strings.Join(need, ", "),
-				Meaning: "x509 and sasl identities need the same authentication set up on the journal's client port; ip entries match the address the journal sees, which differs if clients come through a proxy or NAT",
+				Meaning: "x509 and sasl identities need the same authentication set up on the journal's client port",
 				Paths:   first(paths, p.cfg.MaxListed)})
 		}
+	}
+	if p.ipNodes > 0 {
+		f := Finding{Kind: KindIPACL, Severity: Blocker, Count: p.ipNodes,
+			Summary: fmt.Sprintf("%d node(s) have ip: ACL entries, which the dual-write proxy cannot honour", p.ipNodes),
+			Meaning: "ZooKeeper checks an ip: entry against the address of the connection it sees, and through the dual-write proxy (zk2raft proxy, serve --proxy-addr) that is the proxy's: " +
+				"a client an ip: entry admits when it connects directly is refused through the proxy (NoAuth), and an entry naming the proxy's address would admit every client of the proxy. " +
+				"Before the proxy phase, replace those entries with digest, x509 or sasl identities; or keep the clients that rely on them connected to ZooKeeper directly during the shadow phase " +
+				"(their writes then reach the journal through the reconciler, not the proxy) and accept with --accept ip-acl. The journal's own client port sees client addresses, so the entries work again after the cutover for clients that connect to it directly",
+			Paths: p.ipPaths}
+		if p.ipNodes > int64(len(p.ipPaths)) {
+			f.Summary += fmt.Sprintf(" (the first %d are listed)", len(p.ipPaths))
+		}
+		add(f)
 	}
 	if paths := p.control[KindControlZnode]; len(paths) > 0 {
 		add(Finding{Kind: KindControlZnode, Severity: Info, Count: int64(len(paths)),
@@ -429,7 +462,7 @@ func (p *Preflight) routeFinding() Finding {
 
 // AcceptableKinds are the kinds --accept may name.
 func AcceptableKinds() []string {
-	return []string{KindUnreadable, KindACLMasked, KindUnknownACLScheme, KindForeignMigration}
+	return []string{KindUnreadable, KindACLMasked, KindUnknownACLScheme, KindForeignMigration, KindIPACL}
 }
 
 // WriteText writes the report for a terminal.
@@ -451,7 +484,7 @@ func (r *PreflightReport) WriteText(w io.Writer) error {
 		}
 		if len(f.Paths) > 0 {
 			more := ""
-			if f.Count > int64(len(f.Paths)) && f.Kind != KindACLSchemes && f.Kind != KindAuthProviders {
+			if f.Count > int64(len(f.Paths)) && f.Kind != KindACLSchemes && f.Kind != KindAuthProviders && f.Kind != KindIPACL {
 				more = fmt.Sprintf(" (first %d)", len(f.Paths))
 			}
 			fmt.Fprintf(&b, "           paths%s: %s\n", more, strings.Join(f.Paths, ", "))

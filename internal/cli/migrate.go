@@ -81,7 +81,10 @@ reports only, and exits 1 when something blocks; a real migration with a blocker
 stops before anything is written to the target. --accept KIND lets a blocker through:
 unreadable migrates without the NoAuth subtrees; acl-masked copies the masked ACLs
 as they are, and as no one can authenticate as digest:USER:x, only super gets past
-those entries. Kinds: ` + strings.Join(importer.AcceptableKinds(), ", ") + `.`,
+those entries; ip-acl goes ahead although nodes carry ip: ACL entries, which the
+dual-write proxy cannot honour (ZooKeeper sees the proxy's address, not the
+client's: those clients must connect to ZooKeeper directly during the shadow phase,
+or the entries be replaced by digest, x509 or sasl identities). Kinds: ` + strings.Join(importer.AcceptableKinds(), ", ") + `.`,
 		Args: noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if err := o.validate(); err != nil {

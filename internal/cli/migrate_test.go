@@ -357,3 +357,84 @@ func TestMigrateMaskedACL(t *testing.T) {
 		}
 	}
 }
+
+// TestMigrateIPACL: every node with an ip: ACL entry is a pre-flight blocker
+// for the proxy route, named with its entries; --accept ip-acl lets the
+// migration through (issue 12 item 10). The ensemble answers the walk, which
+// connects from 127.0.0.1, so the ip:127.0.0.1 entries admit it.
+func TestMigrateIPACL(t *testing.T) {
+	t.Parallel()
+	root := cliRoot(t)
+	c := dialTestZK(t, sharedZK.Hosts())
+	ipACL := []zk.ACL{{Perms: zk.PermAll, Scheme: "ip", ID: "127.0.0.1"}}
+	mixed := append(zk.WorldACL(zk.PermRead), zk.ACL{Perms: zk.PermAll, Scheme: "ip", ID: "127.0.0.0/8"})
+	want := map[string]string{
+		root + "/ip":       root + "/ip (ip:127.0.0.1)",
+		root + "/ip/mixed": root + "/ip/mixed (ip:127.0.0.0/8)",
+		root + "/b/ip":     root + "/b/ip (ip:127.0.0.1)",
+	}
+	for _, n := range []struct {
+		path string
+		acl  []zk.ACL
+	}{
+		{root, zk.WorldACL(zk.PermAll)},
+		{root + "/ip", ipACL},
+		{root + "/ip/mixed", mixed},
+		{root + "/b", zk.WorldACL(zk.PermAll)},
+		{root + "/b/ip", ipACL},
+	} {
+		if _, err := c.Create(n.path, []byte("x"), 0, n.acl); err != nil {
+			t.Fatalf("create %s: %v", n.path, err)
+		}
+	}
+	for _, accept := range []bool{false, true} {
+		args := []string{"migrate", "--zk", sharedZK.ConnectString(), "--path", root, "--dry-run", "--json", "--log-level", "error"}
+		wantCode, wantSev := ExitFailure, "blocker"
+		if accept {
+			args = append(args, "--accept", "ip-acl")
+			wantCode, wantSev = ExitOK, "warning"
+		}
+		code, out, errOut := run(t, args...)
+		if code != wantCode {
+			t.Fatalf("accept %v: exit %d, want %d\n%s%s", accept, code, wantCode, out, errOut)
+		}
+		var rep struct {
+			Findings []struct {
+				Kind     string   `json:"kind"`
+				Severity string   `json:"severity"`
+				Count    int64    `json:"count"`
+				Paths    []string `json:"paths"`
+			} `json:"findings"`
+		}
+		if err := json.Unmarshal([]byte(out), &rep); err != nil {
+			t.Fatalf("report is not JSON: %v\n%s", err, out)
+		}
+		found := false
+		for _, f := range rep.Findings {
+			if f.Kind != "ip-acl" {
+				continue
+			}
+			found = true
+			got := map[string]bool{}
+			for _, p := range f.Paths {
+				got[p] = true
+			}
+			if f.Severity != wantSev || f.Count != 3 || len(f.Paths) != 3 {
+				t.Errorf("accept %v: ip-acl %s, count %d, paths %v", accept, f.Severity, f.Count, f.Paths)
+			}
+			for _, p := range want {
+				if !got[p] {
+					t.Errorf("accept %v: ip-acl does not name %q: %v", accept, p, f.Paths)
+				}
+			}
+		}
+		if !found {
+			t.Fatalf("accept %v: no ip-acl finding:\n%s", accept, out)
+		}
+	}
+	code, out, _ := run(t, "migrate", "--zk", sharedZK.ConnectString(), "--path", root, "--dry-run", "--log-level", "error")
+	if code != ExitFailure || !strings.Contains(out, "BLOCKER  ip-acl: 3 node(s) have ip: ACL entries, which the dual-write proxy cannot honour") ||
+		!strings.Contains(out, "the proxy's") {
+		t.Errorf("exit %d, text report:\n%s", code, out)
+	}
+}
