@@ -52,6 +52,107 @@ func (d *deliveryState) wait(ctx context.Context, seq uint64, timeout time.Durat
 	}
 }
 
+// journalPingEvery is how often an idle tap checks that the journal answers
+// (JournalPinger), so that its status tells an outage before a write does.
+const journalPingEvery = 10 * time.Second
+
+// JournalState is the tap's view of the journal it delivers to, for /status.
+type JournalState struct {
+	// State is "reachable" (the last delivery or ping succeeded),
+	// "unreachable" (mirrored writes wait in the queue until it answers) or
+	// "unknown" (not tried yet).
+	State string `json:"state"`
+	// Since is when the state began.
+	Since time.Time `json:"since,omitzero"`
+	// Error is why the journal is unreachable.
+	Error string `json:"error,omitempty"`
+	// LastDelivery is when mirrors were last committed by the journal.
+	LastDelivery time.Time `json:"last_delivery,omitzero"`
+	// Members are the journal members the tap reaches it through, the one
+	// answering first (a journal reached through several members only).
+	Members []string `json:"members,omitempty"`
+}
+
+// journalTracker follows whether the journal answers.
+type journalTracker struct {
+	mu        sync.Mutex
+	st        JournalState
+	lastWarn  time.Time
+	failures  int
+	delivered time.Time
+}
+
+// journalDown records a failed delivery (retry is the next attempt's delay)
+// and says so: at once when the journal was reachable, then every minute.
+func (t *Tap) journalDown(err error, retry time.Duration) {
+	j := &t.jstate
+	j.mu.Lock()
+	was := j.st.State
+	if was != "unreachable" {
+		j.st = JournalState{State: "unreachable", Since: time.Now()}
+	}
+	j.st.Error = err.Error()
+	j.failures++
+	warn := was != "unreachable" || time.Since(j.lastWarn) >= time.Minute
+	if warn {
+		j.lastWarn = time.Now()
+	}
+	since, failures := j.st.Since, j.failures
+	j.mu.Unlock()
+	if warn {
+		t.log.Warn("journal unreachable: mirrored writes stay queued and are delivered when it answers; ZooKeeper's clients are served meanwhile",
+			"queued", t.queue.Stats().Records, "lag", t.lag().Round(time.Millisecond), "since", since.Format(time.RFC3339), "attempts", failures, "retry-in", retry, "err", err)
+	}
+}
+
+// journalUp records a successful delivery or ping.
+func (t *Tap) journalUp() {
+	j := &t.jstate
+	j.mu.Lock()
+	was, since := j.st.State, j.st.Since
+	if was != "reachable" {
+		j.st = JournalState{State: "reachable", Since: time.Now()}
+	}
+	j.failures = 0
+	j.mu.Unlock()
+	if was == "unreachable" {
+		t.log.Info("journal reachable again; delivering the queued mirrors", "queued", t.queue.Stats().Records, "outage", time.Since(since).Round(time.Millisecond))
+	}
+}
+
+// ping checks an idle journal (JournalPinger).
+func (t *Tap) ping() {
+	p, ok := t.cfg.Journal.(JournalPinger)
+	if !ok {
+		return
+	}
+	ctx, cancel := context.WithTimeout(t.ctx, 10*time.Second)
+	defer cancel()
+	if err := p.Ping(ctx); err != nil {
+		if t.ctx.Err() == nil {
+			t.journalDown(err, journalPingEvery)
+		}
+		return
+	}
+	t.journalUp()
+}
+
+// journalState returns the tap's view of the journal.
+func (t *Tap) journalState() JournalState {
+	j := &t.jstate
+	j.mu.Lock()
+	st := j.st
+	st.LastDelivery = j.delivered
+	j.mu.Unlock()
+	if st.State == "" {
+		st.State = "unknown"
+	}
+	if m, ok := t.cfg.Journal.(JournalMembers); ok {
+		st.Members = m.AdminAddrs()
+	}
+	return st
+}
+
 // maxBatchEntry bounds the bytes of one SourceBatch entry: a Raft entry
 // replicated in one message.
 const maxBatchEntry = 4 << 20
@@ -67,7 +168,9 @@ func (t *Tap) deliverLoop() {
 	if st := t.queue.Stats(); st.HeadSeq > 0 {
 		t.delivered.ack(st.HeadSeq - 1)
 	}
+	t.ping() // say at once whether the journal is there
 	backoff := 50 * time.Millisecond
+	lastPing := time.Now()
 	for t.ctx.Err() == nil {
 		recs, err := t.queue.Peek(t.cfg.DeliveryBatch, 8<<20)
 		if err != nil {
@@ -76,6 +179,10 @@ func (t *Tap) deliverLoop() {
 			continue
 		}
 		if len(recs) == 0 {
+			if time.Since(lastPing) >= journalPingEvery {
+				t.ping()
+				lastPing = time.Now()
+			}
 			select {
 			case <-t.queue.Ready():
 			case <-t.ctx.Done():
@@ -89,11 +196,13 @@ func (t *Tap) deliverLoop() {
 				return
 			}
 			t.metrics.deliveryErrors.Inc()
-			t.log.Warn("journal unavailable; mirrored writes stay queued", "queued", t.queue.Stats().Records, "retry-in", backoff, "err", err)
+			t.journalDown(err, backoff)
 			t.sleep(backoff)
 			backoff = min(2*backoff, 5*time.Second)
 			continue
 		}
+		lastPing = time.Now()
+		t.journalUp()
 		backoff = 50 * time.Millisecond
 		last := recs[len(recs)-1].Seq
 		if err := t.queue.Ack(last); err != nil {
@@ -103,6 +212,9 @@ func (t *Tap) deliverLoop() {
 		}
 		t.metrics.delivered.Add(float64(len(recs)))
 		t.delivered.ack(last)
+		t.jstate.mu.Lock()
+		t.jstate.delivered = time.Now()
+		t.jstate.mu.Unlock()
 		if len(recs) < t.cfg.DeliveryBatch && !t.cfg.Sync && t.cfg.DeliveryLinger > 0 {
 			// A short batch: let more mirrors gather before the next Raft
 			// round, which costs the journal the same for one txn as for a

@@ -3,6 +3,7 @@ package dualwrite
 import (
 	"context"
 	"errors"
+	"sync"
 
 	"github.com/zk2raft/zk2raft/raftjournal"
 	"github.com/zk2raft/zk2raft/znode"
@@ -167,4 +168,118 @@ func underRoot(p, root string) bool {
 		return true
 	}
 	return len(p) > len(root) && p[:len(root)] == root && p[len(root)] == '/'
+}
+
+// FailoverView reads the journal through whichever member answers: members
+// returns the admin addresses to try, in order (importer.JournalCluster's
+// AdminAddrs: the member that answered last first, then the others, those
+// learned from the cluster included), and client makes the admin client for
+// one (with the cluster's credentials and the ZooKeeper credentials the
+// reads are checked against, as RemoteView takes it); clients are kept per
+// address. Each read goes to the first member that answers. A Walk moves on
+// to the next member only if the failing one yielded no node yet: one cut
+// short midway is an error, never a tree pieced together from two members.
+func FailoverView(members func() []string, client func(adminAddr string) *raftjournal.AdminClient) JournalView {
+	return failoverView{members: members, client: client, clients: &sync.Map{}}
+}
+
+type failoverView struct {
+	members func() []string
+	client  func(string) *raftjournal.AdminClient
+	clients *sync.Map // admin address → *raftjournal.AdminClient
+}
+
+var (
+	_ JournalView     = failoverView{}
+	_ JournalDigester = failoverView{}
+)
+
+func (v failoverView) view(addr string) remoteView {
+	if c, ok := v.clients.Load(addr); ok {
+		return remoteView{c.(*raftjournal.AdminClient)}
+	}
+	c, _ := v.clients.LoadOrStore(addr, v.client(addr))
+	return remoteView{c.(*raftjournal.AdminClient)}
+}
+
+// each calls f with the members' views in turn until one succeeds.
+func (v failoverView) each(ctx context.Context, f func(remoteView) error) error {
+	var errs []error
+	for _, a := range v.members() {
+		err := f(v.view(a))
+		if err == nil {
+			return nil
+		}
+		errs = append(errs, err)
+		if ctx.Err() != nil {
+			break
+		}
+	}
+	if len(errs) == 0 {
+		return errors.New("dualwrite: no journal member to read from")
+	}
+	return errors.Join(errs...)
+}
+
+func (v failoverView) Get(ctx context.Context, path string) (n *znode.Node, ok bool, err error) {
+	err = v.each(ctx, func(r remoteView) error {
+		n, ok, err = r.Get(ctx, path)
+		return err
+	})
+	return n, ok, err
+}
+
+func (v failoverView) Walk(ctx context.Context, root string, fn func(*znode.Node) error) error {
+	yielded := false
+	var fnErr error
+	var cut error
+	err := v.each(ctx, func(r remoteView) error {
+		if yielded {
+			return nil
+		}
+		err := r.Walk(ctx, root, func(n *znode.Node) error {
+			yielded = true
+			if err := fn(n); err != nil {
+				fnErr = err
+				return err
+			}
+			return nil
+		})
+		if err != nil && yielded {
+			cut = err // cut short midway: no failover
+			return nil
+		}
+		return err
+	})
+	switch {
+	case fnErr != nil:
+		return fnErr
+	case cut != nil:
+		return cut
+	}
+	return err
+}
+
+func (v failoverView) DigestHistory(ctx context.Context) (h []raftjournal.DigestEntry, err error) {
+	err = v.each(ctx, func(r remoteView) error {
+		h, err = r.DigestHistory(ctx)
+		return err
+	})
+	return h, err
+}
+
+func (v failoverView) LastSourceZxid(ctx context.Context) (z int64, err error) {
+	err = v.each(ctx, func(r remoteView) error {
+		z, err = r.LastSourceZxid(ctx)
+		return err
+	})
+	return z, err
+}
+
+func (v failoverView) CurrentDigest(ctx context.Context) (d znode.Digest, z int64, err error) {
+	err = v.each(ctx, func(r remoteView) error {
+		d, z, err = r.CurrentDigest(ctx)
+		return err
+	})
+	return d, z, err
 }

@@ -57,6 +57,12 @@ func newMetrics(t *Tap) *metrics {
 		gauge("queue_records", "Mirrored writes queued and not yet committed by the journal.", func() float64 { return float64(t.queue.Stats().Records) }),
 		gauge("queue_bytes", "Bytes of the queued mirrored writes.", func() float64 { return float64(t.queue.Stats().Bytes) }),
 		gauge("lag_seconds", "Age of the oldest mirrored write not yet committed by the journal (0 when none).", func() float64 { return t.lag().Seconds() }),
+		gauge("journal_reachable", "1 while the journal answers (the last delivery or ping succeeded), 0 while mirrored writes wait for it in the queue.", func() float64 {
+			if t.journalState().State == "reachable" {
+				return 1
+			}
+			return 0
+		}),
 		gauge("lost", "1 while the journal is known to miss mirrored writes (queue overflow, unmirrorable reply) and a repair pass is owed.", func() float64 {
 			if _, ok := t.queue.Lost(); ok {
 				return 1
@@ -98,6 +104,8 @@ type Status struct {
 	Delivered      uint64    `json:"delivered"`
 	Lost           *LostInfo `json:"lost,omitempty"`
 	LastMirrorZxid string    `json:"last_mirrored_zxid,omitempty"`
+	// Journal is whether the journal answers, and through which members.
+	Journal JournalState `json:"journal"`
 }
 
 // Status returns the tap's state.
@@ -109,7 +117,7 @@ func (t *Tap) Status() Status {
 	s := Status{
 		Listen: t.Addr(), ZooKeeper: t.cfg.ZK, Sync: t.cfg.Sync, Connections: n,
 		QueueRecords: st.Records, QueueBytes: st.Bytes, LagSeconds: t.lag().Seconds(),
-		Mirrored: st.Appended, Delivered: st.Acked,
+		Mirrored: st.Appended, Delivered: st.Acked, Journal: t.journalState(),
 	}
 	if l, ok := t.queue.Lost(); ok {
 		s.Lost = &l

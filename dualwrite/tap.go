@@ -153,6 +153,7 @@ type Tap struct {
 	next atomic.Uint64 // round-robin start
 
 	rbCache   readBackCache
+	jstate    journalTracker
 	recent    sync.Map     // path → time.Time of the last mirrored write
 	inflight  atomic.Int64 // write requests relayed whose reply is not handled yet
 	lastZxid  atomic.Int64 // zxid of the last write queued for the journal

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/url"
 	"strings"
@@ -105,6 +106,43 @@ func DialJournal(ctx context.Context, admin *raftjournal.AdminClient, logger *sl
 		return nil, err
 	}
 	return j, nil
+}
+
+// NewRemoteJournal is DialJournal without the check: nothing is dialled
+// until the first call, which finds the leader then.
+func NewRemoteJournal(admin *raftjournal.AdminClient, logger *slog.Logger) *RemoteJournal {
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	return &RemoteJournal{admin: admin, rpc: raftjournal.NewRPCClient(admin.Credentials(), 30*time.Second), logger: logger}
+}
+
+// MemberAdminAddrs returns the admin addresses of the cluster's members as
+// this member reports them (GET /status): those whose own status it could
+// read, itself included.
+func (j *RemoteJournal) MemberAdminAddrs(ctx context.Context) ([]string, error) {
+	cs, err := j.admin.ClusterStatus(ctx, false)
+	if err != nil {
+		return nil, fmt.Errorf("importer: journal at %s: %w", j.admin.Addr(), err)
+	}
+	var out []string
+	for _, m := range cs.Members {
+		if m.Status == nil || m.Status.AdminAddr == "" {
+			continue
+		}
+		addr := m.Status.AdminAddr
+		// A member bound to every interface reports 0.0.0.0 or [::]: reach it
+		// at the host of the Raft address it advertises.
+		if host, port, err := net.SplitHostPort(addr); err == nil {
+			if ip := net.ParseIP(host); ip != nil && ip.IsUnspecified() {
+				if rhost, _, err := net.SplitHostPort(m.RaftAddr); err == nil {
+					addr = net.JoinHostPort(rhost, port)
+				}
+			}
+		}
+		out = append(out, addr)
+	}
+	return out, nil
 }
 
 func (j *RemoteJournal) status(ctx context.Context) (raftjournal.ClusterStatus, error) {

@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"strings"
 	"syscall"
 	"time"
 
@@ -166,6 +167,12 @@ Point clients at --listen instead of the ensemble. Sessions, watches, auth and
 ephemerals stay ZooKeeper's; when a ZooKeeper server dies, a client's reconnect through
 the proxy reaches another server with its session.
 
+The proxy reaches the journal through any of its members: --journal names one or
+more, the rest are learned from the cluster, and when a member stops answering the
+mirrors go through another. It starts and serves ZooKeeper's clients whether or not
+the journal answers; mirrors wait in the queue until it does, and the log and
+/status ("journal": reachable or unreachable, since when, why) say so.
+
 Delivery is asynchronous by default: a write's reply is released once its mirror is
 written to the durable queue (--queue-dir; fsynced within 10 ms, or before the reply
 with --queue-fsync), so a journal outage or a proxy crash or restart loses nothing,
@@ -201,7 +208,7 @@ which the proxy also needs to reach the journal), unless --open-status and
 	}
 	f := cmd.Flags()
 	f.StringVar(&o.listen, "listen", "", "address clients connect to, host:port (required)")
-	f.StringVar(&o.journal, "journal", "", "admin address of a journal member (required)")
+	f.StringVar(&o.journal, "journal", "", "admin addresses of journal members, host:port[,host:port...] (required); the others are learned from the cluster, and the proxy moves to another member when one stops answering")
 	f.StringVar(&o.adminAddr, "admin-addr", "127.0.0.1:0", "HTTP address for /status and /metrics")
 	f.BoolVar(&o.openMetrics, "open-metrics", false, "serve /metrics to callers without the cluster secret")
 	f.BoolVar(&o.openStatus, "open-status", false, "serve /status to callers without the cluster secret")
@@ -226,14 +233,24 @@ func runProxy(ctx context.Context, g *globalOptions, o *proxyOptions) error {
 	if err != nil {
 		return err
 	}
-	admin := raftjournal.NewAdminClient(o.journal, creds)
-	j, err := importer.DialJournal(ctx, admin, g.logger)
+	var admins []string
+	for _, a := range strings.Split(o.journal, ",") {
+		if a = strings.TrimSpace(a); a != "" {
+			admins = append(admins, a)
+		}
+	}
+	// The journal is not dialled here: the proxy serves ZooKeeper's clients
+	// whether or not it answers, and delivers what it queued once it does.
+	j, err := importer.NewJournalCluster(admins, creds, g.logger.With("component", "journal-client"))
 	if err != nil {
-		return o.cluster.explain(err)
+		return usageErrorf("--journal: %v", err)
 	}
 	defer j.Close()
 	reg := prometheus.NewRegistry()
-	rt, err := o.start(ctx, g, o.listen, j, dualwrite.RemoteView(admin.WithZooKeeperAuth(auth)), reg)
+	view := dualwrite.FailoverView(j.AdminAddrs, func(addr string) *raftjournal.AdminClient {
+		return raftjournal.NewAdminClient(addr, creds).WithZooKeeperAuth(auth)
+	})
+	rt, err := o.start(ctx, g, o.listen, j, view, reg)
 	if err != nil {
 		return err
 	}
@@ -265,7 +282,7 @@ func runProxy(ctx context.Context, g *globalOptions, o *proxyOptions) error {
 		if creds.TLS != nil {
 			scheme = "https"
 		}
-		fmt.Fprintf(g.stdout, "proxy serving: clients %s, zookeeper %s, journal %s, admin %s://%s\n", rt.tap.Addr(), o.zk, admin.Addr(), scheme, ln.Addr())
+		fmt.Fprintf(g.stdout, "proxy serving: clients %s, zookeeper %s, journal %s, admin %s://%s\n", rt.tap.Addr(), o.zk, strings.Join(admins, ","), scheme, ln.Addr())
 	}
 	<-ctx.Done()
 	g.logger.Info("shutting down the proxy")

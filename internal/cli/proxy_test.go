@@ -151,9 +151,60 @@ func TestProxyUsage(t *testing.T) {
 			t.Errorf("%v: exit %d, %q; want a usage error", args, code, errOut)
 		}
 	}
-	code, _, errOut := run(t, "proxy", "--listen", "127.0.0.1:0", "--zk", "127.0.0.1:1", "--journal", freeTCPAddr(t), "--queue-dir", t.TempDir())
-	if code != ExitFailure || strings.Count(strings.TrimSpace(errOut), "\n") != 0 {
-		t.Errorf("unreachable journal: exit %d, %q; want exit 1 and one line", code, errOut)
+}
+
+// proxyStatusOf reads a proxy's /status.
+func proxyStatusOf(t *testing.T, padmin string) (st struct {
+	Tap struct {
+		QueueRecords int `json:"queue_records"`
+		Journal      struct {
+			State   string   `json:"state"`
+			Error   string   `json:"error"`
+			Members []string `json:"members"`
+		} `json:"journal"`
+	} `json:"tap"`
+}) {
+	t.Helper()
+	resp := adminGet(t, "http://"+padmin+"/status")
+	defer resp.Body.Close()
+	if err := json.NewDecoder(resp.Body).Decode(&st); err != nil {
+		t.Fatal(err)
+	}
+	return st
+}
+
+// TestProxyStartsDuringJournalOutage is issue 12 item 8: a proxy whose
+// journal does not answer starts all the same, serves ZooKeeper's clients,
+// queues their writes, says so in its log and /status, and delivers them once
+// the journal is started.
+func TestProxyStartsDuringJournalOutage(t *testing.T) {
+	dir := t.TempDir()
+	admin, listen, padmin := freeTCPAddr(t), freeTCPAddr(t), freeTCPAddr(t)
+	p := startVerb(t, "proxy", "--listen", listen, "--zk", sharedZK.ConnectString(), "--journal", admin,
+		"--queue-dir", filepath.Join(dir, "queue"), "--admin-addr", padmin, "--no-reconcile")
+	path := fmt.Sprintf("/outage-proxy-%d", time.Now().UnixNano())
+	writeThrough(t, listen, path, "queued")
+	waitUntil(t, "/status to report the journal unreachable", func() error {
+		st := proxyStatusOf(t, padmin)
+		if st.Tap.Journal.State != "unreachable" || st.Tap.QueueRecords == 0 || st.Tap.Journal.Error == "" {
+			return fmt.Errorf("%+v", st)
+		}
+		return nil
+	})
+	if !strings.Contains(p.stderr.String(), "journal unreachable") {
+		t.Errorf("the log does not say the journal is unreachable:\n%s", p.stderr.String())
+	}
+	startServe(t, "--data-dir", filepath.Join(dir, "n1"), "--node-id", "n1", "--raft-addr", freeTCPAddr(t),
+		"--admin-addr", admin, "--bootstrap")
+	journalHas(t, admin, path, "queued")
+	waitUntil(t, "/status to report the journal reachable", func() error {
+		if st := proxyStatusOf(t, padmin); st.Tap.Journal.State != "reachable" || st.Tap.QueueRecords != 0 {
+			return fmt.Errorf("%+v", st)
+		}
+		return nil
+	})
+	if code := p.stop(t); code != ExitOK {
+		t.Fatalf("proxy exited %d: %s", code, p.stderr.String())
 	}
 }
 
