@@ -50,8 +50,13 @@ func (o *tapOptions) hosts() ([]string, error) {
 	return hosts, nil
 }
 
-func (o *tapOptions) addFlags(cmd *cobra.Command, queueHelp string) {
+// addFlags adds the dual-write flags. withJute adds --jute-maxbuffer, which
+// serve has already (one jute.maxbuffer for its client port and its proxy).
+func (o *tapOptions) addFlags(cmd *cobra.Command, queueHelp string, withJute bool) {
 	f := cmd.Flags()
+	if withJute {
+		f.IntVar(&o.juteMaxBuffer, "jute-maxbuffer", zkwire.DefaultMaxBuffer, "the ensemble's jute.maxbuffer in bytes (-Djute.maxbuffer on its servers): the largest request a client may send; a larger one closes that client's connection, as ZooKeeper would, and is logged")
+	}
 	f.StringVar(&o.zk, "zk", "", "the ZooKeeper ensemble, host:port,host:port")
 	f.StringVar(&o.queueDir, "queue-dir", "", queueHelp)
 	f.Int64Var(&o.queueMaxBytes, "queue-max-bytes", 1<<30, "bound on the queued mirrors; past it writes are counted as lost and the reconciler repairs")
@@ -61,7 +66,6 @@ func (o *tapOptions) addFlags(cmd *cobra.Command, queueHelp string) {
 	f.DurationVar(&o.reconcileInterval, "reconcile-interval", time.Minute, "how often the reconciler compares digests and repairs (0: never)")
 	f.DurationVar(&o.reconcileGrace, "reconcile-grace", 2*time.Second, "how long the reconciler lets the tap mirror a write before it checks the node itself")
 	f.BoolVar(&o.noReconcile, "no-reconcile", false, "run the tap without the reconciler (writes that bypass the proxy are then not repaired)")
-	f.IntVar(&o.juteMaxBuffer, "jute-maxbuffer", zkwire.DefaultMaxBuffer, "the ensemble's jute.maxbuffer in bytes (-Djute.maxbuffer on its servers): the largest request a client may send; a larger one closes that client's connection, as ZooKeeper would, and is logged")
 	o.zkAuth.addFlags(cmd, "credentials the reconciler and the proxy's read-backs read ZooKeeper with (and, through the proxy's --journal, the journal's ACL'd nodes); they need READ and ADMIN on every node, which a super digest gives")
 }
 
@@ -213,7 +217,7 @@ which the proxy also needs to reach the journal), unless --open-status and
 	f.BoolVar(&o.openMetrics, "open-metrics", false, "serve /metrics to callers without the cluster secret")
 	f.BoolVar(&o.openStatus, "open-status", false, "serve /status to callers without the cluster secret")
 	f.BoolVar(&o.insecure, "insecure", false, "reach a journal that runs without a cluster secret, and serve the admin port to anyone")
-	o.addFlags(cmd, "directory of the durable queue of mirrors not yet committed (required)")
+	o.addFlags(cmd, "directory of the durable queue of mirrors not yet committed (required)", true)
 	o.cluster.addFlags(cmd)
 	return cmd
 }

@@ -71,11 +71,11 @@ func (o *serveOptions) addFlags(cmd *cobra.Command) {
 	f.StringVar(&o.superDigest, "super-digest", "", "ZooKeeper's DigestAuthenticationProvider.superDigest, user:base64(sha1(user:password)): a client port user or admin-port tree reader that adds that digest auth may do anything (prefer --super-digest-file or $ZK2RAFT_SUPER_DIGEST)")
 	f.StringVar(&o.superDigestFile, "super-digest-file", "", "file holding the super digest (one line)")
 	f.StringVar(&o.fourLetterWords, "4lw-whitelist", "srvr", "four-letter words answered on the client port, comma-separated, or * for all (ZooKeeper's 4lw.commands.whitelist)")
-	f.IntVar(&o.juteMaxBuffer, "jute-maxbuffer", zkwire.DefaultMaxBuffer, "largest client request in bytes (ZooKeeper's jute.maxbuffer)")
+	f.IntVar(&o.juteMaxBuffer, "jute-maxbuffer", zkwire.DefaultMaxBuffer, "largest client request in bytes (ZooKeeper's jute.maxbuffer), on the client port and, with --proxy-addr, through the proxy (give the ensemble's)")
 	f.IntVar(&o.maxClientCnxns, "max-client-cnxns", zkserver.DefaultMaxClientConnsPerIP, "connections allowed from one IP address (0: unlimited; ZooKeeper's maxClientCnxns)")
 	f.IntVar(&o.maxOutstanding, "max-outstanding", zkserver.DefaultMaxOutstanding, "requests a connection may have unanswered before the server stops reading it")
 	f.StringVar(&o.proxyAddr, "proxy-addr", "", "also run a dual-write proxy for ZooKeeper clients on this address (needs --zk)")
-	o.tap.addFlags(cmd, "directory of the proxy's durable queue (default DATA_DIR/dualwrite-queue)")
+	o.tap.addFlags(cmd, "directory of the proxy's durable queue (default DATA_DIR/dualwrite-queue)", false)
 	o.clusterOptions.addFlags(cmd)
 	f.BoolVar(&o.insecure, "insecure", false, "run without a cluster secret: anyone who reaches the admin or Raft port controls the cluster (tests and demos on loopback only)")
 	f.BoolVar(&o.openMetrics, "open-metrics", false, "serve /metrics to callers without the cluster secret")
@@ -107,6 +107,7 @@ func (o *serveOptions) config(g *globalOptions) (raftjournal.NodeConfig, error) 
 	if o.tap.queueDir == "" {
 		o.tap.queueDir = defaultQueueDir(o.dataDir)
 	}
+	o.tap.juteMaxBuffer = o.juteMaxBuffer
 	cfg := raftjournal.DefaultNodeConfig()
 	cfg.DataDir = o.dataDir
 	cfg.NodeID = o.nodeID
