@@ -283,3 +283,55 @@ func (v failoverView) CurrentDigest(ctx context.Context) (d znode.Digest, z int6
 	})
 	return d, z, err
 }
+
+// JournalDigestState is a view's digest figures read together, after a read
+// barrier (everything committed before the call applied), so that they
+// describe one state of a member that is not behind: the digest history, the
+// largest ZooKeeper zxid seen and the tree's digest now.
+type JournalDigestState struct {
+	History       []raftjournal.DigestEntry
+	MaxSourceZxid int64
+	Digest        znode.Digest
+}
+
+// journalDigestReader is implemented by the views here; the reconciler's
+// digest check uses it, so that a member that restarted and has not replayed
+// its log yet is not taken for the journal's state.
+type journalDigestReader interface {
+	DigestState(ctx context.Context) (JournalDigestState, error)
+}
+
+var (
+	_ journalDigestReader = nodeView{}
+	_ journalDigestReader = remoteView{}
+	_ journalDigestReader = failoverView{}
+)
+
+func (v nodeView) DigestState(ctx context.Context) (JournalDigestState, error) {
+	if err := v.barrier(ctx); err != nil {
+		return JournalDigestState{}, err
+	}
+	st := v.n.FSM().Status()
+	return JournalDigestState{History: v.n.FSM().DigestHistory(), MaxSourceZxid: st.MaxSourceZxid, Digest: st.Digest}, nil
+}
+
+func (v remoteView) DigestState(ctx context.Context) (JournalDigestState, error) {
+	// A linearizable read is the barrier: the member answers it once it has
+	// applied everything committed when it arrived.
+	if _, _, err := v.Get(ctx, "/"); err != nil {
+		return JournalDigestState{}, err
+	}
+	d, err := v.c.Digests(ctx)
+	if err != nil {
+		return JournalDigestState{}, err
+	}
+	return JournalDigestState{History: d.History, MaxSourceZxid: d.MaxSourceZxid, Digest: d.Digest}, nil
+}
+
+func (v failoverView) DigestState(ctx context.Context) (st JournalDigestState, err error) {
+	err = v.each(ctx, func(r remoteView) error {
+		st, err = r.DigestState(ctx)
+		return err
+	})
+	return st, err
+}

@@ -49,11 +49,12 @@ func (t *Tap) mirror(w write) {
 	}
 	now := time.Now()
 	for i := range tx.Ops {
-		if p := tx.Ops[i].Path; p != "" {
-			t.recent.Store(p, now)
+		op := &tx.Ops[i]
+		if op.Path != "" {
+			t.noteMirrored(op.Path, mirrorMark{zxid: tx.Zxid, deleted: op.Kind == raftjournal.SourceDelete, at: now})
 		}
-		for _, p := range tx.Ops[i].Paths {
-			t.recent.Store(p, now)
+		for _, p := range op.Paths {
+			t.noteMirrored(p, mirrorMark{zxid: tx.Zxid, deleted: true, at: now})
 		}
 	}
 	t.metrics.mirrored.WithLabelValues(w.op.String()).Inc()

@@ -15,7 +15,9 @@ func (t *Tap) ClearLost() error { return t.queue.ClearLost() }
 // not be mirrored, possibly before a restart): a full RepairAll of the
 // reconciler's root once everything queued before it is delivered, after
 // which the record is cleared, unless more writes were lost while the pass
-// ran (then it runs again). It checks every interval.
+// ran or a check of the pass failed (then it runs again). Nodes the
+// reconciler cannot read do not hold the record: no pass would repair them;
+// the reconciler reports them. It checks every interval.
 func RepairOwed(ctx context.Context, t *Tap, r *Reconciler, every time.Duration) error {
 	tick := time.NewTicker(every)
 	defer tick.Stop()
@@ -37,6 +39,11 @@ func RepairOwed(ctx context.Context, t *Tap, r *Reconciler, every time.Duration)
 				return ctx.Err()
 			case err != nil:
 				t.log.Error("repair pass for lost mirrors failed; retrying", "err", err)
+			case st.Failed > 0:
+				// A check that failed (the journal changing leader, say) may be
+				// the very write that was lost: the record stays until a pass
+				// repairs everything it can read.
+				t.log.Warn("repair pass for lost mirrors left paths unrepaired; retrying", "failed", st.Failed)
 			default:
 				if after, ok := t.queue.Lost(); ok && after == before {
 					if err := t.queue.ClearLost(); err != nil {

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"slices"
 	"strings"
 	"sync"
@@ -35,18 +36,31 @@ import (
 //
 //   - Events. A persistent recursive watch on Root (a zkclient.Client with
 //     the Resend policy, which sets it again after a reconnect). Each
-//     NodeCreated, NodeDataChanged or NodeDeleted is checked Grace after it
-//     arrived (later events on the same path join the pending check), unless
-//     the tap's Mirrored hint says it mirrored a write on that path since
-//     Grace before the last event: then the tap's own mirror covers it.
-//     setACL fires no event in ZooKeeper; the digest path catches it (the
-//     digest covers aversion).
-//   - Digests, every Interval (and when Run starts): ZooKeeper's `hash` log
-//     against the journal's digest history (judgeDigests). A difference, or a
-//     journal that has passed a zxid ZooKeeper logged without sharing any,
-//     starts a RepairAll.
+//     NodeCreated, NodeDataChanged or NodeDeleted is settled Grace after it
+//     arrived (later events on the same path join the pending one): a recent
+//     mirror by the tap may defer a check, never cancel it. Once the grace
+//     has passed, the zxid rule (coveredByTap) settles the event without a
+//     check only when ZooKeeper's node is no newer than the tap's last mirror
+//     of a write on it (Mirrored); everything else is checked, a node absent
+//     on both sides with its parent. setACL fires no event in ZooKeeper; the
+//     digest path catches it (the digest covers aversion). ZooKeeper sends no
+//     event for a node the watcher cannot READ: credentials that read
+//     everything (a super digest) are needed to see writes on such nodes.
+//   - Digests, every Interval: ZooKeeper's `hash` log and its latest zxid
+//     against the journal's digests, read after a read barrier
+//     (judgeDigests). Equal only at ZooKeeper's latest state; a difference,
+//     confirmed a grace later, starts a RepairAll; "unknown" (nothing
+//     comparable) makes a comparable point with alignment writes when
+//     AlignPath allows them (align.go).
+//   - Startup. When Run starts, events from before the watch are lost: the
+//     startup pass runs a RepairAll unless the digests are equal at
+//     ZooKeeper's latest state, and retries until it completes.
 //   - Lost events. A reconnect, a new session or an overflowing event buffer
 //     may have lost events: a RepairAll follows.
+//
+// Nodes the credentials cannot read (NoAuth, or a masked ACL the journal
+// cannot stand in for) are not compared or repaired, and stop nothing else:
+// they are reported (unreadable.go).
 //
 // A check reads the node from ZooKeeper (getData and getACL until both show
 // the same version) and from the view, and compares data (nil against empty),
@@ -140,9 +154,20 @@ type ReconcilerConfig struct {
 	// compares the whole tree's digest whatever Root is; a difference
 	// repairs Root.
 	Interval time.Duration
-	// Mirrored is an optional hint from the tap: it mirrored a write on path
-	// at or after since (Tap.Mirrored).
-	Mirrored func(path string, since time.Time) bool
+	// Mirrored is an optional hint from the tap (Tap.MirroredZxid): the zxid
+	// of the last write it mirrored on path, and whether that write deleted
+	// it. An event on such a path is settled without a check when ZooKeeper's
+	// node is no newer than that write (the zxid rule, checkDue).
+	Mirrored func(path string) (zxid int64, deleted, ok bool)
+	// AlignPath, when set with AlignVia, allows alignment writes: a digest
+	// check that finds nothing comparable writes this node through AlignVia
+	// (the dual-write proxy's address; or ZooKeeper's, without a proxy) until
+	// ZooKeeper's zxid is a multiple of 128, then checks again (align.go).
+	// Empty: such a check says "unknown", and only the event checks and the
+	// repair passes (startup, lost mirrors) catch writes around the proxy; a
+	// setACL around it fires no event and is caught by a digest check only.
+	AlignPath string
+	AlignVia  []string
 
 	Logger     *slog.Logger
 	Registerer prometheus.Registerer
@@ -184,6 +209,14 @@ func (c ReconcilerConfig) Validate() error {
 			return fmt.Errorf("dualwrite: reconciler: %w", err)
 		}
 	}
+	if c.AlignPath != "" {
+		if err := znode.ValidatePath(c.AlignPath); err != nil || c.AlignPath == "/" || znode.IsSystemPath(c.AlignPath) {
+			return fmt.Errorf("dualwrite: reconciler: alignment path %q: want a node of its own outside /zookeeper", c.AlignPath)
+		}
+		if len(c.AlignVia) == 0 {
+			return errors.New("dualwrite: reconciler: an alignment path needs the proxy's address to write through (AlignVia)")
+		}
+	}
 	return nil
 }
 
@@ -198,9 +231,12 @@ type Reconciler struct {
 	metrics *reconcileMetrics
 	stats   reconcileCounters
 
-	mu     sync.Mutex
-	client *zkclient.Client
-	closed bool
+	mu        sync.Mutex
+	client    *zkclient.Client
+	alignConn *zkclient.Client // alignment writes (align.go), opened on first use
+	closed    bool
+
+	unreadable unreadableSet
 
 	running   atomic.Bool
 	repairMu  sync.Mutex    // one RepairAll at a time
@@ -248,9 +284,12 @@ func NewReconciler(cfg ReconcilerConfig) (*Reconciler, error) {
 // the other calls fail with ErrReconcilerClosed afterwards.
 func (r *Reconciler) Close() error {
 	r.mu.Lock()
-	c := r.client
-	r.client, r.closed = nil, true
+	c, ac := r.client, r.alignConn
+	r.client, r.alignConn, r.closed = nil, nil, true
 	r.mu.Unlock()
+	if ac != nil {
+		_ = ac.Close()
+	}
 	if c != nil {
 		return c.Close()
 	}
@@ -297,6 +336,7 @@ func (r *Reconciler) inScope(path string) bool {
 // checkResult counts the entries one check submitted.
 type checkResult struct {
 	nodes, deletes int
+	absent         bool // the node was absent on both sides
 }
 
 func (c checkResult) repaired() bool { return c.nodes+c.deletes > 0 }
@@ -323,8 +363,17 @@ func (r *Reconciler) CheckPath(ctx context.Context, path string) (bool, error) {
 }
 
 // check compares path and repairs it, reading again when ZooKeeper changed
-// under the repair. The caller has synced the session.
+// under the repair. The caller has synced the session. A node that was
+// unreadable and is read now is no longer reported.
 func (r *Reconciler) check(ctx context.Context, c *zkclient.Client, path string) (checkResult, error) {
+	res, err := r.check1(ctx, c, path)
+	if err == nil {
+		r.readable(path)
+	}
+	return res, err
+}
+
+func (r *Reconciler) check1(ctx context.Context, c *zkclient.Client, path string) (checkResult, error) {
 	r.stats.checks.Add(1)
 	r.metrics.checks.Inc()
 	var res checkResult
@@ -356,6 +405,7 @@ func (r *Reconciler) check(ctx context.Context, c *zkclient.Client, path string)
 			return res, err
 		}
 		if !inJournal {
+			res.absent = true
 			return res, nil
 		}
 		deleted, again, err := r.repairDelete(ctx, c, path)
@@ -379,14 +429,14 @@ func (r *Reconciler) readZK(ctx context.Context, c *zkclient.Client, path string
 			return nil, nil
 		}
 		if err != nil {
-			return nil, fmt.Errorf("dualwrite: zookeeper: %w", err)
+			return nil, zkReadError(path, err)
 		}
 		acl, as, err := c.GetACL(ctx, path)
 		if zkwire.CodeOf(err) == zkwire.CodeNoNode {
 			return nil, nil
 		}
 		if err != nil {
-			return nil, fmt.Errorf("dualwrite: zookeeper: %w", err)
+			return nil, zkReadError(path, err)
 		}
 		if ws.Czxid != as.Czxid || ws.Mzxid != as.Mzxid || ws.Pzxid != as.Pzxid ||
 			ws.Cversion != as.Cversion || ws.Aversion != as.Aversion {
@@ -401,6 +451,14 @@ func (r *Reconciler) readZK(ctx context.Context, c *zkclient.Client, path string
 		}, nil
 	}
 	return nil, fmt.Errorf("dualwrite: zookeeper: %s changed on each of %d reads", path, maxConsistentReads)
+}
+
+// zkReadError wraps a read's error; NoAuth is ErrNodeUnreadable.
+func zkReadError(path string, err error) error {
+	if zkwire.CodeOf(err) == zkwire.CodeNoAuth {
+		return fmt.Errorf("%w: %s: %w", ErrNodeUnreadable, path, err)
+	}
+	return fmt.Errorf("dualwrite: zookeeper: %w", err)
 }
 
 // fillFromJournal completes a node read through the client API with what the
@@ -648,6 +706,11 @@ type RepairStats struct {
 	NodeRepairs, DeleteRepairs int
 	// Failed counts paths whose check failed (logged).
 	Failed int
+	// Unreadable counts the nodes the credentials could not read (NoAuth or a
+	// masked ACL, in the walk or in a check): not compared, not repaired.
+	// UnreadablePaths lists the first of them.
+	Unreadable      int64
+	UnreadablePaths []string
 }
 
 // RepairAll compares the subtree at root ("" means Root) in ZooKeeper and in
@@ -676,14 +739,26 @@ func (r *Reconciler) RepairAll(ctx context.Context, root string) (RepairStats, e
 		r.metrics.passes.Inc()
 		r.logger.Info("repair pass done", "root", root, "passes", st.Passes, "compared", st.Compared,
 			"differences", st.Differences, "converged", st.Converged, "node_repairs", st.NodeRepairs,
-			"delete_repairs", st.DeleteRepairs, "failed", st.Failed, "elapsed", time.Since(start).Round(time.Millisecond))
+			"delete_repairs", st.DeleteRepairs, "failed", st.Failed, "unreadable", st.Unreadable, "elapsed", time.Since(start).Round(time.Millisecond))
+		if st.Unreadable > 0 {
+			r.logger.Warn("repair pass: nodes unreadable with the reconciler's credentials were not compared or repaired (give it credentials that read every node: a super digest)",
+				"count", st.Unreadable, "paths", st.UnreadablePaths)
+		}
 	}()
+	found := map[string]string{}
+	var foundCount int64
 	for st.Passes < maxRepairPasses {
 		st.Passes++
-		rep, err := r.compare(ctx, root)
+		rep, walkUnreadable, err := r.compare(ctx, root)
 		if err != nil {
 			return st, err
 		}
+		for _, p := range walkUnreadable.paths {
+			if len(found) < maxUnreadableTracked {
+				found[p] = "unreadable in the repair pass's walk"
+			}
+		}
+		foundCount = max(foundCount, walkUnreadable.count)
 		st.Compared, st.Converged = rep.Compared, st.Converged+rep.Counts.Converged
 		paths := repairTargets(rep)
 		st.Differences += len(paths)
@@ -703,10 +778,15 @@ func (r *Reconciler) RepairAll(ctx context.Context, root string) (RepairStats, e
 				defer mu.Unlock()
 				st.NodeRepairs += res.nodes
 				st.DeleteRepairs += res.deletes
-				if err != nil {
-					if gctx.Err() != nil {
-						return gctx.Err()
+				switch {
+				case err == nil:
+				case gctx.Err() != nil:
+					return gctx.Err()
+				case isUnreadable(err):
+					if _, ok := found[p]; !ok && len(found) < maxUnreadableTracked {
+						found[p] = err.Error()
 					}
+				default:
 					st.Failed++
 					r.stats.errors.Add(1)
 					r.logger.Warn("repair check failed", "path", p, "error", err)
@@ -721,14 +801,35 @@ func (r *Reconciler) RepairAll(ctx context.Context, root string) (RepairStats, e
 			break // everything that differed was listed, and checked
 		}
 	}
+	st.Unreadable = max(foundCount, int64(len(found)))
+	st.UnreadablePaths = slices.Sorted(maps.Keys(found))
+	if len(st.UnreadablePaths) > 20 {
+		st.UnreadablePaths = st.UnreadablePaths[:20]
+	}
+	if root == r.cfg.Root {
+		r.resetUnreadable(found, st.Unreadable, start)
+	} else {
+		for p, why := range found {
+			r.noteUnreadable(p, fmt.Errorf("%w: %s", ErrNodeUnreadable, why))
+		}
+	}
 	return st, nil
 }
 
+// walkUnreadable is what a repair pass's walk of ZooKeeper could not read.
+type walkUnreadable struct {
+	count int64
+	paths []string
+}
+
 // compare runs one verify comparison of root between ZooKeeper and the view.
-func (r *Reconciler) compare(ctx context.Context, root string) (*verify.Report, error) {
-	src, err := verify.NewZooKeeperSource(verify.ZKOptions{Hosts: r.cfg.ZK, Auth: r.zkAuth, Logger: r.logger})
+// Nodes the credentials cannot read do not fail it: they are left out of the
+// walk (their journal copies show as extra, and their checks find them
+// unreadable) and returned.
+func (r *Reconciler) compare(ctx context.Context, root string) (*verify.Report, walkUnreadable, error) {
+	src, err := verify.NewZooKeeperSource(verify.ZKOptions{Hosts: r.cfg.ZK, Auth: r.zkAuth, Logger: r.logger, AllowUnreadable: true})
 	if err != nil {
-		return nil, err
+		return nil, walkUnreadable{}, err
 	}
 	defer src.Close()
 	cfg := verify.DefaultConfig()
@@ -736,7 +837,10 @@ func (r *Reconciler) compare(ctx context.Context, root string) (*verify.Report, 
 	cfg.MaxDiffs = repairListLimit
 	cfg.MaxSubtreeDiffs = -1
 	cfg.Logger = r.logger
-	return verify.Compare(ctx, src, viewSource{r.cfg.View}, cfg)
+	rep, err := verify.Compare(ctx, src, viewSource{r.cfg.View}, cfg)
+	var u walkUnreadable
+	u.count, u.paths = src.Unreadable()
+	return rep, u, err
 }
 
 // repairTargets lists the paths of a report's differences, in canonical
@@ -834,10 +938,28 @@ type DigestVerdict struct {
 
 // DigestCheck compares ZooKeeper's digest log (`hash`, the first server that
 // answers) with the journal's digest history at the newest zxid both hold.
+//
+// With AlignPath set, a check that finds nothing comparable makes a
+// comparable point with alignment writes and checks again (align.go).
 func (r *Reconciler) DigestCheck(ctx context.Context) (DigestVerdict, error) {
 	v, err := r.digestCheck(ctx)
 	if err != nil {
 		return v, err
+	}
+	if v.Result == DigestUnknown && r.cfg.AlignPath != "" {
+		z, aerr := r.align(ctx)
+		if aerr != nil {
+			if ctx.Err() != nil {
+				return v, ctx.Err()
+			}
+			r.logger.Warn("digest check: alignment failed", "path", r.cfg.AlignPath, "error", aerr)
+			v.Reason += "; alignment failed: " + aerr.Error()
+		} else if v2, err := r.digestCheck(ctx); err == nil {
+			v = v2
+			v.How += fmt.Sprintf(", after an alignment write at %#x", z)
+		} else {
+			return v, err
+		}
 	}
 	v.Time = time.Now()
 	switch v.Result {
@@ -867,21 +989,31 @@ func (r *Reconciler) digestCheck(ctx context.Context) (DigestVerdict, error) {
 	if err != nil {
 		return DigestVerdict{}, err
 	}
-	hist, err := r.cfg.View.DigestHistory(ctx)
-	if err != nil {
-		return DigestVerdict{}, fmt.Errorf("dualwrite: journal digest history: %w", err)
-	}
-	last, err := r.cfg.View.LastSourceZxid(ctx)
-	if err != nil {
-		return DigestVerdict{}, fmt.Errorf("dualwrite: journal last source zxid: %w", err)
-	}
+	var hist []raftjournal.DigestEntry
+	var last int64
 	var cur *journalCurrent
-	if d, ok := r.cfg.View.(JournalDigester); ok {
-		dg, z, err := d.CurrentDigest(ctx)
+	if dr, ok := r.cfg.View.(journalDigestReader); ok {
+		// Read together, after a read barrier: a member that restarted and
+		// has not replayed its log yet would report an old state.
+		ds, err := dr.DigestState(ctx)
 		if err != nil {
-			return DigestVerdict{}, fmt.Errorf("dualwrite: journal digest: %w", err)
+			return DigestVerdict{}, fmt.Errorf("dualwrite: journal digests: %w", err)
 		}
-		cur = &journalCurrent{digest: dg, zxid: z}
+		hist, last, cur = ds.History, ds.MaxSourceZxid, &journalCurrent{digest: ds.Digest, zxid: ds.MaxSourceZxid}
+	} else {
+		if hist, err = r.cfg.View.DigestHistory(ctx); err != nil {
+			return DigestVerdict{}, fmt.Errorf("dualwrite: journal digest history: %w", err)
+		}
+		if last, err = r.cfg.View.LastSourceZxid(ctx); err != nil {
+			return DigestVerdict{}, fmt.Errorf("dualwrite: journal last source zxid: %w", err)
+		}
+		if d, ok := r.cfg.View.(JournalDigester); ok {
+			dg, z, err := d.CurrentDigest(ctx)
+			if err != nil {
+				return DigestVerdict{}, fmt.Errorf("dualwrite: journal digest: %w", err)
+			}
+			cur = &journalCurrent{digest: dg, zxid: z}
+		}
 	}
 	return judgeDigests(zi, hist, last, cur), nil
 }
@@ -893,21 +1025,30 @@ type journalCurrent struct {
 	zxid   int64
 }
 
-// judgeDigests compares ZooKeeper's digests with the journal's:
+// judgeDigests compares ZooKeeper's digests with the journal's. Equal digests
+// at a zxid prove the trees equal as of that zxid, and nothing about the
+// writes after it: "equal" is said only at ZooKeeper's latest state.
 //
-//  1. ZooKeeper's tree exactly at its last zxid Z, logged (HasCurrent), and the
-//     journal's digest now when the largest source zxid it saw is Z: equal or
-//     different as of Z. An equal digest means the same tree; a journal that
-//     saw Z but lacks an older write differs, and a repair pass is right.
-//  2. Otherwise the newest zxid both histories hold: equal or different there.
-//     The journal logs a digest only for the newest source zxid, and drops
-//     the entries a late txn proved wrong (raftjournal's applySourceTxn), so
-//     it holds one entry per zxid; should it hold several, one that matches
+//  1. ZooKeeper's tree exactly at its last zxid Z, logged (HasCurrent, Exact),
+//     and the journal's digest now when the largest source zxid it saw is Z:
+//     equal or different as of Z ("current"). An equal digest means the
+//     same tree; a journal that saw Z but lacks an older write differs, and a
+//     repair pass is right.
+//  2. Otherwise the newest zxid E both histories hold ("history"): different
+//     there is a difference; equal there is equal only if E is ZooKeeper's
+//     last zxid, and otherwise unknown (ZooKeeper logs every 128 zxids, so on
+//     a quiet ensemble its newest entry predates its latest writes). The
+//     journal logs a digest only for the newest source zxid, and drops the
+//     entries a late txn proved wrong (raftjournal's applySourceTxn), so it
+//     holds one entry per zxid; should it hold several, one that matches
 //     makes it equal.
-//  3. Otherwise, if the journal has seen a zxid past the oldest ZooKeeper
-//     logged, it should share an entry and does not: different.
-//  4. Otherwise unknown (ZooKeeper logs only every 128 zxids, in memory, the
-//     last 1024; the journal only for txns it was sent).
+//  3. Otherwise unknown: no zxid both logged (ZooKeeper logs only every 128
+//     zxids, in memory, the last 1024; the journal only for txns it was sent
+//     in order, and not while a create's parent read back later is ahead).
+//
+// An unknown verdict gets a comparable point from an alignment write
+// (ReconcilerConfig.AlignPath) or not at all; the event checks and repair
+// passes do not depend on it.
 func judgeDigests(zi verify.DigestInfo, hist []raftjournal.DigestEntry, lastSource int64, cur *journalCurrent) DigestVerdict {
 	if cur != nil && zi.HasCurrent && zi.Exact && cur.zxid == zi.Zxid {
 		v := DigestVerdict{Zxid: zi.Zxid, ZooKeeper: zi.Current, Journal: cur.digest, How: "current", Result: DigestDifferent}
@@ -927,22 +1068,32 @@ func judgeDigests(zi verify.DigestInfo, hist []raftjournal.DigestEntry, lastSour
 			continue
 		}
 		v := DigestVerdict{Zxid: e.Zxid, ZooKeeper: e.Digest, Journal: ds[len(ds)-1], How: "history", Result: DigestDifferent}
-		if slices.Contains(ds, e.Digest) {
-			v.Result, v.Journal = DigestEqual, e.Digest
+		if !slices.Contains(ds, e.Digest) {
+			return v
 		}
+		v.Journal = e.Digest
+		if zi.Exact && zi.Zxid == e.Zxid {
+			v.Result = DigestEqual
+			return v
+		}
+		v.Result = DigestUnknown
+		v.Reason = fmt.Sprintf("equal at %#x, but zookeeper is at %#x: the writes since are not covered", e.Zxid, zi.Zxid)
 		return v
 	}
 	if len(zi.History) == 0 {
 		return DigestVerdict{Result: DigestUnknown, Reason: "zookeeper has logged no digest yet (one every 128 zxids)"}
 	}
-	oldest := zi.History[0].Zxid
-	if lastSource > oldest {
-		return DigestVerdict{Result: DigestDifferent, Reason: fmt.Sprintf(
-			"no common zxid: the journal has seen zxid %#x, past zookeeper's oldest logged %#x, and logged none of them",
-			lastSource, oldest)}
-	}
 	return DigestVerdict{Result: DigestUnknown, Reason: fmt.Sprintf(
-		"no common zxid: the journal has seen up to %#x, zookeeper logs from %#x", lastSource, oldest)}
+		"no common zxid: zookeeper logs %#x..%#x and is at %#x; the journal has seen up to %#x and logged %s",
+		zi.History[0].Zxid, zi.History[len(zi.History)-1].Zxid, zi.Zxid, lastSource, journalLogged(hist))}
+}
+
+// journalLogged describes the journal's digest history for a reason.
+func journalLogged(hist []raftjournal.DigestEntry) string {
+	if len(hist) == 0 {
+		return "nothing"
+	}
+	return fmt.Sprintf("%#x..%#x", hist[0].Zxid, hist[len(hist)-1].Zxid)
 }
 
 // ---- Run ----
@@ -1046,25 +1197,17 @@ func (r *Reconciler) checkLoop(ctx context.Context, c *zkclient.Client, q *recon
 	}
 }
 
-// checkDue checks the paths whose grace has passed, skipping those the tap's
-// hint covers; a failed check is retried with a growing delay, then left to a
-// RepairAll.
+// checkDue checks the paths whose grace has passed. A recent mirror by the
+// tap may defer a check (the grace), never cancel it: once the grace has
+// passed, every event is settled by the zxid rule (covered) or checked. A
+// failed check is retried with a growing delay, then left to a RepairAll; a
+// node the credentials cannot read is recorded as unreadable instead.
 func (r *Reconciler) checkDue(ctx context.Context, c *zkclient.Client, q *reconcileQueue, due []*queuedPath) error {
-	todo := due[:0]
-	for _, it := range due {
-		if it.attempts == 0 && r.cfg.Mirrored != nil && r.cfg.Mirrored(it.path, it.last.Add(-r.cfg.Grace)) {
-			r.stats.skipped.Add(1)
-			r.metrics.skipped.Inc()
-			r.logger.Debug("event covered by the tap", "path", it.path)
-			continue
-		}
-		todo = append(todo, it)
-	}
-	if len(todo) == 0 {
-		return nil
-	}
-	slices.SortFunc(todo, func(a, b *queuedPath) int { return znode.ComparePaths(a.path, b.path) })
+	slices.SortFunc(due, func(a, b *queuedPath) int { return znode.ComparePaths(a.path, b.path) })
 	retry := func(it *queuedPath, err error) {
+		if r.noteUnreadable(it.path, err) {
+			return
+		}
 		r.stats.errors.Add(1)
 		if it.attempts+1 >= maxEventRetries {
 			r.logger.Error("event check failed; leaving it to a repair pass", "path", it.path, "error", err)
@@ -1079,16 +1222,25 @@ func (r *Reconciler) checkDue(ctx context.Context, c *zkclient.Client, q *reconc
 		if ctx.Err() != nil {
 			return nil
 		}
-		for _, it := range todo {
+		for _, it := range due {
 			retry(it, err)
 		}
 		return nil
 	}
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(reconcileWorkers)
-	for _, it := range todo {
+	for _, it := range due {
 		g.Go(func() error {
-			if _, err := r.check(gctx, c, it.path); err != nil {
+			if it.attempts == 0 {
+				covered, err := r.coveredByTap(gctx, c, it.path)
+				if err == nil && covered {
+					r.stats.skipped.Add(1)
+					r.metrics.skipped.Inc()
+					r.logger.Debug("event covered by the tap's mirror", "path", it.path)
+					return nil
+				}
+			}
+			if err := r.checkEvent(gctx, c, it.path); err != nil {
 				if gctx.Err() != nil {
 					return nil
 				}
@@ -1100,13 +1252,68 @@ func (r *Reconciler) checkDue(ctx context.Context, c *zkclient.Client, q *reconc
 	return g.Wait()
 }
 
+// coveredByTap applies the zxid rule to an event on path: the tap's last
+// mirror of a write on it (Mirrored) covers ZooKeeper's state if
+//
+//   - the node exists, that write did not delete it, and its zxid is at
+//     least the node's czxid and mzxid: the tap mirrored the write that made
+//     the node as it is (or a later one);
+//   - or the node is gone, that write deleted it, and the parent's pzxid is
+//     no later than it: no child of the parent was created or deleted since,
+//     so no other incarnation came and went.
+//
+// Anything else, a write around the proxy included, is checked. (A setACL
+// fires no event; the digest checks catch it.)
+func (r *Reconciler) coveredByTap(ctx context.Context, c *zkclient.Client, path string) (bool, error) {
+	if r.cfg.Mirrored == nil {
+		return false, nil
+	}
+	mz, deleted, ok := r.cfg.Mirrored(path)
+	if !ok {
+		return false, nil
+	}
+	st, exists, err := c.Exists(ctx, path)
+	if err != nil {
+		return false, err
+	}
+	if exists {
+		return !deleted && mz >= st.Czxid && mz >= st.Mzxid, nil
+	}
+	if !deleted {
+		return false, nil
+	}
+	pst, pexists, err := c.Exists(ctx, znode.Parent(path))
+	if err != nil || !pexists {
+		return false, err
+	}
+	return pst.Pzxid <= mz, nil
+}
+
+// checkEvent checks a path an event named. A node absent on both sides was
+// created and deleted around the proxy (or its delete was mirrored): its
+// parent's child registers (pzxid, cversion) are checked too.
+func (r *Reconciler) checkEvent(ctx context.Context, c *zkclient.Client, path string) error {
+	res, err := r.check(ctx, c, path)
+	if err != nil {
+		return err
+	}
+	if res.absent {
+		if p := znode.Parent(path); r.inScope(p) {
+			if _, err := r.refresh(ctx, c, p, "parent of a node created and deleted"); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
 func (r *Reconciler) repairLoop(ctx context.Context) error {
+	r.startupPass(ctx)
 	var tick <-chan time.Time
 	if r.cfg.Interval > 0 {
 		t := time.NewTicker(r.cfg.Interval)
 		defer t.Stop()
 		tick = t.C
-		r.digestThenRepair(ctx)
 	}
 	for {
 		select {
@@ -1123,6 +1330,42 @@ func (r *Reconciler) repairLoop(ctx context.Context) error {
 	}
 }
 
+// startupPass compares the journal with ZooKeeper when Run starts, since the
+// events of the time before the watch are lost: a digest check, then a
+// repair pass unless the digests are equal at ZooKeeper's latest state. It is
+// retried, with a growing delay, until it completes or ctx ends: a restart
+// never skips it.
+func (r *Reconciler) startupPass(ctx context.Context) {
+	backoff := time.Second
+	for ctx.Err() == nil {
+		v, err := r.DigestCheck(ctx)
+		switch {
+		case err == nil && v.Result == DigestEqual:
+			r.logger.Info("startup pass: the journal's digest equals ZooKeeper's at its latest zxid; no repair pass needed",
+				"zxid", fmt.Sprintf("%#x", v.Zxid))
+			return
+		case err != nil && ctx.Err() == nil:
+			r.logger.Warn("startup pass: digest check failed; running a repair pass", "error", err)
+		case err == nil:
+			r.logger.Info("startup pass: running a repair pass", "digests", v.Result.String(), "reason", v.Reason)
+		}
+		_, err = r.RepairAll(ctx, "")
+		if err == nil || ctx.Err() != nil {
+			return
+		}
+		r.logger.Error("startup repair pass failed; retrying", "error", err, "in", backoff)
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(backoff):
+		}
+		backoff = min(2*backoff, time.Minute)
+	}
+}
+
+// digestThenRepair runs a repair pass when the digests differ, and still
+// differ a grace later: a difference at ZooKeeper's latest zxid can be the
+// tap's last mirrors not delivered yet.
 func (r *Reconciler) digestThenRepair(ctx context.Context) {
 	v, err := r.DigestCheck(ctx)
 	if err != nil {
@@ -1132,6 +1375,14 @@ func (r *Reconciler) digestThenRepair(ctx context.Context) {
 		return
 	}
 	if v.Result != DigestDifferent {
+		return
+	}
+	select {
+	case <-ctx.Done():
+		return
+	case <-time.After(r.cfg.Grace):
+	}
+	if v, err = r.DigestCheck(ctx); err != nil || v.Result != DigestDifferent {
 		return
 	}
 	if _, err := r.RepairAll(ctx, ""); err != nil && ctx.Err() == nil {
@@ -1262,6 +1513,11 @@ type ReconcilerStats struct {
 	LastRepair time.Time
 	// LastDigest is the last digest check's verdict (zero if none).
 	LastDigest DigestVerdict
+	// Unreadable counts the nodes the reconciler's credentials cannot read
+	// (NoAuth, or a masked ACL): it cannot compare or repair them.
+	// UnreadablePaths lists the first of them.
+	Unreadable      int64
+	UnreadablePaths []string
 }
 
 type reconcileCounters struct {
@@ -1285,6 +1541,7 @@ func (r *Reconciler) Stats() ReconcilerStats {
 	r.lastMu.Lock()
 	out.LastDigest = r.lastDig
 	r.lastMu.Unlock()
+	out.Unreadable, out.UnreadablePaths = r.unreadableStats(20)
 	return out
 }
 
@@ -1294,6 +1551,7 @@ type reconcileMetrics struct {
 	repairs                         *prometheus.CounterVec // kind: node, delete
 	digestChecks                    *prometheus.CounterVec // result: equal, different, unknown
 	lastRepair                      prometheus.Gauge
+	unreadable                      prometheus.Gauge
 }
 
 func newReconcileMetrics(reg prometheus.Registerer) (*reconcileMetrics, error) {
@@ -1312,6 +1570,8 @@ func newReconcileMetrics(reg prometheus.Registerer) (*reconcileMetrics, error) {
 			Help: "Digest checks by verdict."}, []string{"result"}),
 		lastRepair: prometheus.NewGauge(prometheus.GaugeOpts{Namespace: ns, Subsystem: sub, Name: "last_repair_timestamp",
 			Help: "Unix time of the last repair submitted."}),
+		unreadable: prometheus.NewGauge(prometheus.GaugeOpts{Namespace: ns, Subsystem: sub, Name: "unreadable_nodes",
+			Help: "Nodes the reconciler's credentials cannot read (NoAuth, or a masked ACL), which it therefore cannot compare or repair."}),
 	}
 	for _, k := range []string{"node", "delete"} {
 		m.repairs.WithLabelValues(k)
@@ -1320,7 +1580,7 @@ func newReconcileMetrics(reg prometheus.Registerer) (*reconcileMetrics, error) {
 		m.digestChecks.WithLabelValues(d.String())
 	}
 	if reg != nil {
-		for _, c := range []prometheus.Collector{m.events, m.skipped, m.checks, m.passes, m.repairs, m.digestChecks, m.lastRepair} {
+		for _, c := range []prometheus.Collector{m.events, m.skipped, m.checks, m.passes, m.repairs, m.digestChecks, m.lastRepair, m.unreadable} {
 			if err := reg.Register(c); err != nil {
 				return nil, fmt.Errorf("dualwrite: registering reconciler metrics: %w", err)
 			}

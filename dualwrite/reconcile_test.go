@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -348,6 +349,9 @@ func testReconcilerEndToEnd(t *testing.T, remote bool) {
 	cfg.Grace, cfg.Interval = 300*time.Millisecond, 2*time.Second
 	cfg.Auth = []string{"digest:user:pw"} // the test's setACL makes /app/acl readable only so
 	cfg.Logger, cfg.Registerer = testlog.New(t), reg
+	// No proxy here: alignment writes go to ZooKeeper, and the digest checks
+	// compare at its latest zxid (the journal logs no digest for imports).
+	cfg.AlignPath, cfg.AlignVia = "/zk2raft-align", hosts
 	r, err := NewReconciler(cfg)
 	if err != nil {
 		t.Fatal(err)
@@ -475,37 +479,48 @@ func testReconcilerEndToEnd(t *testing.T, remote bool) {
 	}
 }
 
-// TestReconcilerTapHintSkipsEvent checks that an event the tap says it
-// mirrored (Mirrored) is not checked, while another is repaired, and that an
-// explicit CheckPath ignores the hint.
-func TestReconcilerTapHintSkipsEvent(t *testing.T) {
+// TestReconcilerTapHintZxidRule checks the zxid rule that settles an event
+// the tap's hint (Mirrored) covers: a node no newer than the tap's last
+// mirror of it is not checked (here the hint is made up, so the journal
+// never gets it: the skip shows), while a node changed after the hinted
+// write (setData around the proxy), a node deleted after a hinted create,
+// and a node with no hint are all checked and repaired. An explicit CheckPath
+// ignores the hint.
+func TestReconcilerTapHintZxidRule(t *testing.T) {
 	ens := testEnsemble(t)
 	hosts := ens.Hosts()
 	root := freshRoot(t)
 	w := zkWriter(t, hosts)
 	mustCreate(t, w, root, nil, 0, nil)
 	mustCreate(t, w, root+"/old", []byte("old"), 0, nil)
+	mustCreate(t, w, root+"/gone", []byte("gone"), 0, nil)
 
 	node := journalNode(t)
 	j := &countingJournal{Journal: importer.NodeJournal(node)}
 	importZKTree(t, hosts, root, j, nil)
 	view := NodeView(node)
 
-	hinted := root + "/hinted"
-	var asked atomic.Int64
+	// The hints: what the tap would say it mirrored, keyed by path.
+	type mark struct {
+		zxid    int64
+		deleted bool
+	}
+	var mu sync.Mutex
+	hints := map[string]mark{}
+	hint := func(path string, zxid int64, deleted bool) {
+		mu.Lock()
+		hints[path] = mark{zxid, deleted}
+		mu.Unlock()
+	}
 	cfg := DefaultReconcilerConfig()
 	cfg.ZK, cfg.Journal, cfg.View, cfg.Root = hosts, j, view, root
 	cfg.Grace, cfg.Interval = 300*time.Millisecond, 0
 	cfg.Logger = testlog.New(t)
-	cfg.Mirrored = func(path string, since time.Time) bool {
-		if path != hinted {
-			return false
-		}
-		asked.Add(1)
-		if time.Since(since) < 300*time.Millisecond {
-			t.Errorf("Mirrored(%s, %v): since is not a grace before the event", path, since)
-		}
-		return true
+	cfg.Mirrored = func(path string) (int64, bool, bool) {
+		mu.Lock()
+		defer mu.Unlock()
+		m, ok := hints[path]
+		return m.zxid, m.deleted, ok
 	}
 	r, err := NewReconciler(cfg)
 	if err != nil {
@@ -515,11 +530,33 @@ func TestReconcilerTapHintSkipsEvent(t *testing.T) {
 	stop := startReconciler(t, r)
 	waitWatching(t, r, w, root+"/probe")
 
-	mustCreate(t, w, hinted, []byte("the tap says it mirrored this"), 0, nil)
+	// Covered: the hint names the create's own zxid.
+	hinted := root + "/hinted"
+	hint(hinted, 1<<62, false) // set before the event, as the tap's mirror precedes the reply
+	st := mustCreateStat(t, w, hinted, []byte("the tap says it mirrored this"))
+	hint(hinted, st.Czxid, false)
+	// Not covered: set around the proxy after the hinted create.
+	changed := root + "/changed"
+	st = mustCreateStat(t, w, changed, []byte("v1"))
+	hint(changed, st.Czxid, false)
+	if _, err := w.Set(changed, []byte("v2, around the proxy"), -1); err != nil {
+		t.Fatal(err)
+	}
+	// Not covered: the hint is a create, the node is gone.
+	hint(root+"/gone", 1, false)
+	if err := w.Delete(root+"/gone", -1); err != nil {
+		t.Fatal(err)
+	}
 	mustCreate(t, w, root+"/plain", []byte("nobody mirrored this"), 0, nil)
-	reconcileWait(t, 30*time.Second, "the unhinted node to be repaired and the hinted one skipped", func() error {
+	reconcileWait(t, 30*time.Second, "the uncovered events to be repaired and the covered one skipped", func() error {
+		if n, ok, err := view.Get(t.Context(), changed); err != nil || !ok || string(n.Data) != "v2, around the proxy" {
+			return fmt.Errorf("changed not repaired (%v)", err)
+		}
 		if _, ok, err := view.Get(t.Context(), root+"/plain"); err != nil || !ok {
 			return fmt.Errorf("plain not in the journal (%v)", err)
+		}
+		if _, ok, err := view.Get(t.Context(), root+"/gone"); err != nil || ok {
+			return fmt.Errorf("gone still in the journal (%v)", err)
 		}
 		if r.Stats().Skipped == 0 {
 			return errors.New("nothing skipped yet")
@@ -530,10 +567,7 @@ func TestReconcilerTapHintSkipsEvent(t *testing.T) {
 		t.Fatal(err)
 	}
 	if _, ok, _ := view.Get(t.Context(), hinted); ok {
-		t.Errorf("the hinted node was repaired")
-	}
-	if asked.Load() == 0 {
-		t.Errorf("Mirrored was never asked about %s", hinted)
+		t.Errorf("the covered node was repaired")
 	}
 	if repaired, err := r.CheckPath(t.Context(), hinted); err != nil || !repaired {
 		t.Errorf("CheckPath %s: %v, repaired %v", hinted, err, repaired)
@@ -545,6 +579,19 @@ func TestReconcilerTapHintSkipsEvent(t *testing.T) {
 		t.Errorf("CheckPath outside the root: %v, want ErrOutOfScope", err)
 	}
 	waitConverged(t, hosts, root, view, 30*time.Second)
+}
+
+// mustCreateStat creates a persistent node with world:anyone and returns its stat.
+func mustCreateStat(t testing.TB, c *zk.Conn, path string, data []byte) *zk.Stat {
+	t.Helper()
+	if _, err := c.Create(path, data, 0, zk.WorldACL(zk.PermAll)); err != nil {
+		t.Fatalf("create %s: %v", path, err)
+	}
+	_, st, err := c.Exists(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return st
 }
 
 // TestReconcilerRepairAll checks that a full pass over an equal tree submits
@@ -711,19 +758,21 @@ func TestReconcilerJudgeDigests(t *testing.T) {
 		wantZxid int64
 		how      string
 	}{
-		{"newest common equal", verify.DigestInfo{History: hist(0x80, 1, 0x100, 2, 0x180, 3)}, jhist(0x80, 1, 0x100, 2), 0x150, nil, DigestEqual, 0x100, "history"},
+		{"newest common equal, zookeeper moved on", verify.DigestInfo{Exact: true, Zxid: 0x1c0, History: hist(0x80, 1, 0x100, 2, 0x180, 3)}, jhist(0x80, 1, 0x100, 2), 0x150, nil, DigestUnknown, 0x100, "history"},
+		{"newest common equal at zookeeper's last zxid", verify.DigestInfo{Exact: true, Zxid: 0x100, History: hist(0x80, 1, 0x100, 2)}, jhist(0x80, 1, 0x100, 2), 0x100, nil, DigestEqual, 0x100, "history"},
+		{"equal at the last zxid, but it moved during the read", verify.DigestInfo{Zxid: 0x100, History: hist(0x80, 1, 0x100, 2)}, jhist(0x80, 1, 0x100, 2), 0x100, nil, DigestUnknown, 0x100, "history"},
 		{"newest common differs", verify.DigestInfo{History: hist(0x80, 1, 0x100, 2)}, jhist(0x80, 1, 0x100, 9), 0x100, nil, DigestDifferent, 0x100, "history"},
 		{"older agreement does not hide a newer difference", verify.DigestInfo{History: hist(0x80, 1, 0x100, 2)}, jhist(0x80, 1, 0x100, 5), 0x100, nil, DigestDifferent, 0x100, "history"},
-		{"a repeated entry that matches", verify.DigestInfo{History: hist(0x100, 2)}, jhist(0x100, 2, 0x100, 7), 0x100, nil, DigestEqual, 0x100, "history"},
-		{"no common zxid, journal past zookeeper's oldest", verify.DigestInfo{History: hist(0x80, 1, 0x100, 2)}, nil, 0x90, nil, DigestDifferent, 0, ""},
+		{"a repeated entry that matches", verify.DigestInfo{Exact: true, Zxid: 0x100, History: hist(0x100, 2)}, jhist(0x100, 2, 0x100, 7), 0x100, nil, DigestEqual, 0x100, "history"},
+		{"no common zxid, journal past zookeeper's oldest", verify.DigestInfo{History: hist(0x80, 1, 0x100, 2)}, nil, 0x90, nil, DigestUnknown, 0, ""},
 		{"no common zxid, journal behind", verify.DigestInfo{History: hist(0x80, 1)}, nil, 0x40, nil, DigestUnknown, 0, ""},
 		{"nothing logged", verify.DigestInfo{}, jhist(0x80, 1), 0x90, nil, DigestUnknown, 0, ""},
 		{"current equal", verify.DigestInfo{HasCurrent: true, Exact: true, Current: 4, Zxid: 0x200, History: hist(0x200, 4)}, nil, 0x200,
 			&journalCurrent{digest: 4, zxid: 0x200}, DigestEqual, 0x200, "current"},
 		{"current differs", verify.DigestInfo{HasCurrent: true, Exact: true, Current: 4, Zxid: 0x200, History: hist(0x200, 4)}, nil, 0x200,
 			&journalCurrent{digest: 5, zxid: 0x200}, DigestDifferent, 0x200, "current"},
-		{"current at another zxid falls back to history", verify.DigestInfo{HasCurrent: true, Exact: true, Current: 4, Zxid: 0x200, History: hist(0x180, 3, 0x200, 4)},
-			jhist(0x180, 3), 0x1f0, &journalCurrent{digest: 9, zxid: 0x1f0}, DigestEqual, 0x180, "history"},
+		{"current at another zxid falls back to history, which is older", verify.DigestInfo{HasCurrent: true, Exact: true, Current: 4, Zxid: 0x200, History: hist(0x180, 3, 0x200, 4)},
+			jhist(0x180, 3), 0x1f0, &journalCurrent{digest: 9, zxid: 0x1f0}, DigestUnknown, 0x180, "history"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

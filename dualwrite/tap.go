@@ -154,7 +154,7 @@ type Tap struct {
 
 	rbCache   readBackCache
 	jstate    journalTracker
-	recent    sync.Map     // path → time.Time of the last mirrored write
+	recent    sync.Map     // path → mirrorMark of the last mirrored write
 	inflight  atomic.Int64 // write requests relayed whose reply is not handled yet
 	lastZxid  atomic.Int64 // zxid of the last write queued for the journal
 	delivered *deliveryState
@@ -260,11 +260,40 @@ func (t *Tap) Close() error {
 	return errors.Join(err, t.queue.Close())
 }
 
-// Mirrored reports whether the tap mirrored a write on path at or after
-// since: the reconciler skips the watch events the tap explains.
-func (t *Tap) Mirrored(path string, since time.Time) bool {
+// mirrorMark is the last write the tap mirrored on a path.
+type mirrorMark struct {
+	zxid    int64
+	deleted bool // the write deleted the path (a delete, or a closeSession's ephemeral)
+	at      time.Time
+}
+
+// noteMirrored records a mirrored write on path, keeping the highest zxid
+// (replies of different connections reach the tap in any order; within a
+// multi, a later op on the same path wins).
+func (t *Tap) noteMirrored(path string, m mirrorMark) {
+	for {
+		v, loaded := t.recent.LoadOrStore(path, m)
+		if !loaded {
+			return
+		}
+		old := v.(mirrorMark)
+		if old.zxid > m.zxid || t.recent.CompareAndSwap(path, old, m) {
+			return
+		}
+	}
+}
+
+// MirroredZxid returns the zxid of the last write the tap mirrored on path
+// (queued for the journal) in the last five minutes, and whether that write
+// deleted it: the reconciler settles an event on path without a check when
+// ZooKeeper's node is no newer than that write (ReconcilerConfig.Mirrored).
+func (t *Tap) MirroredZxid(path string) (zxid int64, deleted, ok bool) {
 	v, ok := t.recent.Load(path)
-	return ok && !v.(time.Time).Before(since)
+	if !ok {
+		return 0, false, false
+	}
+	m := v.(mirrorMark)
+	return m.zxid, m.deleted, true
 }
 
 func (t *Tap) acceptLoop() {
@@ -367,7 +396,7 @@ func (t *Tap) pruneLoop() {
 			return
 		case now := <-tick.C:
 			t.recent.Range(func(k, v any) bool {
-				if now.Sub(v.(time.Time)) > 5*time.Minute {
+				if now.Sub(v.(mirrorMark).at) > 5*time.Minute {
 					t.recent.Delete(k)
 				}
 				return true

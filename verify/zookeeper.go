@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -31,6 +32,13 @@ type ZKOptions struct {
 	Sessions, Workers int
 	// Logger receives the walk's log lines; nil discards them.
 	Logger *slog.Logger
+	// AllowUnreadable makes a walk that meets nodes the credentials cannot
+	// read (NoAuth: left out with their subtrees, and a re-read of them finds
+	// nothing; a masked ACL: streamed as shown) succeed; Unreadable lists the
+	// NoAuth ones. A comparison then shows the other side's copies of a
+	// left-out subtree as extra: for callers that check each difference
+	// themselves (the dual-write reconciler), not for a verdict.
+	AllowUnreadable bool
 }
 
 // ZooKeeperSource is a live ensemble read through the client API (zk://). It
@@ -45,6 +53,19 @@ type ZooKeeperSource struct {
 	mu     sync.Mutex
 	conn   *zkclient.Client // for Reread, opened on first use
 	closed bool
+	// unreadable is what the last Walk could not read (AllowUnreadable).
+	unreadable      int64
+	unreadablePaths []string
+}
+
+// Unreadable returns the number of nodes the last Walk could not read with
+// AllowUnreadable (NoAuth: left out with their subtrees), and the first of
+// them. Nodes whose ACL came back masked were streamed as shown and are not
+// counted: the comparison reports them (FieldACLMasked).
+func (s *ZooKeeperSource) Unreadable() (int64, []string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.unreadable, slices.Clone(s.unreadablePaths)
 }
 
 var (
@@ -95,6 +116,7 @@ func (s *ZooKeeperSource) Walk(ctx context.Context, scope Scope, fn func(*znode.
 	cfg.Exclude = scope.Exclude
 	cfg.Auth = s.opts.Auth
 	cfg.Logger = s.opts.Logger
+	cfg.AllowPartial = s.opts.AllowUnreadable
 	if s.opts.Sessions > 0 {
 		cfg.Sessions = s.opts.Sessions
 	}
@@ -109,7 +131,22 @@ func (s *ZooKeeperSource) Walk(ctx context.Context, scope Scope, fn func(*znode.
 	if err := w.Start(ctx); err != nil {
 		return fmt.Errorf("verify: %s: %w", s.info.URI, err)
 	}
-	_, err = w.Walk(ctx, exporter.SinkFunc(fn))
+	sum, err := w.Walk(ctx, exporter.SinkFunc(fn))
+	if s.opts.AllowUnreadable && sum != nil {
+		masked := make(map[string]bool, len(sum.ACLMaskedList))
+		for _, p := range sum.ACLMaskedList {
+			masked[p] = true
+		}
+		var paths []string
+		for _, p := range sum.UnreadableList {
+			if !masked[p] {
+				paths = append(paths, p)
+			}
+		}
+		s.mu.Lock()
+		s.unreadable, s.unreadablePaths = sum.Unreadable-sum.ACLMasked, paths
+		s.mu.Unlock()
+	}
 	var unreadable *exporter.UnreadableError
 	switch {
 	case errors.Is(err, exporter.ErrNoRoot):
@@ -140,14 +177,14 @@ func (s *ZooKeeperSource) Reread(ctx context.Context, path string) (*znode.Node,
 			return nil, err
 		}
 		data, st, err := conn.GetData(ctx, path)
-		if errors.Is(err, zkclient.ErrNoNode) {
+		if errors.Is(err, zkclient.ErrNoNode) || (s.opts.AllowUnreadable && errors.Is(err, zkclient.ErrNoAuth)) {
 			return nil, nil
 		}
 		if err != nil {
 			return nil, fmt.Errorf("verify: %s: re-read %s: %w", s.info.URI, path, err)
 		}
 		acl, ast, err := conn.GetACL(ctx, path)
-		if errors.Is(err, zkclient.ErrNoNode) {
+		if errors.Is(err, zkclient.ErrNoNode) || (s.opts.AllowUnreadable && errors.Is(err, zkclient.ErrNoAuth)) {
 			return nil, nil
 		}
 		if err != nil {

@@ -37,6 +37,7 @@ type tapOptions struct {
 	reconcileInterval time.Duration
 	reconcileGrace    time.Duration
 	noReconcile       bool
+	reconcileAlign    string
 	zkAuth            zkAuthOptions
 	juteMaxBuffer     int
 }
@@ -65,6 +66,7 @@ func (o *tapOptions) addFlags(cmd *cobra.Command, queueHelp string, withJute boo
 	f.DurationVar(&o.syncTimeout, "sync-timeout", 10*time.Second, "with --sync, the longest a reply is held for a journal that does not commit")
 	f.DurationVar(&o.reconcileInterval, "reconcile-interval", time.Minute, "how often the reconciler compares digests and repairs (0: never)")
 	f.DurationVar(&o.reconcileGrace, "reconcile-grace", 2*time.Second, "how long the reconciler lets the tap mirror a write before it checks the node itself")
+	f.StringVar(&o.reconcileAlign, "reconcile-align", "", "a node the reconciler may write through the proxy to make a comparable digest point when a digest check finds none (on a quiet ensemble: up to 128 small setData per check); empty: such a check says \"unknown\"")
 	f.BoolVar(&o.noReconcile, "no-reconcile", false, "run the tap without the reconciler (writes that bypass the proxy are then not repaired)")
 	o.zkAuth.addFlags(cmd, "credentials the reconciler and the proxy's read-backs read ZooKeeper with (and, through the proxy's --journal, the journal's ACL'd nodes); they need READ and ADMIN on every node, which a super digest gives")
 }
@@ -118,7 +120,10 @@ func (o *tapOptions) start(ctx context.Context, g *globalOptions, listen string,
 	rc := dualwrite.ReconcilerConfig{
 		ZK: hosts, Auth: auth, Journal: j, View: view,
 		Grace: o.reconcileGrace, Interval: o.reconcileInterval,
-		Mirrored: t.Mirrored, Logger: g.logger.With("component", "reconcile"), Registerer: reg,
+		Mirrored: t.MirroredZxid, Logger: g.logger.With("component", "reconcile"), Registerer: reg,
+	}
+	if o.reconcileAlign != "" {
+		rc.AlignPath, rc.AlignVia = o.reconcileAlign, []string{t.Addr()}
 	}
 	rec, err := dualwrite.NewReconciler(rc)
 	if err != nil {
