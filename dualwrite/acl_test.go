@@ -90,6 +90,7 @@ func requireEqual(t testing.TB, rep *verify.Report, root string) {
 // before zed) and keeps the duplicates an expansion makes; the journal must
 // hold the same lists, compared node by node (the digest does not cover ACLs).
 func TestTapAuthACLOrder(t *testing.T) {
+	t.Parallel()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
 	ens := testEnsemble(t)
@@ -192,6 +193,7 @@ zk.stop()
 // the lost mirrors (a repair pass is owed) instead of delivering a guess
 // silently.
 func TestTapAuthACLReadBack(t *testing.T) {
+	t.Parallel()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
 	ens := saslEnsemble(t)

@@ -14,34 +14,33 @@ import (
 )
 
 // movingHosts is a go-zookeeper HostProvider for a session that moves: it
-// gives the first server (the tap) until a connection was made, and the
-// second (ZooKeeper itself) from then on, so the session's reconnect after
-// the tap is gone resumes it there.
+// gives the tap until move is called, and ZooKeeper itself from then on, so
+// the session's reconnect after the tap is gone resumes it there. (Connect
+// shuffles the servers it is given, so the provider keeps its own.)
 type movingHosts struct {
-	mu        sync.Mutex
-	servers   []string
-	connected bool
+	mu          sync.Mutex
+	tap, direct string
+	moved       bool
 }
 
-func (h *movingHosts) Init(servers []string) error {
-	h.servers = servers
-	return nil
-}
+func (h *movingHosts) Init([]string) error { return nil }
 
-func (h *movingHosts) Len() int { return len(h.servers) }
+func (h *movingHosts) Len() int { return 2 }
 
 func (h *movingHosts) Next() (string, bool) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	if !h.connected {
-		return h.servers[0], false
+	if !h.moved {
+		return h.tap, false
 	}
-	return h.servers[1], false
+	return h.direct, false
 }
 
-func (h *movingHosts) Connected() {
+func (h *movingHosts) Connected() {}
+
+func (h *movingHosts) move() {
 	h.mu.Lock()
-	h.connected = true
+	h.moved = true
 	h.mu.Unlock()
 }
 
@@ -58,6 +57,7 @@ func (h *movingHosts) Connected() {
 // once the grace has passed, and the journal ends equal to ZooKeeper, the
 // parent's pzxid, cversion and child count included.
 func TestTapBypassAfterProxiedWrite(t *testing.T) {
+	t.Parallel()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
 	ens := testEnsemble(t)
@@ -102,7 +102,7 @@ func TestTapBypassAfterProxiedWrite(t *testing.T) {
 	mustCreate(t, viaTap, root+"/proxied", []byte("c"), 0, nil) // covered by the tap: no check needed
 
 	// A session that moves: through the tap first, then ZooKeeper directly.
-	hosts := &movingHosts{}
+	hosts := &movingHosts{tap: tap.Addr(), direct: ens.Hosts()[0]}
 	mover, events, err := zk.Connect([]string{tap.Addr(), ens.Hosts()[0]}, 30*time.Second,
 		zk.WithLogger(discardZK{}), zk.WithHostProvider(hosts))
 	if err != nil {
@@ -122,6 +122,7 @@ func TestTapBypassAfterProxiedWrite(t *testing.T) {
 	if _, ok := n.FSM().Node(root + "/eph"); !ok {
 		t.Fatalf("the ephemeral was not mirrored (mover on %s, tap %s, status %+v)", mover.Server(), tap.Addr(), tap.Status())
 	}
+	hosts.move()
 	tap.Close() // the proxy goes away: the session moves to ZooKeeper itself
 	reconcileWait(t, time.Minute, "the session to move to a direct connection", func() error {
 		if mover.State() != zk.StateHasSession || mover.Server() == tap.Addr() {

@@ -117,6 +117,7 @@ func (q *quietSetup) reconciler(t *testing.T, mod func(*ReconcilerConfig)) *Reco
 // a comparable point at ZooKeeper's latest zxid and finds the difference, and
 // after a repair pass finds the digests equal there.
 func TestReconcilerDigestQuietEnsemble(t *testing.T) {
+	t.Parallel()
 	q := newQuietSetup(t)
 	// Writes around the proxy, fewer than 128: ZooKeeper logs no new digest.
 	if _, err := q.direct.Set("/app/c007", []byte("changed around the proxy"), -1); err != nil {
@@ -164,6 +165,7 @@ func TestReconcilerDigestQuietEnsemble(t *testing.T) {
 // startup pass whatever the digests say short of "equal": a write around the
 // proxy made while no reconciler ran (no event will tell of it) is repaired.
 func TestReconcilerRestart(t *testing.T) {
+	t.Parallel()
 	q := newQuietSetup(t)
 	via := q.via
 	// A snapshot, then more mirrored writes and a new alignment: a restarted

@@ -50,6 +50,7 @@ func compareView(t testing.TB, hosts []string, root string, view JournalView, cr
 // cluster, and its queue drains without the dead member coming back. The
 // journal then holds exactly ZooKeeper's subtree.
 func TestTapJournalFailover(t *testing.T) {
+	t.Parallel()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
 	ens := testEnsemble(t)

@@ -40,6 +40,7 @@ func (s *syncBuffer) String() string {
 // journal; a frame above the limit closes that client's connection, as
 // ZooKeeper would, with a log line saying why.
 func TestTapJuteMaxBuffer(t *testing.T) {
+	t.Parallel()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
 	const limit = 4 << 20

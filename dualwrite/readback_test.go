@@ -23,6 +23,7 @@ import (
 // batch, one read per parent), not one per create. Once the journal is back
 // it holds exactly ZooKeeper's subtree, node by node.
 func TestTapReadBackOffReplyPath(t *testing.T) {
+	t.Parallel()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
 	ens := testEnsemble(t)

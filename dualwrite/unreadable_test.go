@@ -22,6 +22,7 @@ import (
 // around the proxy and reports the unreadable nodes (count, paths, metric,
 // stats); an event check on one records it instead of retrying.
 func TestReconcilerUnreadableNodes(t *testing.T) {
+	t.Parallel()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
 	ens := testEnsemble(t)
