@@ -91,9 +91,16 @@
 // holds ZooKeeper's digests. The queue keeps ZooKeeper's commit order per
 // client connection only: a txn of one connection can reach the journal after
 // a higher zxid of another, and the journal then drops the digests it logged
-// above that txn's zxid (raftjournal's applySourceTxn);
-// while the journal is unreachable they wait in the queue, and ZooKeeper
-// traffic is not held. With Sync, the reply is held until the journal
+// above that txn's zxid (raftjournal's applySourceTxn).
+//
+// While the journal is unreachable the mirrors wait in the queue, and
+// ZooKeeper traffic is not held; the tap starts without a journal as well.
+// It says so at once in its log and Status (Journal: reachable or
+// unreachable, since when, why), and pings an idle journal (JournalPinger) so
+// that the status is true without traffic. A journal reached through several
+// members (importer.JournalCluster: the members given, and those learned from
+// the cluster) survives the death of the member it was reached through. With
+// Sync, the reply is held until the journal
 // committed the mirror (at most SyncTimeout). A queue past its bound, or a
 // reply the tap cannot turn into a mirror, does not fail the client's
 // request: the write is counted as lost, the queue records that a repair pass
@@ -130,9 +137,13 @@
 //
 // # Metrics
 //
-// zk2raft_dualwrite_*: connections, requests, mirrored_total{op},
-// failed_total{reason}, delivered_total, queue_records, queue_bytes,
-// lag_seconds (age of the oldest undelivered mirror), lost,
-// readbacks_total{kind,result},
-// sync_wait_seconds, malformed_total. Status returns the same for /status.
+// zk2raft_dualwrite_*: connections, requests_total, mirrored_total{op},
+// failed_total{reason}, delivered_total, delivery_errors_total,
+// queue_records, queue_bytes, lag_seconds (age of the oldest undelivered
+// mirror), lost, journal_reachable, readbacks_total{kind,result},
+// sync_wait_seconds, malformed_total, oversized_frames_total (requests over
+// jute.maxbuffer, MaxRequestFrame). Status returns the tap's figures for
+// /status. The reconciler's are zk2raft_reconcile_* (ReconcilerStats):
+// events, checks, skipped (events the zxid rule settled), repairs by kind,
+// repair passes, digest checks by verdict, unreadable_nodes.
 package dualwrite
