@@ -29,7 +29,9 @@ import (
 //
 // Each runs with the tap sharing the cores with ZooKeeper and the client,
 // and on a CPU of its own (the ensemble and the client pinned to CPU 0, the
-// tap to CPU 1, for the direct run too).
+// tap to CPU 1, for the direct run too); and, for scale, with a relay that
+// copies bytes and decodes nothing in the tap's place (bytes-relay-own-cpu):
+// the floor of any proxy's cost.
 
 const (
 	createTargetRatio = 0.8
@@ -101,21 +103,23 @@ func createRun(b *testing.B, addr string, inFlight int, dur time.Duration) float
 func BenchmarkProxyCreates(b *testing.B) {
 	ens := testEnsemble(b)
 	direct := ens.Hosts()[0] // one connection: one server, the same as through the tap
-	for _, own := range []bool{false, true} {
-		name := "shared"
-		if own {
-			name = "own-cpu"
-		}
-		b.Run(name, func(b *testing.B) {
+	for _, mode := range []struct {
+		name       string
+		own, relay bool
+	}{
+		{name: "shared"}, {name: "own-cpu", own: true},
+		{name: "bytes-relay-own-cpu", own: true, relay: true}, // the floor of any proxy, for scale
+	} {
+		b.Run(mode.name, func(b *testing.B) {
 			tapCPU := ""
-			if own {
+			if mode.own {
 				if runtime.NumCPU() < 2 {
 					b.Skipf("needs 2 CPUs, this machine has %d", runtime.NumCPU())
 				}
 				pinCPUs(b, "0", append(ens.Pids(), os.Getpid()))
 				tapCPU = "1"
 			}
-			tap := startTapProcess(b, tapSpec{ZK: []string{direct}}, tapCPU)
+			tap := startTapProcess(b, tapSpec{ZK: []string{direct}, BytesRelay: mode.relay, QueueNoSync: os.Getenv("ZZ_NOSYNC") != ""}, tapCPU)
 			for _, inFlight := range []int{1, 3000} {
 				b.Run(fmt.Sprintf("inflight=%d", inFlight), func(b *testing.B) {
 					var d, p float64
@@ -135,8 +139,9 @@ func BenchmarkProxyCreates(b *testing.B) {
 					}
 				})
 			}
-			st := tap.stop(b)
-			b.Logf("tap: %d mirrored, %d delivered, lost %v", st.Mirrored, st.Delivered, st.Lost)
+			if st := tap.stop(b); !mode.relay {
+				b.Logf("tap: %d mirrored, %d delivered, lost %v", st.Mirrored, st.Delivered, st.Lost)
+			}
 		})
 	}
 }
@@ -183,21 +188,25 @@ func BenchmarkProxyKazoo(b *testing.B) {
 	ens := testEnsemble(b)
 	direct := ens.Hosts()[0]
 	const n = 2000
-	for _, own := range []bool{false, true} {
-		name := "shared"
-		if own {
-			name = "own-cpu"
-		}
-		b.Run(name, func(b *testing.B) {
+	for _, mode := range []struct {
+		name       string
+		own, relay bool
+	}{
+		{name: "shared"}, {name: "own-cpu", own: true},
+		// Not the tap: a relay that copies bytes and decodes nothing, the
+		// floor of any proxy's cost, on a CPU of its own.
+		{name: "bytes-relay-own-cpu", own: true, relay: true},
+	} {
+		b.Run(mode.name, func(b *testing.B) {
 			tapCPU := ""
-			if own {
+			if mode.own {
 				if runtime.NumCPU() < 2 {
 					b.Skipf("needs 2 CPUs, this machine has %d", runtime.NumCPU())
 				}
 				pinCPUs(b, "0", append(ens.Pids(), os.Getpid()))
 				tapCPU = "1"
 			}
-			tap := startTapProcess(b, tapSpec{ZK: []string{direct}}, tapCPU)
+			tap := startTapProcess(b, tapSpec{ZK: []string{direct}, BytesRelay: mode.relay}, tapCPU)
 			path := fmt.Sprintf("/bench-kazoo-%d", time.Now().UnixNano())
 			var d, p kazooLatency
 			for range b.N {
@@ -222,8 +231,9 @@ func BenchmarkProxyKazoo(b *testing.B) {
 			b.Logf("kazoo, %d sequential each: set p50 %.3f ms direct, %.3f through the tap (%.2fx); get p50 %.3f / %.3f (%.2fx); means set %.2fx, get %.2fx (target <= %.1fx)",
 				n, d.SetP50Ms, p.SetP50Ms, p.SetP50Ms/d.SetP50Ms, d.GetP50Ms, p.GetP50Ms, p.GetP50Ms/d.GetP50Ms,
 				p.SetMeanMs/d.SetMeanMs, p.GetMeanMs/d.GetMeanMs, kazooTargetRatio)
-			st := tap.stop(b)
-			b.Logf("tap: %d mirrored, %d delivered, lost %v", st.Mirrored, st.Delivered, st.Lost)
+			if st := tap.stop(b); !mode.relay {
+				b.Logf("tap: %d mirrored, %d delivered, lost %v", st.Mirrored, st.Delivered, st.Lost)
+			}
 		})
 	}
 }

@@ -39,6 +39,8 @@ type tapSpec struct {
 	// BytesRelay runs, in place of a Tap, a relay that copies bytes without
 	// decoding or mirroring anything: the floor of any proxy's cost.
 	BytesRelay bool
+	// QueueNoSync skips the queue's fsyncs (experiments only).
+	QueueNoSync bool
 }
 
 // downJournal is a journal cluster that cannot be reached.
@@ -82,6 +84,7 @@ func TestTapProcess(t *testing.T) {
 	cfg := DefaultConfig()
 	cfg.Listen, cfg.QueueDir, cfg.ZK, cfg.Journal, cfg.Sync = spec.Listen, spec.QueueDir, spec.ZK, downJournal{}, spec.Sync
 	cfg.Logger = log
+	cfg.QueueNoSync = spec.QueueNoSync
 	closeJournal := func() {}
 	if spec.JournalDir != "" {
 		nc := raftjournal.DefaultNodeConfig()

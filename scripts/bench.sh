@@ -31,7 +31,11 @@ for g in $groups; do
 	export) echo "== export (exporter)"; BENCH_OUT="$OUT.export" EXPORT_BIG_NODES=${EXPORT_BIG_NODES:-0} ./scripts/bench-export.sh; cat "$OUT.export" >>"$OUT"; rm -f "$OUT.export" ;;
 	import) echo "== import and migrate (importer)"; bench ./importer/ 'OfflineImport|OnlineImport|MigrateKafka' 1x ;;
 	verify) echo "== verify"; bench ./verify/ 'CompareSnapshots|CompareZooKeeper|DigestOnly' 3x ;;
-	proxy) echo "== dual-write proxy (dualwrite)"; bench ./dualwrite/ 'Proxy$' 2x -load.dur=3s ;;
+	proxy)
+		echo "== dual-write proxy (dualwrite)"
+		bench ./dualwrite/ 'Proxy$' 2x -load.dur=3s
+		bench ./dualwrite/ 'ProxyCreates$|ProxyKazoo$' 2x -load.dur=3s
+		;;
 	zkserver) echo "== the journal's client port vs ZooKeeper (zkserver)"; bench ./zkserver/ 'VsZooKeeper$' 1x ;;
 	datadir)
 		echo "== ZooKeeper data directory: export and tail (exporter/datadir, dualwrite)"
@@ -96,6 +100,14 @@ for g in $groups; do
 			done
 			row "proxy async$cpu, read90: read p50 added, lightly loaded (ms)" "$(metric "BenchmarkProxy/async$cpu/read90" added-read-p50-ms)" "target <= 0.3 ms (paced at a quarter of direct); saturated: $(metric "BenchmarkProxy/async$cpu/read90" saturated-added-read-p50-ms) ms"
 			row "proxy async$cpu, read90: CPU per request, the tap (us)" "$(metric "BenchmarkProxy/async$cpu/read90" tap-cpu-us/op)" "ZooKeeper's 3 servers $(metric "BenchmarkProxy/async$cpu/read90" zk-cpu-us/op) us, the 64 go-zookeeper clients $(metric "BenchmarkProxy/async$cpu/read90" client-cpu-us/op) us"
+		done
+		for cpu in shared own-cpu; do
+			for n in 1 3000; do
+				row "proxy creates, $n in flight on one connection, $cpu: tap vs direct" "$(metric "BenchmarkProxyCreates/$cpu/inflight=$n" tap-ratio)x" "target >= 0.8x; direct $(metric "BenchmarkProxyCreates/$cpu/inflight=$n" direct-creates/s) creates/s"
+			done
+			for op in set get; do
+				row "proxy kazoo sequential $op, $cpu: p50 latency tap vs direct" "$(metric "BenchmarkProxyKazoo/$cpu" $op-p50-ratio)x" "target <= 1.2x; mean $(metric "BenchmarkProxyKazoo/$cpu" $op-mean-ratio)x; direct p50 $(metric "BenchmarkProxyKazoo/$cpu" direct-$op-p50-ms) ms"
+			done
 		done
 		;;
 	zkserver)
