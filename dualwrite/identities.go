@@ -1,8 +1,6 @@
 package dualwrite
 
 import (
-	"crypto/sha1"
-	"encoding/base64"
 	"fmt"
 	"net"
 	"slices"
@@ -104,12 +102,9 @@ func fixACL(acl []znode.ACL, ids identities) ([]znode.ACL, error) {
 	return append(out, aclReadBack), nil
 }
 
-// digestID is the digest identity of "user:password" (addauth digest):
-// user:base64(sha1(user:password)).
+// digestID is the digest identity of "user:password" (addauth digest).
 func digestID(auth []byte) znode.ID {
-	user, _, _ := strings.Cut(string(auth), ":")
-	sum := sha1.Sum(auth)
-	return znode.ID{Scheme: "digest", ID: user + ":" + base64.StdEncoding.EncodeToString(sum[:])}
+	return znode.ID{Scheme: "digest", ID: znode.DigestID(string(auth))}
 }
 
 // javaHostAddress formats an address as java.net.InetAddress.getHostAddress

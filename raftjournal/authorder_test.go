@@ -1,8 +1,6 @@
 package raftjournal
 
 import (
-	"crypto/sha1"
-	"encoding/base64"
 	"fmt"
 	"math/rand/v2"
 	"slices"
@@ -15,18 +13,8 @@ import (
 	"github.com/zk2raft/zk2raft/znode"
 )
 
-// testDigestID is DigestAuthenticationProvider.generateDigest of "user:password".
-func testDigestID(cred string) znode.ID {
-	user := cred
-	for i := range cred {
-		if cred[i] == ':' {
-			user = cred[:i]
-			break
-		}
-	}
-	sum := sha1.Sum([]byte(cred))
-	return znode.ID{Scheme: "digest", ID: user + ":" + base64.StdEncoding.EncodeToString(sum[:])}
-}
+// testDigestID is the digest identity of "user:password".
+func testDigestID(cred string) znode.ID { return znode.ID{Scheme: "digest", ID: znode.DigestID(cred)} }
 
 // TestFixupACL checks fixupACL against what a real ZooKeeper 3.8.0 (Debian's,
 // OpenJDK 17) stored for the same requests, read back with getACL as super
