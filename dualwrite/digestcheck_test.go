@@ -51,6 +51,7 @@ func newQuietSetup(t *testing.T) *quietSetup {
 	q := &quietSetup{ens: zktest.New(t, zktest.Options{Servers: 1})}
 	c := raftjournal.DefaultNodeConfig()
 	c.NodeID, c.DataDir, c.RaftAddr, c.AdminAddr = "j1", t.TempDir(), testlog.FreeAddr(t), "127.0.0.1:0"
+	c.Secret = testlog.Secret()
 	c.Logger = testlog.New(t).With("node", "j1")
 	c.Bootstrap = true
 	c.HeartbeatTimeout, c.ElectionTimeout, c.LeaderLeaseTimeout = 400*time.Millisecond, 400*time.Millisecond, 200*time.Millisecond
