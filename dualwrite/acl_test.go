@@ -12,11 +12,11 @@ import (
 
 	"github.com/go-zookeeper/zk"
 
-	"github.com/zk2raft/zk2raft/exporter"
 	"github.com/zk2raft/zk2raft/importer"
 	"github.com/zk2raft/zk2raft/internal/zktest"
 	"github.com/zk2raft/zk2raft/raftjournal"
 	"github.com/zk2raft/zk2raft/verify"
+	"github.com/zk2raft/zk2raft/zkclient"
 )
 
 // runZkCli runs ZooKeeper's own command-line client (org.apache.zookeeper.
@@ -51,9 +51,9 @@ func compareSubtree(t testing.TB, hosts []string, root string, n *raftjournal.No
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	var auth []exporter.Auth
+	var auth []zkclient.Auth
 	for _, cred := range creds {
-		a, err := exporter.ParseAuth("digest:" + cred)
+		a, err := zkclient.ParseAuth("digest:" + cred)
 		if err != nil {
 			t.Fatal(err)
 		}
