@@ -732,3 +732,21 @@ func (p *tapProcess) stop(b *testing.B) Status {
 	}
 	return st
 }
+
+// waitSession waits until conn, whose event channel is events, holds a
+// session.
+func waitSession(ctx context.Context, conn *zk.Conn, events <-chan zk.Event) error {
+	for {
+		select {
+		case ev, ok := <-events:
+			if !ok {
+				return fmt.Errorf("dualwrite: connection closed before a session was established")
+			}
+			if ev.State == zk.StateHasSession {
+				return nil
+			}
+		case <-ctx.Done():
+			return fmt.Errorf("dualwrite: waiting for a session on %s: %w", conn.Server(), ctx.Err())
+		}
+	}
+}

@@ -9,11 +9,11 @@ import (
 
 	"github.com/go-zookeeper/zk"
 
-	"github.com/zk2raft/zk2raft/exporter"
 	"github.com/zk2raft/zk2raft/importer"
 	"github.com/zk2raft/zk2raft/internal/testlog"
 	"github.com/zk2raft/zk2raft/raftjournal"
 	"github.com/zk2raft/zk2raft/verify"
+	"github.com/zk2raft/zk2raft/zkclient"
 )
 
 // compareView verifies ZooKeeper's subtree at root against a journal read
@@ -22,9 +22,9 @@ func compareView(t testing.TB, hosts []string, root string, view JournalView, cr
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	var auth []exporter.Auth
+	var auth []zkclient.Auth
 	for _, cred := range creds {
-		a, err := exporter.ParseAuth("digest:" + cred)
+		a, err := zkclient.ParseAuth("digest:" + cred)
 		if err != nil {
 			t.Fatal(err)
 		}
