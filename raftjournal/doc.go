@@ -62,7 +62,11 @@
 // it has applied that far (the read-index pattern).
 //
 // Sessions: the leader tracks touches in memory and commits ExpireSessions
-// entries; container and TTL clean-up run once the journal is primary.
+// entries; container and TTL clean-up run once the journal is primary. The
+// leader also remembers, in memory, which node each session's client is
+// connected to (ClaimSessions), and refuses that session's writes from any
+// other node (SubmitForSession, CodeSessionMoved), as ZooKeeper's
+// SessionTracker does.
 //
 // # What the FSM owns
 //

@@ -17,15 +17,17 @@ import (
 // leader starts every session's clock afresh from its full timeout, so a
 // leader change can only extend a session, never cut it short.
 
-// sessionTracker is the leader's view of session deadlines.
+// sessionTracker is the leader's view of session deadlines, and of which
+// node each session's client is connected to (its owner, see ClaimSessions).
 type sessionTracker struct {
 	mu       sync.Mutex
 	deadline map[int64]time.Time
-	active   bool // this node leads and has synced the table
+	owner    map[int64]string // node id; absent: not known since this node leads
+	active   bool             // this node leads and has synced the table
 }
 
 func newSessionTracker() *sessionTracker {
-	return &sessionTracker{deadline: make(map[int64]time.Time)}
+	return &sessionTracker{deadline: make(map[int64]time.Time), owner: make(map[int64]string)}
 }
 
 // reset starts tracking as a new leader, or stops (sessions nil).
@@ -33,6 +35,7 @@ func (t *sessionTracker) reset(sessions []SessionInfo, now time.Time, active boo
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	clear(t.deadline)
+	clear(t.owner)
 	t.active = active
 	for _, s := range sessions {
 		t.deadline[s.ID] = now.Add(time.Duration(s.TimeoutMs) * time.Millisecond)
@@ -64,6 +67,7 @@ func (t *sessionTracker) sync(sessions []SessionInfo, now time.Time) []int64 {
 	for id := range t.deadline {
 		if _, ok := live[id]; !ok {
 			delete(t.deadline, id)
+			delete(t.owner, id)
 		}
 	}
 	slices.Sort(expired)
@@ -75,6 +79,26 @@ func (t *sessionTracker) touch(id int64, timeout time.Duration, now time.Time) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	t.deadline[id] = now.Add(timeout)
+}
+
+// own records that node serves the session's client: claim replaces any
+// owner (a connect or reconnect), otherwise the node becomes the owner only
+// of a session without one (ZooKeeper's SessionTracker.checkSession). It
+// reports false when another node owns the session: the session moved away
+// from node. Before the tracker is active (a new leader still syncing),
+// every node is taken at its word.
+func (t *sessionTracker) own(id int64, node string, claim bool) bool {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if !t.active {
+		return true
+	}
+	cur, ok := t.owner[id]
+	if claim || !ok {
+		t.owner[id] = node
+		return true
+	}
+	return cur == node
 }
 
 // touchLocal renews a session on this node as leader: SessionExpired when the

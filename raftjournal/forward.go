@@ -33,7 +33,10 @@ import (
 //	6 transfer     id string, addr string  → —             leader only ("" = any)
 //	7 status       —                       → JSON MemberStatus
 //	8 read         path string, flags u8   → exists u8, data bytes, stat
-//	9 touch batch  uvarint n, n × session  → uvarint k, k × expired session   leader only
+//	9 touch batch  owner string, claim u8,  → uvarint k, k × expired session,   leader only
+//	               uvarint n, n × session      uvarint m, m × moved session
+//	10 apply owned owner string, session    → Result                          leader only
+//	               varint, entry bytes          (refused when the session moved: see SubmitForSession)
 //
 // A "leader only" request that reaches a follower fails with ErrNotLeader and
 // the caller retries at the leader raft names; requests are never chained from
@@ -48,6 +51,7 @@ const (
 	rpcStatus     byte = 7
 	rpcRead       byte = 8
 	rpcTouchBatch byte = 9
+	rpcApplyOwned byte = 10
 )
 
 // Frame bounds. Apply carries whole log entries (import batches are the
@@ -63,7 +67,7 @@ const (
 
 // maxRequestSize is the largest payload a request for method may carry.
 func maxRequestSize(method byte) uint32 {
-	if method == rpcApply {
+	if method == rpcApply || method == rpcApplyOwned {
 		return maxRPCFrame
 	}
 	return maxSmallRPCFrame
@@ -487,12 +491,12 @@ var errFrameTooLarge = errors.New("raftjournal: rpc frame too large")
 // rpcRequest is a decoded journal RPC request.
 type rpcRequest struct {
 	method   byte
-	entry    []byte  // apply
-	session  int64   // touch
+	entry    []byte  // apply, apply owned
+	session  int64   // touch, apply owned
 	sessions []int64 // touch batch
-	id, addr string  // add voter, remove (id), transfer
+	id, addr string  // add voter, remove (id), transfer; touch batch and apply owned: the owner (id)
 	path     string  // read
-	flags    byte    // read
+	flags    byte    // read; touch batch: claim
 }
 
 // readRPCRequest reads one request frame (its length bounded by the method
@@ -527,7 +531,16 @@ func decodeRPCRequest(method byte, payload []byte) rpcRequest {
 	case rpcTouch:
 		req.session = d.varint("session")
 	case rpcTouchBatch:
-		req.sessions = decodeTouchBatch(d)
+		var claim bool
+		req.id, claim, req.sessions = decodeTouchBatch(d)
+		req.flags = boolByte(claim)
+	case rpcApplyOwned:
+		req.id, req.session = d.string("owner"), d.varint("session")
+		if d.err != nil {
+			return rpcRequest{method: badRPC, id: fmt.Sprintf("rpc %d: %v", method, d.err)}
+		}
+		req.entry = payload[d.off:]
+		return req
 	case rpcAddVoter, rpcTransfer:
 		req.id, req.addr = d.string("id"), d.string("addr")
 	case rpcRemove:
@@ -577,7 +590,20 @@ func (n *Node) handleRPC(req rpcRequest) ([]byte, error) {
 	case rpcTouch:
 		return nil, n.touchLocal(req.session)
 	case rpcTouchBatch:
-		return n.touchBatchLocal(req.sessions)
+		return n.touchBatchLocal(req.id, req.flags != 0, req.sessions)
+	case rpcApplyOwned:
+		if !n.isLeader() {
+			return nil, ErrNotLeader
+		}
+		if !n.tracker.own(req.session, req.id, false) {
+			return nil, sessionMoved(req.session)
+		}
+		n.metrics.forwardedIn.Inc()
+		res, err := n.applyLocal(ctx, stampEntry(req.entry, time.Now().UnixMilli()), entryTypeOf(req.entry))
+		if err != nil {
+			return nil, err
+		}
+		return appendResult(nil, res), nil
 	case rpcAddVoter:
 		return nil, n.addVoterLocal(ctx, req.id, req.addr)
 	case rpcRemove:

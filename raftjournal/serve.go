@@ -316,48 +316,82 @@ func (n *Node) WaitApplied(ctx context.Context, index uint64) error {
 	return n.fsm.waitApplied(ctx, index)
 }
 
-// TouchSessions tells the leader that these sessions are alive, in one
-// request however many there are (ZooKeeper followers batch their clients'
-// pings the same way), and returns those the table no longer has.
-func (n *Node) TouchSessions(ctx context.Context, ids []int64) (expired []int64, err error) {
+// SessionReport is the leader's answer to a node's session touches: the
+// sessions the table no longer has, and those whose client another node has
+// claimed since (they moved). The node must close its connections of both.
+type SessionReport struct {
+	Expired, Moved []int64
+}
+
+// TouchSessions tells the leader that these sessions' clients are connected
+// to this node and alive, in one request however many there are (ZooKeeper
+// followers batch their clients' pings the same way). A session nobody owns
+// (new, or not heard of since this leader was elected) becomes this node's;
+// one another node claimed is reported moved and not renewed.
+func (n *Node) TouchSessions(ctx context.Context, ids []int64) (SessionReport, error) {
+	return n.sessionsOnLeader(ctx, ids, false)
+}
+
+// ClaimSessions makes this node the owner of sessions whose clients just
+// connected or reconnected to it, and renews them: the leader remembers the
+// owner of each session in memory (like ZooKeeper's SessionTracker, not in
+// the log), refuses writes for the session from any other node
+// (SubmitForSession fails with CodeSessionMoved) and reports the session
+// moved to the former owner's next TouchSessions, so that a client is never
+// live on two nodes at once.
+func (n *Node) ClaimSessions(ctx context.Context, ids []int64) (SessionReport, error) {
+	return n.sessionsOnLeader(ctx, ids, true)
+}
+
+func (n *Node) sessionsOnLeader(ctx context.Context, ids []int64, claim bool) (SessionReport, error) {
 	ctx, end, err := n.begin(ctx)
 	if err != nil {
-		return nil, err
+		return SessionReport{}, err
 	}
 	defer end()
-	payload := appendUvarint(nil, uint64(len(ids)))
+	payload := appendString(nil, string(n.id))
+	payload = append(payload, boolByte(claim))
+	payload = appendUvarint(payload, uint64(len(ids)))
 	for _, id := range ids {
 		payload = appendVarint(payload, id)
 	}
 	resp, err := n.onLeader(ctx, rpcTouchBatch, payloadOf(payload), func(context.Context) ([]byte, error) {
-		return n.touchBatchLocal(ids)
+		return n.touchBatchLocal(string(n.id), claim, ids)
 	})
 	if err != nil {
-		return nil, err
+		return SessionReport{}, err
 	}
+	var rep SessionReport
 	d := &decoder{b: resp}
-	k := d.count("expired count", 1)
-	for i := 0; i < k && d.err == nil; i++ {
-		expired = append(expired, d.varint("session"))
+	for _, list := range []*[]int64{&rep.Expired, &rep.Moved} {
+		k := d.count("session count", 1)
+		for i := 0; i < k && d.err == nil; i++ {
+			*list = append(*list, d.varint("session"))
+		}
 	}
 	if err := d.finish(); err != nil {
-		return nil, fmt.Errorf("raftjournal: malformed touch response: %v", err)
+		return SessionReport{}, fmt.Errorf("raftjournal: malformed touch response: %v", err)
 	}
-	return expired, nil
+	return rep, nil
 }
 
-// touchBatchLocal renews sessions on this node as leader and encodes the
-// ones the table does not have.
-func (n *Node) touchBatchLocal(ids []int64) ([]byte, error) {
+// touchBatchLocal renews sessions on this node as leader for the node that
+// serves their clients, and encodes the ones the table does not have and
+// the ones another node owns.
+func (n *Node) touchBatchLocal(owner string, claim bool, ids []int64) ([]byte, error) {
 	if !n.isLeader() {
 		return nil, ErrNotLeader
 	}
 	now := time.Now()
-	var gone []int64
+	var gone, moved []int64
 	for _, id := range ids {
 		s, ok := n.fsm.Session(id)
 		if !ok {
 			gone = append(gone, id)
+			continue
+		}
+		if !n.tracker.own(id, owner, claim) {
+			moved = append(moved, id)
 			continue
 		}
 		n.tracker.touch(id, time.Duration(s.TimeoutMs)*time.Millisecond, now)
@@ -366,22 +400,72 @@ func (n *Node) touchBatchLocal(ids []int64) ([]byte, error) {
 	for _, id := range gone {
 		out = appendVarint(out, id)
 	}
+	out = appendUvarint(out, uint64(len(moved)))
+	for _, id := range moved {
+		out = appendVarint(out, id)
+	}
 	return out, nil
 }
 
-func decodeTouchBatch(d *decoder) []int64 {
+func decodeTouchBatch(d *decoder) (owner string, claim bool, ids []int64) {
+	owner = d.string("owner")
+	claim = d.byte1("claim") != 0
 	k := d.count("session count", 1)
-	ids := make([]int64, 0, k)
+	ids = make([]int64, 0, k)
 	for i := 0; i < k && d.err == nil; i++ {
 		ids = append(ids, d.varint("session"))
 	}
-	return ids
+	return owner, claim, ids
+}
+
+// SubmitForSession submits a command on behalf of a client session
+// connected to this node (zkserver's writes and closeSession). The leader
+// first checks that this node still owns the session (ClaimSessions): if
+// another node claimed it since, the command is refused without reaching
+// the log, with CodeSessionMoved, as ZooKeeper's PrepRequestProcessor
+// refuses a request from a server the session moved away from.
+func (n *Node) SubmitForSession(ctx context.Context, session int64, c Command) (*Result, error) {
+	ctx, end, err := n.begin(ctx)
+	if err != nil {
+		return nil, err
+	}
+	defer end()
+	sub := &submission{cmd: c, typ: c.EntryType()}
+	var res *Result
+	start := time.Now()
+	resp, err := n.onLeader(ctx, rpcApplyOwned, func() []byte {
+		b := appendString(nil, string(n.id))
+		b = appendVarint(b, session)
+		return append(b, sub.encoded()...)
+	}, func(ctx context.Context) ([]byte, error) {
+		if !n.tracker.own(session, string(n.id), false) {
+			return nil, sessionMoved(session)
+		}
+		r, err := n.applyLocal(ctx, sub.stamped(time.Now().UnixMilli()), sub.typ)
+		res = r
+		return nil, err
+	})
+	if err != nil {
+		return nil, err
+	}
+	if res == nil {
+		if res, err = decodeResult(resp); err != nil {
+			return nil, err
+		}
+		n.metrics.observeApply(sub.typ, time.Since(start))
+	}
+	return res, nil
+}
+
+func sessionMoved(session int64) error {
+	return &OpError{Op: OpCheck, Path: fmt.Sprintf("session 0x%x", session), Code: CodeSessionMoved}
 }
 
 // ClientPort is what a node's ZooKeeper-protocol port reports in the node's
 // status: its address and open connections.
 type ClientPort struct {
-	Addr        string
+	Addr        string // plain; "" without one
+	SecureAddr  string // TLS; "" without one
 	Connections int
 }
 
