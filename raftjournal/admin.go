@@ -59,9 +59,11 @@ type MemberStatus struct {
 	JournalEpoch      uint32 `json:"journal_epoch"`
 	LastZxid          string `json:"last_zxid"`
 	MaxSourceZxid     string `json:"max_source_zxid"`
-	// ClientAddr and ClientConnections describe the node's ZooKeeper-protocol
-	// port (serve --client-addr), when it has one.
+	// ClientAddr, SecureClientAddr and ClientConnections describe the node's
+	// ZooKeeper-protocol ports (serve --client-addr, --secure-client-addr),
+	// when it has them.
 	ClientAddr        string `json:"client_addr,omitempty"`
+	SecureClientAddr  string `json:"secure_client_addr,omitempty"`
 	ClientConnections int    `json:"client_connections"`
 }
 
@@ -111,6 +113,7 @@ func (n *Node) memberStatus() MemberStatus {
 	cp, _ := n.clientPortStatus()
 	return MemberStatus{
 		ClientAddr:        cp.Addr,
+		SecureClientAddr:  cp.SecureAddr,
 		ClientConnections: cp.Connections,
 		ID:                string(n.id),
 		RaftAddr:          string(n.addr),

@@ -1,6 +1,7 @@
 package zkserver
 
 import (
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -19,7 +20,21 @@ var ErrInvalidConfig = errors.New("zkserver: invalid configuration")
 // Config configures a Server. Start from DefaultConfig.
 type Config struct {
 	// Addr is the client port's TCP address, host:port (port 0 picks one).
+	// Empty: no plain port (SecureAddr must be set).
 	Addr string
+	// SecureAddr is ZooKeeper's secureClientPort: the same protocol over
+	// TLS, configured by TLS. Empty: no secure port.
+	SecureAddr string
+	// TLS is the secure port's TLS configuration: its certificate and,
+	// through ClientAuth and ClientCAs, whether clients present certificates
+	// (ZooKeeper's ssl.clientAuth need, want, none). A client certificate
+	// that verifies authenticates the connection as x509:<subject DN>, the
+	// DN as Java's X500Principal.getName() prints it (ZooKeeper's
+	// X509AuthenticationProvider).
+	TLS *tls.Config
+	// X509SuperUser is zookeeper.X509AuthenticationProvider.superUser: a
+	// client whose certificate's subject DN equals it may do anything.
+	X509SuperUser string
 	// TickTime is ZooKeeper's tickTime: the session timeout defaults derive
 	// from it, and sessions are touched on the leader every half tick.
 	TickTime time.Duration
@@ -40,6 +55,12 @@ type Config struct {
 	// Replies are not limited, as in ZooKeeper: clients apply their own
 	// limit. 0: 0xfffff.
 	MaxBuffer int
+	// MaxReplyBuffer caps the replies sent (0: no cap, as in ZooKeeper). A
+	// reply larger than it is not sent: the connection is closed with a log
+	// line naming the request, which is what a client whose jute.maxbuffer
+	// is MaxReplyBuffer experiences when sent the reply (see "Limits" in
+	// doc.go).
+	MaxReplyBuffer int
 	// MaxClientConnsPerIP is maxClientCnxns (0: unlimited). ZooKeeper's
 	// default is 60.
 	MaxClientConnsPerIP int
@@ -91,8 +112,14 @@ func (c Config) Validate() error {
 		return fmt.Errorf("%w: %s", ErrInvalidConfig, fmt.Sprintf(format, args...))
 	}
 	switch {
-	case c.Addr == "":
-		return bad("Addr is empty")
+	case c.Addr == "" && c.SecureAddr == "":
+		return bad("neither Addr nor SecureAddr is set")
+	case c.SecureAddr != "" && (c.TLS == nil || (len(c.TLS.Certificates) == 0 && c.TLS.GetCertificate == nil)):
+		return bad("SecureAddr %q needs a TLS configuration with a certificate", c.SecureAddr)
+	case c.TLS != nil && c.SecureAddr == "":
+		return bad("a TLS configuration without SecureAddr")
+	case c.X509SuperUser != "" && c.SecureAddr == "":
+		return bad("X509SuperUser without SecureAddr")
 	case c.TickTime <= 0:
 		return bad("TickTime %v is not positive", c.TickTime)
 	case c.MinSessionTimeout < 0 || c.MaxSessionTimeout < 0:
@@ -101,6 +128,8 @@ func (c Config) Validate() error {
 		return bad("MinSessionTimeout %v exceeds MaxSessionTimeout %v", c.minTimeout(), c.maxTimeout())
 	case c.MaxBuffer < 0 || c.MaxBuffer > zkwire.MaxFrame:
 		return bad("MaxBuffer %d out of range", c.MaxBuffer)
+	case c.MaxReplyBuffer < 0:
+		return bad("MaxReplyBuffer %d is negative", c.MaxReplyBuffer)
 	case c.MaxClientConnsPerIP < 0:
 		return bad("MaxClientConnsPerIP %d is negative", c.MaxClientConnsPerIP)
 	case c.MaxOutstanding < 1 || c.MaxOutstandingBytes < 1:
@@ -108,8 +137,13 @@ func (c Config) Validate() error {
 	case c.WatchQueue < 1:
 		return bad("WatchQueue must be positive")
 	}
-	if _, _, err := net.SplitHostPort(c.Addr); err != nil {
-		return bad("Addr %q: %v", c.Addr, err)
+	for name, addr := range map[string]string{"Addr": c.Addr, "SecureAddr": c.SecureAddr} {
+		if addr == "" {
+			continue
+		}
+		if _, _, err := net.SplitHostPort(addr); err != nil {
+			return bad("%s %q: %v", name, addr, err)
+		}
 	}
 	if c.SuperDigest != "" {
 		if user, digest, ok := strings.Cut(c.SuperDigest, ":"); !ok || user == "" || digest == "" || strings.Contains(digest, ":") {

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"crypto/subtle"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -33,7 +34,8 @@ type conn struct {
 	sessionID atomic.Int64
 	timeout   time.Duration // negotiated
 	local     bool          // a shadow-phase session of this node
-	auth      []znode.ID    // addauth identities, then ip (process only)
+	auth      []znode.ID    // certificate and addauth identities, then ip (process only)
+	certIDs   []znode.ID    // x509 (and super) from a verified client certificate
 	watcher   *raftjournal.Watcher
 
 	queue  chan *request
@@ -102,6 +104,9 @@ func (c *conn) serve() {
 	defer c.close("")
 	c.s.m.connections.Inc()
 	defer c.s.m.connections.Dec()
+	if tc, ok := c.nc.(*tls.Conn); ok && !c.tlsHandshake(tc) {
+		return
+	}
 	// A client gets one session timeout's worth of the default to say anything.
 	_ = c.nc.SetReadDeadline(time.Now().Add(c.s.cfg.maxTimeout()))
 	fr := zkwire.NewFrameReader(c.br, c.s.cfg.maxBuffer())
@@ -198,7 +203,14 @@ func (c *conn) handshake(req zkwire.ConnectRequest) bool {
 		}
 		s.m.sessionsCreated.Inc()
 	default:
-		ok, local := c.resumable(ctx, id, req.Passwd)
+		ok, local, err := c.resumable(ctx, id, req.Passwd)
+		if err != nil {
+			// The journal could not tell (no leader within the timeout): close
+			// without an answer, so the client tries again, keeping its session.
+			s.logger.Info("could not validate a reconnecting session; closing without an answer", "remote", c.nc.RemoteAddr().String(),
+				"session", fmt.Sprintf("%#x", id), "error", err)
+			return false
+		}
 		if !ok {
 			s.m.sessionsRefused.Inc()
 			s.logger.Info("refusing to resume an expired or unknown session", "remote", c.nc.RemoteAddr().String(),
@@ -212,7 +224,7 @@ func (c *conn) handshake(req zkwire.ConnectRequest) bool {
 	resp.Passwd = SessionPassword(id)
 	c.sessionID.Store(id)
 	c.timeout = time.Duration(timeoutMs) * time.Millisecond
-	c.auth = []znode.ID{{Scheme: "ip", ID: c.ip}}
+	c.auth = append(append([]znode.ID(nil), c.certIDs...), znode.ID{Scheme: "ip", ID: c.ip})
 	s.attach(id, c)
 	if !c.local {
 		s.touch(id)
@@ -223,28 +235,31 @@ func (c *conn) handshake(req zkwire.ConnectRequest) bool {
 // resumable decides whether a reconnect may resume session id: the password
 // must be ZooKeeper's for the id, and the session must be live — a local
 // session of this node, or in the journal's table once this node has caught
-// up with the leader, confirmed by the leader (which touches it).
-func (c *conn) resumable(ctx context.Context, id int64, passwd []byte) (ok, local bool) {
+// up with the leader, confirmed by the leader, which records this node as the
+// session's owner (ClaimSessions): a connection the session left on another
+// node is closed there, and its writes are refused. err is set when the
+// journal could not tell.
+func (c *conn) resumable(ctx context.Context, id int64, passwd []byte) (ok, local bool, err error) {
 	s := c.s
 	if subtle.ConstantTimeCompare(passwd, SessionPassword(id)) != 1 {
-		return false, false
+		return false, false, nil
 	}
 	if _, ok := s.lookupLocal(id); ok {
-		return true, true
+		return true, true, nil
 	}
 	if _, ok := s.fsm.Session(id); !ok {
 		if err := s.node.Sync(ctx); err != nil {
-			return false, false
+			return false, false, err
 		}
 		if _, ok := s.fsm.Session(id); !ok {
-			return false, false
+			return false, false, nil
 		}
 	}
-	expired, err := s.node.TouchSessions(ctx, []int64{id})
-	if err != nil || len(expired) > 0 {
-		return false, false
+	rep, err := s.node.ClaimSessions(ctx, []int64{id})
+	if err != nil {
+		return false, false, err
 	}
-	return true, false
+	return len(rep.Expired) == 0, false, nil
 }
 
 // writeRecord writes a connect response; it reports success.
@@ -393,6 +408,17 @@ func (c *conn) reply(req *request, zxid int64, code zkwire.Code, body zkwire.Res
 		c.s.logger.Error("encoding a reply failed", "op", req.hdr.Op.String(), "error", err)
 		frame, _ = zkwire.AppendReplyFrame(nil, zkwire.ReplyHeader{Xid: req.hdr.Xid, Zxid: zxid, Err: zkwire.CodeSystemError}, req.hdr.Op, nil)
 	}
+	if lim := c.s.cfg.MaxReplyBuffer; lim > 0 && len(frame)-4 >= lim {
+		// The Java client refuses a packet whose length reaches its
+		// jute.maxbuffer ("Packet len ... is out of range") and drops the
+		// connection; sending it would only cost both sides the bytes.
+		c.s.m.oversizeReplies.Inc()
+		c.s.logger.Warn("reply exceeds the reply limit; closing the connection instead of sending it",
+			"remote", c.nc.RemoteAddr().String(), "session", fmt.Sprintf("%#x", c.sessionID.Load()),
+			"op", req.hdr.Op.String(), "path", requestPath(req.body), "bytes", len(frame)-4, "limit", lim)
+		c.close("reply over the reply limit")
+		return
+	}
 	if zxid > 0 && req.hdr.Xid >= 0 {
 		c.lastZxid.Store(zxid)
 	}
@@ -403,4 +429,27 @@ func (c *conn) reply(req *request, zxid int64, code zkwire.Code, body zkwire.Res
 	c.s.m.observe(req.hdr.Op, code, d)
 	c.lastOp.Store(req.hdr.Op.String())
 	c.write(frame)
+}
+
+// requestPath is the path a request names, for log lines ("" for none).
+func requestPath(r zkwire.Request) string {
+	switch r := r.(type) {
+	case *zkwire.GetDataRequest:
+		return r.Path
+	case *zkwire.GetChildrenRequest:
+		return r.Path
+	case *zkwire.GetACLRequest:
+		return r.Path
+	case *zkwire.ExistsRequest:
+		return r.Path
+	case *zkwire.GetAllChildrenNumberRequest:
+		return r.Path
+	case *zkwire.GetEphemeralsRequest:
+		return r.PrefixPath
+	case *zkwire.CreateRequest:
+		return r.Path
+	case *zkwire.SetDataRequest:
+		return r.Path
+	}
+	return ""
 }

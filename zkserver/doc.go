@@ -20,6 +20,31 @@
 // Connections above MaxClientConnsPerIP from one address are closed at
 // accept (ZooKeeper's maxClientCnxns).
 //
+// The secure port (Config.SecureAddr, ZooKeeper's secureClientPort) serves
+// the same protocol inside TLS; see tls.go for client certificates and the
+// x509 scheme.
+//
+// # Limits: jute.maxbuffer on requests and replies
+//
+// Config.MaxBuffer is jute.maxbuffer for requests, as on ZooKeeper: a
+// request frame longer than it closes the connection ("Len error"), before
+// anything is allocated for it. Replies are another matter. ZooKeeper caps
+// nothing it sends: a getChildren of a node with a million children, or a
+// getData of a node written under a larger limit, goes out whole, and it is
+// the client that refuses it (the Java client throws "Packet len N is out
+// of range" when a packet reaches its own jute.maxbuffer, drops the
+// connection, reconnects and, when it asks again, fails again). Capping
+// replies by default would break clients configured with a larger
+// jute.maxbuffer than the server's, which ZooKeeper allows and which is the
+// documented fix for large nodes; so by default the journal sends every
+// reply, as ZooKeeper does. Config.MaxReplyBuffer (serve --reply-maxbuffer,
+// off by default) is for operators whose clients all use one known limit:
+// a reply whose length reaches it is not sent, the connection closes with a
+// log line naming the session, operation, path and size, and the client
+// sees what it would have seen anyway — a dropped connection — without the
+// server spending the bytes. There is no error code for it: ZooKeeper has
+// none, and an invented one would surprise clients more than the close.
+//
 // # Ordering (ZooKeeper's guarantees)
 //
 //   - Writes are linearizable: each is one raftjournal.Write entry, decided
@@ -69,6 +94,20 @@
 // table no longer has, whose connections are closed. A connection silent
 // for its session timeout is closed; the leader then expires the session.
 //
+// A session lives on one node at a time, as on ZooKeeper. The leader keeps
+// each session's owner (the node its client is connected to) in memory,
+// like ZooKeeper's SessionTracker: a resume claims the session for the node
+// that answers it (Node.ClaimSessions) before the client hears back. The
+// node it left learns it at its next touch (the answer lists the session as
+// moved) and closes its connection there, watches and all; and a write or
+// closeSession still arriving on that connection is refused by the leader
+// before it reaches the log (Node.SubmitForSession, CodeSessionMoved), and
+// the connection closes without an answer, as ZooKeeper's
+// FinalRequestProcessor does (ZOOKEEPER-710). A new leader knows no owners:
+// the first node to touch or write for a session becomes its owner, as in
+// ZooKeeper's checkSession. This matters at the cutover, when clients move
+// from the proxies to journal nodes in bulk.
+//
 // In the shadow phase ZooKeeper is the source of truth and the journal a
 // read-only replica: new sessions are local to the node (ZooKeeper's local
 // sessions, as a read-only server has), created without a log entry so that
@@ -84,14 +123,17 @@
 //
 // # ACLs
 //
-// Identities are the connection's: ip:address, then each addauth (digest
+// Identities are the connection's: x509:<subject DN> from a verified client
+// certificate on the secure port ({super, DN} too when it is
+// Config.X509SuperUser), each addauth (digest
 // user:base64(sha1(user:password)); {super, ""} too when it matches
-// Config.SuperDigest). Writes carry them in the Write entry with CheckACL,
-// and the FSM decides with raftjournal.Permits at apply, deterministically
-// on every node; reads are checked here against the node's ACL, with
-// getACL's masking of digest ids for callers without ADMIN. x509 needs TLS
-// on the client port and SASL a SASL server; neither exists yet (a sasl
-// request is answered as a ZooKeeper without SASL answers it).
+// Config.SuperDigest), and ip:address. Writes carry them in the Write entry
+// with CheckACL, and the FSM decides with raftjournal.Permits at apply,
+// deterministically on every node; reads are checked here against the
+// node's ACL, with getACL's masking of digest ids for callers without
+// ADMIN. SASL (Kerberos, DIGEST-MD5) is not served: a sasl request is
+// answered as a ZooKeeper without SASL configured answers it, and sasl ACL
+// ids match nobody.
 //
 // # Four-letter words
 //
@@ -113,14 +155,20 @@
 //   - A check outside a multi is answered with the stat (3.8 never answers).
 //   - Reconnecting with a lastZxidSeen ahead of this node first waits for
 //     this node to catch up with the leader; ZooKeeper refuses at once.
-//   - A session that reconnects to another node leaves its old connection
-//     on the first node open until that connection's timeout (there is no
-//     session owner in the table, so no SESSIONMOVED).
+//   - The connection a session left on another node is closed within half
+//     a tick of the move (at that node's next touch), even while it is still
+//     pinged; ZooKeeper closes it at its next write or its timeout.
 //   - Watch events are not filtered by the watched node's ACL (ZooKeeper
 //     3.8 drops an event the client may not read); the event names the path
 //     only.
 //   - Replies are not limited to jute.maxbuffer (neither are ZooKeeper's:
-//     clients apply their own limit).
+//     clients apply their own limit); --reply-maxbuffer, off by default,
+//     closes the connection instead of sending a reply over a limit (see
+//     "Limits").
+//   - x509 ACL ids are accepted without configuring an authentication
+//     provider (ZooKeeper needs zookeeper.authProvider.x509 for them), and
+//     the secure port checks client certificates against Config.TLS's CAs
+//     only (no CRL or OCSP, which ZooKeeper can be told to check).
 //   - Notifications carry zxid −1, as before ZooKeeper 3.9.
 //   - reconfig answers RECONFIGDISABLED: membership is `zk2raft journal`'s.
 //   - In shadow, clients that did not ask for read-only are served too.

@@ -155,7 +155,7 @@ func (s *Server) fourLetterText(word string) string {
 		b.WriteString("\n")
 	case "conf":
 		fmt.Fprintf(&b, "clientPort=%s\n", portOf(s.Addr()))
-		fmt.Fprintf(&b, "secureClientPort=-1\n")
+		fmt.Fprintf(&b, "secureClientPort=%s\n", portOf(s.SecureAddr()))
 		fmt.Fprintf(&b, "dataDir=%s\n", s.node.Status().ID)
 		fmt.Fprintf(&b, "tickTime=%d\n", s.cfg.TickTime.Milliseconds())
 		fmt.Fprintf(&b, "maxClientCnxns=%d\n", s.cfg.MaxClientConnsPerIP)
@@ -331,7 +331,11 @@ func (s *Server) mntr() string {
 	return b.String()
 }
 
+// portOf is the port of addr, or -1 (ZooKeeper's "none") without one.
 func portOf(addr string) string {
+	if addr == "" {
+		return "-1"
+	}
 	i := strings.LastIndexByte(addr, ':')
 	if i < 0 {
 		return addr

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"time"
 
 	"github.com/zk2raft/zk2raft/raftjournal"
 	"github.com/zk2raft/zk2raft/zkwire"
@@ -278,7 +279,11 @@ func (c *conn) closeSession(req *request) bool {
 		s.endLocal(id)
 	} else {
 		ctx, cancel := context.WithTimeout(c.ctx, c.timeout)
-		res, err := s.node.Submit(ctx, &raftjournal.CloseSession{Session: id})
+		res, err := s.node.SubmitForSession(ctx, id, &raftjournal.CloseSession{Session: id})
+		if errors.Is(err, raftjournal.CodeSessionMoved) {
+			cancel()
+			return c.moved()
+		}
 		if err == nil {
 			err = s.node.WaitApplied(ctx, res.Index)
 			if res.Zxid != 0 {
@@ -298,7 +303,10 @@ func (c *conn) closeSession(req *request) bool {
 
 // submitWrite turns a write request into a journal Write, submits it, waits until
 // this node has applied it (so the session's later reads and the watch events
-// it fired come first), and answers with ZooKeeper's reply.
+// it fired come first), and answers with ZooKeeper's reply. The time spent
+// in each step is the write_phase_seconds metric: commit (forwarding, the
+// Raft round, the leader's apply) and local_apply (until this node applied
+// it; on a follower, until it learned the commit from the leader).
 func (c *conn) submitWrite(req *request) bool {
 	s := c.s
 	w, code := c.toWrite(req)
@@ -312,9 +320,16 @@ func (c *conn) submitWrite(req *request) bool {
 	}
 	ctx, cancel := context.WithTimeout(c.ctx, c.timeout)
 	defer cancel()
-	res, err := s.node.Submit(ctx, w)
+	start := time.Now()
+	res, err := s.node.SubmitForSession(ctx, w.Session, w)
+	if errors.Is(err, raftjournal.CodeSessionMoved) {
+		return c.moved()
+	}
 	if err == nil {
+		committed := time.Now()
+		s.m.writePhase.WithLabelValues("commit").Observe(committed.Sub(start).Seconds())
 		err = s.node.WaitApplied(ctx, res.Index)
+		s.m.writePhase.WithLabelValues("local_apply").Observe(time.Since(committed).Seconds())
 	}
 	if err != nil {
 		var cd raftjournal.Code
@@ -346,6 +361,17 @@ func (c *conn) submitWrite(req *request) bool {
 	}
 	c.reply(req, zxid, zkwire.CodeOK, opResponse(req.hdr.Op, &res.Ops[0]))
 	return true
+}
+
+// moved ends a connection whose session reconnected to another node since:
+// the leader refused its request. ZooKeeper closes such a connection without
+// answering (FinalRequestProcessor, ZOOKEEPER-710), so that the client is
+// never live on two servers at once.
+func (c *conn) moved() bool {
+	c.s.m.sessionsMoved.Inc()
+	c.s.logger.Info("session moved to another node; closing its old connection",
+		"remote", c.nc.RemoteAddr().String(), "session", fmt.Sprintf("%#x", c.sessionID.Load()))
+	return false
 }
 
 // opResponse is the reply body of a successful single write.

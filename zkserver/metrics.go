@@ -21,11 +21,14 @@ type metrics struct {
 	events          prometheus.Counter
 	refused         prometheus.Counter
 	badRequests     prometheus.Counter
+	oversizeReplies prometheus.Counter
 	authFailures    prometheus.Counter
 	sessionsCreated prometheus.Counter
 	sessionsRefused prometheus.Counter
+	sessionsMoved   prometheus.Counter
 	touchBatches    prometheus.Counter
 	fourLetter      *prometheus.CounterVec
+	writePhase      *prometheus.HistogramVec // commit, local_apply
 }
 
 func newMetrics(s *Server, reg prometheus.Registerer) *metrics {
@@ -47,16 +50,24 @@ func newMetrics(s *Server, reg prometheus.Registerer) *metrics {
 			Help: "Connections closed at accept because their address had too many (maxClientCnxns)."}),
 		badRequests: prometheus.NewCounter(prometheus.CounterOpts{Namespace: ns, Subsystem: sub, Name: "bad_requests_total",
 			Help: "Connections closed because they sent something that does not decode."}),
+		oversizeReplies: prometheus.NewCounter(prometheus.CounterOpts{Namespace: ns, Subsystem: sub, Name: "oversize_replies_total",
+			Help: "Connections closed instead of sending a reply over the reply limit (--reply-maxbuffer)."}),
 		authFailures: prometheus.NewCounter(prometheus.CounterOpts{Namespace: ns, Subsystem: sub, Name: "auth_failures_total",
 			Help: "addauth requests refused."}),
 		sessionsCreated: prometheus.NewCounter(prometheus.CounterOpts{Namespace: ns, Subsystem: sub, Name: "sessions_created_total",
 			Help: "Journal sessions this node opened for its clients."}),
 		sessionsRefused: prometheus.NewCounter(prometheus.CounterOpts{Namespace: ns, Subsystem: sub, Name: "sessions_refused_total",
 			Help: "Reconnects told their session expired (or the password was wrong)."}),
+		sessionsMoved: prometheus.NewCounter(prometheus.CounterOpts{Namespace: ns, Subsystem: sub, Name: "sessions_moved_total",
+			Help: "Connections closed because their session reconnected to another node (ZooKeeper's SESSIONMOVED)."}),
 		touchBatches: prometheus.NewCounter(prometheus.CounterOpts{Namespace: ns, Subsystem: sub, Name: "session_touch_batches_total",
 			Help: "Batches of session touches sent to the leader."}),
 		fourLetter: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Subsystem: sub, Name: "four_letter_words_total",
 			Help: "Four-letter words received, by word."}, []string{"word"}),
+		writePhase: prometheus.NewHistogramVec(prometheus.HistogramOpts{Namespace: ns, Subsystem: sub, Name: "write_phase_seconds",
+			Help: "Where client writes wait: commit (forwarding to the leader, the Raft round and the leader's apply) and " +
+				"local_apply (until this node applied the write: on a follower, until the leader told it the write committed).",
+			Buckets: prometheus.ExponentialBuckets(0.00005, 2, 18)}, []string{"phase"}),
 	}
 	watches := prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: ns, Subsystem: sub, Name: "watches",
 		Help: "Watch registrations of this node's clients."}, func() float64 {
@@ -70,7 +81,7 @@ func newMetrics(s *Server, reg prometheus.Registerer) *metrics {
 		return float64(len(s.bySession))
 	})
 	m.all = []prometheus.Collector{m.requests, m.latency, m.connections, m.outstanding, m.events, m.refused,
-		m.badRequests, m.authFailures, m.sessionsCreated, m.sessionsRefused, m.touchBatches, m.fourLetter, watches, sessions}
+		m.badRequests, m.oversizeReplies, m.authFailures, m.sessionsCreated, m.sessionsRefused, m.sessionsMoved, m.touchBatches, m.fourLetter, m.writePhase, watches, sessions}
 	if reg != nil {
 		for _, c := range m.all {
 			if err := reg.Register(c); err != nil {

@@ -47,7 +47,13 @@ type connectOpts struct {
 // an error when the server closed instead of answering.
 func dialRaw(t testing.TB, addr string, o connectOpts) (*rawSession, zkwire.ConnectResponse, error) {
 	t.Helper()
-	nc, err := net.DialTimeout("tcp", addr, 10*time.Second)
+	return dialRawWith(t, o, func() (net.Conn, error) { return net.DialTimeout("tcp", addr, 10*time.Second) })
+}
+
+// dialRawWith is dialRaw over the connection dial makes (TLS, say).
+func dialRawWith(t testing.TB, o connectOpts, dial func() (net.Conn, error)) (*rawSession, zkwire.ConnectResponse, error) {
+	t.Helper()
+	nc, err := dial()
 	if err != nil {
 		return nil, zkwire.ConnectResponse{}, err
 	}

@@ -2,6 +2,7 @@ package zkserver
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -21,7 +22,8 @@ type Server struct {
 	node   *raftjournal.Node
 	fsm    *raftjournal.FSM
 	logger *slog.Logger
-	ln     net.Listener
+	ln     net.Listener // plain; nil without Config.Addr
+	tlsLn  net.Listener // TLS; nil without Config.SecureAddr
 	m      *metrics
 	start  time.Time
 
@@ -86,30 +88,64 @@ func New(node *raftjournal.Node, cfg Config) (*Server, error) {
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
-	ln, err := net.Listen("tcp", cfg.Addr)
-	if err != nil {
-		return nil, fmt.Errorf("zkserver: listen on client address %s: %w", cfg.Addr, err)
-	}
 	s := &Server{
-		cfg: cfg, node: node, fsm: node.FSM(), logger: logger, ln: ln, start: time.Now(),
+		cfg: cfg, node: node, fsm: node.FSM(), logger: logger, start: time.Now(),
 		conns: map[*conn]struct{}{}, perIP: map[string]int{}, bySession: map[int64]*conn{},
 		local: map[int64]*localSession{}, touched: map[int64]struct{}{},
+	}
+	if cfg.Addr != "" {
+		ln, err := net.Listen("tcp", cfg.Addr)
+		if err != nil {
+			return nil, fmt.Errorf("zkserver: listen on client address %s: %w", cfg.Addr, err)
+		}
+		s.ln = ln
+	}
+	if cfg.SecureAddr != "" {
+		ln, err := net.Listen("tcp", cfg.SecureAddr)
+		if err != nil {
+			if s.ln != nil {
+				s.ln.Close()
+			}
+			return nil, fmt.Errorf("zkserver: listen on secure client address %s: %w", cfg.SecureAddr, err)
+		}
+		s.tlsLn = ln
 	}
 	s.localSeq.Store(time.Now().UnixMilli() & (1<<40 - 1))
 	s.m = newMetrics(s, cfg.Registerer)
 	s.ctx, s.cancel = context.WithCancel(context.Background())
 	node.SetClientPort(func() raftjournal.ClientPort {
-		return raftjournal.ClientPort{Addr: s.Addr(), Connections: s.ConnectionCount()}
+		return raftjournal.ClientPort{Addr: s.Addr(), SecureAddr: s.SecureAddr(), Connections: s.ConnectionCount()}
 	})
-	s.wg.Add(2)
-	go s.acceptLoop()
+	s.wg.Add(1)
 	go s.housekeeping()
-	logger.Info("zookeeper client port listening", "client-addr", s.Addr())
+	if s.ln != nil {
+		s.wg.Add(1)
+		go s.acceptLoop(s.ln, false)
+		logger.Info("zookeeper client port listening", "client-addr", s.Addr())
+	}
+	if s.tlsLn != nil {
+		s.wg.Add(1)
+		go s.acceptLoop(s.tlsLn, true)
+		logger.Info("zookeeper secure client port listening", "secure-client-addr", s.SecureAddr())
+	}
 	return s, nil
 }
 
-// Addr returns the bound client address.
-func (s *Server) Addr() string { return s.ln.Addr().String() }
+// Addr returns the bound client address ("" without a plain port).
+func (s *Server) Addr() string {
+	if s.ln == nil {
+		return ""
+	}
+	return s.ln.Addr().String()
+}
+
+// SecureAddr returns the bound secure (TLS) client address ("" without one).
+func (s *Server) SecureAddr() string {
+	if s.tlsLn == nil {
+		return ""
+	}
+	return s.tlsLn.Addr().String()
+}
 
 // ConnectionCount returns the open client connections.
 func (s *Server) ConnectionCount() int {
@@ -125,7 +161,14 @@ func (s *Server) Close() error {
 	s.closeOnce.Do(func() {
 		s.cancel()
 		s.node.SetClientPort(nil)
-		err := s.ln.Close()
+		var err error
+		for _, ln := range []net.Listener{s.ln, s.tlsLn} {
+			if ln != nil {
+				if e := ln.Close(); e != nil && err == nil {
+					err = e
+				}
+			}
+		}
 		s.mu.Lock()
 		s.closed = true
 		conns := make([]*conn, 0, len(s.conns))
@@ -145,11 +188,11 @@ func (s *Server) Close() error {
 	return nil
 }
 
-func (s *Server) acceptLoop() {
+func (s *Server) acceptLoop(ln net.Listener, secure bool) {
 	defer s.wg.Done()
 	backoff := 5 * time.Millisecond
 	for {
-		nc, err := s.ln.Accept()
+		nc, err := ln.Accept()
 		if err != nil {
 			if s.ctx.Err() != nil || errors.Is(err, net.ErrClosed) {
 				return
@@ -177,6 +220,9 @@ func (s *Server) acceptLoop() {
 			s.logger.Warn("too many connections from one address; closing the new one", "remote", nc.RemoteAddr().String(), "max", lim)
 			nc.Close()
 			continue
+		}
+		if secure {
+			nc = tls.Server(nc, s.cfg.TLS)
 		}
 		c := newConn(s, nc, ip)
 		s.conns[c] = struct{}{}
@@ -272,7 +318,7 @@ func (s *Server) flushTouches() {
 	s.mu.Unlock()
 	ctx, cancel := context.WithTimeout(s.ctx, s.cfg.TickTime)
 	defer cancel()
-	expired, err := s.node.TouchSessions(ctx, ids)
+	rep, err := s.node.TouchSessions(ctx, ids)
 	if err != nil {
 		if s.ctx.Err() == nil {
 			s.logger.Debug("session touches did not reach the leader; retrying next tick", "sessions", len(ids), "error", err)
@@ -285,12 +331,20 @@ func (s *Server) flushTouches() {
 		return
 	}
 	s.m.touchBatches.Inc()
-	for _, id := range expired {
-		s.mu.Lock()
-		c := s.bySession[id]
-		s.mu.Unlock()
-		if c != nil {
-			c.close(fmt.Sprintf("session 0x%x expired", id))
+	for _, list := range []struct {
+		ids []int64
+		why string
+	}{{rep.Expired, "expired"}, {rep.Moved, "moved to another node"}} {
+		for _, id := range list.ids {
+			s.mu.Lock()
+			c := s.bySession[id]
+			s.mu.Unlock()
+			if c != nil {
+				if list.why != "expired" {
+					s.m.sessionsMoved.Inc()
+				}
+				c.close(fmt.Sprintf("session 0x%x %s", id, list.why))
+			}
 		}
 	}
 }

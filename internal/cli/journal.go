@@ -125,8 +125,16 @@ func printJournalStatus(w io.Writer, cs *raftjournal.ClusterStatus) error {
 		}
 		s := m.Status
 		client, conns := "-", "-"
-		if s.ClientAddr != "" {
-			client, conns = s.ClientAddr, fmt.Sprint(s.ClientConnections)
+		switch {
+		case s.ClientAddr != "" && s.SecureClientAddr != "":
+			client = s.ClientAddr + " tls:" + s.SecureClientAddr
+		case s.ClientAddr != "":
+			client = s.ClientAddr
+		case s.SecureClientAddr != "":
+			client = "tls:" + s.SecureClientAddr
+		}
+		if client != "-" {
+			conns = fmt.Sprint(s.ClientConnections)
 		}
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%d\t%d\t%d\t%d\t%s\n", m.ID, s.Role, m.Suffrage, m.RaftAddr, s.AdminAddr,
 			client, conns, s.AppliedIndex, s.CommitIndex, s.NodeCount, s.Sessions, s.Digest)

@@ -3,6 +3,8 @@ package cli
 import (
 	"bufio"
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"os"
@@ -42,6 +44,13 @@ type serveOptions struct {
 	tap       tapOptions
 
 	clientAddr      string
+	secureAddr      string
+	tlsCert         string
+	tlsKey          string
+	tlsCA           string
+	tlsClientAuth   string
+	x509SuperUser   string
+	replyMaxBuffer  int
 	tickTime        time.Duration
 	minSession      time.Duration
 	maxSession      time.Duration
@@ -65,6 +74,13 @@ func (o *serveOptions) addFlags(cmd *cobra.Command) {
 	f.StringVar(&o.logStore, "log-store", string(raftjournal.LogStoreWAL), "on-disk Raft log: wal or bolt")
 	f.BoolVar(&o.compress, "compress-snapshots", false, "zstd-compress FSM snapshots")
 	f.StringVar(&o.clientAddr, "client-addr", "", "serve the ZooKeeper client protocol on this address, host:port (any ZooKeeper client, zkCli, kazoo, Curator)")
+	f.StringVar(&o.secureAddr, "secure-client-addr", "", "also serve the ZooKeeper client protocol over TLS on this address (ZooKeeper's secureClientPort; needs --client-tls-cert and --client-tls-key)")
+	f.StringVar(&o.tlsCert, "client-tls-cert", "", "PEM certificate (chain) of the secure client port")
+	f.StringVar(&o.tlsKey, "client-tls-key", "", "PEM private key of --client-tls-cert")
+	f.StringVar(&o.tlsCA, "client-tls-ca", "", "PEM CA certificates that client certificates must chain to; a verified client certificate authenticates its connection as x509:<subject DN>")
+	f.StringVar(&o.tlsClientAuth, "client-tls-client-auth", "", "client certificates on the secure port: need, want or none (ZooKeeper's ssl.clientAuth; default need with --client-tls-ca, none without)")
+	f.StringVar(&o.x509SuperUser, "client-tls-super-user", "", "subject DN (RFC 2253, as Java prints it) of a client certificate that may do anything (zookeeper.X509AuthenticationProvider.superUser)")
+	f.IntVar(&o.replyMaxBuffer, "reply-maxbuffer", 0, "largest reply in bytes a client is sent; a larger one closes the connection instead, as a client with that jute.maxbuffer would (0: no limit, as ZooKeeper)")
 	f.DurationVar(&o.tickTime, "tick-time", zkserver.DefaultTickTime, "ZooKeeper's tickTime: session timeouts default to 2 and 20 ticks")
 	f.DurationVar(&o.minSession, "min-session-timeout", 0, "smallest session timeout a client may negotiate (default 2 × --tick-time)")
 	f.DurationVar(&o.maxSession, "max-session-timeout", 0, "largest session timeout a client may negotiate (default 20 × --tick-time)")
@@ -165,11 +181,22 @@ func (o *serveOptions) resolveSuperDigest() (string, error) {
 // clientConfig is the client port's configuration, or ok=false without
 // --client-addr.
 func (o *serveOptions) clientConfig(g *globalOptions) (cfg zkserver.Config, ok bool, err error) {
-	if o.clientAddr == "" {
+	if o.clientAddr == "" && o.secureAddr == "" {
+		if o.tlsCert != "" || o.tlsKey != "" || o.tlsCA != "" || o.tlsClientAuth != "" || o.x509SuperUser != "" {
+			return cfg, false, usageErrorf("the --client-tls-* flags need --secure-client-addr")
+		}
 		return cfg, false, nil
 	}
 	cfg = zkserver.DefaultConfig()
 	cfg.Addr = o.clientAddr
+	cfg.SecureAddr = o.secureAddr
+	cfg.X509SuperUser = o.x509SuperUser
+	cfg.MaxReplyBuffer = o.replyMaxBuffer
+	if o.secureAddr != "" || o.tlsCert != "" || o.tlsKey != "" || o.tlsCA != "" || o.tlsClientAuth != "" {
+		if cfg.TLS, err = clientTLSConfig(o); err != nil {
+			return cfg, false, err
+		}
+	}
 	cfg.TickTime = o.tickTime
 	cfg.MinSessionTimeout = o.minSession
 	cfg.MaxSessionTimeout = o.maxSession
@@ -225,6 +252,13 @@ port serves reads of the mirrored tree and answers writes NOTREADONLY
 read-write. Four-letter words (ruok, srvr, stat, mntr, conf, cons, envi,
 wchs, isro, hash, ...) answer when --4lw-whitelist allows them.
 
+With --secure-client-addr the node serves the same protocol over TLS
+(ZooKeeper's secureClientPort), with --client-tls-cert and --client-tls-key.
+With --client-tls-ca clients present certificates (--client-tls-client-auth
+need by default, or want), and a verified certificate authenticates its
+connection as x509:<subject DN> for ACLs (ZooKeeper's x509 scheme; the DN as
+Java prints it, e.g. CN=app,OU=payments,O=example). SASL is not served.
+
 With --zk and --proxy-addr the node also runs the dual-write proxy (see
 'zk2raft proxy --help'): clients connect to --proxy-addr, and every write
 ZooKeeper commits is mirrored into the journal through this node.
@@ -248,6 +282,56 @@ node stops cleanly.`,
 	}
 	o.addFlags(cmd)
 	return cmd
+}
+
+// clientTLSConfig builds the secure client port's TLS configuration from the
+// --client-tls-* flags.
+func clientTLSConfig(o *serveOptions) (*tls.Config, error) {
+	switch {
+	case o.secureAddr == "":
+		return nil, usageErrorf("the --client-tls-* flags need --secure-client-addr")
+	case o.tlsCert == "" || o.tlsKey == "":
+		return nil, usageErrorf("--secure-client-addr needs --client-tls-cert and --client-tls-key")
+	}
+	cert, err := tls.LoadX509KeyPair(o.tlsCert, o.tlsKey)
+	if err != nil {
+		return nil, usageErrorf("--client-tls-cert %s, --client-tls-key %s: %v", o.tlsCert, o.tlsKey, err)
+	}
+	c := &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
+	if o.tlsCA != "" {
+		pem, err := os.ReadFile(o.tlsCA)
+		if err != nil {
+			return nil, usageErrorf("--client-tls-ca: %v", err)
+		}
+		c.ClientCAs = x509.NewCertPool()
+		if !c.ClientCAs.AppendCertsFromPEM(pem) {
+			return nil, usageErrorf("--client-tls-ca %s: no PEM certificate in it", o.tlsCA)
+		}
+	}
+	mode := o.tlsClientAuth
+	if mode == "" {
+		mode = "none"
+		if o.tlsCA != "" {
+			mode = "need"
+		}
+	}
+	switch mode {
+	case "need":
+		c.ClientAuth = tls.RequireAndVerifyClientCert
+	case "want":
+		c.ClientAuth = tls.VerifyClientCertIfGiven
+	case "none":
+		c.ClientAuth = tls.NoClientCert
+	default:
+		return nil, usageErrorf("--client-tls-client-auth %q: want need, want or none", o.tlsClientAuth)
+	}
+	if mode != "none" && o.tlsCA == "" {
+		return nil, usageErrorf("--client-tls-client-auth %s needs --client-tls-ca to verify client certificates with", mode)
+	}
+	if o.x509SuperUser != "" && mode == "none" {
+		return nil, usageErrorf("--client-tls-super-user needs client certificates (--client-tls-ca)")
+	}
+	return c, nil
 }
 
 // serve runs a node until ctx ends.
@@ -304,8 +388,11 @@ func serve(ctx context.Context, g *globalOptions, cfg raftjournal.NodeConfig, o 
 			scheme = "https"
 		}
 		fmt.Fprintf(g.stdout, "node %s serving: raft %s, admin %s://%s\n", n.ID(), n.RaftAddr(), scheme, n.AdminAddr())
-		if zs != nil {
+		if zs != nil && zs.Addr() != "" {
 			fmt.Fprintf(g.stdout, "zookeeper clients: %s\n", zs.Addr())
+		}
+		if zs != nil && zs.SecureAddr() != "" {
+			fmt.Fprintf(g.stdout, "zookeeper clients over tls: %s\n", zs.SecureAddr())
 		}
 		if rt != nil {
 			fmt.Fprintf(g.stdout, "dual-write proxy: clients %s, zookeeper %s\n", rt.tap.Addr(), o.tap.zk)
