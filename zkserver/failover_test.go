@@ -245,7 +245,7 @@ func TestFailover(t *testing.T) {
 	})
 }
 
-func freeAddrT(t *testing.T) string {
+func freeAddrT(t testing.TB) string {
 	t.Helper()
 	a, err := freeAddr()
 	if err != nil {
