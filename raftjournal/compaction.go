@@ -46,6 +46,10 @@ type nodeFSM struct {
 	appliedBytes   atomic.Int64
 	appliedEntries atomic.Int64
 
+	// sizes of the entries applied (ZooKeeper's proposal sizes in srvr and
+	// mntr); 0: none yet
+	lastEntry, minEntry, maxEntry atomic.Int64
+
 	snapMark atomic.Int64 // appliedBytes covered by the last snapshot
 	snapSize atomic.Int64 // the last snapshot's size in bytes
 
@@ -107,7 +111,17 @@ func (f *nodeFSM) ApplyBatch(logs []*raft.Log) []any {
 	out := f.FSM.ApplyBatch(logs)
 	var bytes int64
 	for _, l := range logs {
-		bytes += int64(len(l.Data))
+		size := int64(len(l.Data))
+		bytes += size
+		if l.Type == raft.LogCommand {
+			f.lastEntry.Store(size)
+			if cur := f.minEntry.Load(); cur == 0 || size < cur {
+				f.minEntry.Store(size)
+			}
+			if size > f.maxEntry.Load() {
+				f.maxEntry.Store(size)
+			}
+		}
 	}
 	f.appliedBytes.Add(bytes)
 	f.appliedEntries.Add(int64(len(logs)))

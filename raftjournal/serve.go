@@ -486,3 +486,32 @@ func (n *Node) clientPortStatus() (ClientPort, bool) {
 	}
 	return (*p)(), true
 }
+
+// DataDir returns the node's data directory (the conf four-letter word).
+func (n *Node) DataDir() string { return n.cfg.DataDir }
+
+// ApproximateDataSize is DataTree.approximateDataSize, what ZooKeeper's mntr
+// reports as zk_approximate_data_size: the length of every node's path
+// plus the length of its data, with the root counted under both "" and "/"
+// as ZooKeeper's node table holds it. It walks the tree, as ZooKeeper does.
+func (f *FSM) ApproximateDataSize() int64 {
+	f.mu.RLock()
+	defer f.mu.RUnlock()
+	var size int64
+	for p, n := range f.s.t.nodes {
+		size += int64(len(p) + len(n.data))
+	}
+	return size
+}
+
+// EntrySizes returns the sizes in bytes of the last, smallest and largest
+// command entries this node has applied since it started, -1 each before
+// the first (ZooKeeper's proposal sizes, which srvr and mntr report on the
+// leader).
+func (n *Node) EntrySizes() (last, smallest, largest int64) {
+	f := n.fsm
+	if f.lastEntry.Load() == 0 {
+		return -1, -1, -1
+	}
+	return f.lastEntry.Load(), f.minEntry.Load(), f.maxEntry.Load()
+}

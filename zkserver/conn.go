@@ -48,6 +48,10 @@ type conn struct {
 	// counters for cons and mntr
 	received, sent atomic.Int64
 	lastZxid       atomic.Int64
+	lastCxid       atomic.Int64 // xid of the last reply
+	lastResponse   atomic.Int64 // ms since the server started
+	lastLatency    atomic.Int64 // ns
+	latency        latencyStats
 	connected      time.Time
 	lastOp         atomic.Value // string
 }
@@ -119,11 +123,13 @@ func (c *conn) serve() {
 		c.fourLetterWord(word)
 		return
 	}
+	c.s.stats.bytesReceived.Add(int64(len(payload)) + 4)
 	req, err := zkwire.DecodeConnectRequest(payload)
 	if err != nil {
 		c.logBad("connect request", err)
 		return
 	}
+	c.s.stats.connectionRequests.Add(1)
 	if !c.handshake(req) {
 		return
 	}
@@ -286,6 +292,7 @@ func (c *conn) readLoop(fr *zkwire.FrameReader) {
 		size := int64(len(payload)) + 4
 		c.received.Add(1)
 		c.s.stats.received.Add(1)
+		c.s.stats.bytesReceived.Add(size)
 		hdr, body, err := zkwire.SplitRequest(payload)
 		if err != nil {
 			c.logBad("request header", err)
@@ -423,11 +430,24 @@ func (c *conn) reply(req *request, zxid int64, code zkwire.Code, body zkwire.Res
 		c.lastZxid.Store(zxid)
 	}
 	c.sent.Add(1)
-	c.s.stats.sent.Add(1)
+	st := &c.s.stats
+	st.sent.Add(1)
 	d := time.Since(req.at)
-	c.s.stats.observe(d)
+	st.observe(d)
+	if isWrite(req.hdr.Op) {
+		st.updates.observe(d)
+	} else {
+		st.reads.observe(d)
+	}
+	st.response(int64(len(frame) - 4))
 	c.s.m.observe(req.hdr.Op, code, d)
-	c.lastOp.Store(req.hdr.Op.String())
+	if lop := lastOpName(req.hdr.Op); lop != "" {
+		c.lastOp.Store(lop)
+	}
+	c.lastCxid.Store(int64(req.hdr.Xid))
+	c.lastResponse.Store(time.Since(c.s.start).Milliseconds())
+	c.lastLatency.Store(d.Nanoseconds())
+	c.latency.observe(d)
 	c.write(frame)
 }
 

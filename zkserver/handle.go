@@ -65,6 +65,17 @@ func (c *conn) answer(req *request) bool {
 	return true
 }
 
+// isWrite reports whether op is decided by the journal's log (ZooKeeper's
+// update latency counts these; every other request is a read).
+func isWrite(op zkwire.OpCode) bool {
+	switch op {
+	case zkwire.OpCreate, zkwire.OpCreate2, zkwire.OpCreateContainer, zkwire.OpCreateTTL,
+		zkwire.OpDelete, zkwire.OpSetData, zkwire.OpSetACL, zkwire.OpCheck, zkwire.OpMulti, zkwire.OpCloseSession:
+		return true
+	}
+	return false
+}
+
 // access checks reads against the session's identities.
 func (c *conn) access(perm znode.Perm) raftjournal.Access {
 	return func(acl []znode.ACL) raftjournal.Code {
@@ -244,6 +255,7 @@ func (c *conn) addAuth(req *request, p *zkwire.AuthPacket) bool {
 		ids = append(ids, znode.ID{Scheme: "ip", ID: c.ip})
 	default:
 		c.s.m.authFailures.Inc()
+		c.s.stats.authFailed.Add(1)
 		c.s.logger.Info("authentication failed: unknown scheme", "remote", c.nc.RemoteAddr().String(), "scheme", p.Scheme)
 		c.reply(req, 0, zkwire.CodeAuthFailed, nil)
 		_ = c.bw.Flush()

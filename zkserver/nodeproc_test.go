@@ -1,5 +1,3 @@
-//go:build linux
-
 package zkserver_test
 
 // Journal nodes in processes of their own, for the benchmarks against

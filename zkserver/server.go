@@ -55,28 +55,73 @@ type localSession struct {
 // serverStats are the counters srvr, stat and mntr report.
 type serverStats struct {
 	received, sent atomic.Int64
-	minLatency     atomic.Int64 // ns; 0: none yet
-	maxLatency     atomic.Int64
-	totalLatency   atomic.Int64
-	count          atomic.Int64
+	latencyStats   // every request
+	reads, updates latencyStats // mntr's readlatency and updatelatency
+
+	bytesReceived      atomic.Int64
+	connectionRequests atomic.Int64 // connect requests (connection_request_count)
+	connectionRejected atomic.Int64 // closed at accept (maxClientCnxns)
+	authFailed         atomic.Int64
+	tlsHandshakes      atomic.Int64 // in progress
+	lastResponseSize   atomic.Int64
+	minResponseSize    atomic.Int64 // 0: none yet
+	maxResponseSize    atomic.Int64
 }
 
-func (st *serverStats) observe(d time.Duration) {
-	ns := d.Nanoseconds()
+// latencyStats is a min/avg/max/count summary of request latencies.
+type latencyStats struct {
+	minLatency   atomic.Int64 // ns; 0: none yet
+	maxLatency   atomic.Int64
+	totalLatency atomic.Int64
+	count        atomic.Int64
+}
+
+func (st *latencyStats) reset() {
+	st.count.Store(0)
+	st.totalLatency.Store(0)
+	st.minLatency.Store(0)
+	st.maxLatency.Store(0)
+}
+
+// ms returns min, average and max in milliseconds (ZooKeeper's units).
+func (st *latencyStats) ms() (minMs int64, avgMs float64, maxMs int64) {
+	if n := st.count.Load(); n > 0 {
+		avgMs = float64(st.totalLatency.Load()) / float64(n) / 1e6
+	}
+	return st.minLatency.Load() / 1e6, avgMs, st.maxLatency.Load() / 1e6
+}
+
+func (st *serverStats) response(size int64) {
+	st.lastResponseSize.Store(size)
+	storeMax(&st.maxResponseSize, size)
+	storeMin(&st.minResponseSize, size)
+}
+
+func storeMax(v *atomic.Int64, x int64) {
+	for {
+		cur := v.Load()
+		if x <= cur || v.CompareAndSwap(cur, x) {
+			return
+		}
+	}
+}
+
+// storeMin keeps the smallest value, 0 meaning none yet.
+func storeMin(v *atomic.Int64, x int64) {
+	for {
+		cur := v.Load()
+		if (cur != 0 && x >= cur) || v.CompareAndSwap(cur, x) {
+			return
+		}
+	}
+}
+
+func (st *latencyStats) observe(d time.Duration) {
+	ns := max(d.Nanoseconds(), 1)
 	st.count.Add(1)
 	st.totalLatency.Add(ns)
-	for {
-		cur := st.maxLatency.Load()
-		if ns <= cur || st.maxLatency.CompareAndSwap(cur, ns) {
-			break
-		}
-	}
-	for {
-		cur := st.minLatency.Load()
-		if (cur != 0 && ns >= cur) || st.minLatency.CompareAndSwap(cur, ns) {
-			break
-		}
-	}
+	storeMax(&st.maxLatency, ns)
+	storeMin(&st.minLatency, ns)
 }
 
 // New starts serving the ZooKeeper protocol for node on cfg.Addr.
@@ -217,6 +262,7 @@ func (s *Server) acceptLoop(ln net.Listener, secure bool) {
 		if lim := s.cfg.MaxClientConnsPerIP; lim > 0 && s.perIP[ip] >= lim {
 			s.mu.Unlock()
 			s.m.refused.Inc()
+			s.stats.connectionRejected.Add(1)
 			s.logger.Warn("too many connections from one address; closing the new one", "remote", nc.RemoteAddr().String(), "max", lim)
 			nc.Close()
 			continue

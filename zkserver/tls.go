@@ -28,7 +28,10 @@ import (
 func (c *conn) tlsHandshake(tc *tls.Conn) bool {
 	ctx, cancel := context.WithTimeout(c.ctx, c.s.cfg.maxTimeout())
 	defer cancel()
-	if err := tc.HandshakeContext(ctx); err != nil {
+	c.s.stats.tlsHandshakes.Add(1)
+	err := tc.HandshakeContext(ctx)
+	c.s.stats.tlsHandshakes.Add(-1)
+	if err != nil {
 		c.s.m.badRequests.Inc()
 		c.s.logger.Warn("closing client connection: TLS handshake failed", "remote", c.nc.RemoteAddr().String(), "error", err)
 		return false
@@ -40,6 +43,7 @@ func (c *conn) tlsHandshake(tc *tls.Conn) bool {
 	dn, err := javaX500Name(st.PeerCertificates[0].RawSubject)
 	if err != nil {
 		c.s.m.authFailures.Inc()
+		c.s.stats.authFailed.Add(1)
 		c.s.logger.Warn("closing client connection: client certificate subject does not decode",
 			"remote", c.nc.RemoteAddr().String(), "error", err)
 		return false
