@@ -55,7 +55,7 @@ type localSession struct {
 // serverStats are the counters srvr, stat and mntr report.
 type serverStats struct {
 	received, sent atomic.Int64
-	latencyStats   // every request
+	latencyStats                // every request
 	reads, updates latencyStats // mntr's readlatency and updatelatency
 
 	bytesReceived      atomic.Int64
