@@ -30,6 +30,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/zk2raft/zk2raft/internal/testlog"
 	"github.com/zk2raft/zk2raft/raftjournal"
 	"github.com/zk2raft/zk2raft/zkserver"
 )
@@ -83,6 +84,8 @@ func runNodeProcess(spec nodeSpec) error {
 	cfg := raftjournal.DefaultNodeConfig()
 	cfg.NodeID, cfg.DataDir, cfg.RaftAddr, cfg.AdminAddr = spec.ID, spec.Dir, spec.RaftAddr, spec.AdminAddr
 	cfg.Bootstrap, cfg.Join = spec.Join == "", spec.Join
+	cfg.Secret = testlog.Secret()
+	cfg.OpenMetrics = true // the benchmark reads the write phases
 	cfg.Logger = logger
 	if spec.CommitTimeout > 0 {
 		cfg.CommitTimeout = spec.CommitTimeout
