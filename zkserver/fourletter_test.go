@@ -231,7 +231,7 @@ func compareLines(t *testing.T, word, zkText, jText string) {
 				}
 			default:
 				k, v, _ := strings.Cut(line, ": ")
-				out = append(out, k+" "+regexp.MustCompile(`\d+(\.\d+)?|0x[0-9a-f]+`).ReplaceAllString(v, "N"))
+				out = append(out, k+" "+regexp.MustCompile(`0x[0-9a-f]+|\d+(\.\d+)?`).ReplaceAllString(v, "N"))
 			}
 		}
 		return slices.Compact(out)
