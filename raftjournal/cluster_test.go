@@ -317,13 +317,14 @@ func TestNodeAPISingle(t *testing.T) {
 	if _, err := n.Set(ctx, "/a", []byte("w"), -1); err != nil {
 		t.Fatal(err)
 	}
-	select {
-	case e := <-w.Events():
-		if e.Type != EventNodeDataChanged || e.Path != "/a" {
-			t.Fatalf("event %+v", e)
-		}
-	case <-time.After(5 * time.Second):
+	wctx, wcancel := context.WithTimeout(ctx, 5*time.Second)
+	e, ok := w.Next(wctx)
+	wcancel()
+	if !ok {
 		t.Fatal("no watch event")
+	}
+	if e.Type != EventNodeDataChanged || e.Path != "/a" {
+		t.Fatalf("event %+v", e)
 	}
 
 	// Sessions: ephemerals go with the session; an unknown session is expired.

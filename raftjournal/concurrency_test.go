@@ -59,7 +59,8 @@ func TestConcurrentReadsDuringApply(t *testing.T) {
 				_ = h.f.DigestHistory()
 			}
 			select {
-			case <-w.Events():
+			case <-w.Ready():
+				w.Take()
 			case <-done:
 				return
 			}

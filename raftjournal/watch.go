@@ -1,6 +1,7 @@
 package raftjournal
 
 import (
+	"context"
 	"fmt"
 	"sync"
 	"sync/atomic"
@@ -41,18 +42,31 @@ type Event struct {
 	Zxid int64
 }
 
-// Watcher receives the events of the watches registered with it, on a buffered
-// channel. Delivery never blocks Apply: when the buffer is full the watcher
-// overflows, which drops all its watches, closes the channel and sets Err to
-// ErrWatcherOverflow. A client connection whose watcher overflowed must be
-// closed: the client then reconnects and re-registers its watches with
-// SetWatches, which reports what it missed, as after any disconnection.
+// Watcher receives the events of the watches registered with it, in order,
+// in a queue that holds at most its limit. Delivery never blocks Apply: when
+// the queue is full the watcher overflows, which drops all its watches, and
+// Err then says ErrWatcherOverflow. A client connection whose watcher
+// overflowed must be closed: the client then reconnects and re-registers
+// its watches with SetWatches, which reports what it missed, as after any
+// disconnection.
+//
+// The queue grows with what is waiting and is emptied by Take, so an idle
+// watcher costs a few words however large its limit (a client port holds
+// one per connection). Ready is signalled when events arrive and closed on
+// overflow and Close; a consumer waits on it, then calls Take and Err:
+//
+//	for {
+//		<-w.Ready()
+//		for _, e := range w.Take() { ... }
+//		if w.Err() != nil { break }
+//	}
 //
 // A Watcher belongs to the FSM it was first registered with.
 type Watcher struct {
-	ch chan Event
-
-	mu     sync.Mutex // guards err and sends on ch
+	mu     sync.Mutex // guards queue, err and closed
+	queue  []Event
+	limit  int
+	ready  chan struct{} // capacity 1
 	err    error
 	m      *watchManager
 	data   map[string]uint8 // path → modes, the reverse index (guarded by m.mu)
@@ -60,22 +74,66 @@ type Watcher struct {
 	closed bool
 }
 
-// NewWatcher returns a watcher whose channel buffers capacity events (at least 1).
-func NewWatcher(capacity int) *Watcher {
-	return &Watcher{ch: make(chan Event, max(capacity, 1)), data: map[string]uint8{}, child: map[string]uint8{}}
+// NewWatcher returns a watcher whose queue holds at most limit events (at
+// least 1).
+func NewWatcher(limit int) *Watcher {
+	return &Watcher{limit: max(limit, 1), ready: make(chan struct{}, 1), data: map[string]uint8{}, child: map[string]uint8{}}
 }
 
-// Events returns the channel events arrive on; it is closed on overflow and Close.
-func (w *Watcher) Events() <-chan Event { return w.ch }
+// Ready is signalled when events are waiting, and closed when the watcher
+// overflows or is closed (events may still be waiting then: Take them).
+func (w *Watcher) Ready() <-chan struct{} { return w.ready }
 
-// Err returns why the channel was closed, or nil while it is open.
+// Take returns the events waiting, oldest first, and empties the queue
+// (nil when none).
+func (w *Watcher) Take() []Event {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	q := w.queue
+	w.queue = nil
+	return q
+}
+
+// Next waits for the next event: ok is false once the watcher is closed or
+// overflowed and nothing is left, or ctx ended. For callers that want one
+// event at a time.
+func (w *Watcher) Next(ctx context.Context) (Event, bool) {
+	for {
+		w.mu.Lock()
+		if len(w.queue) > 0 {
+			e := w.queue[0]
+			w.queue = w.queue[1:]
+			if len(w.queue) > 0 {
+				select {
+				case w.ready <- struct{}{}:
+				default:
+				}
+			}
+			w.mu.Unlock()
+			return e, true
+		}
+		closed := w.closed
+		w.mu.Unlock()
+		if closed {
+			return Event{}, false
+		}
+		select {
+		case <-w.ready:
+		case <-ctx.Done():
+			return Event{}, false
+		}
+	}
+}
+
+// Err returns why the watcher stopped (ErrWatcherOverflow or
+// ErrWatcherClosed), or nil while it runs.
 func (w *Watcher) Err() error {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	return w.err
 }
 
-// Close removes all the watcher's watches and closes its channel. It is idempotent.
+// Close removes all the watcher's watches and closes Ready. It is idempotent.
 func (w *Watcher) Close() {
 	w.mu.Lock()
 	m := w.m
@@ -88,30 +146,36 @@ func (w *Watcher) Close() {
 	w.shut(ErrWatcherClosed)
 }
 
-// shut closes the channel once, recording why.
+// shut stops the watcher once, recording why.
 func (w *Watcher) shut(err error) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	if !w.closed {
 		w.closed = true
 		w.err = err
-		close(w.ch)
+		close(w.ready)
 	}
 }
 
-// deliver sends without blocking; it reports false if the buffer was full.
+// deliver queues an event without blocking; it reports false if the queue
+// was full.
 func (w *Watcher) deliver(e Event) bool {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	if w.closed {
 		return true
 	}
-	select {
-	case w.ch <- e:
-		return true
-	default:
+	if len(w.queue) >= w.limit {
 		return false
 	}
+	w.queue = append(w.queue, e)
+	if len(w.queue) == 1 {
+		select {
+		case w.ready <- struct{}{}:
+		default:
+		}
+	}
+	return true
 }
 
 // Watch modes, as in ZooKeeper's WatchStats: a path may hold a standard

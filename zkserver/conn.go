@@ -38,7 +38,8 @@ type conn struct {
 	certIDs   []znode.ID    // x509 (and super) from a verified client certificate
 	watcher   *raftjournal.Watcher
 
-	queue  chan *request
+	queue  requestQueue
+	slots  *semaphore.Weighted // outstanding requests (MaxOutstanding)
 	budget *semaphore.Weighted // outstanding request bytes
 	done   chan struct{}       // closed by close
 	ctx    context.Context     // ends with close (or the server)
@@ -69,9 +70,10 @@ func newConn(s *Server, nc net.Conn, ip string) *conn {
 	return &conn{
 		ctx: ctx, cancel: cancel,
 		s: s, nc: nc, ip: ip,
-		br:        bufio.NewReaderSize(nc, 16<<10),
-		bw:        bufio.NewWriterSize(nc, 16<<10),
-		queue:     make(chan *request, s.cfg.MaxOutstanding),
+		br:        bufio.NewReaderSize(nc, connBufferSize),
+		bw:        bufio.NewWriterSize(nc, connBufferSize),
+		queue:     requestQueue{ready: make(chan struct{}, 1)},
+		slots:     semaphore.NewWeighted(int64(s.cfg.MaxOutstanding)),
 		budget:    semaphore.NewWeighted(s.cfg.MaxOutstandingBytes),
 		done:      make(chan struct{}),
 		connected: time.Now(),
@@ -305,43 +307,86 @@ func (c *conn) readLoop(fr *zkwire.FrameReader) {
 				return
 			}
 		}
+		if err := c.slots.Acquire(c.ctx, 1); err != nil {
+			return
+		}
 		if err := c.budget.Acquire(c.ctx, req.size); err != nil {
 			return
 		}
 		c.s.m.outstanding.Inc()
+		c.queue.push(req)
+	}
+}
+
+// connBufferSize is a connection's read and write buffer: small, since a
+// server holds one pair per client (a frame larger than it passes through
+// in pieces, or straight to the socket).
+const connBufferSize = 4 << 10
+
+// requestQueue is a connection's requests read and not yet answered, in
+// order. It holds what is waiting and nothing more (the slots and budget
+// semaphores bound it), so an idle connection costs a few words.
+type requestQueue struct {
+	mu    sync.Mutex
+	items []*request
+	ready chan struct{} // capacity 1: signalled when the queue turns non-empty
+}
+
+func (q *requestQueue) push(r *request) {
+	q.mu.Lock()
+	q.items = append(q.items, r)
+	if len(q.items) == 1 {
 		select {
-		case c.queue <- req:
-		case <-c.done:
-			c.s.m.outstanding.Dec()
-			return
+		case q.ready <- struct{}{}:
+		default:
 		}
 	}
+	q.mu.Unlock()
+}
+
+// pop returns the oldest request, or nil.
+func (q *requestQueue) pop() *request {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if len(q.items) == 0 {
+		return nil
+	}
+	r := q.items[0]
+	q.items[0] = nil
+	q.items = q.items[1:]
+	if len(q.items) == 0 {
+		q.items = nil
+	}
+	return r
+}
+
+func (q *requestQueue) len() int {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	return len(q.items)
 }
 
 // process answers the queued requests in order and delivers watch events in
 // between. It ends when the connection closes or a request ends it.
 func (c *conn) process() {
 	defer c.close("")
-	events := c.watcher.Events()
 	for {
 		select {
 		case <-c.done:
 			return
-		case ev, ok := <-events:
-			if !ok {
-				c.overflowed()
+		case <-c.watcher.Ready():
+			if !c.drainEvents() || !c.flushIfIdle() {
 				return
 			}
-			c.writeEvent(ev)
-			if !c.flushIfIdle() {
-				return
-			}
-		case req := <-c.queue:
-			keep := c.answer(req)
-			c.budget.Release(req.size)
-			c.s.m.outstanding.Dec()
-			if !keep || !c.flushIfIdle() {
-				return
+		case <-c.queue.ready:
+			for req := c.queue.pop(); req != nil; req = c.queue.pop() {
+				keep := c.answer(req)
+				c.budget.Release(req.size)
+				c.slots.Release(1)
+				c.s.m.outstanding.Dec()
+				if !keep || !c.flushIfIdle() {
+					return
+				}
 			}
 		}
 	}
@@ -356,7 +401,7 @@ func (c *conn) overflowed() {
 // flushIfIdle flushes the writer unless more requests are already waiting
 // (their replies go out in the same write).
 func (c *conn) flushIfIdle() bool {
-	if len(c.queue) > 0 {
+	if c.queue.len() > 0 {
 		return true
 	}
 	_ = c.nc.SetWriteDeadline(time.Now().Add(c.timeout))
@@ -371,18 +416,17 @@ func (c *conn) flushIfIdle() bool {
 // entries this node applied before the reply about to be written was
 // computed, so the client sees them first.
 func (c *conn) drainEvents() bool {
-	for {
-		select {
-		case ev, ok := <-c.watcher.Events():
-			if !ok {
-				c.overflowed()
-				return false
-			}
-			c.writeEvent(ev)
-		default:
-			return true
-		}
+	for _, ev := range c.watcher.Take() {
+		c.writeEvent(ev)
 	}
+	switch err := c.watcher.Err(); {
+	case errors.Is(err, raftjournal.ErrWatcherOverflow):
+		c.overflowed()
+		return false
+	case err != nil:
+		return false // closed: the connection is ending
+	}
+	return true
 }
 
 func (c *conn) writeEvent(ev raftjournal.Event) {

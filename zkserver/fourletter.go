@@ -131,7 +131,7 @@ func (s *Server) outstanding() int {
 	defer s.mu.Unlock()
 	n := 0
 	for c := range s.conns {
-		n += len(c.queue)
+		n += c.queue.len()
 	}
 	return n
 }
@@ -157,7 +157,7 @@ func (c *conn) info(brief bool) string {
 	if c.sessionID.Load() == 0 {
 		interest = 0
 	}
-	fmt.Fprintf(&b, " /%s[%d](queued=%d,recved=%d,sent=%d", c.nc.RemoteAddr(), interest, len(c.queue), c.received.Load(), c.sent.Load())
+	fmt.Fprintf(&b, " /%s[%d](queued=%d,recved=%d,sent=%d", c.nc.RemoteAddr(), interest, c.queue.len(), c.received.Load(), c.sent.Load())
 	if id := c.sessionID.Load(); !brief && id != 0 {
 		lop, _ := c.lastOp.Load().(string)
 		if lop == "" {
