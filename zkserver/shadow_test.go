@@ -10,8 +10,8 @@ import (
 	"github.com/go-zookeeper/zk"
 
 	"github.com/zk2raft/zk2raft/raftjournal"
-	"github.com/zk2raft/zk2raft/znode"
 	"github.com/zk2raft/zk2raft/zkwire"
+	"github.com/zk2raft/zk2raft/znode"
 )
 
 // TestShadowPhase: while ZooKeeper is the source of truth the port serves
