@@ -37,21 +37,25 @@ import (
 //	               uvarint n, n × session      uvarint m, m × moved session
 //	10 apply owned owner string, session    → Result                          leader only
 //	               varint, entry bytes          (refused when the session moved: see SubmitForSession)
+//	11 apply in    owner string, session    → uvarint n, n × (u8 0, bytes     leader only
+//	   order       varint, uvarint n,            Result | u8 1, error)
+//	               n × bytes entry              (see SubmitInOrder)
 //
 // A "leader only" request that reaches a follower fails with ErrNotLeader and
 // the caller retries at the leader raft names; requests are never chained from
 // node to node. An error payload is a kind byte and its fields (encodeError).
 const (
-	rpcApply      byte = 1
-	rpcReadIndex  byte = 2
-	rpcTouch      byte = 3
-	rpcAddVoter   byte = 4
-	rpcRemove     byte = 5
-	rpcTransfer   byte = 6
-	rpcStatus     byte = 7
-	rpcRead       byte = 8
-	rpcTouchBatch byte = 9
-	rpcApplyOwned byte = 10
+	rpcApply        byte = 1
+	rpcReadIndex    byte = 2
+	rpcTouch        byte = 3
+	rpcAddVoter     byte = 4
+	rpcRemove       byte = 5
+	rpcTransfer     byte = 6
+	rpcStatus       byte = 7
+	rpcRead         byte = 8
+	rpcTouchBatch   byte = 9
+	rpcApplyOwned   byte = 10
+	rpcApplyInOrder byte = 11
 )
 
 // Frame bounds. Apply carries whole log entries (import batches are the
@@ -67,7 +71,7 @@ const (
 
 // maxRequestSize is the largest payload a request for method may carry.
 func maxRequestSize(method byte) uint32 {
-	if method == rpcApply || method == rpcApplyOwned {
+	if method == rpcApply || method == rpcApplyOwned || method == rpcApplyInOrder {
 		return maxRPCFrame
 	}
 	return maxSmallRPCFrame
@@ -491,12 +495,13 @@ var errFrameTooLarge = errors.New("raftjournal: rpc frame too large")
 // rpcRequest is a decoded journal RPC request.
 type rpcRequest struct {
 	method   byte
-	entry    []byte  // apply, apply owned
-	session  int64   // touch, apply owned
-	sessions []int64 // touch batch
-	id, addr string  // add voter, remove (id), transfer; touch batch and apply owned: the owner (id)
-	path     string  // read
-	flags    byte    // read; touch batch: claim
+	entry    []byte   // apply, apply owned
+	entries  [][]byte // apply in order
+	session  int64    // touch, apply owned
+	sessions []int64  // touch batch
+	id, addr string   // add voter, remove (id), transfer; touch batch and apply owned: the owner (id)
+	path     string   // read
+	flags    byte     // read; touch batch: claim
 }
 
 // readRPCRequest reads one request frame (its length bounded by the method
@@ -541,6 +546,17 @@ func decodeRPCRequest(method byte, payload []byte) rpcRequest {
 		}
 		req.entry = payload[d.off:]
 		return req
+	case rpcApplyInOrder:
+		req.id, req.session = d.string("owner"), d.varint("session")
+		k := d.count("entry count", 1)
+		for i := 0; i < k && d.err == nil; i++ {
+			if e := d.bytes("entry"); d.err == nil {
+				req.entries = append(req.entries, e)
+			}
+		}
+		if d.err == nil && k == 0 {
+			d.fail("no entries")
+		}
 	case rpcAddVoter, rpcTransfer:
 		req.id, req.addr = d.string("id"), d.string("addr")
 	case rpcRemove:
@@ -591,6 +607,24 @@ func (n *Node) handleRPC(req rpcRequest) ([]byte, error) {
 		return nil, n.touchLocal(req.session)
 	case rpcTouchBatch:
 		return n.touchBatchLocal(req.id, req.flags != 0, req.sessions)
+	case rpcApplyInOrder:
+		if !n.isLeader() {
+			return nil, ErrNotLeader
+		}
+		if !n.tracker.own(req.session, req.id, false) {
+			return nil, sessionMoved(req.session)
+		}
+		n.metrics.forwardedIn.Add(float64(len(req.entries)))
+		now := time.Now().UnixMilli()
+		entries := make([][]byte, len(req.entries))
+		for i, e := range req.entries {
+			entries[i] = stampEntry(e, now)
+		}
+		results, errs, err := n.applyInOrderLocal(ctx, entries)
+		if err != nil {
+			return nil, err
+		}
+		return appendInOrderResults(nil, results, errs), nil
 	case rpcApplyOwned:
 		if !n.isLeader() {
 			return nil, ErrNotLeader

@@ -365,7 +365,12 @@ func enqueueTimeout(ctx context.Context) time.Duration {
 // or its caller fails with ErrOutcomeUnknown.
 func (n *Node) applyLocal(ctx context.Context, entry []byte, typ EntryType) (*Result, error) {
 	start := time.Now()
-	f := n.raft.Apply(entry, enqueueTimeout(ctx))
+	return n.applied(ctx, n.raft.Apply(entry, enqueueTimeout(ctx)), typ, start)
+}
+
+// applied waits for an entry handed to raft.Apply and returns its result,
+// with applyLocal's errors.
+func (n *Node) applied(ctx context.Context, f raft.ApplyFuture, typ EntryType, start time.Time) (*Result, error) {
 	err := waitFuture(ctx, f)
 	switch {
 	case err == nil:

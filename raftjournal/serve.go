@@ -2,10 +2,13 @@ package raftjournal
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/hashicorp/raft"
 
 	"github.com/zk2raft/zk2raft/znode"
 )
@@ -455,6 +458,134 @@ func (n *Node) SubmitForSession(ctx context.Context, session int64, c Command) (
 		n.metrics.observeApply(sub.typ, time.Since(start))
 	}
 	return res, nil
+}
+
+// SubmitInOrder submits several commands for one client session connected
+// to this node, as SubmitForSession does, in one request to the leader: a
+// session's pipelined writes. The leader appends them in the order given,
+// queueing each without waiting for the one before to commit (they share
+// disk writes and replication rounds), and answers when all are applied.
+// The results and errors are per command, in order: a command's error is
+// its own (ErrOutcomeUnknown when it was queued and then lost its leader or
+// its caller; later commands may then have been applied or not). err is
+// set when none was queued: CodeSessionMoved, or no leader in time.
+func (n *Node) SubmitInOrder(ctx context.Context, session int64, cmds []Command) (results []*Result, errs []error, err error) {
+	ctx, end, err := n.begin(ctx)
+	if err != nil {
+		return nil, nil, err
+	}
+	defer end()
+	subs := make([]*submission, len(cmds))
+	for i, c := range cmds {
+		subs[i] = &submission{cmd: c, typ: c.EntryType()}
+	}
+	start := time.Now()
+	resp, err := n.onLeader(ctx, rpcApplyInOrder, func() []byte {
+		b := appendString(nil, string(n.id))
+		b = appendVarint(b, session)
+		b = appendUvarint(b, uint64(len(subs)))
+		for _, s := range subs {
+			b = appendBytes(b, s.encoded())
+		}
+		return b
+	}, func(ctx context.Context) ([]byte, error) {
+		if !n.tracker.own(session, string(n.id), false) {
+			return nil, sessionMoved(session)
+		}
+		now := time.Now().UnixMilli()
+		entries := make([][]byte, len(subs))
+		for i, s := range subs {
+			entries[i] = s.stamped(now)
+		}
+		var lerr error
+		results, errs, lerr = n.applyInOrderLocal(ctx, entries)
+		return nil, lerr
+	})
+	if err != nil {
+		return nil, nil, err
+	}
+	if results == nil {
+		if results, errs, err = decodeInOrderResults(resp, len(cmds)); err != nil {
+			return nil, nil, err
+		}
+		for i, r := range results {
+			if r != nil {
+				n.metrics.observeApply(subs[i].typ, time.Since(start))
+			}
+		}
+	}
+	return results, errs, nil
+}
+
+// applyInOrderLocal appends stamped entries in order on this node as leader
+// and waits for all of them. It fails as a whole with ErrNotLeader only when
+// raft queued none of them, so that the caller may retry at the leader.
+func (n *Node) applyInOrderLocal(ctx context.Context, entries [][]byte) ([]*Result, []error, error) {
+	start := time.Now()
+	futures := make([]raft.ApplyFuture, len(entries))
+	for i, e := range entries {
+		futures[i] = n.raft.Apply(e, enqueueTimeout(ctx))
+	}
+	results := make([]*Result, len(entries))
+	errs := make([]error, len(entries))
+	for i, f := range futures {
+		results[i], errs[i] = n.applied(ctx, f, entryTypeOf(entries[i]), start)
+	}
+	if errors.Is(errs[0], ErrNotLeader) {
+		return nil, nil, ErrNotLeader
+	}
+	for i := range errs {
+		if errors.Is(errs[i], ErrNotLeader) {
+			// Queued after an entry that may have been: the order is lost,
+			// so its outcome is as unknown as the caller must treat it.
+			errs[i] = fmt.Errorf("%w (%w): %w", ErrOutcomeUnknown, CodeConnectionLoss, errs[i])
+		}
+	}
+	return results, errs, nil
+}
+
+// appendInOrderResults encodes SubmitInOrder's answer: the count, then per
+// command a status byte (0: a length-prefixed Result, 1: an error).
+func appendInOrderResults(b []byte, results []*Result, errs []error) []byte {
+	b = appendUvarint(b, uint64(len(results)))
+	for i := range results {
+		if errs[i] != nil {
+			b = append(b, 1)
+			b = appendError(b, errs[i])
+			continue
+		}
+		b = append(b, 0)
+		b = appendBytes(b, appendResult(nil, results[i]))
+	}
+	return b
+}
+
+func decodeInOrderResults(p []byte, want int) ([]*Result, []error, error) {
+	d := &decoder{b: p}
+	k := d.count("result count", 1)
+	if d.err == nil && k != want {
+		d.fail(fmt.Sprintf("%d results for %d commands", k, want))
+	}
+	results, errs := make([]*Result, k), make([]error, k)
+	for i := 0; i < k && d.err == nil; i++ {
+		if d.byte1("status") != 0 {
+			errs[i] = decodeError(d)
+			continue
+		}
+		raw := d.bytes("result")
+		if d.err != nil {
+			break
+		}
+		r, err := decodeResult(raw)
+		if err != nil {
+			return nil, nil, err
+		}
+		results[i] = r
+	}
+	if err := d.finish(); err != nil {
+		return nil, nil, fmt.Errorf("raftjournal: malformed in-order apply response: %v", err)
+	}
+	return results, errs, nil
 }
 
 func sessionMoved(session int64) error {

@@ -72,3 +72,69 @@ func TestSessionOwnership(t *testing.T) {
 		t.Fatalf("touching closed and unknown sessions: %+v, %v; want both expired", rep, err)
 	}
 }
+
+// TestSubmitInOrder: a session's pipelined writes, submitted together from
+// a follower and from the leader, are appended in the order given (the
+// sequential names and zxids grow with it), each answered on its own — a
+// failing one among them fails alone — and refused as a whole once the
+// session moved.
+func TestSubmitInOrder(t *testing.T) {
+	c := newTestCluster(t, 3, nil)
+	c.primary()
+	ctx := t.Context()
+	leader, follower := c.nodes[c.leader()], c.nodes[c.follower()]
+	for _, n := range []*Node{follower, leader} {
+		id, err := n.CreateSession(ctx, 10*time.Second)
+		if err != nil {
+			t.Fatal(err)
+		}
+		base := "/in-order-" + n.ID()
+		if _, _, err := n.Create(ctx, base, nil, ModePersistent); err != nil {
+			t.Fatal(err)
+		}
+		var cmds []Command
+		for i := range 20 {
+			op := create(base+"/s-", fmt.Sprint(i), ModePersistentSequential)
+			if i == 7 {
+				op = create(base, "", ModePersistent) // exists: fails alone
+			}
+			cmds = append(cmds, &Write{Session: id, Ops: []Op{op}})
+		}
+		var results []*Result
+		var errs []error
+		waitFor(t, 20*time.Second, "the leader to accept "+n.ID()+"'s writes", func() error {
+			var err error
+			results, errs, err = n.SubmitInOrder(ctx, id, cmds)
+			return err
+		})
+		var lastZxid int64
+		seq := 0
+		for i, r := range results {
+			if errs[i] != nil {
+				t.Fatalf("%s: command %d: %v", n.ID(), i, errs[i])
+			}
+			if r.Zxid <= lastZxid {
+				t.Fatalf("%s: command %d has zxid %#x after %#x", n.ID(), i, r.Zxid, lastZxid)
+			}
+			lastZxid = r.Zxid
+			if i == 7 {
+				if !errors.Is(r.Err, CodeNodeExists) {
+					t.Fatalf("%s: command 7: %v, want NodeExists", n.ID(), r.Err)
+				}
+				continue
+			}
+			if want := fmt.Sprintf("%s/s-%010d", base, seq); r.Err != nil || r.Ops[0].Path != want {
+				t.Fatalf("%s: command %d created %q (%v), want %s", n.ID(), i, r.Ops[0].Path, r.Err, want)
+			}
+			seq++
+		}
+		// Another node claims the session: the next batch is refused whole.
+		other := c.nodes[(slices.Index(c.nodes, n)+1)%3]
+		if _, err := other.ClaimSessions(ctx, []int64{id}); err != nil {
+			t.Fatal(err)
+		}
+		if _, _, err := n.SubmitInOrder(ctx, id, cmds[:2]); !errors.Is(err, CodeSessionMoved) {
+			t.Fatalf("%s: a batch after the session moved: %v, want SessionMoved", n.ID(), err)
+		}
+	}
+}

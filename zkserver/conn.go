@@ -344,6 +344,25 @@ func (q *requestQueue) push(r *request) {
 	q.mu.Unlock()
 }
 
+// maxWriteBatch caps the pipelined writes of a session submitted together.
+const maxWriteBatch = 64
+
+// popIf returns the oldest request if ok accepts it, or nil.
+func (q *requestQueue) popIf(ok func(*request) bool) *request {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if len(q.items) == 0 || !ok(q.items[0]) {
+		return nil
+	}
+	r := q.items[0]
+	q.items[0] = nil
+	q.items = q.items[1:]
+	if len(q.items) == 0 {
+		q.items = nil
+	}
+	return r
+}
+
 // pop returns the oldest request, or nil.
 func (q *requestQueue) pop() *request {
 	q.mu.Lock()
@@ -380,10 +399,32 @@ func (c *conn) process() {
 			}
 		case <-c.queue.ready:
 			for req := c.queue.pop(); req != nil; req = c.queue.pop() {
-				keep := c.answer(req)
-				c.budget.Release(req.size)
-				c.slots.Release(1)
-				c.s.m.outstanding.Dec()
+				batch := []*request{req}
+				if pipelined(req.hdr.Op) {
+					// The writes the client pipelined behind this one go
+					// with it, in order (Node.SubmitInOrder).
+					for len(batch) < maxWriteBatch {
+						next := c.queue.popIf(func(r *request) bool { return pipelined(r.hdr.Op) })
+						if next == nil {
+							break
+						}
+						batch = append(batch, next)
+					}
+				}
+				var keep bool
+				if len(batch) > 1 {
+					if !c.local {
+						c.s.touch(c.sessionID.Load())
+					}
+					keep = c.submitWrites(batch)
+				} else {
+					keep = c.answer(req)
+				}
+				for _, r := range batch {
+					c.budget.Release(r.size)
+					c.slots.Release(1)
+					c.s.m.outstanding.Dec()
+				}
 				if !keep || !c.flushIfIdle() {
 					return
 				}

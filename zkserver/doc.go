@@ -14,7 +14,8 @@
 // requests and MaxOutstandingBytes bytes: a client that sends faster than
 // it is answered, or never reads its replies, is no longer read from
 // (back-pressure), so its memory stays bounded. The processor answers the
-// queue in order, one request at a time, and writes each reply after the
+// queue in order — one request at a time, except that pipelined writes go
+// to the journal together (see "Ordering") — and writes each reply after the
 // watch events already waiting. A frame that does not decode closes its own
 // connection with a log line naming the peer; nothing else is affected.
 // Connections above MaxClientConnsPerIP from one address are closed at
@@ -64,9 +65,22 @@
 //     its write lock when it applies the entry, and the processor drains the
 //     Watcher before writing each reply. Reads register their watch under
 //     the FSM's read lock, atomically with the read.
-//   - Pipelined writes of one session are not batched: each waits for its
-//     Raft round trip before the next is submitted (the measured cost is in
-//     BENCHMARKS.md). Different sessions' writes share Raft's batches.
+//   - A session's pipelined writes (several sent without waiting, as
+//     Curator's async calls, Kafka's controller or a go-zookeeper Conn
+//     shared by goroutines do) are submitted together: the writes queued
+//     behind the one at the head of the queue, up to the first request that
+//     is not a write, go to the leader in one request
+//     (Node.SubmitInOrder), which appends them in that order without
+//     waiting for each to commit; the replies go out in order once this
+//     node applied the last. A read behind them waits for them, so it sees
+//     them. Different sessions' writes share Raft's batches.
+//   - Replies are not sent before this node applied the write, even though
+//     the leader's result is known earlier: the events the write fired here
+//     must reach the client first, and other sessions on this node read
+//     soon after. On a follower that waits until the leader's next
+//     AppendEntries carries the commit (write_phase_seconds{phase=
+//     "local_apply"}; hashicorp/raft sends one at the latest every
+//     CommitTimeout when no write flows).
 //
 // # Sessions
 //

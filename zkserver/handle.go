@@ -46,7 +46,7 @@ func (c *conn) answer(req *request) bool {
 		c.reply(req, s.fsm.LastZxid(), zkwire.CodeReconfigDisabled, nil)
 	case zkwire.OpCreate, zkwire.OpCreate2, zkwire.OpCreateContainer, zkwire.OpCreateTTL,
 		zkwire.OpDelete, zkwire.OpSetData, zkwire.OpSetACL, zkwire.OpCheck, zkwire.OpMulti:
-		return c.submitWrite(req)
+		return c.submitWrites([]*request{req})
 	case zkwire.OpDeleteContainer:
 		// Submitted by ZooKeeper's own ContainerManager, never by clients.
 		c.reply(req, s.fsm.LastZxid(), zkwire.CodeUnimplemented, nil)
@@ -63,6 +63,12 @@ func (c *conn) answer(req *request) bool {
 		c.reply(req, s.fsm.LastZxid(), code, body)
 	}
 	return true
+}
+
+// pipelined reports whether a write may join the session's writes
+// submitted together (every write but closeSession, which ends them).
+func pipelined(op zkwire.OpCode) bool {
+	return isWrite(op) && op != zkwire.OpCloseSession
 }
 
 // isWrite reports whether op is decided by the journal's log (ZooKeeper's
@@ -313,44 +319,95 @@ func (c *conn) closeSession(req *request) bool {
 	return false
 }
 
-// submitWrite turns a write request into a journal Write, submits it, waits until
-// this node has applied it (so the session's later reads and the watch events
-// it fired come first), and answers with ZooKeeper's reply. The time spent
+// submitWrites turns a session's consecutive write requests (one, or
+// several pipelined by the client) into journal Writes, submits them in
+// order in one request (Node.SubmitInOrder: the leader queues them without
+// waiting for each to commit), waits until this node has applied them (so
+// the session's later reads and the watch events they fired here come
+// first), and answers each with ZooKeeper's reply, in order. The time spent
 // in each step is the write_phase_seconds metric: commit (forwarding, the
 // Raft round, the leader's apply) and local_apply (until this node applied
-// it; on a follower, until it learned the commit from the leader).
-func (c *conn) submitWrite(req *request) bool {
+// them; on a follower, until it learned the commit from the leader).
+func (c *conn) submitWrites(batch []*request) bool {
 	s := c.s
-	w, code := c.toWrite(req)
-	if code == zkwire.CodeOK && (c.local || s.fsm.Phase() == raftjournal.PhaseShadow) {
-		// ZooKeeper is the source of truth in shadow: a read-only server.
-		code = zkwire.CodeNotReadOnly
+	writes := make([]raftjournal.Command, 0, len(batch))
+	slot := make([]int, len(batch)) // index into writes, or -1: answered with code[i]
+	code := make([]zkwire.Code, len(batch))
+	for i, req := range batch {
+		w, cd := c.toWrite(req)
+		if cd == zkwire.CodeOK && (c.local || s.fsm.Phase() == raftjournal.PhaseShadow) {
+			// ZooKeeper is the source of truth in shadow: a read-only server.
+			cd = zkwire.CodeNotReadOnly
+		}
+		slot[i], code[i] = -1, cd
+		if cd == zkwire.CodeOK {
+			slot[i] = len(writes)
+			writes = append(writes, w)
+		}
 	}
-	if code != zkwire.CodeOK {
-		c.reply(req, s.fsm.LastZxid(), code, nil)
-		return true
+	var results []*raftjournal.Result
+	var errs []error
+	if len(writes) > 0 {
+		ctx, cancel := context.WithTimeout(c.ctx, c.timeout)
+		defer cancel()
+		start := time.Now()
+		var err error
+		if len(writes) == 1 {
+			var res *raftjournal.Result
+			res, err = s.node.SubmitForSession(ctx, c.sessionID.Load(), writes[0])
+			results, errs = []*raftjournal.Result{res}, []error{nil}
+		} else {
+			results, errs, err = s.node.SubmitInOrder(ctx, c.sessionID.Load(), writes)
+		}
+		if errors.Is(err, raftjournal.CodeSessionMoved) {
+			return c.moved()
+		}
+		if err != nil {
+			results, errs = make([]*raftjournal.Result, len(writes)), make([]error, len(writes))
+			for i := range errs {
+				errs[i] = err
+			}
+		} else {
+			committed := time.Now()
+			s.m.writePhase.WithLabelValues("commit").Observe(committed.Sub(start).Seconds())
+			var last uint64
+			for _, r := range results {
+				if r != nil {
+					last = max(last, r.Index)
+				}
+			}
+			if err := s.node.WaitApplied(ctx, last); err != nil {
+				s.logger.Info("node did not apply the session's writes in time; closing the connection",
+					"remote", c.nc.RemoteAddr().String(), "index", last, "error", err)
+				return false
+			}
+			s.m.writePhase.WithLabelValues("local_apply").Observe(time.Since(committed).Seconds())
+		}
 	}
-	ctx, cancel := context.WithTimeout(c.ctx, c.timeout)
-	defer cancel()
-	start := time.Now()
-	res, err := s.node.SubmitForSession(ctx, w.Session, w)
-	if errors.Is(err, raftjournal.CodeSessionMoved) {
-		return c.moved()
+	for i, req := range batch {
+		if slot[i] < 0 {
+			c.reply(req, s.fsm.LastZxid(), code[i], nil)
+			continue
+		}
+		if !c.replyWrite(req, results[slot[i]], errs[slot[i]]) {
+			return false
+		}
 	}
-	if err == nil {
-		committed := time.Now()
-		s.m.writePhase.WithLabelValues("commit").Observe(committed.Sub(start).Seconds())
-		err = s.node.WaitApplied(ctx, res.Index)
-		s.m.writePhase.WithLabelValues("local_apply").Observe(time.Since(committed).Seconds())
-	}
+	return true
+}
+
+// replyWrite answers one write with its journal result; it reports false
+// when the outcome is unknown (leader lost, no quorum): ZooKeeper drops the
+// connection then, and the client reports ConnectionLoss for this request
+// and those after it.
+func (c *conn) replyWrite(req *request, res *raftjournal.Result, err error) bool {
+	s := c.s
 	if err != nil {
 		var cd raftjournal.Code
 		if errors.As(err, &cd) && !errors.Is(err, raftjournal.ErrOutcomeUnknown) && cd != raftjournal.CodeConnectionLoss {
 			c.reply(req, s.fsm.LastZxid(), zkwire.Code(cd), nil)
 			return true
 		}
-		// The outcome is unknown (leader lost, no quorum): ZooKeeper drops the
-		// connection, and the client reports ConnectionLoss.
 		s.logger.Info("write outcome unknown; closing the connection", "remote", c.nc.RemoteAddr().String(),
 			"op", req.hdr.Op.String(), "error", err)
 		return false

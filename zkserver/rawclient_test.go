@@ -207,3 +207,56 @@ func (s *rawSession) waitClosed(timeout time.Duration) error {
 		}
 	}
 }
+
+// pipeline sends requests back to back without waiting and returns their
+// replies in the order they came, each with the events before it.
+func (s *rawSession) pipeline(ops []zkwire.OpCode, reqs []zkwire.Request) []reply {
+	s.t.Helper()
+	var buf []byte
+	first := s.xid + 1
+	for i, op := range ops {
+		s.xid++
+		frame, err := zkwire.AppendRequestFrame(nil, zkwire.RequestHeader{Xid: s.xid, Op: op}, reqs[i])
+		if err != nil {
+			s.t.Fatalf("encode %v: %v", op, err)
+		}
+		buf = append(buf, frame...)
+	}
+	if _, err := s.nc.Write(buf); err != nil {
+		s.t.Fatalf("write %d pipelined requests: %v", len(ops), err)
+	}
+	out := make([]reply, 0, len(ops))
+	var events []zkwire.WatcherEvent
+	timeout := time.After(60 * time.Second)
+	for len(out) < len(ops) {
+		select {
+		case m, ok := <-s.in:
+			if !ok || m.err != nil {
+				out = append(out, reply{Closed: true})
+				return out
+			}
+			if m.hdr.Xid == zkwire.XidNotification {
+				ev, _ := zkwire.DecodeNotification(m.body)
+				events = append(events, ev)
+				continue
+			}
+			i := len(out)
+			if want := first + int32(i); m.hdr.Xid != want {
+				s.t.Fatalf("pipelined reply %d has xid %d, want %d (replies out of order)", i, m.hdr.Xid, want)
+			}
+			r := reply{Zxid: m.hdr.Zxid, Err: m.hdr.Err, Events: events}
+			events = nil
+			if m.hdr.Err == zkwire.CodeOK {
+				body, err := zkwire.DecodeResponse(ops[i], m.hdr.Err, m.body)
+				if err != nil {
+					s.t.Fatalf("bad %v reply: %v", ops[i], err)
+				}
+				r.Body = body
+			}
+			out = append(out, r)
+		case <-timeout:
+			s.t.Fatalf("only %d of %d pipelined replies within 60s", len(out), len(ops))
+		}
+	}
+	return out
+}
