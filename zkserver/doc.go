@@ -80,7 +80,10 @@
 //     soon after. On a follower that waits until the leader's next
 //     AppendEntries carries the commit (write_phase_seconds{phase=
 //     "local_apply"}; hashicorp/raft sends one at the latest every
-//     CommitTimeout when no write flows).
+//     CommitTimeout when no write flows, so a node serving clients runs
+//     with DefaultCommitTimeout, 2 ms, where raftjournal's default is 20 ms:
+//     measured, the difference between 35 ms and 5.7 ms per write for a
+//     client writing through a follower).
 //
 // # Sessions
 //

@@ -141,7 +141,7 @@ func startJournal(size int, phase raftjournal.Phase, tweak func(i int, c *zkserv
 		cfg.AdminAddr = "127.0.0.1:0"
 		cfg.Secret = testlog.Secret()
 		cfg.Logger = logger.With("node", cfg.NodeID)
-		cfg.CommitTimeout = 5 * time.Millisecond
+		cfg.CommitTimeout = zkserver.DefaultCommitTimeout
 		cfg.SessionTick = 20 * time.Millisecond
 		cfg.CleanupInterval = 100 * time.Millisecond
 		cfg.JoinTimeout = 30 * time.Second

@@ -48,7 +48,8 @@ type nodeSpec struct {
 	// TickTime of the client port (0: the default); the benchmarks use
 	// zktest's 200 ms so both sides negotiate the same timeouts.
 	TickTime time.Duration
-	// CommitTimeout overrides the node's (0: the default).
+	// CommitTimeout overrides the node's (0: zkserver.DefaultCommitTimeout,
+	// as `zk2raft serve` with a client port).
 	CommitTimeout time.Duration
 }
 
@@ -87,6 +88,7 @@ func runNodeProcess(spec nodeSpec) error {
 	cfg.Secret = testlog.Secret()
 	cfg.OpenMetrics = true // the benchmark reads the write phases
 	cfg.Logger = logger
+	cfg.CommitTimeout = zkserver.DefaultCommitTimeout // as serve --client-addr runs
 	if spec.CommitTimeout > 0 {
 		cfg.CommitTimeout = spec.CommitTimeout
 	}

@@ -30,15 +30,16 @@ type serveOptions struct {
 	acceptLoss  bool
 	yes         bool
 
-	dataDir   string
-	nodeID    string
-	raftAddr  string
-	advertise string
-	adminAddr string
-	bootstrap bool
-	join      string
-	logStore  string
-	compress  bool
+	dataDir       string
+	nodeID        string
+	raftAddr      string
+	advertise     string
+	adminAddr     string
+	bootstrap     bool
+	join          string
+	logStore      string
+	commitTimeout time.Duration
+	compress      bool
 
 	proxyAddr string
 	tap       tapOptions
@@ -72,6 +73,7 @@ func (o *serveOptions) addFlags(cmd *cobra.Command) {
 	f.BoolVar(&o.bootstrap, "bootstrap", false, "start a new cluster with this node as its only member (empty data dir only)")
 	f.StringVar(&o.join, "join", "", "admin address of a running member to join through (empty data dir only)")
 	f.StringVar(&o.logStore, "log-store", string(raftjournal.LogStoreWAL), "on-disk Raft log: wal or bolt")
+	f.DurationVar(&o.commitTimeout, "commit-timeout", 0, fmt.Sprintf("how soon followers learn of a commit when no write follows it (Raft's CommitTimeout); default %v with a client port, where a follower answers its clients' writes only once it applied them, %v without", zkserver.DefaultCommitTimeout, raftjournal.DefaultNodeConfig().CommitTimeout))
 	f.BoolVar(&o.compress, "compress-snapshots", false, "zstd-compress FSM snapshots")
 	f.StringVar(&o.clientAddr, "client-addr", "", "serve the ZooKeeper client protocol on this address, host:port (any ZooKeeper client, zkCli, kazoo, Curator)")
 	f.StringVar(&o.secureAddr, "secure-client-addr", "", "also serve the ZooKeeper client protocol over TLS on this address (ZooKeeper's secureClientPort; needs --client-tls-cert and --client-tls-key)")
@@ -134,6 +136,14 @@ func (o *serveOptions) config(g *globalOptions) (raftjournal.NodeConfig, error) 
 	cfg.Join = trimScheme(o.join)
 	cfg.LogStore = raftjournal.LogStoreKind(o.logStore)
 	cfg.CompressSnapshots = o.compress
+	switch {
+	case o.commitTimeout > 0:
+		cfg.CommitTimeout = o.commitTimeout
+	case o.commitTimeout < 0:
+		return raftjournal.NodeConfig{}, usageErrorf("--commit-timeout must be positive")
+	case o.clientAddr != "" || o.secureAddr != "":
+		cfg.CommitTimeout = zkserver.DefaultCommitTimeout
+	}
 	cfg.Logger = g.logger
 	creds, err := o.credentials()
 	if err != nil {
