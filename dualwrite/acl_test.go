@@ -49,6 +49,14 @@ func runZkCli(ctx context.Context, t testing.TB, in zktest.Install, server strin
 // returns the report.
 func compareSubtree(t testing.TB, hosts []string, root string, n *raftjournal.Node, creds ...string) *verify.Report {
 	t.Helper()
+	return compareZooKeeper(t, hosts, root, verify.NewJournalSource("journal://test", verify.JournalState{Tree: n.FSM(), Nodes: -1}), creds...)
+}
+
+// compareZooKeeper verifies ZooKeeper's subtree at root against tgt, reading
+// ZooKeeper with the given digest credentials ("user:password"), and returns
+// the report.
+func compareZooKeeper(t testing.TB, hosts []string, root string, tgt verify.Source, creds ...string) *verify.Report {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	var auth []zkclient.Auth
@@ -64,7 +72,6 @@ func compareSubtree(t testing.TB, hosts []string, root string, n *raftjournal.No
 		t.Fatal(err)
 	}
 	defer src.Close()
-	tgt := verify.NewJournalSource("journal://test", verify.JournalState{Tree: n.FSM(), Nodes: -1})
 	cfg := verify.DefaultConfig()
 	cfg.Path = root
 	rep, err := verify.Compare(ctx, src, tgt, cfg)

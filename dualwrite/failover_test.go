@@ -13,35 +13,13 @@ import (
 	"github.com/zk2raft/zk2raft/internal/testlog"
 	"github.com/zk2raft/zk2raft/raftjournal"
 	"github.com/zk2raft/zk2raft/verify"
-	"github.com/zk2raft/zk2raft/zkclient"
 )
 
 // compareView verifies ZooKeeper's subtree at root against a journal read
 // through view (a live side the comparison re-reads).
 func compareView(t testing.TB, hosts []string, root string, view JournalView, creds ...string) *verify.Report {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	defer cancel()
-	var auth []zkclient.Auth
-	for _, cred := range creds {
-		a, err := zkclient.ParseAuth("digest:" + cred)
-		if err != nil {
-			t.Fatal(err)
-		}
-		auth = append(auth, a)
-	}
-	src, err := verify.NewZooKeeperSource(verify.ZKOptions{Hosts: hosts, Chroot: root, Auth: auth})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer src.Close()
-	cfg := verify.DefaultConfig()
-	cfg.Path = root
-	rep, err := verify.Compare(ctx, src, viewSource{view}, cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return rep
+	return compareZooKeeper(t, hosts, root, viewSource{view}, creds...)
 }
 
 // TestTapJournalFailover is issue 12 item 7: a tap given one journal member

@@ -111,30 +111,9 @@ func newTapFixture(t testing.TB, wrap func(Journal) Journal, mod func(*Config)) 
 // journal's: zero differences or the test fails with the report.
 func assertJournalEqual(t testing.TB, hosts []string, root string, n *raftjournal.Node) {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	defer cancel()
 	// ZooKeeper masks digest ACLs (user:x) to readers without ADMIN on the
 	// node: read as the workloads' identity.
-	var auth []zkclient.Auth
-	for _, cred := range []string{workloadAuth, kazooAuth} {
-		a, err := zkclient.ParseAuth("digest:" + cred)
-		if err != nil {
-			t.Fatal(err)
-		}
-		auth = append(auth, a)
-	}
-	src, err := verify.NewZooKeeperSource(verify.ZKOptions{Hosts: hosts, Chroot: root, Auth: auth})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer src.Close()
-	tgt := verify.NewJournalSource("journal://test", verify.JournalState{Tree: n.FSM(), Nodes: -1})
-	cfg := verify.DefaultConfig()
-	cfg.Path = root
-	rep, err := verify.Compare(ctx, src, tgt, cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
+	rep := compareSubtree(t, hosts, root, n, workloadAuth, kazooAuth)
 	if !rep.Equal() {
 		var b strings.Builder
 		verify.WriteText(&b, rep)

@@ -1,7 +1,6 @@
 package treegen
 
 import (
-	"crypto/sha1"
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/binary"
@@ -95,8 +94,7 @@ func (c Credential) Auth() []byte { return []byte(c.User + ":" + c.Password) }
 // ID is the ACL identity ZooKeeper derives from the credential:
 // digest user:base64(sha1(user:password)).
 func (c Credential) ID() znode.ID {
-	sum := sha1.Sum(c.Auth())
-	return znode.ID{Scheme: "digest", ID: c.User + ":" + base64.StdEncoding.EncodeToString(sum[:])}
+	return znode.ID{Scheme: "digest", ID: znode.DigestID(string(c.Auth()))}
 }
 
 // Plan is the deterministic part of a tree: every write, in an order that
