@@ -175,11 +175,23 @@ func (s *rawSession) events(n int, timeout time.Duration) []zkwire.WatcherEvent 
 	s.t.Helper()
 	var out []zkwire.WatcherEvent
 	deadline := time.After(timeout)
+	// Ping as a client does while it waits, so that a wait longer than the
+	// session timeout (a loaded machine) does not expire the session.
+	ping := time.NewTicker(time.Duration(max(s.timeout/3, 100)) * time.Millisecond)
+	defer ping.Stop()
+	pingFrame := zkwire.AppendFrame(nil, zkwire.AppendRecord(nil, &zkwire.RequestHeader{Xid: zkwire.XidPing, Op: zkwire.OpPing}))
 	for len(out) < n {
 		select {
+		case <-ping.C:
+			if _, err := s.nc.Write(pingFrame); err != nil {
+				s.t.Fatalf("connection lost while waiting for %d events (got %v): %v", n, out, err)
+			}
 		case m, ok := <-s.in:
 			if !ok || m.err != nil {
 				s.t.Fatalf("connection closed while waiting for %d events (got %v)", n, out)
+			}
+			if m.hdr.Xid == zkwire.XidPing {
+				continue
 			}
 			if m.hdr.Xid != zkwire.XidNotification {
 				s.t.Fatalf("unexpected reply xid %d while waiting for events", m.hdr.Xid)

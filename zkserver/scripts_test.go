@@ -250,6 +250,9 @@ func TestDifferentialSessions(t *testing.T) {
 		d.do(b, zkwire.OpCreate, create(d.p("eph-b"), nil, zkwire.ModeEphemeral))
 		d.do(b, zkwire.OpCreate2, create(d.p("seq-"), nil, zkwire.ModeEphemeralSequential))
 		d.do(b, zkwire.OpGetEphemerals, &zkwire.GetEphemeralsRequest{})
+		// a reads on another server what b wrote: neither ZooKeeper nor the
+		// journal promises that without a sync first.
+		d.do(a, zkwire.OpSync, &zkwire.SyncRequest{Path: d.p("")})
 		d.do(a, zkwire.OpExists, &zkwire.ExistsRequest{Path: d.p("eph-b"), Watch: true})
 		d.do(a, zkwire.OpGetChildren, &zkwire.GetChildrenRequest{Path: d.p(""), Watch: true})
 		// Resume b on another connection (another server): same session.
