@@ -66,6 +66,7 @@ var (
 	loadValue   = flag.Int("load.value", 128, "bytes of each value runLoad reads and writes")
 	pacedShare  = flag.Float64("load.paced-share", 0.25, "share of the direct closed-loop throughput the paced loads run at")
 	tapProfile  = flag.String("load.tap-cpuprofile", "", "write a CPU profile of each benchmark's tap process to this file, suffixed with the mode")
+	tapDisk     = flag.String("load.tap-dir", "", "directory for the tap process's queue and journal (default: the test's temporary directory, on ZooKeeper's disk); a tmpfs such as /dev/shm stands in for a disk of the proxy's own")
 )
 
 const (
@@ -699,6 +700,13 @@ type tapProcess struct {
 func startTapProcess(b *testing.B, spec tapSpec, cpus string) *tapProcess {
 	b.Helper()
 	dir := b.TempDir()
+	if *tapDisk != "" {
+		var err error
+		if dir, err = os.MkdirTemp(*tapDisk, "zk2raft-tap-"); err != nil {
+			b.Fatal(err)
+		}
+		b.Cleanup(func() { os.RemoveAll(dir) })
+	}
 	spec.Listen, spec.QueueDir = testlog.FreeAddr(b), filepath.Join(dir, "queue")
 	spec.JournalDir, spec.RaftAddr = filepath.Join(dir, "journal"), testlog.FreeAddr(b)
 	if *tapProfile != "" {
