@@ -119,7 +119,7 @@ func BenchmarkProxyCreates(b *testing.B) {
 				pinCPUs(b, "0", append(ens.Pids(), os.Getpid()))
 				tapCPU = "1"
 			}
-			tap := startTapProcess(b, tapSpec{ZK: []string{direct}, BytesRelay: mode.relay, QueueNoSync: os.Getenv("ZZ_NOSYNC") != ""}, tapCPU)
+			tap := startTapProcess(b, tapSpec{ZK: []string{direct}, BytesRelay: mode.relay}, tapCPU)
 			for _, inFlight := range []int{1, 3000} {
 				b.Run(fmt.Sprintf("inflight=%d", inFlight), func(b *testing.B) {
 					var d, p float64
