@@ -92,7 +92,7 @@ type Config struct {
 // follower, one write at a time: 20 ms (raftjournal's default) gave 29
 // writes/s at 35 ms p50, 5 ms 75/s at 12 ms, 2 ms 134/s at 5.7 ms, against
 // ZooKeeper's 123–212/s at 2.4–5.5 ms in the same run. The price is idle
-// AppendEntries: three idle nodes used 36% of a core at 2 ms against 20%
+// AppendEntries: three idle nodes used 22–27% of a core at 2 ms against 5%
 // at 20 ms (BENCHMARKS.md).
 const DefaultCommitTimeout = 2 * time.Millisecond
 
