@@ -111,14 +111,12 @@ func (o *exportOptions) config(g *globalOptions) (exporter.Config, error) {
 			return cfg, usageErrorf("%v", err)
 		}
 	}
-	switch {
-	case o.workers < 1:
-		return cfg, usageErrorf("--workers %d: want at least 1", o.workers)
-	case o.sessions < 1:
-		return cfg, usageErrorf("--sessions %d: want at least 1", o.sessions)
-	case o.rate < 0:
-		return cfg, usageErrorf("--rate %v: want 0 (no limit) or more", o.rate)
-	case o.maxListed < 1:
+	if err := firstErr(intFlagIn("--workers", o.workers, 1, exporter.MaxWorkers),
+		intFlagIn("--sessions", o.sessions, 1, exporter.MaxSessions),
+		rateFlag("--rate", o.rate)); err != nil {
+		return cfg, err
+	}
+	if o.maxListed < 1 {
 		return cfg, usageErrorf("--max-listed %d: want at least 1", o.maxListed)
 	}
 	if err := cfg.Validate(); err != nil {

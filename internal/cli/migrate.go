@@ -141,6 +141,13 @@ func (o *migrateOptions) validate() error {
 	case o.verifyMode == "full" && o.journal != "":
 		return usageErrorf("--verify full compares the installed snapshot of a --data-dir migration; for --journal, run 'zk2raft verify'")
 	}
+	if err := firstErr(intFlagIn("--workers", o.workers, 1, exporter.MaxWorkers),
+		intFlagIn("--sessions", o.sessions, 1, exporter.MaxSessions),
+		rateFlag("--rate", o.rate),
+		intFlagIn("--in-flight", o.inFlight, 1, importer.MaxInFlight),
+		intFlagIn("--batch-bytes", o.batchBytes, 1, importer.MaxBatchBytes)); err != nil {
+		return err
+	}
 	known := importer.AcceptableKinds()
 	for _, k := range o.accept {
 		if !slices.Contains(known, k) {
