@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"os"
 	"strings"
 	"testing"
 )
@@ -56,5 +57,38 @@ func TestFlagBounds(t *testing.T) {
 				t.Errorf("exit %d, stderr %q; want exit %d and an error line starting with %q", code, errOut, ExitUsage, "zk2raft: "+tc.flag+" ")
 			}
 		})
+	}
+}
+
+// TestOutputCheckedFirst (issue 11 item 16): a destination that cannot take
+// the snapshot (a directory, a missing parent directory) is refused before
+// anything is read, naming the flag: export used to walk the whole tree and
+// only then fail on the rename. The ensemble given is unreachable, so a
+// command that got past the check would fail differently (and slowly).
+func TestOutputCheckedFirst(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	zk := "127.0.0.1:1"
+	cases := []struct {
+		name string
+		args []string
+		flag string
+	}{
+		{"export into a directory", []string{"export", "--zk", zk, "--connect-timeout", "5s", "--out", dir}, "--out"},
+		{"export, missing parent", []string{"export", "--zk", zk, "--connect-timeout", "5s", "--out", dir + "/no/such/x.snap"}, "--out"},
+		{"export from datadir into a directory", []string{"export", "--from-datadir", dir, "--out", dir}, "--out"},
+		{"migrate keep-snapshot directory", []string{"migrate", "--zk", zk, "--dry-run", "--keep-snapshot", dir}, "--keep-snapshot"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			code, _, errOut := run(t, tc.args...)
+			first, _, _ := strings.Cut(errOut, "\n")
+			if code != ExitUsage || !strings.HasPrefix(first, "zk2raft: "+tc.flag+" ") {
+				t.Errorf("exit %d, stderr %q; want exit %d and a line starting with %q", code, errOut, ExitUsage, "zk2raft: "+tc.flag+" ")
+			}
+		})
+	}
+	if ents, _ := os.ReadDir(dir); len(ents) != 0 {
+		t.Errorf("left files behind in %s: %v", dir, ents)
 	}
 }

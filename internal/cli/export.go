@@ -163,6 +163,9 @@ A damaged file, a missing log or a snapshot newer than every log is an error
 naming the file and offset. /zookeeper is left out.`,
 		Args: noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := outFlag("--out", o.out); err != nil {
+				return err
+			}
 			if o.datadir.dir != "" {
 				return runDatadirExport(cmd, g, &o.datadir, o.out, o.compress, o.extendedTypes, o.json)
 			}

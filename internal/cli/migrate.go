@@ -148,6 +148,11 @@ func (o *migrateOptions) validate() error {
 		intFlagIn("--batch-bytes", o.batchBytes, 1, importer.MaxBatchBytes)); err != nil {
 		return err
 	}
+	if o.keepSnapshot != "" {
+		if err := outFlag("--keep-snapshot", o.keepSnapshot); err != nil {
+			return err
+		}
+	}
 	known := importer.AcceptableKinds()
 	for _, k := range o.accept {
 		if !slices.Contains(known, k) {
