@@ -17,8 +17,8 @@ var (
 	// ErrUnsupported is returned (wrapped) for a source this build cannot open,
 	// such as journal:// without a journal opener.
 	ErrUnsupported = errors.New("verify: not supported")
-	// ErrInvalidURI is returned (wrapped) for a source URI that does not parse.
-	ErrInvalidURI = errors.New("verify: invalid source URI")
+	// ErrInvalidURI is returned (wrapped) for a side's URI that does not parse.
+	ErrInvalidURI = errors.New("verify: invalid URI")
 	// ErrInvalidConfig is returned (wrapped) by Config.Validate and when the
 	// scope asked for lies outside what a side holds.
 	ErrInvalidConfig = errors.New("verify: invalid config")

@@ -191,9 +191,11 @@ func (o *verifyOptions) config(g *globalOptions) (verify.Config, verify.Format, 
 	if opts.Auth, err = o.zkAuth.parsed(); err != nil {
 		return none, 0, verify.OpenOptions{}, err
 	}
-	for _, u := range []string{o.source, o.target} {
-		if !strings.Contains(u, "://") {
-			return none, 0, verify.OpenOptions{}, usageErrorf("%q is not a URI: want zk://HOSTS[/CHROOT], snap://FILE, journal://DATA_DIR or datadir://ZK_DATA_DIR", u)
+	// One rule for both sides: a URI that does not parse is a usage error
+	// naming its flag, found before anything is opened.
+	for _, side := range []struct{ flag, uri string }{{"--source", o.source}, {"--target", o.target}} {
+		if _, err := verify.ParseURI(side.uri); err != nil {
+			return none, 0, verify.OpenOptions{}, usageErrorf("%s %v", side.flag, strings.TrimPrefix(err.Error(), "verify: "))
 		}
 	}
 	return cfg, format, opts, nil
