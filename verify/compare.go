@@ -360,6 +360,8 @@ type sideStream struct {
 	buf   []*znode.Node
 	i     int
 	nodes int64 // set by run when it returns
+	// sawRoot says the side's walk yielded the scope's root (excluded or not).
+	sawRoot bool
 }
 
 // run walks the side into its channel: checks the order, filters, digests.
@@ -393,6 +395,9 @@ func (s *sideStream) run(ctx context.Context, scope Scope) error {
 		}
 		prev = n.Path
 		index++
+		if n.Path == scope.Root {
+			s.sawRoot = true
+		}
 		if !f.keep(n.Path) {
 			return nil
 		}
@@ -478,6 +483,12 @@ func (c *comparison) walkBoth(ctx context.Context) error {
 		return mergeErr
 	}
 	c.report.Source.Nodes, c.report.Target.Nodes = a.nodes, b.nodes
+	if c.report.Compared == 0 {
+		if !a.sawRoot && !b.sawRoot {
+			return fmt.Errorf("%w: the path %s exists on neither side (source %s, target %s)", ErrNothingCompared, c.scope.Root, c.si.URI, c.ti.URI)
+		}
+		return fmt.Errorf("%w: every node under %s is excluded (%s)", ErrNothingCompared, c.scope.Root, strings.Join(c.scope.Exclude, ", "))
+	}
 	c.cfg.Logger.Debug("verify merged", "compared", c.report.Compared, "differences", c.report.Counts.Differences,
 		"suspects", len(c.pending))
 	return nil
@@ -968,9 +979,6 @@ func (c *comparison) finish(start time.Time) {
 	r.Verdict = VerdictEqual
 	if r.Counts.Differences > 0 || (r.Digest != nil && !r.Digest.Equal && r.Mode == ModeDigest) {
 		r.Verdict = VerdictDifferent
-	}
-	if r.Mode != ModeDigest && r.Compared == 0 {
-		c.note("neither side has any node in scope %s", r.Scope.Path)
 	}
 	for i, side := range []SideReport{r.Source, r.Target} {
 		n := c.aclMasked[i]

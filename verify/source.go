@@ -19,6 +19,10 @@ var (
 	ErrUnsupported = errors.New("verify: not supported")
 	// ErrInvalidURI is returned (wrapped) for a side's URI that does not parse.
 	ErrInvalidURI = errors.New("verify: invalid URI")
+	// ErrNothingCompared is matched by the error of a comparison that compared
+	// no node: a path that exists on neither side, or a scope whose every
+	// node is excluded. Zero nodes compared is not equality.
+	ErrNothingCompared = errors.New("verify: nothing compared")
 	// ErrInvalidConfig is returned (wrapped) by Config.Validate and when the
 	// scope asked for lies outside what a side holds.
 	ErrInvalidConfig = errors.New("verify: invalid config")

@@ -67,7 +67,12 @@ With a live side, a difference where one side is newer is read again up to
 time where both sides offer one (snapshot trailer, the hash four-letter word at a
 matching zxid, the journal's digest history) and walks otherwise, saying which.
 
-Exit codes: 0 equal, 3 different, 1 error (unreachable, unreadable, damaged, unsorted).`,
+A comparison that compares no node is not equality: a --path or chroot that exists
+on neither side, or a scope every node of which is excluded, is an error (exit 1).
+A malformed --source or --target URI is a usage error (exit 2).
+
+Exit codes: 0 equal, 3 different, 1 error (unreachable, unreadable, damaged, unsorted,
+nothing compared), 2 usage.`,
 		Args: noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error { return runVerify(cmd.Context(), g, &o) },
 	}
