@@ -60,6 +60,12 @@ type Config struct {
 	// where both sides offer comparable digests (Digester), and by walking
 	// otherwise (ModeDigestWalk).
 	DigestOnly bool
+	// TrustTrailer lets a digest-only comparison use a snapshot file's
+	// trailer without reading the file: by default the file is read in full
+	// first (every record's CRC, the end record against the body), so a
+	// damaged file is an error, not a digest that matches. The report says
+	// when the trailer was trusted.
+	TrustTrailer bool
 	// Rechecks is how many times a difference seen with a live side is re-read
 	// before it is reported, when one side is newer than the other (their
 	// zxids or versions differ). Negative disables re-checks.

@@ -145,6 +145,14 @@ type Digester interface {
 	Digests(ctx context.Context) (DigestInfo, error)
 }
 
+// IntegrityChecker is implemented by sides whose digest comes from a
+// stored summary of a body that may be damaged (a snapshot file's trailer):
+// CheckIntegrity reads the body and returns an error, naming where, unless
+// it is intact and the summary is the body's; what says what was checked.
+type IntegrityChecker interface {
+	CheckIntegrity(ctx context.Context) (what string, err error)
+}
+
 // ZxidDigest is ZooKeeper's tree digest as of a zxid.
 type ZxidDigest struct {
 	Zxid   int64
