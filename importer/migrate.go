@@ -129,6 +129,30 @@ func (o MigrateOptions) walkConfig() exporter.Config {
 	return cfg
 }
 
+// ErrInterrupted is matched by the error of a migration whose context
+// ended before it finished (Ctrl-C, a timeout); the error is an
+// *InterruptedError saying what state the target was left in, and matches
+// the context's error too.
+var ErrInterrupted = errors.New("importer: migration interrupted")
+
+// InterruptedError is a migration stopped by its context: the phase it was
+// in, the state it left the target in, and the context's error.
+type InterruptedError struct {
+	Phase string
+	State string
+	Err   error
+}
+
+func (e *InterruptedError) Error() string {
+	return fmt.Sprintf("migration interrupted during the %s (%v): %s", e.Phase, e.Err, e.State)
+}
+
+// Is matches ErrInterrupted.
+func (e *InterruptedError) Is(target error) bool { return target == ErrInterrupted }
+
+// Unwrap returns the context's error.
+func (e *InterruptedError) Unwrap() error { return e.Err }
+
 // ErrBlocked is matched by the error of a migration the pre-flight refused
 // (a blocker not accepted), and of a dry run that found one.
 var ErrBlocked = errors.New("importer: pre-flight blocker")
@@ -172,6 +196,26 @@ func Migrate(ctx context.Context, o MigrateOptions) (*MigrateSummary, error) {
 	wcfg := o.walkConfig()
 	opts := o.Import
 	sum := &MigrateSummary{Source: exporter.Source(wcfg.Hosts, wcfg.Root)}
+	finished := false // the import reached the target in full
+	// interrupted describes what an interrupted run leaves behind.
+	interrupted := func(phaseName string) (*MigrateSummary, error) {
+		var state string
+		switch {
+		case o.DryRun:
+			state = "a dry run writes nothing"
+		case sum.Installed != nil:
+			state = fmt.Sprintf("%s holds the complete initial snapshot %s (index %d, read back in full), but it is not verified against ZooKeeper: run 'zk2raft verify --source zk://%s --target journal://%s', or remove the directory and migrate again",
+				o.Node.DataDir, sum.Installed.Path, sum.Installed.Index, strings.Join(wcfg.Hosts, ","), o.Node.DataDir)
+		case o.Node.DataDir != "":
+			state = fmt.Sprintf("nothing was written to %s; not verified", o.Node.DataDir)
+		case finished:
+			state = fmt.Sprintf("the journal at %s holds the whole import, but it is not verified against ZooKeeper: run 'zk2raft verify'", o.Journal.Addr())
+		default:
+			state = fmt.Sprintf("the journal at %s holds part of the import (merged node by node, nothing half-written); not verified: run the same migrate again to finish it", o.Journal.Addr())
+		}
+		sum.Verdict, sum.VerdictReason, sum.Verified = VerdictUnverified, "interrupted: "+state, false
+		return sum, &InterruptedError{Phase: phaseName, State: state, Err: ctx.Err()}
+	}
 	phase := func(name string, since time.Time, nodes int64) time.Time {
 		now := time.Now()
 		sum.Phases = append(sum.Phases, PhaseTime{Phase: name, Seconds: now.Sub(since).Seconds(), Nodes: nodes})
@@ -227,6 +271,7 @@ func Migrate(ctx context.Context, o MigrateOptions) (*MigrateSummary, error) {
 	var builder *Builder
 	var online *Online
 	var keep *znode.SnapshotFile
+	var walked *walkedPaths // a journal that held nodes: which paths the walk read, for the sweep
 	if !o.DryRun {
 		if o.KeepSnapshot != "" {
 			if keep, err = znode.CreateSnapshotFile(o.KeepSnapshot, w.Header(), znode.SnapshotWriterOptions{}); err != nil {
@@ -254,6 +299,10 @@ func Migrate(ctx context.Context, o MigrateOptions) (*MigrateSummary, error) {
 			}
 			defer online.Abort()
 			sinks = append(sinks, online)
+			if !base.BaseFresh {
+				walked = newWalkedPaths()
+				sinks = append(sinks, walked)
+			}
 		}
 	}
 
@@ -269,6 +318,8 @@ func Migrate(ctx context.Context, o MigrateOptions) (*MigrateSummary, error) {
 	walkDone()
 	var unreadable *exporter.UnreadableError
 	switch {
+	case ctx.Err() != nil:
+		return interrupted(desc)
 	case werr == nil:
 	case errors.As(werr, &unreadable) && walkSum != nil:
 	default:
@@ -313,6 +364,9 @@ func Migrate(ctx context.Context, o MigrateOptions) (*MigrateSummary, error) {
 	if builder != nil {
 		cp := CheckpointValue{Source: sum.Source, Nodes: walkSum.Nodes, Total: walkSum.Nodes, Digest: walkSum.Digest.String(), Done: true, BaseFresh: true}
 		built, err = builder.Finish(&raftjournal.Checkpoint{Key: fmt.Sprintf("import/migrate/%s/%d", sum.Source, walkSum.StartZxid), Value: cp.Encode()})
+		if ctx.Err() != nil {
+			return interrupted("build")
+		}
 		if err != nil {
 			return nil, err
 		}
@@ -330,31 +384,69 @@ func Migrate(ctx context.Context, o MigrateOptions) (*MigrateSummary, error) {
 		sum.Installed = &InstalledReport{Path: info.Path, Index: info.Index, Term: info.Term, Bytes: info.Bytes, NodeID: info.NodeID, RaftAddr: info.RaftAddr}
 		sum.Verification = append(sum.Verification, Check{CheckInstalled, Equal,
 			fmt.Sprintf("%s read back in full: %d nodes, digest %v", info.Path, info.Trailer.NodeCount, info.Trailer.Digest)})
+		finished = true
 		t = phase("install", t, built.Nodes)
+		// The install runs to its end whatever the context says (it is
+		// atomic); an interrupt that came meanwhile is seen here.
+		if ctx.Err() != nil {
+			return interrupted("install")
+		}
 	} else {
 		res, err := online.Finish(walkSum.Nodes, walkSum.Digest)
 		if res != nil {
 			sum.EntryBytes, nodeMax = res.Bytes, res.MaxZxid
 			sum.JournalDigest, sum.JournalNodes, sum.SystemAdded = res.Journal.Digest.String(), res.Journal.Nodes, res.Expected.Added
 		}
+		if ctx.Err() != nil {
+			return interrupted("import")
+		}
 		if err != nil {
 			return nil, err
 		}
+		finished = true
+		t = phase("import-finish", t, res.Sent)
 		if res.Checked {
 			sum.Verification = append(sum.Verification, Check{CheckJournalExport, Equal, res.Expected.Explain()})
 		} else {
-			sum.Verification = append(sum.Verification, Check{CheckJournalExport, NotComparable,
-				"the journal held other nodes before the import, so its digest is not the export's"})
+			// The journal held nodes before: bring it to the walk's tree
+			// (deletes included), then compare the migrated scope.
+			sw, err := sweep(ctx, journal, o.Journal.WithZooKeeperAuth(authStrings(wcfg.Auth)), wcfg, walked, o.Logger)
+			if ctx.Err() != nil {
+				return interrupted("sweep")
+			}
+			if err != nil {
+				return nil, err
+			}
+			sum.Swept = &SweepReport{Extra: sw.Extra, Deleted: sw.Deleted, Kept: sw.Kept}
+			t = phase("sweep", t, int64(sw.Extra))
+			how := fmt.Sprintf("the journal held nodes before this run; %d node(s) in scope the walk did not read, %d deleted as ZooKeeper no longer has them, %d kept (ZooKeeper has them)",
+				sw.Extra, sw.Deleted, sw.Kept)
+			if st, err := journal.State(ctx, 0); err == nil {
+				sum.JournalDigest, sum.JournalNodes = st.Digest.String(), st.Nodes
+			}
+			if sw.Nodes == walkSum.Nodes && sw.Digest == walkSum.Digest {
+				sum.Verification = append(sum.Verification, Check{CheckJournalExport, Equal,
+					fmt.Sprintf("%s; the journal's %s now holds the walk's %d nodes, digest %v", how, wcfg.Root, sw.Nodes, sw.Digest)})
+			} else {
+				sum.Verification = append(sum.Verification, Check{CheckJournalExport, NotComparable,
+					fmt.Sprintf("%s; the journal's %s holds %d nodes with digest %v, the walk read %d with %v: writes mirrored since the walk, or a real difference (run 'zk2raft verify')",
+						how, wcfg.Root, sw.Nodes, sw.Digest, walkSum.Nodes, walkSum.Digest)})
+			}
 		}
-		t = phase("import-finish", t, res.Sent)
 	}
 
 	// Verify.
 	if o.Verify != VerifyNone {
 		sum.Verification = append(sum.Verification, zookeeperDigestCheck(ctx, walkSum, wcfg, nodeMax, sum.JournalDigest))
 	}
+	if ctx.Err() != nil {
+		return interrupted("verification")
+	}
 	if o.Verify == VerifyFull {
 		rep, err := fullVerify(ctx, wcfg, o.KeepSnapshot, built, sum.Installed.Path, o.Logger)
+		if ctx.Err() != nil {
+			return interrupted("verification")
+		}
 		if err != nil {
 			return nil, err
 		}
@@ -369,7 +461,8 @@ func Migrate(ctx context.Context, o MigrateOptions) (*MigrateSummary, error) {
 	if o.Verify != VerifyNone {
 		phase("verify", t, 0)
 	}
-	sum.Verified = verified(sum.Verification)
+	sum.Verdict, sum.VerdictReason = verdict(sum.Verification)
+	sum.Verified = sum.Verdict == VerdictVerified
 	sum.Seconds = time.Since(start).Seconds()
 	return sum, nil
 }

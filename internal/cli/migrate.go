@@ -70,6 +70,19 @@ out and ZooKeeper's digest counts), that the installed snapshot reads back with 
 digest, and, when no write landed during the walk and ZooKeeper logged a digest at
 its last zxid, that ZooKeeper's own digest is the same. full also compares every node
 field by field (verify), against the kept snapshot, or by walking ZooKeeper again.
+The result is "verified" only when a check compared the journal's final state and
+found it equal and none found a difference (exit 3); when no check could compare,
+it is "unverified" with the reasons, and the command exits 1 (0 with --verify none).
+
+A journal that already held nodes (a rerun after an interrupted migration, or one
+the mirror has been filling) is brought to the walk's tree: the walk's nodes are
+merged in, and the journal's nodes in scope that the walk did not read are deleted
+when ZooKeeper no longer has them (a node ZooKeeper still has is kept); then the
+journal's scope is compared with the walk's.
+
+Ctrl-C (or --timeout) stops the migration with exit 1 and a line saying what it
+left: nothing, part of an online import (run it again to finish), or a complete
+install that nothing verified.
 
 Pre-flight: every migration checks the stream for what the journal cannot honour or
 the operator must decide: container and TTL nodes (ZooKeeper shows them
@@ -258,8 +271,11 @@ func runMigrate(ctx context.Context, g *globalOptions, o *migrateOptions) error 
 			return err
 		}
 	}
-	if !sum.Verified {
-		return &ExitError{Code: ExitDifferences, Err: fmt.Errorf("verification found differences between %s and the journal", sum.Source)}
+	switch {
+	case sum.Verdict == importer.VerdictDifferent:
+		return &ExitError{Code: ExitDifferences, Err: fmt.Errorf("verification found differences between %s and the journal: %s", sum.Source, sum.VerdictReason)}
+	case sum.Verdict != importer.VerdictVerified && mode != importer.VerifyNone:
+		return fmt.Errorf("unverified: %s", sum.VerdictReason)
 	}
 	return nil
 }
@@ -320,8 +336,11 @@ func printMigrate(w io.Writer, s *importer.MigrateSummary) error {
 		fmt.Fprintf(&b, "  start it     %s\n", s.Serve)
 	}
 	verdict := "verified"
-	if !s.Verified {
-		verdict = "NOT verified: differences found"
+	switch s.Verdict {
+	case importer.VerdictDifferent:
+		verdict = "DIFFERENT: " + s.VerdictReason
+	case importer.VerdictUnverified:
+		verdict = "UNVERIFIED: " + s.VerdictReason
 	}
 	fmt.Fprintf(&b, "  result       %s\n", verdict)
 	_, err := io.WriteString(w, b.String())
