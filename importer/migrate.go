@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/zk2raft/zk2raft/exporter"
+	"github.com/zk2raft/zk2raft/exporter/datadir"
 	"github.com/zk2raft/zk2raft/raftjournal"
 	"github.com/zk2raft/zk2raft/znode"
 )
@@ -54,8 +55,14 @@ func ParseVerifyMode(s string) (VerifyMode, error) {
 // set), Journal, or DryRun.
 type MigrateOptions struct {
 	// Walk is the export walk (start from exporter.DefaultConfig). Its
-	// AllowPartial is set from Accept.
+	// AllowPartial is set from Accept. Unused when FromDataDir is set,
+	// except its ToolVersion and ExtendedTypes.
 	Walk exporter.Config
+	// FromDataDir, when its DataDir is set, reads the tree from a ZooKeeper
+	// server's data directory (datadir.Load: exact at one zxid, proven by
+	// ZooKeeper's digest, raw owners, sessions) instead of walking the live
+	// ensemble.
+	FromDataDir datadir.Options
 	// Import cuts and sends the entries.
 	Import Options
 	// Node, when its DataDir is set, is the fresh journal data dir to build
@@ -106,8 +113,12 @@ func (o MigrateOptions) Validate() error {
 			return fmt.Errorf("importer: accept %q: want one of %s", k, strings.Join(known, ", "))
 		}
 	}
-	if err := o.walkConfig().Validate(); err != nil {
-		return err
+	if o.FromDataDir.DataDir == "" {
+		if err := o.walkConfig().Validate(); err != nil {
+			return err
+		}
+	} else if o.FromDataDir.ToZxid < 0 {
+		return fmt.Errorf("importer: from data dir: ToZxid %#x is negative", o.FromDataDir.ToZxid)
 	}
 	if err := o.Import.Validate(); err != nil {
 		return err
@@ -195,7 +206,22 @@ func Migrate(ctx context.Context, o MigrateOptions) (*MigrateSummary, error) {
 	}
 	wcfg := o.walkConfig()
 	opts := o.Import
+	var src migrateSource
+	var dd *dataDirSource
+	if o.FromDataDir.DataDir != "" {
+		dd = newDataDirSource(o.FromDataDir, wcfg.ToolVersion, wcfg.ExtendedTypes)
+		src = dd
+		// The sweep's scope: the whole tree, as the data directory holds it.
+		// Walk.Auth stays: the sweep reads the journal's tree with it.
+		wcfg = exporter.Config{Root: "/", Ephemerals: exporter.EphemeralsInclude, ToolVersion: wcfg.ToolVersion, ExtendedTypes: wcfg.ExtendedTypes, Auth: wcfg.Auth}
+	} else {
+		src = &walkSource{cfg: wcfg}
+	}
+	defer src.Close()
 	sum := &MigrateSummary{Source: exporter.Source(wcfg.Hosts, wcfg.Root)}
+	if dd != nil {
+		sum.Source = dd.source
+	}
 	finished := false // the import reached the target in full
 	// interrupted describes what an interrupted run leaves behind.
 	interrupted := func(phaseName string) (*MigrateSummary, error) {
@@ -205,7 +231,7 @@ func Migrate(ctx context.Context, o MigrateOptions) (*MigrateSummary, error) {
 			state = "a dry run writes nothing"
 		case sum.Installed != nil:
 			state = fmt.Sprintf("%s holds the complete initial snapshot %s (index %d, read back in full), but it is not verified against ZooKeeper: run 'zk2raft verify --source zk://%s --target journal://%s', or remove the directory and migrate again",
-				o.Node.DataDir, sum.Installed.Path, sum.Installed.Index, strings.Join(wcfg.Hosts, ","), o.Node.DataDir)
+				o.Node.DataDir, sum.Installed.Path, sum.Installed.Index, verifySourceURI(wcfg, dd), o.Node.DataDir)
 		case o.Node.DataDir != "":
 			state = fmt.Sprintf("nothing was written to %s; not verified", o.Node.DataDir)
 		case finished:
@@ -247,8 +273,23 @@ func Migrate(ctx context.Context, o MigrateOptions) (*MigrateSummary, error) {
 		sum.Target = "journal " + o.Journal.Addr()
 	}
 
-	pre := NewPreflight(PreflightConfig{ExtendedTypes: wcfg.ExtendedTypes, Accept: o.Accept})
-	if wcfg.Root == "/" {
+	t := time.Now()
+	if err := src.Start(ctx); err != nil {
+		if ctx.Err() != nil {
+			return interrupted("connect")
+		}
+		return nil, err
+	}
+	if dd != nil {
+		t = phase("load", t, int64(dd.st.Tree.Len()))
+	} else {
+		t = phase("connect", t, 0)
+	}
+	pre := NewPreflight(PreflightConfig{ExtendedTypes: wcfg.ExtendedTypes || src.Header().ExtendedTypes, Accept: o.Accept, RawOwners: dd != nil})
+	switch {
+	case dd != nil:
+		pre.AddQuotas(dd.quotas())
+	case wcfg.Root == "/":
 		if quotas, err := listQuotas(ctx, wcfg, o.Logger); err != nil {
 			o.Logger.Warn("cannot list quotas under /zookeeper/quota", "error", err)
 		} else {
@@ -256,25 +297,15 @@ func Migrate(ctx context.Context, o MigrateOptions) (*MigrateSummary, error) {
 		}
 	}
 
-	w, err := exporter.NewWalker(wcfg)
-	if err != nil {
-		return nil, err
-	}
-	defer w.Close()
-	t := time.Now()
-	if err := w.Start(ctx); err != nil {
-		return nil, err
-	}
-	t = phase("connect", t, 0)
-
 	sinks := teeSink{pre}
 	var builder *Builder
 	var online *Online
 	var keep *znode.SnapshotFile
 	var walked *walkedPaths // a journal that held nodes: which paths the walk read, for the sweep
+	var err error
 	if !o.DryRun {
 		if o.KeepSnapshot != "" {
-			if keep, err = znode.CreateSnapshotFile(o.KeepSnapshot, w.Header(), znode.SnapshotWriterOptions{}); err != nil {
+			if keep, err = znode.CreateSnapshotFile(o.KeepSnapshot, src.Header(), znode.SnapshotWriterOptions{}); err != nil {
 				return nil, err
 			}
 			defer keep.Abort()
@@ -293,7 +324,7 @@ func Migrate(ctx context.Context, o MigrateOptions) (*MigrateSummary, error) {
 				return nil, err
 			}
 			base := CheckpointValue{Source: sum.Source, BaseFresh: st.Nodes == int64(len(SystemPaths)) && st.Digest == znode.EmptyTreeDigest}
-			key := fmt.Sprintf("import/migrate/%s/%d", sum.Source, w.StartZxid())
+			key := fmt.Sprintf("import/migrate/%s/%d", sum.Source, src.StartZxid())
 			if online, err = NewOnline(ctx, journal, key, base, opts); err != nil {
 				return nil, err
 			}
@@ -312,9 +343,9 @@ func Migrate(ctx context.Context, o MigrateOptions) (*MigrateSummary, error) {
 	}
 	walkDone := func() {}
 	if o.Walking != nil {
-		walkDone = o.Walking(desc, w.Progress)
+		walkDone = o.Walking(desc, src.Progress)
 	}
-	walkSum, werr := w.Walk(ctx, sinks)
+	walkSum, werr := src.Walk(ctx, sinks)
 	walkDone()
 	var unreadable *exporter.UnreadableError
 	switch {
@@ -410,7 +441,7 @@ func Migrate(ctx context.Context, o MigrateOptions) (*MigrateSummary, error) {
 		} else {
 			// The journal held nodes before: bring it to the walk's tree
 			// (deletes included), then compare the migrated scope.
-			sw, err := sweep(ctx, journal, o.Journal.WithZooKeeperAuth(authStrings(wcfg.Auth)), wcfg, walked, o.Logger)
+			sw, err := sweep(ctx, journal, o.Journal.WithZooKeeperAuth(authStrings(wcfg.Auth)), wcfg, walked, src, o.Logger)
 			if ctx.Err() != nil {
 				return interrupted("sweep")
 			}
@@ -437,13 +468,17 @@ func Migrate(ctx context.Context, o MigrateOptions) (*MigrateSummary, error) {
 
 	// Verify.
 	if o.Verify != VerifyNone {
-		sum.Verification = append(sum.Verification, zookeeperDigestCheck(ctx, walkSum, wcfg, nodeMax, sum.JournalDigest))
+		if dd != nil {
+			sum.Verification = append(sum.Verification, dd.digestCheck(sum.JournalDigest, online == nil || online.base.BaseFresh))
+		} else {
+			sum.Verification = append(sum.Verification, zookeeperDigestCheck(ctx, walkSum, wcfg, nodeMax, sum.JournalDigest))
+		}
 	}
 	if ctx.Err() != nil {
 		return interrupted("verification")
 	}
 	if o.Verify == VerifyFull {
-		rep, err := fullVerify(ctx, wcfg, o.KeepSnapshot, built, sum.Installed.Path, o.Logger)
+		rep, err := fullVerify(ctx, wcfg, verifySourceURI(wcfg, dd), o.KeepSnapshot, built, sum.Installed.Path, o.Logger)
 		if ctx.Err() != nil {
 			return interrupted("verification")
 		}
@@ -474,6 +509,21 @@ func (t teeSink) WriteNode(n *znode.Node) error {
 	for _, s := range t {
 		if err := s.WriteNode(n); err != nil {
 			return err
+		}
+	}
+	return nil
+}
+
+// WriteRecord passes an application record (a data directory's sessions)
+// to the sinks that keep records (a kept snapshot file).
+func (t teeSink) WriteRecord(rt znode.RecordType, payload []byte) error {
+	for _, s := range t {
+		if r, ok := s.(interface {
+			WriteRecord(znode.RecordType, []byte) error
+		}); ok {
+			if err := r.WriteRecord(rt, payload); err != nil {
+				return err
+			}
 		}
 	}
 	return nil

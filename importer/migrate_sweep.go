@@ -7,9 +7,6 @@ import (
 	"hash/maphash"
 	"log/slog"
 	"path"
-	"time"
-
-	"github.com/go-zookeeper/zk"
 
 	"github.com/zk2raft/zk2raft/exporter"
 	"github.com/zk2raft/zk2raft/raftjournal"
@@ -107,14 +104,14 @@ func scopeState(ctx context.Context, admin *raftjournal.AdminClient, cfg exporte
 		return nil
 	})
 	if err != nil {
-		return 0, 0, fmt.Errorf("importer: reading the journal's %s: %w", cfg.Root, err)
+		return 0, 0, fmt.Errorf("importer: reading the journal's %s to find the nodes ZooKeeper deleted (give ZooKeeper credentials that read the whole scope, or super): %w", cfg.Root, err)
 	}
 	return nodes, d, nil
 }
 
 // sweep deletes from the journal the nodes in the migrated scope that the
 // walk did not read and ZooKeeper no longer has.
-func sweep(ctx context.Context, j Journal, admin *raftjournal.AdminClient, cfg exporter.Config, walked *walkedPaths, logger *slog.Logger) (*sweepResult, error) {
+func sweep(ctx context.Context, j Journal, admin *raftjournal.AdminClient, cfg exporter.Config, walked *walkedPaths, src migrateSource, logger *slog.Logger) (*sweepResult, error) {
 	res := &sweepResult{}
 	var extras []*znode.Node
 	nodes, digest, err := scopeState(ctx, admin, cfg, walked, func(n *znode.Node) { extras = append(extras, n) })
@@ -125,19 +122,17 @@ func sweep(ctx context.Context, j Journal, admin *raftjournal.AdminClient, cfg e
 	if len(extras) == 0 {
 		return res, nil
 	}
-	cctx, cancel := context.WithTimeout(ctx, cfg.ConnectTimeout+time.Minute)
-	defer cancel()
-	conn, err := exporter.Connect(cctx, cfg.Hosts, exporter.ConnectOptions{Auth: cfg.Auth, Logger: logger})
+	exists, closeExists, err := src.Exists(ctx, logger)
 	if err != nil {
 		return nil, fmt.Errorf("importer: sweep: %w", err)
 	}
-	defer conn.Close()
+	defer closeExists()
 	var gone string // the last subtree deleted: its nodes are gone with it
 	for _, n := range extras {
 		if gone != "" && (n.Path == gone || len(n.Path) > len(gone) && n.Path[:len(gone)] == gone && n.Path[len(gone)] == '/') {
 			continue
 		}
-		target, deleted, err := sweepOne(ctx, conn, j, cfg.Root, n, logger)
+		target, deleted, err := sweepOne(ctx, exists, j, cfg.Root, n, logger)
 		if err != nil {
 			return nil, err
 		}
@@ -159,31 +154,31 @@ func sweep(ctx context.Context, j Journal, admin *raftjournal.AdminClient, cfg e
 // sweepOne deletes n (or its highest ancestor below root that ZooKeeper no
 // longer has) from the journal when ZooKeeper has no such node. It returns
 // the path deleted.
-func sweepOne(ctx context.Context, conn *zk.Conn, j Journal, root string, n *znode.Node, logger *slog.Logger) (string, bool, error) {
+func sweepOne(ctx context.Context, exists func(string) (int64, bool, error), j Journal, root string, n *znode.Node, logger *slog.Logger) (string, bool, error) {
 	target := n.Path
-	var parent *zk.Stat
+	var pzxid int64
 	for {
 		q := znode.Parent(target)
 		if q == "" {
 			return "", false, errors.New("importer: sweep: zookeeper has no root node")
 		}
-		ok, st, err := conn.Exists(q)
+		pz, ok, err := exists(q)
 		if err != nil {
-			return "", false, fmt.Errorf("importer: sweep: zookeeper: exists %s: %w", q, err)
+			return "", false, fmt.Errorf("importer: sweep: %w", err)
 		}
 		if ok || q == root || len(q) < len(root) {
 			if !ok {
 				return "", false, nil // the migrated root itself is gone: not the sweep's to decide
 			}
-			parent = st
+			pzxid = pz
 			break
 		}
 		target = q
 	}
 	// The parent's stat first, then the node's absence: every incarnation of
 	// target created before the parent's pzxid is then dead.
-	if ok, _, err := conn.Exists(target); err != nil {
-		return "", false, fmt.Errorf("importer: sweep: zookeeper: exists %s: %w", target, err)
+	if _, ok, err := exists(target); err != nil {
+		return "", false, fmt.Errorf("importer: sweep: %w", err)
 	} else if ok {
 		return "", false, nil // created since the walk read its parent
 	}
@@ -191,7 +186,7 @@ func sweepOne(ctx context.Context, conn *zk.Conn, j Journal, root string, n *zno
 	if target != n.Path {
 		czxid = 0 // an ancestor: the tomb at the parent's pzxid kills what is older
 	}
-	z := parent.Pzxid
+	z := pzxid
 	if czxid >= z {
 		return "", false, nil
 	}
