@@ -71,7 +71,7 @@ func (o *exportOptions) addFlags(cmd *cobra.Command) {
 	f.StringVar(&o.tlsOpts.KeyFile, "tls-key", "", "client certificate's private key (PEM)")
 	f.StringVar(&o.tlsOpts.ServerName, "tls-server-name", "", "name to verify the servers' certificates against (default: each host)")
 	f.BoolVar(&o.tlsOpts.InsecureSkipVerify, "tls-insecure-skip-verify", false, "accept any server certificate (testing only)")
-	o.datadir.addFlags(cmd)
+	o.datadir.addFlags(cmd, "export")
 }
 
 // config turns the flags into a walker configuration.

@@ -82,8 +82,9 @@ digest, and, when no write landed during the walk and ZooKeeper logged a digest 
 its last zxid, that ZooKeeper's own digest is the same. full also compares every node
 field by field (verify), against the kept snapshot, or by walking ZooKeeper again.
 The result is "verified" only when a check compared the journal's final state and
-found it equal and none found a difference (exit 3); when no check could compare,
-it is "unverified" with the reasons, and the command exits 1 (0 with --verify none).
+found it equal and none found a difference; "DIFFERENT" when one found a difference
+(exit 3); "UNVERIFIED", with the reasons, when no check could compare (exit 1, or 0
+with --verify none).
 
 A journal that already held nodes (a rerun after an interrupted migration, or one
 the mirror has been filling) is brought to the walk's tree: the walk's nodes are
@@ -149,7 +150,7 @@ or the entries be replaced by digest, x509 or sasl identities). Kinds: ` + strin
 	f.BoolVar(&o.json, "json", false, "print the summary (or the dry-run report) as JSON")
 	f.DurationVar(&o.timeout, "timeout", 0, "give up after this long (0: never)")
 	o.clusterOptions.addFlags(cmd)
-	o.datadir.addFlags(cmd)
+	o.datadir.addFlags(cmd, "migrate")
 	return cmd
 }
 
