@@ -50,7 +50,8 @@ func zookeeperDigestCheck(ctx context.Context, ws *exporter.Summary, cfg exporte
 		if e.Zxid < nodeMax || e.Zxid > ws.StartZxid {
 			continue
 		}
-		c.Detail = fmt.Sprintf("ZooKeeper's digest at zxid %#x is %v, the journal's %s", e.Zxid, e.Digest, journal)
+		c.Detail = fmt.Sprintf("ZooKeeper's digest at zxid %#x (its tree as the walk read it: no change between the newest node zxid and the walk, none during it) is %v, the journal's %s; writes after the walk are the mirror's to bring",
+			e.Zxid, e.Digest, journal)
 		if e.Digest.String() == journal {
 			c.Result = Equal
 		} else {
