@@ -1,10 +1,13 @@
 package importer
 
 import (
+	"bufio"
+	"bytes"
 	"context"
 	"errors"
 	"log/slog"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -12,6 +15,7 @@ import (
 	"github.com/go-zookeeper/zk"
 
 	"github.com/zk2raft/zk2raft/exporter"
+	"github.com/zk2raft/zk2raft/internal/treegen"
 	"github.com/zk2raft/zk2raft/internal/zktest"
 	"github.com/zk2raft/zk2raft/raftjournal"
 )
@@ -89,5 +93,61 @@ func TestMigrateInterruptedAtInstall(t *testing.T) {
 				t.Errorf("the install the error describes is not there: %v", err)
 			}
 		})
+	}
+}
+
+// TestMigrateCtrlC (issue 11 item 5) sends SIGINT to a real `zk2raft
+// migrate` process while it walks (slowed by --rate): it exits 1 with one
+// line saying it was interrupted and what it left (nothing: the data dir was
+// not written), and prints no verdict.
+func TestMigrateCtrlC(t *testing.T) {
+	t.Parallel()
+	ens := zktest.New(t, zktest.Options{Servers: 1})
+	hosts := ens.Hosts()
+	tree, err := treegen.Seed(t.Context(), hosts, treegen.Options{Profile: treegen.ProfileKafka, Nodes: 3000, Seed: 8, Root: "/app"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tree.Close()
+	data := filepath.Join(t.TempDir(), "journal")
+	cmd := exec.Command(zk2raftBin, "migrate", "--zk", strings.Join(hosts, ","), "--path", "/app", "--data-dir", data,
+		"--rate", "5", "--no-progress", "--log-level", "info")
+	var out bytes.Buffer
+	cmd.Stdout = &out
+	stderr, err := cmd.StderrPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	var errOut strings.Builder
+	sc := bufio.NewScanner(stderr)
+	signalled := false
+	for sc.Scan() {
+		line := sc.Text()
+		errOut.WriteString(line + "\n")
+		if !signalled && strings.Contains(line, `msg="phase done" phase=connect`) {
+			if err := cmd.Process.Signal(os.Interrupt); err != nil {
+				t.Fatal(err)
+			}
+			signalled = true
+		}
+	}
+	err = cmd.Wait()
+	var exit *exec.ExitError
+	if !signalled || !errors.As(err, &exit) || exit.ExitCode() != 1 {
+		t.Fatalf("signalled %v, exit %v; stderr:\n%s", signalled, err, errOut.String())
+	}
+	last := strings.TrimSpace(errOut.String())
+	last = last[strings.LastIndexByte(last, '\n')+1:]
+	if !strings.HasPrefix(last, "zk2raft: migration interrupted during the export+import") || !strings.Contains(last, "nothing was written to "+data) {
+		t.Errorf("last line %q: want the interruption and what it left", last)
+	}
+	if strings.Contains(out.String(), "verified") {
+		t.Errorf("stdout claims a verdict:\n%s", out.String())
+	}
+	if _, err := os.Stat(data); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("the interrupted migration created %s: %v", data, err)
 	}
 }
