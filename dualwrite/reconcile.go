@@ -838,6 +838,11 @@ func (r *Reconciler) compare(ctx context.Context, root string) (*verify.Report, 
 	cfg.MaxSubtreeDiffs = -1
 	cfg.Logger = r.logger
 	rep, err := verify.Compare(ctx, src, viewSource{r.cfg.View}, cfg)
+	if errors.Is(err, verify.ErrNothingCompared) {
+		// The root is on neither side (or unreadable): nothing to repair.
+		// The pass says it compared 0 nodes; it claims no equality.
+		rep, err = &verify.Report{}, nil
+	}
 	var u walkUnreadable
 	u.count, u.paths = src.Unreadable()
 	return rep, u, err

@@ -817,3 +817,24 @@ func TestReconcilerConfigValidate(t *testing.T) {
 		})
 	}
 }
+
+// TestReconcilerRepairAllEmptyRoot: a repair pass over a root that exists on
+// neither side (a reconciler started before its application wrote anything)
+// has nothing to repair; verify's "nothing compared" error (issue 11) is not
+// a failure of the pass.
+func TestReconcilerRepairAllEmptyRoot(t *testing.T) {
+	ens := testEnsemble(t)
+	node := journalNode(t)
+	cfg := DefaultReconcilerConfig()
+	cfg.ZK, cfg.Journal, cfg.View, cfg.Root = ens.Hosts(), importer.NodeJournal(node), NodeView(node), freshRoot(t)
+	cfg.Logger = testlog.New(t)
+	r, err := NewReconciler(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = r.Close() })
+	st, err := r.RepairAll(t.Context(), "")
+	if err != nil || st.Compared != 0 || st.Differences != 0 {
+		t.Fatalf("repair pass of an empty root: %+v, %v", st, err)
+	}
+}

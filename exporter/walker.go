@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -28,9 +29,12 @@ const (
 	DefaultConnectTimeout   = 15 * time.Second
 	DefaultRetryTimeout     = 2 * time.Minute
 	DefaultMaxListed        = 1000
-	// maxSessions stays well under ZooKeeper's default of 60 connections per
+	// MaxSessions stays well under ZooKeeper's default of 60 connections per
 	// client address.
-	maxSessions = 32
+	MaxSessions = 32
+	// MaxWorkers bounds the nodes read at once: far past what an ensemble
+	// answers any faster, and each worker holds buffers.
+	MaxWorkers = 4096
 )
 
 var (
@@ -263,10 +267,10 @@ func (c Config) Validate() error {
 		return fmt.Errorf("%w: %v", ErrInvalidConfig, c.Ephemerals)
 	}
 	switch {
-	case c.Sessions < 0 || c.Sessions > maxSessions:
-		return fmt.Errorf("%w: Sessions %d, want 1..%d", ErrInvalidConfig, c.Sessions, maxSessions)
-	case c.Workers < 0:
-		return fmt.Errorf("%w: Workers %d is negative", ErrInvalidConfig, c.Workers)
+	case c.Sessions < 0 || c.Sessions > MaxSessions:
+		return fmt.Errorf("%w: Sessions %d, want 1..%d", ErrInvalidConfig, c.Sessions, MaxSessions)
+	case c.Workers < 0 || c.Workers > MaxWorkers:
+		return fmt.Errorf("%w: Workers %d, want 1..%d", ErrInvalidConfig, c.Workers, MaxWorkers)
 	case c.Window < 0:
 		return fmt.Errorf("%w: Window %d is negative", ErrInvalidConfig, c.Window)
 	case c.Window > 0 && c.Workers > 0 && c.Window < c.Workers:
@@ -277,8 +281,8 @@ func (c Config) Validate() error {
 		return fmt.Errorf("%w: BatchSize %d, want 0..%d", ErrInvalidConfig, c.BatchSize, maxBatchSize)
 	case c.ReadMode > ReadModeMultiRead:
 		return fmt.Errorf("%w: %v", ErrInvalidConfig, c.ReadMode)
-	case c.RateLimit < 0:
-		return fmt.Errorf("%w: RateLimit %v is negative", ErrInvalidConfig, c.RateLimit)
+	case c.RateLimit < 0 || math.IsNaN(c.RateLimit) || math.IsInf(c.RateLimit, 0):
+		return fmt.Errorf("%w: RateLimit %v, want a finite number >= 0", ErrInvalidConfig, c.RateLimit)
 	case c.SessionTimeout < 0 || c.ConnectTimeout < 0 || c.RetryTimeout < 0:
 		return fmt.Errorf("%w: negative timeout", ErrInvalidConfig)
 	case c.MaxBufferSize < 0 || c.MaxListed < 0:

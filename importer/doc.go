@@ -61,7 +61,9 @@
 // [Migrate] is the whole migration as a library call, which `zk2raft
 // migrate` only configures and prints: check the target (a fresh data dir,
 // or a journal in the shadow phase) before anything else; walk the live
-// ensemble (exporter.Walker) and stream every node at once into the
+// ensemble (exporter.Walker), or load a ZooKeeper server's data directory
+// ([MigrateOptions].FromDataDir, exporter/datadir: exact at one zxid, raw
+// owners), and stream every node at once into the
 // pre-flight, the kept snapshot ([MigrateOptions].KeepSnapshot) and the
 // import (a [Builder] for a data dir, [Online] for a running journal); refuse
 // on a blocker with nothing written to the target ([BlockedError]); finish
@@ -72,10 +74,32 @@
 //	CheckJournalExport    journal = stream + system nodes (Expectation)
 //	CheckInstalled        installed snapshot read back = journal
 //	CheckZooKeeperDigest  journal = ZooKeeper's own `hash` entry, where one is comparable
+//	                      (from a data directory: its tree's digest at the exported zxid)
 //	CheckNodeByNode       verify's field-by-field comparison (VerifyFull)
 //
-// The verdict ([MigrateSummary].Verified) is computed from the checks in
-// one place (verified). The pipeline lives here rather than in a package of
+// The verdict ([MigrateSummary].Verdict, computed in one place: verdict) is
+// [VerdictVerified] only when a check of the final state
+// ([CheckName.FinalState]: journal = export, ZooKeeper's digest, node by
+// node) compared and found equality and no check found a difference;
+// [VerdictDifferent] when one found a difference; [VerdictUnverified], with
+// the checks' reasons, when none could compare. "Not comparable" is not
+// success.
+//
+// A journal that already held nodes when the run began (a rerun after an
+// interrupted one, or a journal the mirror fills) cannot be checked against
+// the stream's digest alone, and the merge cannot know what ZooKeeper
+// deleted since those nodes arrived. The run records the paths it streamed
+// and then sweeps (migrate_sweep.go): every journal node in scope that the
+// stream did not carry is deleted if ZooKeeper no longer has it (the live
+// ensemble, or the loaded data directory), by a mirrored delete at the
+// parent's pzxid that spares a newer incarnation; one ZooKeeper still has
+// is kept. The journal's scope is then compared with the stream's count and
+// digest (CheckJournalExport).
+//
+// A run whose context ends (Ctrl-C) returns an [InterruptedError]
+// (matching [ErrInterrupted] and the context's error) that says what it
+// left: nothing, part of an online import (a rerun finishes it), or a
+// complete install nothing verified. The pipeline lives here rather than in a package of
 // its own because it is this package's import fed by a walk instead of a
 // file: its sinks, pre-flight, checkpoint keys and expectations are
 // importer's, and a migrate package would hold little but calls into it

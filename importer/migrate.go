@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/zk2raft/zk2raft/exporter"
+	"github.com/zk2raft/zk2raft/exporter/datadir"
 	"github.com/zk2raft/zk2raft/raftjournal"
 	"github.com/zk2raft/zk2raft/znode"
 )
@@ -54,8 +55,14 @@ func ParseVerifyMode(s string) (VerifyMode, error) {
 // set), Journal, or DryRun.
 type MigrateOptions struct {
 	// Walk is the export walk (start from exporter.DefaultConfig). Its
-	// AllowPartial is set from Accept.
+	// AllowPartial is set from Accept. Unused when FromDataDir is set,
+	// except its ToolVersion and ExtendedTypes.
 	Walk exporter.Config
+	// FromDataDir, when its DataDir is set, reads the tree from a ZooKeeper
+	// server's data directory (datadir.Load: exact at one zxid, proven by
+	// ZooKeeper's digest, raw owners, sessions) instead of walking the live
+	// ensemble.
+	FromDataDir datadir.Options
 	// Import cuts and sends the entries.
 	Import Options
 	// Node, when its DataDir is set, is the fresh journal data dir to build
@@ -106,8 +113,12 @@ func (o MigrateOptions) Validate() error {
 			return fmt.Errorf("importer: accept %q: want one of %s", k, strings.Join(known, ", "))
 		}
 	}
-	if err := o.walkConfig().Validate(); err != nil {
-		return err
+	if o.FromDataDir.DataDir == "" {
+		if err := o.walkConfig().Validate(); err != nil {
+			return err
+		}
+	} else if o.FromDataDir.ToZxid < 0 {
+		return fmt.Errorf("importer: from data dir: ToZxid %#x is negative", o.FromDataDir.ToZxid)
 	}
 	if err := o.Import.Validate(); err != nil {
 		return err
@@ -128,6 +139,30 @@ func (o MigrateOptions) walkConfig() exporter.Config {
 	cfg.AllowPartial = slices.Contains(o.Accept, KindUnreadable) || slices.Contains(o.Accept, KindACLMasked)
 	return cfg
 }
+
+// ErrInterrupted is matched by the error of a migration whose context
+// ended before it finished (Ctrl-C, a timeout); the error is an
+// *InterruptedError saying what state the target was left in, and matches
+// the context's error too.
+var ErrInterrupted = errors.New("importer: migration interrupted")
+
+// InterruptedError is a migration stopped by its context: the phase it was
+// in, the state it left the target in, and the context's error.
+type InterruptedError struct {
+	Phase string
+	State string
+	Err   error
+}
+
+func (e *InterruptedError) Error() string {
+	return fmt.Sprintf("migration interrupted during the %s (%v): %s", e.Phase, e.Err, e.State)
+}
+
+// Is matches ErrInterrupted.
+func (e *InterruptedError) Is(target error) bool { return target == ErrInterrupted }
+
+// Unwrap returns the context's error.
+func (e *InterruptedError) Unwrap() error { return e.Err }
 
 // ErrBlocked is matched by the error of a migration the pre-flight refused
 // (a blocker not accepted), and of a dry run that found one.
@@ -171,7 +206,42 @@ func Migrate(ctx context.Context, o MigrateOptions) (*MigrateSummary, error) {
 	}
 	wcfg := o.walkConfig()
 	opts := o.Import
+	var src migrateSource
+	var dd *dataDirSource
+	if o.FromDataDir.DataDir != "" {
+		dd = newDataDirSource(o.FromDataDir, wcfg.ToolVersion, wcfg.ExtendedTypes)
+		src = dd
+		// The sweep's scope: the whole tree, as the data directory holds it.
+		// Walk.Auth stays: the sweep reads the journal's tree with it.
+		wcfg = exporter.Config{Root: "/", Ephemerals: exporter.EphemeralsInclude, ToolVersion: wcfg.ToolVersion, ExtendedTypes: wcfg.ExtendedTypes, Auth: wcfg.Auth}
+	} else {
+		src = &walkSource{cfg: wcfg}
+	}
+	defer src.Close()
 	sum := &MigrateSummary{Source: exporter.Source(wcfg.Hosts, wcfg.Root)}
+	if dd != nil {
+		sum.Source = dd.source
+	}
+	finished := false // the import reached the target in full
+	// interrupted describes what an interrupted run leaves behind.
+	interrupted := func(phaseName string) (*MigrateSummary, error) {
+		var state string
+		switch {
+		case o.DryRun:
+			state = "a dry run writes nothing"
+		case sum.Installed != nil:
+			state = fmt.Sprintf("%s holds the complete initial snapshot %s (index %d, read back in full), but it is not verified against ZooKeeper: run 'zk2raft verify --source zk://%s --target journal://%s', or remove the directory and migrate again",
+				o.Node.DataDir, sum.Installed.Path, sum.Installed.Index, verifySourceURI(wcfg, dd), o.Node.DataDir)
+		case o.Node.DataDir != "":
+			state = fmt.Sprintf("nothing was written to %s; not verified", o.Node.DataDir)
+		case finished:
+			state = fmt.Sprintf("the journal at %s holds the whole import, but it is not verified against ZooKeeper: run 'zk2raft verify'", o.Journal.Addr())
+		default:
+			state = fmt.Sprintf("the journal at %s holds part of the import (merged node by node, nothing half-written); not verified: run the same migrate again to finish it", o.Journal.Addr())
+		}
+		sum.Verdict, sum.VerdictReason, sum.Verified = VerdictUnverified, "interrupted: "+state, false
+		return sum, &InterruptedError{Phase: phaseName, State: state, Err: ctx.Err()}
+	}
 	phase := func(name string, since time.Time, nodes int64) time.Time {
 		now := time.Now()
 		sum.Phases = append(sum.Phases, PhaseTime{Phase: name, Seconds: now.Sub(since).Seconds(), Nodes: nodes})
@@ -203,8 +273,23 @@ func Migrate(ctx context.Context, o MigrateOptions) (*MigrateSummary, error) {
 		sum.Target = "journal " + o.Journal.Addr()
 	}
 
-	pre := NewPreflight(PreflightConfig{ExtendedTypes: wcfg.ExtendedTypes, Accept: o.Accept})
-	if wcfg.Root == "/" {
+	t := time.Now()
+	if err := src.Start(ctx); err != nil {
+		if ctx.Err() != nil {
+			return interrupted("connect")
+		}
+		return nil, err
+	}
+	if dd != nil {
+		t = phase("load", t, int64(dd.st.Tree.Len()))
+	} else {
+		t = phase("connect", t, 0)
+	}
+	pre := NewPreflight(PreflightConfig{ExtendedTypes: wcfg.ExtendedTypes || src.Header().ExtendedTypes, Accept: o.Accept, RawOwners: dd != nil})
+	switch {
+	case dd != nil:
+		pre.AddQuotas(dd.quotas())
+	case wcfg.Root == "/":
 		if quotas, err := listQuotas(ctx, wcfg, o.Logger); err != nil {
 			o.Logger.Warn("cannot list quotas under /zookeeper/quota", "error", err)
 		} else {
@@ -212,24 +297,15 @@ func Migrate(ctx context.Context, o MigrateOptions) (*MigrateSummary, error) {
 		}
 	}
 
-	w, err := exporter.NewWalker(wcfg)
-	if err != nil {
-		return nil, err
-	}
-	defer w.Close()
-	t := time.Now()
-	if err := w.Start(ctx); err != nil {
-		return nil, err
-	}
-	t = phase("connect", t, 0)
-
 	sinks := teeSink{pre}
 	var builder *Builder
 	var online *Online
 	var keep *znode.SnapshotFile
+	var walked *walkedPaths // a journal that held nodes: which paths the walk read, for the sweep
+	var err error
 	if !o.DryRun {
 		if o.KeepSnapshot != "" {
-			if keep, err = znode.CreateSnapshotFile(o.KeepSnapshot, w.Header(), znode.SnapshotWriterOptions{}); err != nil {
+			if keep, err = znode.CreateSnapshotFile(o.KeepSnapshot, src.Header(), znode.SnapshotWriterOptions{}); err != nil {
 				return nil, err
 			}
 			defer keep.Abort()
@@ -248,12 +324,16 @@ func Migrate(ctx context.Context, o MigrateOptions) (*MigrateSummary, error) {
 				return nil, err
 			}
 			base := CheckpointValue{Source: sum.Source, BaseFresh: st.Nodes == int64(len(SystemPaths)) && st.Digest == znode.EmptyTreeDigest}
-			key := fmt.Sprintf("import/migrate/%s/%d", sum.Source, w.StartZxid())
+			key := fmt.Sprintf("import/migrate/%s/%d", sum.Source, src.StartZxid())
 			if online, err = NewOnline(ctx, journal, key, base, opts); err != nil {
 				return nil, err
 			}
 			defer online.Abort()
 			sinks = append(sinks, online)
+			if !base.BaseFresh {
+				walked = newWalkedPaths()
+				sinks = append(sinks, walked)
+			}
 		}
 	}
 
@@ -263,12 +343,14 @@ func Migrate(ctx context.Context, o MigrateOptions) (*MigrateSummary, error) {
 	}
 	walkDone := func() {}
 	if o.Walking != nil {
-		walkDone = o.Walking(desc, w.Progress)
+		walkDone = o.Walking(desc, src.Progress)
 	}
-	walkSum, werr := w.Walk(ctx, sinks)
+	walkSum, werr := src.Walk(ctx, sinks)
 	walkDone()
 	var unreadable *exporter.UnreadableError
 	switch {
+	case ctx.Err() != nil:
+		return interrupted(desc)
 	case werr == nil:
 	case errors.As(werr, &unreadable) && walkSum != nil:
 	default:
@@ -313,6 +395,9 @@ func Migrate(ctx context.Context, o MigrateOptions) (*MigrateSummary, error) {
 	if builder != nil {
 		cp := CheckpointValue{Source: sum.Source, Nodes: walkSum.Nodes, Total: walkSum.Nodes, Digest: walkSum.Digest.String(), Done: true, BaseFresh: true}
 		built, err = builder.Finish(&raftjournal.Checkpoint{Key: fmt.Sprintf("import/migrate/%s/%d", sum.Source, walkSum.StartZxid), Value: cp.Encode()})
+		if ctx.Err() != nil {
+			return interrupted("build")
+		}
 		if err != nil {
 			return nil, err
 		}
@@ -330,31 +415,73 @@ func Migrate(ctx context.Context, o MigrateOptions) (*MigrateSummary, error) {
 		sum.Installed = &InstalledReport{Path: info.Path, Index: info.Index, Term: info.Term, Bytes: info.Bytes, NodeID: info.NodeID, RaftAddr: info.RaftAddr}
 		sum.Verification = append(sum.Verification, Check{CheckInstalled, Equal,
 			fmt.Sprintf("%s read back in full: %d nodes, digest %v", info.Path, info.Trailer.NodeCount, info.Trailer.Digest)})
+		finished = true
 		t = phase("install", t, built.Nodes)
+		// The install runs to its end whatever the context says (it is
+		// atomic); an interrupt that came meanwhile is seen here.
+		if ctx.Err() != nil {
+			return interrupted("install")
+		}
 	} else {
 		res, err := online.Finish(walkSum.Nodes, walkSum.Digest)
 		if res != nil {
 			sum.EntryBytes, nodeMax = res.Bytes, res.MaxZxid
 			sum.JournalDigest, sum.JournalNodes, sum.SystemAdded = res.Journal.Digest.String(), res.Journal.Nodes, res.Expected.Added
 		}
+		if ctx.Err() != nil {
+			return interrupted("import")
+		}
 		if err != nil {
 			return nil, err
 		}
+		finished = true
+		t = phase("import-finish", t, res.Sent)
 		if res.Checked {
 			sum.Verification = append(sum.Verification, Check{CheckJournalExport, Equal, res.Expected.Explain()})
 		} else {
-			sum.Verification = append(sum.Verification, Check{CheckJournalExport, NotComparable,
-				"the journal held other nodes before the import, so its digest is not the export's"})
+			// The journal held nodes before: bring it to the walk's tree
+			// (deletes included), then compare the migrated scope.
+			sw, err := sweep(ctx, journal, o.Journal.WithZooKeeperAuth(authStrings(wcfg.Auth)), wcfg, walked, src, o.Logger)
+			if ctx.Err() != nil {
+				return interrupted("sweep")
+			}
+			if err != nil {
+				return nil, err
+			}
+			sum.Swept = &SweepReport{Extra: sw.Extra, Deleted: sw.Deleted, Kept: sw.Kept}
+			t = phase("sweep", t, int64(sw.Extra))
+			how := fmt.Sprintf("the journal held nodes before this run; %d node(s) in scope the walk did not read, %d deleted as ZooKeeper no longer has them, %d kept (ZooKeeper has them)",
+				sw.Extra, sw.Deleted, sw.Kept)
+			if st, err := journal.State(ctx, 0); err == nil {
+				sum.JournalDigest, sum.JournalNodes = st.Digest.String(), st.Nodes
+			}
+			if sw.Nodes == walkSum.Nodes && sw.Digest == walkSum.Digest {
+				sum.Verification = append(sum.Verification, Check{CheckJournalExport, Equal,
+					fmt.Sprintf("%s; the journal's %s now holds the walk's %d nodes, digest %v", how, wcfg.Root, sw.Nodes, sw.Digest)})
+			} else {
+				sum.Verification = append(sum.Verification, Check{CheckJournalExport, NotComparable,
+					fmt.Sprintf("%s; the journal's %s holds %d nodes with digest %v, the walk read %d with %v: writes mirrored since the walk, or a real difference (run 'zk2raft verify')",
+						how, wcfg.Root, sw.Nodes, sw.Digest, walkSum.Nodes, walkSum.Digest)})
+			}
 		}
-		t = phase("import-finish", t, res.Sent)
 	}
 
 	// Verify.
 	if o.Verify != VerifyNone {
-		sum.Verification = append(sum.Verification, zookeeperDigestCheck(ctx, walkSum, wcfg, nodeMax, sum.JournalDigest))
+		if dd != nil {
+			sum.Verification = append(sum.Verification, dd.digestCheck(sum.JournalDigest, online == nil || online.base.BaseFresh))
+		} else {
+			sum.Verification = append(sum.Verification, zookeeperDigestCheck(ctx, walkSum, wcfg, nodeMax, sum.JournalDigest))
+		}
+	}
+	if ctx.Err() != nil {
+		return interrupted("verification")
 	}
 	if o.Verify == VerifyFull {
-		rep, err := fullVerify(ctx, wcfg, o.KeepSnapshot, built, sum.Installed.Path, o.Logger)
+		rep, err := fullVerify(ctx, wcfg, verifySourceURI(wcfg, dd), o.KeepSnapshot, built, sum.Installed.Path, o.Logger)
+		if ctx.Err() != nil {
+			return interrupted("verification")
+		}
 		if err != nil {
 			return nil, err
 		}
@@ -369,7 +496,8 @@ func Migrate(ctx context.Context, o MigrateOptions) (*MigrateSummary, error) {
 	if o.Verify != VerifyNone {
 		phase("verify", t, 0)
 	}
-	sum.Verified = verified(sum.Verification)
+	sum.Verdict, sum.VerdictReason = verdict(sum.Verification)
+	sum.Verified = sum.Verdict == VerdictVerified
 	sum.Seconds = time.Since(start).Seconds()
 	return sum, nil
 }
@@ -381,6 +509,21 @@ func (t teeSink) WriteNode(n *znode.Node) error {
 	for _, s := range t {
 		if err := s.WriteNode(n); err != nil {
 			return err
+		}
+	}
+	return nil
+}
+
+// WriteRecord passes an application record (a data directory's sessions)
+// to the sinks that keep records (a kept snapshot file).
+func (t teeSink) WriteRecord(rt znode.RecordType, payload []byte) error {
+	for _, s := range t {
+		if r, ok := s.(interface {
+			WriteRecord(znode.RecordType, []byte) error
+		}); ok {
+			if err := r.WriteRecord(rt, payload); err != nil {
+				return err
+			}
 		}
 	}
 	return nil

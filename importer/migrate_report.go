@@ -2,6 +2,7 @@ package importer
 
 import (
 	"fmt"
+	"strings"
 
 	"github.com/zk2raft/zk2raft/exporter"
 	"github.com/zk2raft/zk2raft/verify"
@@ -10,25 +11,34 @@ import (
 // MigrateSummary is the report of a migration (`zk2raft migrate --json`
 // prints it as is).
 type MigrateSummary struct {
-	Source        string           `json:"source"`
-	Target        string           `json:"target"`
-	Nodes         int64            `json:"nodes"`
-	DataBytes     int64            `json:"data_bytes"`
-	EntryBytes    int64            `json:"entry_bytes"`
-	StartZxid     string           `json:"start_zxid"`
-	MaxZxid       string           `json:"max_zxid"`
-	ExportDigest  string           `json:"export_digest"`
-	JournalDigest string           `json:"journal_digest"`
-	JournalNodes  int64            `json:"journal_nodes"`
-	SystemAdded   []string         `json:"system_nodes_added"`
-	Verification  []Check          `json:"verification"`
-	Verified      bool             `json:"verified"`
-	Phases        []PhaseTime      `json:"phases"`
-	Seconds       float64          `json:"seconds"`
-	Skipped       SkippedReport    `json:"skipped"`
-	Preflight     *PreflightReport `json:"preflight"`
-	KeptSnapshot  string           `json:"kept_snapshot,omitempty"`
-	Installed     *InstalledReport `json:"installed,omitempty"`
+	Source        string   `json:"source"`
+	Target        string   `json:"target"`
+	Nodes         int64    `json:"nodes"`
+	DataBytes     int64    `json:"data_bytes"`
+	EntryBytes    int64    `json:"entry_bytes"`
+	StartZxid     string   `json:"start_zxid"`
+	MaxZxid       string   `json:"max_zxid"`
+	ExportDigest  string   `json:"export_digest"`
+	JournalDigest string   `json:"journal_digest"`
+	JournalNodes  int64    `json:"journal_nodes"`
+	SystemAdded   []string `json:"system_nodes_added"`
+	Verification  []Check  `json:"verification"`
+	// Verdict is what the checks add up to (verdict): verified only when a
+	// check compared the journal's final state and found it equal and none
+	// found a difference. VerdictReason says why it is not verified.
+	Verdict       Verdict `json:"verdict"`
+	VerdictReason string  `json:"verdict_reason,omitempty"`
+	// Verified is Verdict == VerdictVerified.
+	Verified     bool             `json:"verified"`
+	Phases       []PhaseTime      `json:"phases"`
+	Seconds      float64          `json:"seconds"`
+	Skipped      SkippedReport    `json:"skipped"`
+	Preflight    *PreflightReport `json:"preflight"`
+	KeptSnapshot string           `json:"kept_snapshot,omitempty"`
+	// Swept is what the sweep of a journal that held nodes before the run
+	// found and deleted (migrate_sweep.go).
+	Swept     *SweepReport     `json:"swept,omitempty"`
+	Installed *InstalledReport `json:"installed,omitempty"`
 	// Serve is the command that starts the installed journal; the caller,
 	// which knows its own command line, fills it in.
 	Serve string         `json:"serve,omitempty"`
@@ -89,16 +99,73 @@ type Check struct {
 	Detail string `json:"detail"`
 }
 
-// verified is a migration's verdict from its checks. Today only a
-// node-by-node difference denies it: a digest that differs or a check that
-// could not compare is reported, and passes (issue 11 revisits this rule).
-func verified(checks []Check) bool {
+// Verdict is a migration's outcome, from its checks.
+type Verdict uint8
+
+const (
+	// VerdictVerified: at least one check compared the journal's final
+	// state (FinalState) and found it equal, and no check found a
+	// difference.
+	VerdictVerified Verdict = iota + 1
+	// VerdictDifferent: a check found a difference.
+	VerdictDifferent
+	// VerdictUnverified: no check could compare the final state ("not
+	// comparable" is not success), or the run was interrupted.
+	VerdictUnverified
+)
+
+func (v Verdict) String() string {
+	switch v {
+	case VerdictVerified:
+		return "verified"
+	case VerdictDifferent:
+		return "different"
+	case VerdictUnverified:
+		return "unverified"
+	}
+	return fmt.Sprintf("Verdict(%d)", uint8(v))
+}
+
+// MarshalText renders the verdict as its String.
+func (v Verdict) MarshalText() ([]byte, error) { return []byte(v.String()), nil }
+
+// FinalState reports whether the check compares the journal's final state
+// with the source (the export stream, ZooKeeper's own digest, or ZooKeeper
+// node by node); the kept-snapshot and installed-snapshot checks compare
+// copies of the stream with each other.
+func (c CheckName) FinalState() bool {
+	switch c {
+	case CheckJournalExport, CheckZooKeeperDigest, CheckNodeByNode:
+		return true
+	}
+	return false
+}
+
+// verdict adds the checks up: any difference makes it different; otherwise
+// it is verified only if a final-state check compared and found equality,
+// and unverified, with the reasons the checks gave, if none could.
+func verdict(checks []Check) (Verdict, string) {
+	var diff, why []string
+	equal := false
 	for _, c := range checks {
-		if c.Check == CheckNodeByNode && c.Result == Different {
-			return false
+		switch {
+		case c.Result == Different:
+			diff = append(diff, fmt.Sprintf("%s: %s", c.Check, c.Detail))
+		case c.Result == Equal && c.Check.FinalState():
+			equal = true
+		case c.Result == NotComparable && c.Check.FinalState():
+			why = append(why, fmt.Sprintf("%s: %s", c.Check, c.Detail))
 		}
 	}
-	return true
+	switch {
+	case len(diff) > 0:
+		return VerdictDifferent, strings.Join(diff, "; ")
+	case equal:
+		return VerdictVerified, ""
+	case len(why) == 0:
+		return VerdictUnverified, "no check compared the journal's final state with the source"
+	}
+	return VerdictUnverified, "no check could compare the journal's final state with the source: " + strings.Join(why, "; ")
 }
 
 // PhaseTime is how long one phase of a migration took.
@@ -121,6 +188,14 @@ type SkippedReport struct {
 	ChangedInWalk     int64    `json:"changed_during_walk"`
 	DeletedInWalk     int64    `json:"deleted_during_walk"`
 	OwnerNote         string   `json:"owner_note"`
+}
+
+// SweepReport is what a migration into a journal that already held nodes
+// did about the ones the walk did not read.
+type SweepReport struct {
+	Extra   int `json:"extra"`   // journal nodes in scope the walk did not read
+	Deleted int `json:"deleted"` // deletes submitted (a subtree counts once)
+	Kept    int `json:"kept"`    // extra nodes ZooKeeper still has
 }
 
 // InstalledReport is the initial snapshot an offline migration installed.

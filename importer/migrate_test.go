@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -142,21 +143,30 @@ func TestMigrateLibrary(t *testing.T) {
 	})
 }
 
+// TestVerdictFromChecks (issue 11 item 1): "verified" needs a check of the
+// final state that found equality; "not comparable" is not success, and
+// any difference denies it.
 func TestVerdictFromChecks(t *testing.T) {
 	tests := []struct {
 		name   string
 		checks []Check
-		want   bool
+		want   Verdict
+		reason string
 	}{
-		{"none", nil, true},
-		{"all equal", []Check{{CheckJournalExport, Equal, "x"}, {CheckNodeByNode, Equal, "y"}}, true},
-		{"a digest not comparable", []Check{{CheckZooKeeperDigest, NotComparable, "subtree"}}, true},
-		{"node by node different", []Check{{CheckJournalExport, Equal, "x"}, {CheckNodeByNode, Different, "1 difference"}}, false},
+		{"none", nil, VerdictUnverified, "no check compared"},
+		{"all equal", []Check{{CheckJournalExport, Equal, "x"}, {CheckNodeByNode, Equal, "y"}}, VerdictVerified, ""},
+		{"equal export, digest not comparable", []Check{{CheckJournalExport, Equal, "x"}, {CheckZooKeeperDigest, NotComparable, "subtree"}}, VerdictVerified, ""},
+		{"only not comparable", []Check{{CheckJournalExport, NotComparable, "held other nodes"}, {CheckZooKeeperDigest, NotComparable, "writes during the walk"}},
+			VerdictUnverified, "held other nodes"},
+		{"only copies compared", []Check{{CheckKeptSnapshot, Equal, "x"}, {CheckInstalled, Equal, "y"}}, VerdictUnverified, "no check compared"},
+		{"node by node different", []Check{{CheckJournalExport, Equal, "x"}, {CheckNodeByNode, Different, "1 difference"}}, VerdictDifferent, "1 difference"},
+		{"zookeeper's digest different", []Check{{CheckJournalExport, Equal, "x"}, {CheckZooKeeperDigest, Different, "digest 5"}}, VerdictDifferent, "digest 5"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			if got := verified(tc.checks); got != tc.want {
-				t.Errorf("verified = %v, want %v", got, tc.want)
+			got, reason := verdict(tc.checks)
+			if got != tc.want || !strings.Contains(reason, tc.reason) {
+				t.Errorf("verdict = %v (%q), want %v (%q)", got, reason, tc.want, tc.reason)
 			}
 		})
 	}

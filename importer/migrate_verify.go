@@ -50,7 +50,8 @@ func zookeeperDigestCheck(ctx context.Context, ws *exporter.Summary, cfg exporte
 		if e.Zxid < nodeMax || e.Zxid > ws.StartZxid {
 			continue
 		}
-		c.Detail = fmt.Sprintf("ZooKeeper's digest at zxid %#x is %v, the journal's %s", e.Zxid, e.Digest, journal)
+		c.Detail = fmt.Sprintf("ZooKeeper's digest at zxid %#x (its tree as the walk read it: no change between the newest node zxid and the walk, none during it) is %v, the journal's %s; writes after the walk are the mirror's to bring",
+			e.Zxid, e.Digest, journal)
 		if e.Digest.String() == journal {
 			c.Result = Equal
 		} else {
@@ -67,16 +68,12 @@ func zookeeperDigestCheck(ctx context.Context, ws *exporter.Summary, cfg exporte
 // with the journal node by node. The journal side is the built state, which
 // the installed snapshot was just read back against; it is streamed in the
 // canonical order verify needs (FSM snapshots are in plain byte order).
-func fullVerify(ctx context.Context, cfg exporter.Config, kept string, built *Built, installed string, logger *slog.Logger) (*verify.Report, error) {
+func fullVerify(ctx context.Context, cfg exporter.Config, uri, kept string, built *Built, installed string, logger *slog.Logger) (*verify.Report, error) {
 	var src verify.Source
 	var err error
 	if kept != "" {
 		src, err = verify.OpenSnapshot(kept)
 	} else {
-		uri := "zk://" + strings.Join(cfg.Hosts, ",")
-		if cfg.Root != "/" {
-			uri += cfg.Root
-		}
 		src, err = verify.Open(ctx, uri, verify.OpenOptions{Auth: cfg.Auth, Logger: logger})
 	}
 	if err != nil {
@@ -98,6 +95,20 @@ func fullVerify(ctx context.Context, cfg exporter.Config, kept string, built *Bu
 	vc := verify.DefaultConfig()
 	vc.Path, vc.Exclude, vc.Logger = cfg.Root, cfg.Exclude, logger
 	return verify.Compare(ctx, src, tgt, vc)
+}
+
+// verifySourceURI is the migration's source as verify names it: the live
+// ensemble (zk://HOSTS[/ROOT]) or the data directory pinned at the exported
+// zxid (datadir://DIR?zxid=Z).
+func verifySourceURI(cfg exporter.Config, dd *dataDirSource) string {
+	if dd != nil {
+		return dd.verifyURI()
+	}
+	uri := "zk://" + strings.Join(cfg.Hosts, ",")
+	if cfg.Root != "/" {
+		uri += cfg.Root
+	}
+	return uri
 }
 
 // listQuotas returns the paths that have a quota under /zookeeper/quota.

@@ -25,8 +25,10 @@ const (
 	// DefaultRetryTimeout is how long one online batch may keep failing for
 	// want of a leader before the import gives up.
 	DefaultRetryTimeout = 2 * time.Minute
-	// maxBatchBytes bounds BatchBytes well under the journal RPC's frame limit.
-	maxBatchBytes = 64 << 20
+	// MaxBatchBytes bounds BatchBytes well under the journal RPC's frame limit.
+	MaxBatchBytes = 64 << 20
+	// MaxInFlight bounds InFlight.
+	MaxInFlight = 1024
 )
 
 // ErrInvalidOptions is returned (wrapped) by Options.Validate.
@@ -100,12 +102,12 @@ func (o Options) withDefaults() Options {
 // Validate reports whether the options can be used; zero fields take defaults.
 func (o Options) Validate() error {
 	switch {
-	case o.BatchBytes < 0 || o.BatchBytes > maxBatchBytes:
-		return fmt.Errorf("%w: BatchBytes %d, want 1..%d (or 0 for %d)", ErrInvalidOptions, o.BatchBytes, maxBatchBytes, DefaultBatchBytes)
+	case o.BatchBytes < 0 || o.BatchBytes > MaxBatchBytes:
+		return fmt.Errorf("%w: BatchBytes %d, want 1..%d (or 0 for %d)", ErrInvalidOptions, o.BatchBytes, MaxBatchBytes, DefaultBatchBytes)
 	case o.BatchNodes < 0:
 		return fmt.Errorf("%w: BatchNodes %d is negative", ErrInvalidOptions, o.BatchNodes)
-	case o.InFlight < 0 || o.InFlight > 1024:
-		return fmt.Errorf("%w: InFlight %d, want 1..1024 (or 0 for %d)", ErrInvalidOptions, o.InFlight, DefaultInFlight)
+	case o.InFlight < 0 || o.InFlight > MaxInFlight:
+		return fmt.Errorf("%w: InFlight %d, want 1..%d (or 0 for %d)", ErrInvalidOptions, o.InFlight, MaxInFlight, DefaultInFlight)
 	case o.RetryTimeout < 0:
 		return fmt.Errorf("%w: RetryTimeout %v is negative", ErrInvalidOptions, o.RetryTimeout)
 	}

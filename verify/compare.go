@@ -60,6 +60,12 @@ type Config struct {
 	// where both sides offer comparable digests (Digester), and by walking
 	// otherwise (ModeDigestWalk).
 	DigestOnly bool
+	// TrustTrailer lets a digest-only comparison use a snapshot file's
+	// trailer without reading the file: by default the file is read in full
+	// first (every record's CRC, the end record against the body), so a
+	// damaged file is an error, not a digest that matches. The report says
+	// when the trailer was trusted.
+	TrustTrailer bool
 	// Rechecks is how many times a difference seen with a live side is re-read
 	// before it is reported, when one side is newer than the other (their
 	// zxids or versions differ). Negative disables re-checks.
@@ -360,6 +366,8 @@ type sideStream struct {
 	buf   []*znode.Node
 	i     int
 	nodes int64 // set by run when it returns
+	// sawRoot says the side's walk yielded the scope's root (excluded or not).
+	sawRoot bool
 }
 
 // run walks the side into its channel: checks the order, filters, digests.
@@ -393,6 +401,9 @@ func (s *sideStream) run(ctx context.Context, scope Scope) error {
 		}
 		prev = n.Path
 		index++
+		if n.Path == scope.Root {
+			s.sawRoot = true
+		}
 		if !f.keep(n.Path) {
 			return nil
 		}
@@ -478,6 +489,12 @@ func (c *comparison) walkBoth(ctx context.Context) error {
 		return mergeErr
 	}
 	c.report.Source.Nodes, c.report.Target.Nodes = a.nodes, b.nodes
+	if c.report.Compared == 0 {
+		if !a.sawRoot && !b.sawRoot {
+			return fmt.Errorf("%w: the path %s exists on neither side (source %s, target %s)", ErrNothingCompared, c.scope.Root, c.si.URI, c.ti.URI)
+		}
+		return fmt.Errorf("%w: every node under %s is excluded (%s)", ErrNothingCompared, c.scope.Root, strings.Join(c.scope.Exclude, ", "))
+	}
 	c.cfg.Logger.Debug("verify merged", "compared", c.report.Compared, "differences", c.report.Counts.Differences,
 		"suspects", len(c.pending))
 	return nil
@@ -968,9 +985,6 @@ func (c *comparison) finish(start time.Time) {
 	r.Verdict = VerdictEqual
 	if r.Counts.Differences > 0 || (r.Digest != nil && !r.Digest.Equal && r.Mode == ModeDigest) {
 		r.Verdict = VerdictDifferent
-	}
-	if r.Mode != ModeDigest && r.Compared == 0 {
-		c.note("neither side has any node in scope %s", r.Scope.Path)
 	}
 	for i, side := range []SideReport{r.Source, r.Target} {
 		n := c.aclMasked[i]

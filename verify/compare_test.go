@@ -262,15 +262,14 @@ func TestMalformedPath(t *testing.T) {
 	}
 }
 
+// TestEmptyScope: a path on neither side is an error, not equality (issue
+// 11 item 4; TestNothingComparedIsNotEqual has the live cases).
 func TestEmptyScope(t *testing.T) {
 	cfg := testConfig()
 	cfg.Path = "/does/not/exist"
 	r, err := Compare(t.Context(), MemorySource(Info{URI: "a"}, verifytest.Tree(), nil), MemorySource(Info{URI: "b"}, verifytest.Tree(), nil), cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if !r.Equal() || r.Compared != 0 || len(r.Notes) == 0 || !strings.Contains(r.Notes[0], "neither side") {
-		t.Fatalf("%+v", r)
+	if !errors.Is(err, ErrNothingCompared) || !strings.Contains(err.Error(), "neither side") {
+		t.Fatalf("report %+v, error %v", r, err)
 	}
 }
 

@@ -24,15 +24,36 @@ type digestPoint struct {
 	how    string
 }
 
+// digestPoints returns the digest a side offers of its *current* state: its
+// Current, or else the newest History entry when that is at the side's
+// latest zxid (Zxid, which must be known). Older history is never used:
+// equal digests at a zxid both sides have moved past prove nothing about
+// either side now (issue 11: a journal stopped at 0x…106 and ZooKeeper at
+// 0x…3459 were reported EQUAL from their digests at 0x…100).
 func digestPoints(d DigestInfo) []digestPoint {
-	var out []digestPoint
 	if d.HasCurrent {
-		out = append(out, digestPoint{zxid: d.Zxid, digest: d.Current, exact: d.Exact, nodes: d.Nodes, cov: d.Coverage, how: d.Method})
+		return []digestPoint{{zxid: d.Zxid, digest: d.Current, exact: d.Exact, nodes: d.Nodes, cov: d.Coverage, how: d.Method}}
 	}
-	for _, h := range d.History {
-		out = append(out, digestPoint{zxid: h.Zxid, digest: h.Digest, exact: true, nodes: -1, cov: WholeTree(), how: d.Method + " (logged)"})
+	if n := len(d.History); n > 0 && d.Zxid != 0 && d.History[n-1].Zxid == d.Zxid {
+		h := d.History[n-1]
+		return []digestPoint{{zxid: h.Zxid, digest: h.Digest, exact: true, nodes: -1, cov: WholeTree(), how: d.Method + " (logged at its latest zxid)"}}
 	}
-	return out
+	return nil
+}
+
+// latestZxid describes a side's latest state for a fallback's reason.
+func latestZxid(d DigestInfo) string {
+	switch {
+	case d.HasCurrent:
+		return "a digest at its latest zxid " + FormatZxid(d.Zxid)
+	case d.Zxid != 0:
+		s := "latest zxid " + FormatZxid(d.Zxid) + ", no digest there"
+		if n := len(d.History); n > 0 {
+			s += " (newest logged at " + FormatZxid(d.History[n-1].Zxid) + ")"
+		}
+		return s
+	}
+	return "latest zxid unknown"
 }
 
 // compareDigests tries the constant-time comparison. It returns false, with
@@ -84,9 +105,32 @@ func (c *comparison) compareDigests(ctx context.Context) (bool, error) {
 		case "":
 			why = "a side offers no digest"
 		case errNoCommonZxid:
-			why = fmt.Sprintf("no zxid at which both sides have a digest (source: %s; target: %s)", zxidRange(sp), zxidRange(tp))
+			why = fmt.Sprintf("the sides' current states are at different zxids (source: %s; target: %s)", zxidRange(sp), zxidRange(tp))
+		}
+		if len(sp) == 0 || len(tp) == 0 {
+			why = fmt.Sprintf("digests are compared only at both sides' current state (source: %s; target: %s)", latestZxid(infos[0]), latestZxid(infos[1]))
 		}
 		return false, c.digestFallback("%s", why)
+	}
+	// A digest from a stored trailer proves nothing about a damaged body:
+	// read it first, unless told to trust it.
+	for _, side := range []struct {
+		name string
+		src  Source
+	}{{"source", c.src}, {"target", c.tgt}} {
+		ic, ok := side.src.(IntegrityChecker)
+		if !ok {
+			continue
+		}
+		if c.cfg.TrustTrailer {
+			c.note("the %s's digest was trusted from its trailer without reading the file (--trust-trailer): damage to its body would not show", side.name)
+			continue
+		}
+		what, err := ic.CheckIntegrity(ctx)
+		if err != nil {
+			return false, fmt.Errorf("verify: %s: %w", side.name, err)
+		}
+		c.note("%s", what)
 	}
 	c.report.Digest = best
 	c.report.Source.Nodes, c.report.Target.Nodes = best.Source.Nodes, best.Target.Nodes

@@ -126,16 +126,27 @@
 // With Config.DigestOnly the comparison first tries ZooKeeper's digests in
 // constant time ([ModeDigest]): a snapshot's trailer, a ZooKeeper server's
 // digest log (`hash`: the whole tree at zxids that are multiples of 128) and
-// current zxid (`srvr`), a journal's digest and its history. Two digests are
+// current zxid (`srvr`), a journal's digest. Only a digest of a side's
+// *current* state is used: its own current digest, or the newest logged one
+// when it is at the side's latest zxid; never an older history entry, since
+// equal digests at a zxid both sides have moved past prove nothing about
+// either now. Two digests are
 // comparable when they cover the same nodes — the same root, exclusions and
 // ephemeral policy as the comparison; the /zookeeper node, which exports leave
 // out and ZooKeeper counts, is added to the side missing it as
 // [PristineSystemDigest] — and, unless both sides are static, are as of the same
-// zxid (the newest zxid both sides logged). Node counts, where both are known
-// over the same nodes, must agree too. Otherwise both sides are walked
+// zxid. Node counts, where both are known over the same nodes, must agree
+// too. A digest from a stored trailer ([IntegrityChecker]: a snapshot file)
+// is used only after the file was read in full, every record's CRC checked,
+// unless Config.TrustTrailer, which the report notes. Otherwise both sides are walked
 // ([ModeDigestWalk]): the digests are computed on the way, the reason is in
 // DigestResult.Reason, and the verdict rests on the node comparison. The digest
 // covers paths, data and stats, not ACLs; reports say so.
+//
+// A comparison that compares no node — a path on neither side, every node
+// excluded — is an error matching [ErrNothingCompared], never equality.
+// [ParseURI] checks a side's URI without I/O; its errors match
+// [ErrInvalidURI].
 //
 // # Memory
 //

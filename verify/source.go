@@ -17,8 +17,12 @@ var (
 	// ErrUnsupported is returned (wrapped) for a source this build cannot open,
 	// such as journal:// without a journal opener.
 	ErrUnsupported = errors.New("verify: not supported")
-	// ErrInvalidURI is returned (wrapped) for a source URI that does not parse.
-	ErrInvalidURI = errors.New("verify: invalid source URI")
+	// ErrInvalidURI is returned (wrapped) for a side's URI that does not parse.
+	ErrInvalidURI = errors.New("verify: invalid URI")
+	// ErrNothingCompared is matched by the error of a comparison that compared
+	// no node: a path that exists on neither side, or a scope whose every
+	// node is excluded. Zero nodes compared is not equality.
+	ErrNothingCompared = errors.New("verify: nothing compared")
 	// ErrInvalidConfig is returned (wrapped) by Config.Validate and when the
 	// scope asked for lies outside what a side holds.
 	ErrInvalidConfig = errors.New("verify: invalid config")
@@ -139,6 +143,14 @@ type Syncer interface {
 // `hash` four-letter word), a journal's digest and its history.
 type Digester interface {
 	Digests(ctx context.Context) (DigestInfo, error)
+}
+
+// IntegrityChecker is implemented by sides whose digest comes from a
+// stored summary of a body that may be damaged (a snapshot file's trailer):
+// CheckIntegrity reads the body and returns an error, naming where, unless
+// it is intact and the summary is the body's; what says what was checked.
+type IntegrityChecker interface {
+	CheckIntegrity(ctx context.Context) (what string, err error)
 }
 
 // ZxidDigest is ZooKeeper's tree digest as of a zxid.

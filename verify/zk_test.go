@@ -560,15 +560,17 @@ func TestDigestOnlyLive(t *testing.T) {
 	}
 
 	// A journal-like side: static, with a digest history on ZooKeeper's
-	// zxids, as the journal keeps it. Matched on a common zxid.
+	// zxids, as the journal keeps it, stopped at the newest of them: matched
+	// on that zxid, the latest of both sides.
 	info, err := zkSource(t, hosts, "", nil).Digests(t.Context())
 	if err != nil {
 		t.Fatal(err)
 	}
 	history := slices.Clone(info.History)
+	journalDigests := &DigestInfo{Method: "journal digest history", History: history, Zxid: history[len(history)-1].Zxid}
 	journal := FuncSource(Info{URI: "journal://test", Scheme: "journal", RawOwners: true, ExtendedTypes: true, Nodes: -1},
 		func(context.Context, Scope, func(*znode.Node) error) error { return errors.New("not walked") },
-		&DigestInfo{Method: "journal digest history", History: history})
+		journalDigests)
 	r = mustCompare(t, zkSource(t, hosts, "", nil), journal, cfg)
 	if r.Mode != ModeDigest || !r.Equal() || r.Digest.Zxid != history[len(history)-1].Zxid {
 		t.Fatalf("zk vs journal: mode %v, %+v", r.Mode, r.Digest)
@@ -588,6 +590,34 @@ func TestDigestOnlyLive(t *testing.T) {
 	if r.Mode != ModeDigestWalk || !r.Equal() || !strings.Contains(r.Digest.Reason, "zxid") {
 		t.Fatalf("zk vs snap: mode %v, %+v", r.Mode, r.Digest)
 	}
+	// Issue 11 item 2: a side stopped past an old common zxid. The journal
+	// holds ZooKeeper's logged digest at Z but reached Z+6; ZooKeeper has
+	// moved on by hundreds of writes. Equal digests at Z prove nothing about
+	// either side now: the comparison must not stop there. It walks, and the
+	// walk finds ZooKeeper's new nodes.
+	old := info.History[len(info.History)-1]
+	stale := MemorySource(Info{URI: "journal://stale", Scheme: "journal", RawOwners: true, ExtendedTypes: true},
+		readSnapshot(t, snap), &DigestInfo{Method: "journal digest", Zxid: old.Zxid + 6, History: []ZxidDigest{old}})
+	for i := range 200 {
+		if _, err := conn.Create(fmt.Sprintf("/later%03d", i), nil, 0, zk.WorldACL(zk.PermAll)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	align(t, conn, "/align")
+	r = mustCompare(t, zkSource(t, hosts, "", nil), stale, cfg)
+	if r.Equal() || r.Mode != ModeDigestWalk || r.Counts.Differences < 200 {
+		t.Fatalf("zk vs stale journal: verdict %v, mode %v, %d differences, digest %+v", r.Verdict, r.Mode, r.Counts.Differences, r.Digest)
+	}
+	// The same history as the journal's latest (stopped at Z) is still not
+	// ZooKeeper's latest: not comparable in constant time either.
+	journalDigests.Zxid = old.Zxid
+	stale = MemorySource(Info{URI: "journal://stale", Scheme: "journal", RawOwners: true, ExtendedTypes: true},
+		readSnapshot(t, snap), &DigestInfo{Method: "journal digest", Zxid: old.Zxid, History: []ZxidDigest{old}})
+	r = mustCompare(t, zkSource(t, hosts, "", nil), stale, cfg)
+	if r.Equal() || r.Mode != ModeDigestWalk {
+		t.Fatalf("zk vs journal stopped at an old zxid: verdict %v, mode %v, digest %+v", r.Verdict, r.Mode, r.Digest)
+	}
+
 	// A narrower scope cannot use ZooKeeper's whole-tree digest: it walks.
 	cfg.Path = "/n001"
 	r = mustCompare(t, zkSource(t, hosts, "", nil), zkSource(t, hosts, "", nil), cfg)

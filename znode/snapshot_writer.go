@@ -269,10 +269,10 @@ type SnapshotFile struct {
 // CreateSnapshotFile starts a snapshot that Commit will publish at path, replacing
 // any file there. Callers should defer Abort, which is a no-op after Commit.
 func CreateSnapshotFile(path string, h SnapshotHeader, opts SnapshotWriterOptions) (*SnapshotFile, error) {
-	dir, base := filepath.Split(path)
-	if base == "" {
-		return nil, fmt.Errorf("znode: creating snapshot: %q names a directory", path)
+	if err := CheckSnapshotPath(path); err != nil {
+		return nil, fmt.Errorf("znode: creating snapshot: %w", err)
 	}
+	dir, base := filepath.Split(path)
 	if dir == "" {
 		dir = "."
 	}
@@ -287,6 +287,36 @@ func CreateSnapshotFile(path string, h SnapshotHeader, opts SnapshotWriterOption
 		return nil, err
 	}
 	return &SnapshotFile{path: path, tmp: tmp, w: w}, nil
+}
+
+// CheckSnapshotPath reports whether a snapshot file can be written at path:
+// not a directory, in an existing directory where a temporary file can be
+// created (and is removed again). Callers check before a long export rather
+// than fail on the final rename.
+func CheckSnapshotPath(path string) error {
+	dir, base := filepath.Split(path)
+	if base == "" {
+		return fmt.Errorf("%q names a directory", path)
+	}
+	if fi, err := os.Stat(path); err == nil && fi.IsDir() {
+		return fmt.Errorf("%s is a directory; give a file name", path)
+	}
+	if dir == "" {
+		dir = "."
+	}
+	fi, err := os.Stat(dir)
+	switch {
+	case err != nil:
+		return fmt.Errorf("directory %s: %w", dir, err)
+	case !fi.IsDir():
+		return fmt.Errorf("%s is not a directory", dir)
+	}
+	tmp, err := os.CreateTemp(dir, "."+base+".*.check")
+	if err != nil {
+		return fmt.Errorf("cannot write in %s: %w", dir, err)
+	}
+	_ = tmp.Close()
+	return os.Remove(tmp.Name())
 }
 
 // WriteNode appends a node record; see SnapshotWriter.WriteNode.

@@ -52,6 +52,11 @@ command exits, unless --hold keeps it running until SIGINT or SIGTERM.`,
 			if err != nil {
 				return usageErrorf("--zk: %v", err)
 			}
+			// 0 asks for the generator's default.
+			if err := firstErr(intFlagIn("--concurrency", o.concurrency, 0, 1<<16),
+				intFlagIn("--conns", o.conns, 0, 1024)); err != nil {
+				return err
+			}
 			opts := treegen.Options{
 				Profile: o.profile, Nodes: o.nodes, Seed: o.seed, Root: o.root,
 				Concurrency: o.concurrency, Conns: o.conns, Logger: g.logger,

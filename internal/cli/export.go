@@ -71,7 +71,7 @@ func (o *exportOptions) addFlags(cmd *cobra.Command) {
 	f.StringVar(&o.tlsOpts.KeyFile, "tls-key", "", "client certificate's private key (PEM)")
 	f.StringVar(&o.tlsOpts.ServerName, "tls-server-name", "", "name to verify the servers' certificates against (default: each host)")
 	f.BoolVar(&o.tlsOpts.InsecureSkipVerify, "tls-insecure-skip-verify", false, "accept any server certificate (testing only)")
-	o.datadir.addFlags(cmd)
+	o.datadir.addFlags(cmd, "export")
 }
 
 // config turns the flags into a walker configuration.
@@ -111,14 +111,12 @@ func (o *exportOptions) config(g *globalOptions) (exporter.Config, error) {
 			return cfg, usageErrorf("%v", err)
 		}
 	}
-	switch {
-	case o.workers < 1:
-		return cfg, usageErrorf("--workers %d: want at least 1", o.workers)
-	case o.sessions < 1:
-		return cfg, usageErrorf("--sessions %d: want at least 1", o.sessions)
-	case o.rate < 0:
-		return cfg, usageErrorf("--rate %v: want 0 (no limit) or more", o.rate)
-	case o.maxListed < 1:
+	if err := firstErr(intFlagIn("--workers", o.workers, 1, exporter.MaxWorkers),
+		intFlagIn("--sessions", o.sessions, 1, exporter.MaxSessions),
+		rateFlag("--rate", o.rate)); err != nil {
+		return cfg, err
+	}
+	if o.maxListed < 1 {
 		return cfg, usageErrorf("--max-listed %d: want at least 1", o.maxListed)
 	}
 	if err := cfg.Validate(); err != nil {
@@ -165,6 +163,9 @@ A damaged file, a missing log or a snapshot newer than every log is an error
 naming the file and offset. /zookeeper is left out.`,
 		Args: noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := outFlag("--out", o.out); err != nil {
+				return err
+			}
 			if o.datadir.dir != "" {
 				return runDatadirExport(cmd, g, &o.datadir, o.out, o.compress, o.extendedTypes, o.json)
 			}

@@ -26,9 +26,9 @@ type datadirExportOptions struct {
 	toZxid string
 }
 
-func (o *datadirExportOptions) addFlags(cmd *cobra.Command) {
+func (o *datadirExportOptions) addFlags(cmd *cobra.Command, verb string) {
 	f := cmd.Flags()
-	f.StringVar(&o.dir, "from-datadir", "", "export from a ZooKeeper server's dataDir (its snapshots and transaction logs) instead of a live ensemble; read-only, the server may be running")
+	f.StringVar(&o.dir, "from-datadir", "", verb+" from a ZooKeeper server's dataDir (its snapshots and transaction logs) instead of a live ensemble; read-only, the server may be running")
 	f.StringVar(&o.logDir, "datalog-dir", "", "the server's dataLogDir, when it differs from its dataDir (with --from-datadir)")
 	f.StringVar(&o.toZxid, "to-zxid", "", "stop at this zxid (0x… or decimal; with --from-datadir; default: the last complete txn)")
 }

@@ -94,7 +94,8 @@ func (o *importOptions) validate(cmd *cobra.Command) error {
 	case o.dataDir != "" && (o.secretFile != "" || o.tls != (raftjournal.TLSFiles{})):
 		return usageErrorf("--cluster-secret-file and --cluster-tls-* apply to an online import (--journal); give them to serve")
 	}
-	return nil
+	return firstErr(intFlagIn("--in-flight", o.inFlight, 1, importer.MaxInFlight),
+		intFlagIn("--batch-bytes", o.batchBytes, 1, importer.MaxBatchBytes))
 }
 
 func runImport(ctx context.Context, g *globalOptions, o *importOptions) error {

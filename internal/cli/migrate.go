@@ -16,6 +16,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/zk2raft/zk2raft/exporter"
+	"github.com/zk2raft/zk2raft/exporter/datadir"
 	"github.com/zk2raft/zk2raft/importer"
 	"github.com/zk2raft/zk2raft/internal/buildinfo"
 	"github.com/zk2raft/zk2raft/raftjournal"
@@ -33,6 +34,7 @@ type migrateOptions struct {
 	rate          float64
 	ephemerals    string
 	extendedTypes bool
+	datadir       datadirExportOptions
 
 	dataDir  string
 	nodeID   string
@@ -54,7 +56,7 @@ type migrateOptions struct {
 func newMigrateCommand(g *globalOptions) *cobra.Command {
 	var o migrateOptions
 	cmd := &cobra.Command{
-		Use:   "migrate --zk HOSTS (--data-dir DIR | --journal ADMIN_ADDR | --dry-run)",
+		Use:   "migrate (--zk HOSTS | --from-datadir DIR) (--data-dir DIR | --journal ADMIN_ADDR | --dry-run)",
 		Short: "Export a live ensemble straight into a journal, verify it, and report",
 		Long: `Walks the live ensemble (the parallel export walk) and streams every node straight into
 the import: into a fresh journal data dir (--data-dir, installed as its initial Raft
@@ -64,12 +66,35 @@ unless --keep-snapshot FILE asks for one. Then it verifies and prints a summary:
 bytes, the zxid range the walk saw, digests, durations per phase, and what was skipped
 and why (--json for JSON).
 
+With --from-datadir DIR (and --datalog-dir when ZooKeeper's dataLogDir differs) the
+tree comes from a ZooKeeper server's own files instead of a walk, read-only, while
+it runs or not, exactly as 'export --from-datadir' reads them: ZooKeeper's tree at one
+zxid (the last complete txn, or --to-zxid), proven by the digest ZooKeeper logged
+there, with the raw ephemeralOwner of containers, TTL nodes and ephemerals. The
+journal's digest is then checked against ZooKeeper's own at that zxid, and --verify
+full compares node by node with the data directory at that zxid. --auth is then only
+used to read the journal's tree back when it held nodes before the run.
+
 Verification (--verify): digest (default) checks that the journal's digest equals the
 digest of what the walk read (plus the pristine /zookeeper node, which exports leave
 out and ZooKeeper's digest counts), that the installed snapshot reads back with that
 digest, and, when no write landed during the walk and ZooKeeper logged a digest at
 its last zxid, that ZooKeeper's own digest is the same. full also compares every node
 field by field (verify), against the kept snapshot, or by walking ZooKeeper again.
+The result is "verified" only when a check compared the journal's final state and
+found it equal and none found a difference; "DIFFERENT" when one found a difference
+(exit 3); "UNVERIFIED", with the reasons, when no check could compare (exit 1, or 0
+with --verify none).
+
+A journal that already held nodes (a rerun after an interrupted migration, or one
+the mirror has been filling) is brought to the walk's tree: the walk's nodes are
+merged in, and the journal's nodes in scope that the walk did not read are deleted
+when ZooKeeper no longer has them (a node ZooKeeper still has is kept); then the
+journal's scope is compared with the walk's.
+
+Ctrl-C (or --timeout) stops the migration with exit 1 and a line saying what it
+left: nothing, part of an online import (run it again to finish), or a complete
+install that nothing verified.
 
 Pre-flight: every migration checks the stream for what the journal cannot honour or
 the operator must decide: container and TTL nodes (ZooKeeper shows them
@@ -87,7 +112,7 @@ client's: those clients must connect to ZooKeeper directly during the shadow pha
 or the entries be replaced by digest, x509 or sasl identities). Kinds: ` + strings.Join(importer.AcceptableKinds(), ", ") + `.`,
 		Args: noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if err := o.validate(); err != nil {
+			if err := o.validate(cmd); err != nil {
 				return err
 			}
 			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
@@ -101,7 +126,7 @@ or the entries be replaced by digest, x509 or sasl identities). Kinds: ` + strin
 		},
 	}
 	f := cmd.Flags()
-	f.StringVar(&o.zk, "zk", "", "ZooKeeper hosts, host:port[,host:port...]")
+	f.StringVar(&o.zk, "zk", "", "ZooKeeper hosts, host:port[,host:port...] (or --from-datadir)")
 	f.StringVar(&o.path, "path", "/", "subtree to migrate")
 	f.StringArrayVar(&o.exclude, "exclude", nil, "leave out subtrees matching this path glob (repeatable)")
 	o.zkAuth.addFlags(cmd, "ZooKeeper credentials")
@@ -125,13 +150,34 @@ or the entries be replaced by digest, x509 or sasl identities). Kinds: ` + strin
 	f.BoolVar(&o.json, "json", false, "print the summary (or the dry-run report) as JSON")
 	f.DurationVar(&o.timeout, "timeout", 0, "give up after this long (0: never)")
 	o.clusterOptions.addFlags(cmd)
+	o.datadir.addFlags(cmd, "migrate")
 	return cmd
 }
 
-func (o *migrateOptions) validate() error {
+// liveOnlyMigrateFlags mean something only for a live walk.
+var liveOnlyMigrateFlags = []string{"path", "exclude", "workers", "sessions", "rate", "ephemerals"}
+
+func (o *migrateOptions) validate(cmd *cobra.Command) error {
+	if o.datadir.dir != "" {
+		if o.zk != "" {
+			return usageErrorf("--zk and --from-datadir are exclusive: one source")
+		}
+		for _, name := range liveOnlyMigrateFlags {
+			if cmd.Flags().Changed(name) {
+				return usageErrorf("--%s is for migrations from a live ensemble, not --from-datadir", name)
+			}
+		}
+		if o.datadir.toZxid != "" {
+			if _, err := parseZxid(o.datadir.toZxid); err != nil {
+				return usageErrorf("--to-zxid: %v", err)
+			}
+		}
+	} else if o.datadir.logDir != "" || o.datadir.toZxid != "" {
+		return usageErrorf("--datalog-dir and --to-zxid need --from-datadir")
+	}
 	switch {
-	case o.zk == "":
-		return usageErrorf("--zk is required")
+	case o.zk == "" && o.datadir.dir == "":
+		return usageErrorf("--zk (or --from-datadir) is required")
 	case o.dataDir != "" && o.journal != "":
 		return usageErrorf("--data-dir and --journal are exclusive")
 	case !o.dryRun && o.dataDir == "" && o.journal == "":
@@ -140,6 +186,18 @@ func (o *migrateOptions) validate() error {
 		return usageErrorf("--verify %q: want digest, full or none", o.verifyMode)
 	case o.verifyMode == "full" && o.journal != "":
 		return usageErrorf("--verify full compares the installed snapshot of a --data-dir migration; for --journal, run 'zk2raft verify'")
+	}
+	if err := firstErr(intFlagIn("--workers", o.workers, 1, exporter.MaxWorkers),
+		intFlagIn("--sessions", o.sessions, 1, exporter.MaxSessions),
+		rateFlag("--rate", o.rate),
+		intFlagIn("--in-flight", o.inFlight, 1, importer.MaxInFlight),
+		intFlagIn("--batch-bytes", o.batchBytes, 1, importer.MaxBatchBytes)); err != nil {
+		return err
+	}
+	if o.keepSnapshot != "" {
+		if err := outFlag("--keep-snapshot", o.keepSnapshot); err != nil {
+			return err
+		}
 	}
 	known := importer.AcceptableKinds()
 	for _, k := range o.accept {
@@ -151,9 +209,12 @@ func (o *migrateOptions) validate() error {
 }
 
 func runMigrate(ctx context.Context, g *globalOptions, o *migrateOptions) error {
-	hosts, err := zkclient.ParseHosts(o.zk)
-	if err != nil {
-		return usageErrorf("--zk: %v", err)
+	var hosts []string
+	var err error
+	if o.zk != "" {
+		if hosts, err = zkclient.ParseHosts(o.zk); err != nil {
+			return usageErrorf("--zk: %v", err)
+		}
 	}
 	auths, err := o.zkAuth.parsed()
 	if err != nil {
@@ -181,6 +242,12 @@ func runMigrate(ctx context.Context, g *globalOptions, o *migrateOptions) error 
 	w.Workers, w.Sessions, w.RateLimit, w.ExtendedTypes = o.workers, o.sessions, o.rate, o.extendedTypes
 	w.ToolVersion, w.Logger = buildinfo.Read().Version, g.logger
 	mo.Import.BatchBytes, mo.Import.InFlight, mo.Import.Logger = o.batchBytes, o.inFlight, g.logger
+	if o.datadir.dir != "" {
+		mo.FromDataDir = datadir.Options{DataDir: o.datadir.dir, LogDir: o.datadir.logDir, Logger: g.logger}
+		if o.datadir.toZxid != "" {
+			mo.FromDataDir.ToZxid, _ = parseZxid(o.datadir.toZxid) // checked in validate
+		}
+	}
 	if o.dataDir != "" {
 		mo.Node = offlineNodeConfig(o.dataDir, o.nodeID, o.raftAddr, o.compress, g)
 		mo.Node.LogStore = raftjournal.LogStoreKind(o.logStore)
@@ -246,8 +313,11 @@ func runMigrate(ctx context.Context, g *globalOptions, o *migrateOptions) error 
 			return err
 		}
 	}
-	if !sum.Verified {
-		return &ExitError{Code: ExitDifferences, Err: fmt.Errorf("verification found differences between %s and the journal", sum.Source)}
+	switch {
+	case sum.Verdict == importer.VerdictDifferent:
+		return &ExitError{Code: ExitDifferences, Err: fmt.Errorf("verification found differences between %s and the journal: %s", sum.Source, sum.VerdictReason)}
+	case sum.Verdict != importer.VerdictVerified && mode != importer.VerifyNone:
+		return fmt.Errorf("unverified: %s", sum.VerdictReason)
 	}
 	return nil
 }
@@ -308,8 +378,11 @@ func printMigrate(w io.Writer, s *importer.MigrateSummary) error {
 		fmt.Fprintf(&b, "  start it     %s\n", s.Serve)
 	}
 	verdict := "verified"
-	if !s.Verified {
-		verdict = "NOT verified: differences found"
+	switch s.Verdict {
+	case importer.VerdictDifferent:
+		verdict = "DIFFERENT: " + s.VerdictReason
+	case importer.VerdictUnverified:
+		verdict = "UNVERIFIED: " + s.VerdictReason
 	}
 	fmt.Fprintf(&b, "  result       %s\n", verdict)
 	_, err := io.WriteString(w, b.String())

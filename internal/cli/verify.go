@@ -21,6 +21,7 @@ type verifyOptions struct {
 	format          string
 	maxDiffs        int
 	digestOnly      bool
+	trustTrailer    bool
 	path            string
 	exclude         []string
 	allowFiles      []string
@@ -63,11 +64,20 @@ as PATTERN=WHAT[,WHAT...].
 
 With a live side, a difference where one side is newer is read again up to
 --rechecks times before it is reported; those that resolve are reported as
-"converged in flight". --digest-only compares ZooKeeper's tree digest in constant
-time where both sides offer one (snapshot trailer, the hash four-letter word at a
-matching zxid, the journal's digest history) and walks otherwise, saying which.
+"converged in flight". --digest-only compares ZooKeeper's tree digest where both
+sides offer one of their *current* state at the same zxid (a static side's own
+state, the hash four-letter word when ZooKeeper's newest logged digest is at its
+last zxid, the journal's digest) and walks otherwise, saying why: equal digests at
+an older zxid both sides have moved past prove nothing. A snapshot file's digest
+comes from its trailer, and the file is read in full first (every record's CRC), so
+a damaged file is an error; --trust-trailer skips that read and the report says so.
 
-Exit codes: 0 equal, 3 different, 1 error (unreachable, unreadable, damaged, unsorted).`,
+A comparison that compares no node is not equality: a --path or chroot that exists
+on neither side, or a scope every node of which is excluded, is an error (exit 1).
+A malformed --source or --target URI is a usage error (exit 2).
+
+Exit codes: 0 equal, 3 different, 1 error (unreachable, unreadable, damaged, unsorted,
+nothing compared), 2 usage.`,
 		Args: noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error { return runVerify(cmd.Context(), g, &o) },
 	}
@@ -77,6 +87,7 @@ Exit codes: 0 equal, 3 different, 1 error (unreachable, unreadable, damaged, uns
 	f.StringVar(&o.format, "format", "text", "report format: text, json or junit")
 	f.IntVar(&o.maxDiffs, "max-diffs", verify.DefaultMaxDiffs, "differences listed in the report (counts stay exact)")
 	f.BoolVar(&o.digestOnly, "digest-only", false, "compare ZooKeeper's tree digests only (constant time where both sides offer them)")
+	f.BoolVar(&o.trustTrailer, "trust-trailer", false, "with --digest-only: take a snapshot file's digest from its trailer without reading the file (default: read it in full, checking every record)")
 	f.StringVar(&o.path, "path", "", "compare only this subtree (default: all both sides hold)")
 	f.StringArrayVar(&o.exclude, "exclude", nil, "leave out subtrees matching this path glob (repeatable)")
 	f.StringArrayVar(&o.allowFiles, "allow", nil, "allow-list file of benign differences (repeatable)")
@@ -159,6 +170,10 @@ func (o *verifyOptions) config(g *globalOptions) (verify.Config, verify.Format, 
 	cfg.Path = o.path
 	cfg.Exclude = o.exclude
 	cfg.DigestOnly = o.digestOnly
+	cfg.TrustTrailer = o.trustTrailer
+	if o.trustTrailer && !o.digestOnly {
+		return none, 0, verify.OpenOptions{}, usageErrorf("--trust-trailer applies to --digest-only")
+	}
 	cfg.NoDefaultAllow = o.noDefaultAllow
 	cfg.RecheckInterval = o.recheckInterval
 	cfg.MaxRecheckInterval = max(verify.DefaultMaxRecheckInterval, o.recheckInterval)
@@ -191,9 +206,11 @@ func (o *verifyOptions) config(g *globalOptions) (verify.Config, verify.Format, 
 	if opts.Auth, err = o.zkAuth.parsed(); err != nil {
 		return none, 0, verify.OpenOptions{}, err
 	}
-	for _, u := range []string{o.source, o.target} {
-		if !strings.Contains(u, "://") {
-			return none, 0, verify.OpenOptions{}, usageErrorf("%q is not a URI: want zk://HOSTS[/CHROOT], snap://FILE, journal://DATA_DIR or datadir://ZK_DATA_DIR", u)
+	// One rule for both sides: a URI that does not parse is a usage error
+	// naming its flag, found before anything is opened.
+	for _, side := range []struct{ flag, uri string }{{"--source", o.source}, {"--target", o.target}} {
+		if _, err := verify.ParseURI(side.uri); err != nil {
+			return none, 0, verify.OpenOptions{}, usageErrorf("%s %v", side.flag, strings.TrimPrefix(err.Error(), "verify: "))
 		}
 	}
 	return cfg, format, opts, nil

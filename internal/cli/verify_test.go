@@ -143,7 +143,7 @@ func TestVerifyCommand(t *testing.T) {
 		{"bad format", []string{"--source", uris["base"], "--target", uris["base"], "--format", "xml"}, ExitUsage, "", "--format"},
 		{"bad exclude", []string{"--source", uris["base"], "--target", uris["base"], "--exclude", "app"}, ExitUsage, "", "must start with /"},
 		{"bad allow rule", []string{"--source", uris["base"], "--target", uris["base"], "--allow-diff", "/a=colour"}, ExitUsage, "", "--allow-diff"},
-		{"bad uri", []string{"--source", "/tmp/x.snap", "--target", uris["base"]}, ExitUsage, "", "not a URI"},
+		{"bad uri", []string{"--source", "/tmp/x.snap", "--target", uris["base"]}, ExitUsage, "", "--source invalid URI"},
 		{"path outside", []string{"--source", uris["base"], "--target", uris["base"], "--path", "/a/"}, ExitUsage, "", "invalid"},
 		{"unreachable", []string{"--source", "zk://127.0.0.1:1", "--target", uris["base"], "--timeout", "2s"}, ExitFailure, "", "unreachable"},
 	}
