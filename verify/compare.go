@@ -395,7 +395,7 @@ func (s *sideStream) run(ctx context.Context, scope Scope) error {
 			fnErr = fmt.Errorf("verify: %s %s: node %d has the malformed path %q", s.name, s.uri, index, n.Path)
 			return fnErr
 		}
-		if index > 0 && comparePaths(prev, n.Path) >= 0 {
+		if index > 0 && znode.ComparePaths(prev, n.Path) >= 0 {
 			fnErr = &UnsortedError{Side: s.name, URI: s.uri, Index: index, Prev: prev, Path: n.Path}
 			return fnErr
 		}
@@ -520,7 +520,7 @@ func (c *comparison) merge(ctx context.Context, a, b *sideStream) error {
 		case y == nil:
 			order = -1
 		default:
-			order = comparePaths(x.Path, y.Path)
+			order = znode.ComparePaths(x.Path, y.Path)
 		}
 		switch {
 		case order < 0:
@@ -605,29 +605,6 @@ func subtreeKey(root, path string) string {
 		rest = rest[:i]
 	}
 	return znode.Join(root, rest)
-}
-
-// comparePaths is znode.ComparePaths, the canonical order, computed bytewise
-// with '/' below every other byte: for valid paths the two agree
-// (TestComparePathsAgrees), and this one does not split components.
-func comparePaths(a, b string) int {
-	n := min(len(a), len(b))
-	for i := 0; i < n; i++ {
-		ca, cb := a[i], b[i]
-		if ca == cb {
-			continue
-		}
-		switch {
-		case ca == '/':
-			return -1
-		case cb == '/':
-			return 1
-		case ca < cb:
-			return -1
-		}
-		return 1
-	}
-	return cmp.Compare(len(a), len(b))
 }
 
 // liveMasked reports whether a live side's ACL came back masked (sm, tm: the

@@ -7,7 +7,6 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
-	"testing/quick"
 	"time"
 
 	"github.com/zk2raft/zk2raft/verify/verifytest"
@@ -654,34 +653,5 @@ func TestFormatValues(t *testing.T) {
 		if tc.got != tc.want {
 			t.Errorf("got %q, want %q", tc.got, tc.want)
 		}
-	}
-}
-
-func TestComparePathsAgrees(t *testing.T) {
-	names := []string{"a", "ab", "a-b", "a.b", "a b", "b", "zookeeper", "z", "配置", "é", "a\u00a0", "~", "0", "-", "."}
-	var paths []string
-	paths = append(paths, "/")
-	for _, x := range names {
-		paths = append(paths, "/"+x)
-		for _, y := range names {
-			paths = append(paths, "/"+x+"/"+y, "/"+x+y)
-			for _, z := range names[:5] {
-				paths = append(paths, "/"+x+"/"+y+"/"+z)
-			}
-		}
-	}
-	for _, a := range paths {
-		for _, b := range paths {
-			if got, want := comparePaths(a, b), znode.ComparePaths(a, b); got != want {
-				t.Fatalf("comparePaths(%q, %q) = %d, znode.ComparePaths says %d", a, b, got, want)
-			}
-		}
-	}
-	f := func(a, b string) bool {
-		a, b = "/"+strings.ReplaceAll(a, "//", "/x"), "/"+strings.ReplaceAll(b, "//", "/x")
-		return comparePaths(a, b) == znode.ComparePaths(a, b)
-	}
-	if err := quick.Check(f, &quick.Config{MaxCount: 20000}); err != nil {
-		t.Error(err)
 	}
 }
