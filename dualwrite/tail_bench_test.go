@@ -5,6 +5,7 @@ package dualwrite
 import (
 	"context"
 	"flag"
+	"fmt"
 	"slices"
 	"testing"
 	"time"
@@ -52,6 +53,53 @@ func BenchmarkTailLag(b *testing.B) {
 		}
 		b.Run(name, func(b *testing.B) { benchTailLag(b, hosts, n, server, name, applied) })
 	}
+	b.Run("backlog", func(b *testing.B) { benchTailBacklog(b, hosts, n, server) })
+}
+
+// benchTailBacklog measures how fast the tail mirrors when it is not waiting
+// for ZooKeeper: the load runs first with no tail, then a tail starts at the
+// zxid before the load and works through the backlog. Its rate is the most
+// the tail can follow, whatever rate ZooKeeper manages on this machine.
+func benchTailBacklog(b *testing.B, hosts []string, n *raftjournal.Node, server zktest.Server) {
+	var txns, secs float64
+	for i := range b.N {
+		z0, err := zkclient.ServerZxid(b.Context(), server.ClientAddr)
+		if err != nil {
+			b.Fatal(err)
+		}
+		load, err := zkload.Start(hosts, zkload.Options{Root: fmt.Sprintf("/bench-tail/backlog-%d", i), Workers: 64, Rate: *tailRate, TTL: true})
+		if err != nil {
+			b.Fatal(err)
+		}
+		time.Sleep(*tailDur) // the load runs; nothing is measured meanwhile
+		if _, err := load.Stop(); err != nil {
+			b.Fatalf("load: %v", err)
+		}
+		zEnd, err := zkclient.ServerZxid(b.Context(), server.ClientAddr)
+		if err != nil {
+			b.Fatal(err)
+		}
+		start := time.Now()
+		tl, err := StartTail(b.Context(), TailConfig{DataDir: server.DataDir, Journal: importer.NodeJournal(n),
+			Name: fmt.Sprintf("bench-backlog-%d", i), From: z0, FromSet: true, Logger: testlog.New(b)})
+		if err != nil {
+			b.Fatal(err)
+		}
+		ctx, cancel := context.WithTimeout(b.Context(), 5*time.Minute)
+		if err := tl.WaitMirrored(ctx, zEnd); err != nil {
+			b.Fatal(err)
+		}
+		cancel()
+		elapsed := time.Since(start)
+		if err := tl.Close(); err != nil {
+			b.Fatal(err)
+		}
+		txns += float64(zEnd - z0)
+		secs += elapsed.Seconds()
+		b.Logf("round %d: a backlog of %d txns mirrored in %v (tail start included)", i, zEnd-z0, elapsed.Round(time.Millisecond))
+	}
+	b.ReportMetric(txns/secs, "backlog-txns/s")
+	b.ReportMetric(txns/float64(b.N), "backlog-txns")
 }
 
 func benchTailLag(b *testing.B, hosts []string, n *raftjournal.Node, server zktest.Server, name string, applied bool) {

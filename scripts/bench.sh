@@ -89,6 +89,7 @@ for g in $groups; do
 			b=BenchmarkTailLag/$m
 			row "tail ($m): mirrored vs ZooKeeper's txn rate (1 = kept up)" "$(metric "$b" x-load)x" "$(metric "$b" zk-txns/s) txns/s (aimed at ${TAIL_RATE:-5000}); lag p50 $(metric "$b" lag-p50-ms) ms, p99 $(metric "$b" lag-p99-ms) ms, max $(metric "$b" lag-max-ms) ms; catch-up $(metric "$b" catchup-ms) ms"
 		done
+		row "tail: a backlog mirrored, the most it can follow (txns/s over the aim)" "$(ratio "$(metric BenchmarkTailLag/backlog backlog-txns/s)" "${TAIL_RATE:-5000}")x" "target >= 1x; $(metric BenchmarkTailLag/backlog backlog-txns/s) txns/s over a backlog of $(metric BenchmarkTailLag/backlog backlog-txns) txns"
 		;;
 	proxy)
 		for cpu in "" -own-cpu; do
