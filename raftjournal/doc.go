@@ -108,6 +108,7 @@
 //	 4 CreateSession      5 CloseSession      6 ExpireSessions
 //	 7 CleanupNodes       8 SetPhase          9 CompactTombstones
 //	10 SourceBatch        mirrored txns in commit order (the proxy's delivery)
+//	13 MirrorAck          ZooKeeper holds the reverse mirror's records up to an index
 //
 // Payloads use varints (zigzag for signed values), uvarint-length-prefixed
 // strings, and byte fields stored as length+1 so that 0 is nil. Each command's
@@ -245,6 +246,32 @@
 // nothing leaves finalized. After a rollback the journal's own writes carry journal
 // zxids that ZooKeeper's copy of the same nodes does not, so the operator re-runs
 // the copy (import + verify) before trusting the merge again.
+//
+// # Reverse mirror
+//
+// While the journal is primary, every entry that changes the tree — a
+// successful native Write, a session's close or expiry with its ephemerals,
+// a CleanupNodes that deleted something — leaves a MirrorRecord in the FSM's
+// outbox (reverse.go): the entry's index, zxid and leader time, and the
+// ZooKeeper writes that reproduce its effect: creates under the exact names
+// the journal gave (a sequential create is recorded as a plain create of its
+// name, which bumps the parent's cversion alike), with the ACL as stored
+// ("auth" expanded) and the owner of an ephemeral; setData and setACL with
+// the version the node had before, so that ZooKeeper ends on the journal's
+// number and a node changed behind the mirror's back fails rather than being
+// overwritten; deletes and checks with the client's version; a multi's ops as
+// one multi; a session end as its ephemerals' deletes (marked Cleanup:
+// ZooKeeper may have deleted them itself) and a closeSession. Failed writes
+// and check-only multis leave nothing. The outbox is replicated state, in
+// snapshots (records 72, 73), so log compaction loses nothing. MirrorAck
+// (sent by the applier, package reversemirror) drops the records up to an
+// index and moves the cursor (Acked, with ZooKeeper's zxid for it); an ack at
+// or below the cursor is a no-op, so it is retried freely. SetPhase to
+// primary starts an empty outbox with the cursor at its own index; finalized
+// drops it; a rollback to shadow is refused (ErrPhaseTransition) while the
+// outbox holds anything, because those writes would exist nowhere but in the
+// journal that is about to stop being the source of truth. MirrorStatus and
+// MirrorPending read it.
 //
 // # Concurrency
 //

@@ -24,6 +24,7 @@ const (
 	EntrySetPhase          EntryType = 8
 	EntryCompactTombstones EntryType = 9
 	EntrySourceBatch       EntryType = 10
+	EntryMirrorAck         EntryType = 13
 
 	// EntryIgnorable flags a type older nodes may skip (Consul's
 	// IgnoreUnknownTypeFlag). Only commands that do not change the replicated
@@ -61,6 +62,8 @@ func (t EntryType) String() string {
 		s = "CompactTombstones"
 	case EntrySourceBatch:
 		s = "SourceBatch"
+	case EntryMirrorAck:
+		s = "MirrorAck"
 	default:
 		s = fmt.Sprintf("EntryType(%d)", uint8(t&^EntryIgnorable))
 	}
@@ -132,6 +135,8 @@ func Decode(entry []byte) (Command, error) {
 		c = &CompactTombstones{UpToZxid: d.varint("zxid")}
 	case EntrySourceBatch:
 		c = decodeSourceBatch(d)
+	case EntryMirrorAck:
+		c = decodeMirrorAck(d)
 	default:
 		return nil, fmt.Errorf("%w: %s", ErrUnknownEntry, t)
 	}

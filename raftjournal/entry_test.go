@@ -44,6 +44,7 @@ func sampleCommands() []Command {
 		&CleanupNodes{Paths: []string{"/c1", "/c2"}, Time: 8},
 		&SetPhase{Phase: PhasePrimary, Rollback: true, AdoptTimeoutMs: 4000, Time: 9},
 		&CompactTombstones{UpToZxid: 0x500000000},
+		&MirrorAck{Index: 7, ZkZxid: 0x300000009, Time: 11},
 		&SourceBatch{Txns: []*SourceTxn{
 			{Zxid: 0x500000004, Ops: []SourceOp{{Kind: SourceDelete, Path: "/x"}}},
 			{Zxid: 0x500000005, Ops: []SourceOp{{Kind: SourceSetData, Path: "/y", Data: []byte("z"), Stat: st}}},

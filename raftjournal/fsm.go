@@ -72,6 +72,7 @@ type state struct {
 
 	checkpoints map[string][]byte
 	digests     digestLog
+	mirror      mirrorState // the reverse mirror's outbox and cursor (reverse.go)
 }
 
 type session struct {
@@ -168,6 +169,7 @@ func (f *FSM) applyLocked(index uint64, entry []byte) (*Result, error) {
 			res.Err = ErrIgnoredEntry
 		} else {
 			f.applyCommand(cmd, index, res)
+			s.recordMirror(cmd, index, res)
 		}
 	}
 	s.appliedIndex = index
@@ -223,6 +225,8 @@ func (f *FSM) applyCommand(cmd Command, index uint64, res *Result) {
 		s.applyCleanup(c, res)
 	case *SetPhase:
 		s.applySetPhase(c, res)
+	case *MirrorAck:
+		s.applyMirrorAck(c, res)
 	case *CompactTombstones:
 		for p, tb := range s.t.tombs {
 			if tb.zxid <= c.UpToZxid {
@@ -541,6 +545,11 @@ func (s *state) applySetPhase(c *SetPhase, res *Result) {
 		return
 	case from == PhaseShadow && to == PhasePrimary, from == PhasePrimary && to == PhaseFinalized:
 	case from == PhasePrimary && to == PhaseShadow && c.Rollback:
+		if n := len(s.mirror.outbox); n > 0 {
+			res.Err = fmt.Errorf("%w: rollback while the reverse mirror owes ZooKeeper %d entries (from index %d)",
+				ErrPhaseTransition, n, s.mirror.outbox[0].Index)
+			return
+		}
 	default:
 		res.Err = fmt.Errorf("%w: %s → %s (rollback flag %t)", ErrPhaseTransition, from, to, c.Rollback)
 		return
@@ -561,6 +570,7 @@ func (s *state) applySetPhase(c *SetPhase, res *Result) {
 			s.epoch, s.counter = src+1, 0
 		}
 	}
+	s.mirrorPhaseChange(from, to, res.Index)
 	s.phase = to
 }
 

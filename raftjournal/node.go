@@ -499,7 +499,7 @@ func (n *Node) applyEntry(ctx context.Context, sub *submission) (*Result, error)
 // applying it once.
 func idempotentEntry(t EntryType) bool {
 	switch t {
-	case EntryImportBatch, EntrySourceTxn, EntrySourceBatch, EntryCompactTombstones, EntrySetPhase:
+	case EntryImportBatch, EntrySourceTxn, EntrySourceBatch, EntryCompactTombstones, EntrySetPhase, EntryMirrorAck:
 		return true
 	}
 	return false

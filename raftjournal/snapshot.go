@@ -26,6 +26,11 @@ import (
 //	69 pending     path, flags, stat, data, ACL, cvKey, orphan names
 //	70 cvKey       path, zxid: a visible node whose cversion is pinned to a zxid
 //	               other than its pzxid (see "Child registers")
+//	72 mirror      the reverse mirror's cursor: start index, acked index, its
+//	               ZooKeeper zxid, ack time, outbox record count (absent from
+//	               snapshots of a journal never primary: all zero)
+//	73 mirror record  one outbox record (appendMirrorRecord), in index order,
+//	               after the mirror record
 //
 // Payloads use the log entry codec. The meta record comes first; cvKey records
 // come after every node.
@@ -37,6 +42,8 @@ const (
 	recDigestLog  znode.RecordType = 68
 	recPending    znode.RecordType = 69
 	recCvKey      znode.RecordType = 70
+	recMirror     znode.RecordType = 72
+	recMirrorRec  znode.RecordType = 73
 )
 
 // snapshotStateVersion is the version of the application records' layout.
@@ -84,6 +91,7 @@ type fsmSnapshot struct {
 	sessions    []SessionInfo
 	checkpoints []Checkpoint
 	digests     []DigestEntry
+	mirror      mirrorState // outbox shared with the state: records are never modified
 	compress    bool
 }
 
@@ -127,6 +135,8 @@ func (f *FSM) capture(nodesOnly bool) *fsmSnapshot {
 		snap.checkpoints = append(snap.checkpoints, Checkpoint{Key: k, Value: v})
 	}
 	snap.digests = s.digests.list()
+	snap.mirror = s.mirror
+	snap.mirror.outbox = slices.Clone(s.mirror.outbox)
 	snap.compress = f.compress
 	return snap
 }
@@ -285,6 +295,22 @@ func (s *fsmSnapshot) writeTo(w io.Writer) (znode.SnapshotTrailer, error) {
 			return znode.SnapshotTrailer{}, err
 		}
 	}
+	if mr := &s.mirror; mr.start != 0 || len(mr.outbox) > 0 {
+		b = appendUvarint(b[:0], mr.start)
+		b = appendUvarint(b, mr.acked)
+		b = appendVarint(b, mr.ackedZkZxid)
+		b = appendVarint(b, mr.ackTime)
+		b = appendUvarint(b, uint64(len(mr.outbox)))
+		if err := sw.WriteRecord(recMirror, b); err != nil {
+			return znode.SnapshotTrailer{}, err
+		}
+		for i := range mr.outbox {
+			b = appendMirrorRecord(b[:0], &mr.outbox[i])
+			if err := sw.WriteRecord(recMirrorRec, b); err != nil {
+				return znode.SnapshotTrailer{}, err
+			}
+		}
+	}
 	sw.ObserveZxid(m.lastZxid)
 	return sw.Close()
 }
@@ -335,6 +361,7 @@ func readState(r io.Reader) (*state, error) {
 	s := &state{t: t, sessions: make(map[int64]*session), checkpoints: make(map[string][]byte)}
 	var meta *snapMeta
 	var childSum int64
+	mirrorSeen, mirrorWant := false, uint64(0)
 	for {
 		rec, err := sr.Next()
 		if err == io.EOF {
@@ -394,6 +421,25 @@ func readState(r io.Reader) (*state, error) {
 				}
 				t.ghosts[p] = g
 			}
+		case recMirror:
+			if mirrorSeen {
+				return nil, badSnapshot("two mirror records")
+			}
+			mirrorSeen = true
+			s.mirror.start = d.uvarint("mirror start")
+			s.mirror.acked = d.uvarint("mirror acked")
+			s.mirror.ackedZkZxid = d.varint("mirror zookeeper zxid")
+			s.mirror.ackTime = d.varint("mirror ack time")
+			mirrorWant = d.uvarint("mirror records")
+		case recMirrorRec:
+			r := decodeMirrorRecord(d)
+			if d.err == nil {
+				ob := s.mirror.outbox
+				if !mirrorSeen || r.Index <= s.mirror.acked || len(ob) > 0 && r.Index <= ob[len(ob)-1].Index {
+					return nil, badSnapshot("mirror record of index %d out of order", r.Index)
+				}
+				s.mirror.outbox = append(ob, r)
+			}
 		default:
 			return nil, badSnapshot("unknown application record type %d", rec.Type)
 		}
@@ -418,6 +464,9 @@ func readState(r io.Reader) (*state, error) {
 		return nil, badSnapshot("%d nodes with %d children in all, meta says %d nodes", len(t.nodes), childSum, meta.nodes)
 	case uint64(len(t.ghosts)) != meta.pending || uint64(len(t.tombs)) != meta.tombstones || uint64(len(s.sessions)) != meta.nsessions:
 		return nil, badSnapshot("counts of pending records, tombstones or sessions differ from the meta record")
+	}
+	if uint64(len(s.mirror.outbox)) != mirrorWant {
+		return nil, badSnapshot("%d mirror records, the mirror record says %d", len(s.mirror.outbox), mirrorWant)
 	}
 	s.phase, s.epoch, s.counter = meta.phase, meta.epoch, meta.counter
 	s.lastZxid, s.maxSourceZxid, s.appliedIndex = meta.lastZxid, meta.maxSourceZxid, meta.appliedIndex
