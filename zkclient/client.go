@@ -118,6 +118,9 @@ func newClient(cfg Config) (*Client, error) {
 		auths:   slices.Clone(cfg.Auth),
 		watches: newWatchSet(),
 	}
+	if cfg.ResumeSession != 0 {
+		c.resumeID, c.passwd = cfg.ResumeSession, slices.Clone(cfg.ResumePassword)
+	}
 	c.next = cfg.FirstHost % len(cfg.Hosts)
 	if cfg.FirstHost < 0 {
 		c.next = rand.IntN(len(cfg.Hosts))
@@ -188,6 +191,17 @@ func (c *Client) Close() error {
 		c.wg.Wait()
 	})
 	return nil
+}
+
+// Detach stops the client without ending its session: the connection is
+// dropped and the session lives on in ZooKeeper until its timeout, for
+// another process (or a later client with Config.ResumeSession) to resume.
+// Pending calls fail with ErrClosed. After Detach, Close does nothing more.
+func (c *Client) Detach() {
+	c.closeOnce.Do(func() {
+		c.shutdown(ErrClosed)
+		c.wg.Wait()
+	})
 }
 
 // shutdown stops the client with err (ErrClosed or why it gave up).

@@ -114,6 +114,13 @@ type Config struct {
 	// Auth are added right after a session is made, and again on every new
 	// connection (with AddAuth's).
 	Auth []Auth
+	// ResumeSession and ResumePassword, when set, make the first handshake
+	// resume that session instead of asking for a new one (the reverse
+	// mirror keeps ZooKeeper sessions alive across its own restarts this
+	// way). A session the server reports expired is replaced by a new one,
+	// as on any reconnect: compare SessionID after Dial.
+	ResumeSession  int64
+	ResumePassword []byte
 	// SessionTimeout is the timeout asked for; the server clamps it to its
 	// [minSessionTimeout, maxSessionTimeout]. Default DefaultSessionTimeout.
 	SessionTimeout time.Duration
