@@ -100,7 +100,7 @@ func primaryNode(t *testing.T) (*raftjournal.Node, string) {
 // runMirror runs a mirror beside n until the test ends.
 func runMirror(t *testing.T, n *raftjournal.Node, tweak func(*reversemirror.Config)) *reversemirror.Mirror {
 	t.Helper()
-	cfg := reversemirror.Config{Node: n, Logger: testlog.New(t)}
+	cfg := reversemirror.Config{Node: n, Logger: testlog.New(t), Marker: markerPath(t)}
 	cfg.ZooKeeper.Hosts = ensemble.Hosts()
 	cfg.ZooKeeper.Auth = superAuth()
 	cfg.ZooKeeper.SessionTimeout = 10 * time.Second
@@ -146,6 +146,17 @@ func waitDrained(t *testing.T, f *raftjournal.FSM, m *reversemirror.Mirror) raft
 // the ephemeralOwner of ephemerals written for journal-minted sessions.
 func compareWithZooKeeper(t *testing.T, f *raftjournal.FSM, root string, ownerPaths ...string) *verify.Report {
 	t.Helper()
+	rep := compareReport(t, f, root, ownerPaths...)
+	if !rep.Equal() {
+		var b strings.Builder
+		verify.WriteText(&b, rep)
+		t.Fatalf("ZooKeeper differs from the journal under %s:\n%s", root, b.String())
+	}
+	return rep
+}
+
+func compareReport(t *testing.T, f *raftjournal.FSM, root string, ownerPaths ...string) *verify.Report {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	src, err := verify.NewZooKeeperSource(verify.ZKOptions{Hosts: ensemble.Hosts(), Chroot: root, Auth: superAuth()})
@@ -155,6 +166,7 @@ func compareWithZooKeeper(t *testing.T, f *raftjournal.FSM, root string, ownerPa
 	defer src.Close()
 	cfg := verify.DefaultConfig()
 	cfg.Path = root
+	cfg.Rechecks = -1 // the outbox is drained: nothing is in flight
 	var what []verify.Allowed
 	for _, fl := range []verify.Field{verify.FieldCzxid, verify.FieldMzxid, verify.FieldPzxid, verify.FieldCtime, verify.FieldMtime} {
 		what = append(what, verify.Allowed{Kind: verify.KindMismatch, Field: fl})
@@ -168,12 +180,13 @@ func compareWithZooKeeper(t *testing.T, f *raftjournal.FSM, root string, ownerPa
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !rep.Equal() {
-		var b strings.Builder
-		verify.WriteText(&b, rep)
-		t.Fatalf("ZooKeeper differs from the journal under %s:\n%s", root, b.String())
-	}
 	return rep
+}
+
+// markerPath is the test's own marker: the tests' journals share one
+// ensemble, and a marker belongs to one journal.
+func markerPath(t *testing.T) string {
+	return reversemirror.DefaultMarker + "-" + strings.NewReplacer("/", "_", " ", "_").Replace(t.Name())
 }
 
 // marker reads the mirror's marker from ZooKeeper.
@@ -186,7 +199,7 @@ func marker(t *testing.T) string {
 		t.Fatal(err)
 	}
 	defer c.Close()
-	data, _, err := c.GetData(ctx, reversemirror.DefaultMarker)
+	data, _, err := c.GetData(ctx, markerPath(t))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -230,4 +243,3 @@ func kazoo(t *testing.T, hostPort, root, script string) string {
 	}
 	return string(out)
 }
-

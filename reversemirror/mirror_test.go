@@ -1,8 +1,10 @@
 package reversemirror_test
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -11,6 +13,10 @@ import (
 
 	"github.com/zk2raft/zk2raft/internal/testlog"
 	"github.com/zk2raft/zk2raft/raftjournal"
+	"github.com/zk2raft/zk2raft/reversemirror"
+	"github.com/zk2raft/zk2raft/verify"
+	"github.com/zk2raft/zk2raft/zkclient"
+	"github.com/zk2raft/zk2raft/znode"
 )
 
 // kazooWorkload is written by kazoo, through the journal's client port:
@@ -154,4 +160,91 @@ func waitGone(t *testing.T, f *raftjournal.FSM, p string) {
 		}
 		return nil
 	})
+}
+
+// zkDirect is a session straight to ZooKeeper as its super user (what a
+// client around the proxies would be; also the test's way to read).
+func zkDirect(t *testing.T) *zkclient.Client {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	c, err := zkclient.Dial(ctx, zkclient.Config{Hosts: ensemble.Hosts(), Auth: superAuth()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return c
+}
+
+// TestMirrorStopsOnSplitBrain: a write made straight to ZooKeeper in primary
+// makes the mirror's next write to that node fail its version check. The
+// mirror stops at that journal entry, says which and why, overwrites
+// nothing, skips nothing (later entries wait), and goes on by itself once
+// the operator has put the node back.
+func TestMirrorStopsOnSplitBrain(t *testing.T) {
+	n, addr := primaryNode(t)
+	f := n.FSM()
+	m := runMirror(t, n, func(c *reversemirror.Config) { c.Retry = 100 * time.Millisecond })
+	root := "/splitbrain"
+	c := gozk(t, addr)
+	all := zk.WorldACL(zk.PermAll)
+	for _, p := range []string{root, root + "/x"} {
+		if _, err := c.Create(p, []byte("j0"), 0, all); err != nil {
+			t.Fatal(err)
+		}
+	}
+	waitDrained(t, f, m)
+	compareWithZooKeeper(t, f, root)
+
+	ctx := context.Background()
+	direct := zkDirect(t)
+	if _, err := direct.SetData(ctx, root+"/x", []byte("straight to zookeeper"), 0); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Set(root+"/x", []byte("j1"), 0); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Create(root+"/after", nil, 0, all); err != nil {
+		t.Fatal(err)
+	}
+	testlog.WaitFor(t, time.Minute, "the mirror reports the split-brain write", func() error {
+		if e := m.Status().LastError; !strings.Contains(e, root+"/x") || !strings.Contains(e, "differs") {
+			return fmt.Errorf("last error %q", e)
+		}
+		return nil
+	})
+	if st := f.MirrorStatus(); st.Pending != 2 {
+		t.Errorf("outbox %+v, want the setData and the create still owed", st)
+	}
+	data, _, err := direct.GetData(ctx, root+"/x")
+	if err != nil || string(data) != "straight to zookeeper" {
+		t.Errorf("ZooKeeper's %s = %q, %v: the mirror overwrote the split-brain write", root+"/x", data, err)
+	}
+	if _, ok, err := direct.Exists(ctx, root+"/after"); ok || err != nil {
+		t.Errorf("%s reached ZooKeeper past a stuck entry (exists %t, %v)", root+"/after", ok, err)
+	}
+	if rep := compareReport(t, f, root); rep.Equal() {
+		t.Error("verify calls the trees equal across a split-brain write")
+	}
+	// The operator undoes the stray write (version 1 → 2, data back); the
+	// mirror's expected version is 0, so it stays stuck until the node is
+	// put back as the journal left it: here by deleting and re-creating it.
+	if err := direct.Delete(ctx, root+"/x", -1); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := direct.Create(ctx, root+"/x", []byte("j0"), znode.WorldAnyone(), 0); err != nil {
+		t.Fatal(err)
+	}
+	waitDrained(t, f, m)
+	// Everything agrees but the parent's cversion, which counts the
+	// repair's create in ZooKeeper.
+	rep := compareReport(t, f, root)
+	if d := rep.Differences; len(d) != 1 || d[0].Path != root || d[0].Field != verify.FieldCversion {
+		var b strings.Builder
+		verify.WriteText(&b, rep)
+		t.Errorf("after the repair, want only %s's cversion to differ:\n%s", root, b.String())
+	}
+	if data, _, err := direct.GetData(ctx, root+"/x"); err != nil || string(data) != "j1" {
+		t.Errorf("after repair ZooKeeper's %s = %q, %v; want the journal's j1", root+"/x", data, err)
+	}
 }
