@@ -59,6 +59,10 @@ type MemberStatus struct {
 	JournalEpoch      uint32 `json:"journal_epoch"`
 	LastZxid          string `json:"last_zxid"`
 	MaxSourceZxid     string `json:"max_source_zxid"`
+	// ReverseMirror is the reverse mirror's lag, from the replicated outbox
+	// (the same on every node up to its applied index): set once the
+	// journal has been primary. A cutover gate reads it.
+	ReverseMirror *ReverseMirrorStatus `json:"reverse_mirror,omitempty"`
 	// ClientAddr, SecureClientAddr and ClientConnections describe the node's
 	// ZooKeeper-protocol ports (serve --client-addr, --secure-client-addr),
 	// when it has them.
@@ -135,6 +139,7 @@ func (n *Node) memberStatus() MemberStatus {
 		JournalEpoch:      st.Epoch,
 		LastZxid:          fmt.Sprintf("%#x", st.LastZxid),
 		MaxSourceZxid:     fmt.Sprintf("%#x", st.MaxSourceZxid),
+		ReverseMirror:     reverseMirrorStatus(n.fsm.MirrorStatus(), time.Now().UnixMilli()),
 	}
 }
 

@@ -111,6 +111,18 @@ func newNodeMetrics(n *Node) *nodeMetrics {
 			}
 			return float64(len(f.Configuration().Servers))
 		}),
+		gauge("reverse_mirror_pending_entries", "Journal entries committed in primary that ZooKeeper is not known to hold yet (the reverse mirror's outbox).", func() float64 {
+			if !ready() {
+				return 0
+			}
+			return float64(n.fsm.MirrorStatus().Pending)
+		}),
+		gauge("reverse_mirror_lag_seconds", "How long the oldest entry owed to ZooKeeper has waited; 0 when none is.", func() float64 {
+			if !ready() {
+				return 0
+			}
+			return float64(n.fsm.MirrorStatus().LagMillis(time.Now().UnixMilli())) / 1000
+		}),
 		gauge("znodes", "Znodes in the tree, the system nodes included.", func() float64 {
 			if !ready() {
 				return 0

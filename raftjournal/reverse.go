@@ -372,3 +372,35 @@ func decodeMirrorRecord(d *decoder) MirrorRecord {
 	}
 	return r
 }
+
+// JournalSession reports whether a session id was minted by the journal
+// (CreateSession) rather than adopted from ZooKeeper at the change to primary.
+func JournalSession(id int64) bool { return byte(uint64(id)>>56) == sessionIDTag }
+
+// ReverseMirrorStatus is the reverse mirror's lag as /status shows it.
+type ReverseMirrorStatus struct {
+	// Active: the journal is primary and its writes are owed to ZooKeeper.
+	Active bool `json:"active"`
+	// PendingEntries are the journal entries ZooKeeper is not known to hold;
+	// LagSeconds is how long the oldest of them has waited (by the leader's
+	// clock stamped into it and this node's clock now).
+	PendingEntries int     `json:"pending_entries"`
+	LagSeconds     float64 `json:"lag_seconds"`
+	// StartIndex is the SetPhase(primary) entry; AckedIndex the last entry
+	// ZooKeeper holds, at ZooKeeper zxid AckedZkZxid; LastIndex the newest
+	// entry owed.
+	StartIndex  uint64 `json:"start_index"`
+	AckedIndex  uint64 `json:"acked_index"`
+	AckedZkZxid string `json:"acked_zk_zxid"`
+	LastIndex   uint64 `json:"last_index,omitempty"`
+}
+
+func reverseMirrorStatus(st MirrorStatus, now int64) *ReverseMirrorStatus {
+	if st.Start == 0 {
+		return nil
+	}
+	return &ReverseMirrorStatus{
+		Active: st.Active, PendingEntries: st.Pending, LagSeconds: float64(st.LagMillis(now)) / 1000,
+		StartIndex: st.Start, AckedIndex: st.Acked, AckedZkZxid: fmt.Sprintf("%#x", st.AckedZkZxid), LastIndex: st.LastIndex,
+	}
+}

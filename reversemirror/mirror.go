@@ -45,6 +45,9 @@ type Config struct {
 	Poll        time.Duration
 	AckInterval time.Duration
 	Retry       time.Duration
+	// Throttle is the least time between two ZooKeeper multis (0: none): it
+	// spares a loaded ensemble at the price of lag (tests use it to hold one).
+	Throttle time.Duration
 	// Logger receives the mirror's log lines; nil discards them.
 	Logger *slog.Logger
 }
@@ -260,6 +263,9 @@ func (m *Mirror) runTerm(ctx context.Context) error {
 		default:
 			m.update(func(s *Status) { s.LastError = "" })
 			t.ack(ctx, false)
+			if m.cfg.Throttle > 0 && !sleep(ctx, m.cfg.Throttle) {
+				return nil
+			}
 		}
 	}
 }

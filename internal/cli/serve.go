@@ -18,6 +18,7 @@ import (
 	"github.com/zk2raft/zk2raft/dualwrite"
 	"github.com/zk2raft/zk2raft/importer"
 	"github.com/zk2raft/zk2raft/raftjournal"
+	"github.com/zk2raft/zk2raft/reversemirror"
 	"github.com/zk2raft/zk2raft/zkserver"
 	"github.com/zk2raft/zk2raft/zkwire"
 )
@@ -43,6 +44,9 @@ type serveOptions struct {
 
 	proxyAddr string
 	tap       tapOptions
+
+	reverseMirror bool
+	reverseMarker string
 
 	clientAddr      string
 	secureAddr      string
@@ -94,6 +98,8 @@ func (o *serveOptions) addFlags(cmd *cobra.Command) {
 	f.IntVar(&o.maxOutstanding, "max-outstanding", zkserver.DefaultMaxOutstanding, "requests a connection may have unanswered before the server stops reading it")
 	f.StringVar(&o.proxyAddr, "proxy-addr", "", "also run a dual-write proxy for ZooKeeper clients on this address (needs --zk)")
 	o.tap.addFlags(cmd, "directory of the proxy's durable queue (default DATA_DIR/dualwrite-queue)", false)
+	f.BoolVar(&o.reverseMirror, "reverse-mirror", true, "with --zk: while the journal is primary and this node leads, apply every journal write to ZooKeeper (the reverse mirror, so that a rollback loses nothing); give --zk to every node, and --auth as ZooKeeper's super user")
+	f.StringVar(&o.reverseMarker, "reverse-mirror-marker", reversemirror.DefaultMarker, "the reverse mirror's marker node in ZooKeeper (which journal entry ZooKeeper holds)")
 	o.clusterOptions.addFlags(cmd)
 	f.BoolVar(&o.insecure, "insecure", false, "run without a cluster secret: anyone who reaches the admin or Raft port controls the cluster (tests and demos on loopback only)")
 	f.BoolVar(&o.openMetrics, "open-metrics", false, "serve /metrics to callers without the cluster secret")
@@ -112,8 +118,8 @@ func (o *serveOptions) config(g *globalOptions) (raftjournal.NodeConfig, error) 
 		return raftjournal.NodeConfig{}, usageErrorf("--raft-addr is required")
 	case o.bootstrap && o.join != "":
 		return raftjournal.NodeConfig{}, usageErrorf("--bootstrap and --join are exclusive")
-	case (o.proxyAddr == "") != (o.tap.zk == ""):
-		return raftjournal.NodeConfig{}, usageErrorf("--proxy-addr and --zk go together")
+	case o.proxyAddr != "" && o.tap.zk == "":
+		return raftjournal.NodeConfig{}, usageErrorf("--proxy-addr needs --zk")
 	case o.yes && !o.acceptLoss:
 		return raftjournal.NodeConfig{}, usageErrorf("--yes confirms --accept-data-loss, which was not given")
 	}
@@ -392,6 +398,20 @@ func serve(ctx context.Context, g *globalOptions, cfg raftjournal.NodeConfig, o 
 		}
 		n.SetStatusExtension("proxy", func() any { return proxyStatus(rt) })
 	}
+	var rm *runningMirror
+	if o != nil && o.tap.zk != "" && o.reverseMirror {
+		if rm, err = o.startReverseMirror(ctx, g, n); err != nil {
+			if rt != nil {
+				_ = rt.close()
+			}
+			if zs != nil {
+				zs.Close()
+			}
+			n.Close()
+			return err
+		}
+		n.SetStatusExtension("reverse_mirror", func() any { return rm.m.Status() })
+	}
 	if !g.quiet {
 		scheme := "http"
 		if cfg.TLS != nil {
@@ -406,6 +426,9 @@ func serve(ctx context.Context, g *globalOptions, cfg raftjournal.NodeConfig, o 
 		}
 		if rt != nil {
 			fmt.Fprintf(g.stdout, "dual-write proxy: clients %s, zookeeper %s\n", rt.tap.Addr(), o.tap.zk)
+		}
+		if rm != nil {
+			fmt.Fprintf(g.stdout, "reverse mirror: zookeeper %s (while primary, on the leader)\n", o.tap.zk)
 		}
 	}
 	// raft stops on its own when the node is removed from the cluster; the
@@ -423,6 +446,9 @@ func serve(ctx context.Context, g *globalOptions, cfg raftjournal.NodeConfig, o 
 		}
 	}
 	g.logger.Info("shutting down", "node-id", n.ID())
+	if rm != nil {
+		rm.stop()
+	}
 	if zs != nil {
 		zs.Close()
 	}
@@ -476,4 +502,41 @@ func trimScheme(addr string) string {
 		addr = addr[:len(addr)-1]
 	}
 	return addr
+}
+
+// runningMirror is the reverse mirror serve runs beside its node.
+type runningMirror struct {
+	m      *reversemirror.Mirror
+	cancel context.CancelFunc
+	done   chan struct{}
+}
+
+func (r *runningMirror) stop() {
+	r.cancel()
+	<-r.done
+}
+
+// startReverseMirror starts the reverse mirror to --zk with --auth.
+func (o *serveOptions) startReverseMirror(ctx context.Context, g *globalOptions, n *raftjournal.Node) (*runningMirror, error) {
+	hosts, err := o.tap.hosts()
+	if err != nil {
+		return nil, err
+	}
+	auth, err := o.tap.zkAuth.parsed()
+	if err != nil {
+		return nil, err
+	}
+	cfg := reversemirror.Config{Node: n, Marker: o.reverseMarker, Logger: g.logger.With("component", "reversemirror")}
+	cfg.ZooKeeper.Hosts, cfg.ZooKeeper.Auth = hosts, auth
+	m, err := reversemirror.New(cfg)
+	if err != nil {
+		return nil, usageErrorf("--reverse-mirror-marker: %v", err)
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	r := &runningMirror{m: m, cancel: cancel, done: make(chan struct{})}
+	go func() {
+		defer close(r.done)
+		_ = m.Run(ctx)
+	}()
+	return r, nil
 }
