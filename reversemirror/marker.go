@@ -3,16 +3,20 @@ package reversemirror
 import (
 	"encoding/json"
 	"fmt"
-	"sort"
 	"strconv"
+	"strings"
 )
 
 // DefaultMarker is where the mirror keeps its marker in ZooKeeper.
 const DefaultMarker = "/zookeeper/zk2raft"
 
 // markerData is the marker node's content: which journal index ZooKeeper
-// holds, in which primary period, and which ZooKeeper session stands for
-// which journal session. It is JSON so an operator can read it with zkCli.
+// holds, in which primary period. It is JSON so an operator can read it with
+// zkCli. The ZooKeeper sessions that stand for journal sessions are the
+// marker's children, one per journal session ("s-" and the journal id in
+// hex, holding the ZooKeeper id in hex), created and deleted in the multis
+// that first need them and that close them, so a restarted mirror resumes
+// the same sessions and the marker's size does not grow with them.
 type markerData struct {
 	// Start is the journal index of the SetPhase that began this primary
 	// period; a marker of another period is out of date and restarts at the
@@ -22,16 +26,12 @@ type markerData struct {
 	Index uint64 `json:"index"`
 	// Zxid is the journal zxid of that entry (for reading only).
 	Zxid string `json:"journal_zxid,omitempty"`
-	// Sessions maps a journal session id to the ZooKeeper session that owns
-	// its ephemerals in ZooKeeper (hex both), written with the entry that
-	// first needed it, so a restarted applier resumes the same sessions.
-	Sessions map[string]string `json:"sessions,omitempty"`
 }
 
 func (m *markerData) encode() []byte {
 	b, err := json.Marshal(m)
 	if err != nil {
-		panic(err) // strings and integers only
+		panic(err) // integers and a string only
 	}
 	return b
 }
@@ -44,31 +44,21 @@ func decodeMarker(b []byte) (*markerData, error) {
 	return &m, nil
 }
 
-func (m *markerData) sessions() (map[int64]int64, error) {
-	out := make(map[int64]int64, len(m.Sessions))
-	for k, v := range m.Sessions {
-		j, err1 := strconv.ParseUint(k, 16, 64)
-		z, err2 := strconv.ParseUint(v, 16, 64)
-		if err1 != nil || err2 != nil {
-			return nil, fmt.Errorf("reversemirror: marker session %q: %q is not a pair of hex ids", k, v)
-		}
-		out[int64(j)] = int64(z)
-	}
-	return out, nil
+// sessionPrefix starts the names of the marker's session children.
+const sessionPrefix = "s-"
+
+func sessionChild(marker string, journal int64) string {
+	return marker + "/" + sessionPrefix + strconv.FormatUint(uint64(journal), 16)
 }
 
-func sessionsJSON(s map[int64]int64) map[string]string {
-	if len(s) == 0 {
-		return nil
+func hexID(id int64) []byte { return []byte(strconv.FormatUint(uint64(id), 16)) }
+
+// parseSessionChild reads one session child: its name and data.
+func parseSessionChild(name string, data []byte) (journal, zk int64, err error) {
+	j, err1 := strconv.ParseUint(strings.TrimPrefix(name, sessionPrefix), 16, 64)
+	z, err2 := strconv.ParseUint(string(data), 16, 64)
+	if !strings.HasPrefix(name, sessionPrefix) || err1 != nil || err2 != nil {
+		return 0, 0, fmt.Errorf("reversemirror: marker child %q (%.32q) is not a journal session and its ZooKeeper session in hex", name, data)
 	}
-	out := make(map[string]string, len(s))
-	keys := make([]int64, 0, len(s))
-	for k := range s {
-		keys = append(keys, k)
-	}
-	sort.Slice(keys, func(i, j int) bool { return keys[i] < keys[j] })
-	for _, k := range keys {
-		out[strconv.FormatUint(uint64(k), 16)] = strconv.FormatUint(uint64(s[k]), 16)
-	}
-	return out
+	return int64(j), int64(z), nil
 }

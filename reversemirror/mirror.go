@@ -203,8 +203,10 @@ type term struct {
 	appliedZxid   int64 // its journal zxid
 	markerVersion int32
 
-	sessions map[int64]int64            // journal session → ZooKeeper session (as in the marker)
+	sessions map[int64]int64            // journal session → ZooKeeper session, as the marker's children say
+	live     map[int64]int64            // the same as this mirror holds them (written with the next multi)
 	twins    map[int64]*zkclient.Client // journal session → the client holding it
+	counted  map[int64]bool             // ZooKeeper sessions already counted lost
 	timeouts map[int64]int32            // journal session timeouts (ms), as last read
 
 	acked   uint64
@@ -219,7 +221,7 @@ func (m *Mirror) runTerm(ctx context.Context) error {
 		return fmt.Errorf("reversemirror: %w", err)
 	}
 	t := &term{m: m, fsm: m.cfg.Node.FSM(), zk: zk, marker: m.cfg.Marker,
-		sessions: map[int64]int64{}, twins: map[int64]*zkclient.Client{}}
+		sessions: map[int64]int64{}, live: map[int64]int64{}, twins: map[int64]*zkclient.Client{}, counted: map[int64]bool{}}
 	defer zk.Close()
 	// Twins are detached, not closed: the sessions and their ephemerals
 	// live on for the next leader's mirror to resume.
@@ -309,6 +311,9 @@ func (t *term) sync(ctx context.Context) error {
 	case md.Start < st.Start:
 		// A new primary period: everything before it is ZooKeeper's own.
 		old := md.Index
+		if err := t.dropSessionChildren(ctx); err != nil {
+			return err
+		}
 		md = &markerData{Start: st.Start, Index: st.Acked}
 		mst, err := t.zk.SetData(ctx, t.marker, md.encode(), stat.Version)
 		if err != nil {
@@ -321,11 +326,46 @@ func (t *term) sync(ctx context.Context) error {
 		return fmt.Errorf("reversemirror: marker %s says ZooKeeper holds journal index %d, but the journal was told %d: ZooKeeper lost acknowledged writes (restored from a backup?)", t.marker, md.Index, st.Acked)
 	}
 	t.setApplied(md, stat.Version, stat.Mzxid)
-	sess, err := md.sessions()
+	sess, err := t.sessionChildren(ctx)
 	if err != nil {
 		return err
 	}
 	return t.resumeSessions(ctx, sess)
+}
+
+// sessionChildren reads the marker's session children.
+func (t *term) sessionChildren(ctx context.Context) (map[int64]int64, error) {
+	names, _, err := t.zk.GetChildren(ctx, t.marker)
+	if err != nil {
+		return nil, fmt.Errorf("reversemirror: read the marker's sessions: %w", err)
+	}
+	out := make(map[int64]int64, len(names))
+	for _, name := range names {
+		data, _, err := t.zk.GetData(ctx, t.marker+"/"+name)
+		if err != nil {
+			return nil, fmt.Errorf("reversemirror: read the marker's sessions: %w", err)
+		}
+		j, z, err := parseSessionChild(name, data)
+		if err != nil {
+			return nil, err
+		}
+		out[j] = z
+	}
+	return out, nil
+}
+
+// dropSessionChildren deletes the session children of an earlier period.
+func (t *term) dropSessionChildren(ctx context.Context) error {
+	names, _, err := t.zk.GetChildren(ctx, t.marker)
+	if err != nil {
+		return fmt.Errorf("reversemirror: read the marker's sessions: %w", err)
+	}
+	for _, name := range names {
+		if err := t.zk.Delete(ctx, t.marker+"/"+name, -1); err != nil && !errors.Is(err, zkclient.ErrNoNode) {
+			return fmt.Errorf("reversemirror: drop the earlier period's sessions: %w", err)
+		}
+	}
+	return nil
 }
 
 func (t *term) setApplied(md *markerData, version int32, zkZxid int64) {
@@ -368,8 +408,35 @@ type multiBatch struct {
 	ops     []zkclient.Op
 	refs    []opRef // per op but the marker's
 	n       int     // records
-	closes  []int64 // journal sessions closed by these records
-	newSess map[int64]int64
+	closes  []int64         // journal sessions closed by these records
+	newSess map[int64]int64 // journal → ZooKeeper sessions as these records need them
+}
+
+// sessionOps are the marker children's changes that bring the marker's
+// sessions (t.sessions) to want minus closed: creates, setData for a
+// session replaced after ZooKeeper expired it, deletes. It returns them
+// with the resulting map.
+func (t *term) sessionOps(want map[int64]int64, closed []int64) ([]zkclient.Op, map[int64]int64) {
+	after := maps(want)
+	for _, j := range closed {
+		delete(after, j)
+	}
+	var ops []zkclient.Op
+	for j, z := range after {
+		old, ok := t.sessions[j]
+		switch {
+		case !ok:
+			ops = append(ops, zkclient.CreateOp(sessionChild(t.marker, j), hexID(z), t.markerACL(), 0, 0))
+		case old != z:
+			ops = append(ops, zkclient.SetDataOp(sessionChild(t.marker, j), hexID(z), -1))
+		}
+	}
+	for j := range t.sessions {
+		if _, ok := after[j]; !ok {
+			ops = append(ops, zkclient.DeleteOp(sessionChild(t.marker, j), -1))
+		}
+	}
+	return ops, after
 }
 
 type opRef struct {
@@ -384,7 +451,7 @@ func (t *term) applyBatch(ctx context.Context, recs []raftjournal.MirrorRecord) 
 	if setACL(&recs[0]) {
 		return t.applySetACL(ctx, &recs[0])
 	}
-	b := &multiBatch{newSess: maps(t.sessions)}
+	b := &multiBatch{newSess: maps(t.live)}
 	size := 0
 	for i := range recs {
 		r := &recs[i]
@@ -417,34 +484,32 @@ func (t *term) applyBatch(ctx context.Context, recs []raftjournal.MirrorRecord) 
 	}
 	for {
 		last := &recs[b.n-1]
-		sess := maps(b.newSess)
-		for _, j := range b.closes {
-			delete(sess, j)
-		}
-		md := &markerData{Start: t.start, Index: last.Index, Zxid: fmt.Sprintf("%#x", last.Zxid), Sessions: sessionsJSON(sess)}
+		md := &markerData{Start: t.start, Index: last.Index, Zxid: fmt.Sprintf("%#x", last.Zxid)}
 		ops := make([]zkclient.Op, 0, len(b.ops)+1)
 		for i, op := range b.ops {
 			if !b.refs[i].skipped {
 				ops = append(ops, op)
 			}
 		}
+		nrec := len(ops)
+		sessOps, after := t.sessionOps(b.newSess, b.closes)
+		ops = append(ops, sessOps...)
 		ops = append(ops, zkclient.SetDataOp(t.marker, md.encode(), t.markerVersion))
 		res, err := b.conn.Multi(ctx, ops...)
 		if err == nil {
 			t.markerVersion++
 			t.applied, t.appliedZxid, t.appliedZkZxid = last.Index, last.Zxid, res[len(res)-1].Stat.Mzxid
-			t.sessions = sess
+			t.sessions, t.live = after, maps(after)
 			for _, j := range b.closes {
 				if c := t.twins[j]; c != nil {
 					_ = c.Close() // the session's ephemerals are already deleted
 					delete(t.twins, j)
 				}
 			}
-			nops := uint64(len(ops) - 1)
 			t.m.update(func(s *Status) {
 				s.Applied, s.AppliedZkZxid = t.applied, t.appliedZkZxid
 				s.Records += uint64(b.n)
-				s.Ops += nops
+				s.Ops += uint64(nrec)
 				s.Multis++
 				s.Sessions = len(t.sessions)
 			})
@@ -464,8 +529,8 @@ func (t *term) applyBatch(ctx context.Context, recs []raftjournal.MirrorRecord) 
 				break
 			}
 		}
-		if failed < 0 || failed == len(ops)-1 {
-			return fmt.Errorf("%w: marker %s changed behind this mirror (%v)", errResync, t.marker, err)
+		if failed < 0 || failed >= nrec {
+			return fmt.Errorf("%w: marker %s or its sessions changed behind this mirror (%v)", errResync, t.marker, err)
 		}
 		// Map the failing multi op back to its record op.
 		k, pos := -1, -1
@@ -513,7 +578,7 @@ func (t *term) applySetACL(ctx context.Context, r *raftjournal.MirrorRecord) err
 	case err != nil:
 		return fmt.Errorf("reversemirror: journal entry %d (zxid %#x) setACL %s: ZooKeeper refused it: %w: ZooKeeper's copy differs from the journal's; the mirror stops here and retries, it never skips an entry", r.Index, r.Zxid, op.Path, err)
 	}
-	md := &markerData{Start: t.start, Index: r.Index, Zxid: fmt.Sprintf("%#x", r.Zxid), Sessions: sessionsJSON(t.sessions)}
+	md := &markerData{Start: t.start, Index: r.Index, Zxid: fmt.Sprintf("%#x", r.Zxid)}
 	st, err := t.zk.SetData(ctx, t.marker, md.encode(), t.markerVersion)
 	if err != nil {
 		return fmt.Errorf("%w: marker after setACL of journal entry %d: %w", errResync, r.Index, err)

@@ -134,15 +134,16 @@ func TestMirrorFollowsJournal(t *testing.T) {
 	st := waitDrained(t, f, m)
 	compareWithZooKeeper(t, f, root, root+"/e-stay", stayLock)
 
-	var md struct {
-		Start, Index uint64
-		Sessions     map[string]string
-	}
+	var md struct{ Start, Index uint64 }
 	if err := json.Unmarshal([]byte(marker(t)), &md); err != nil {
 		t.Fatal(err)
 	}
-	if md.Index != st.Acked || md.Start != st.Start || len(md.Sessions) != 1 {
-		t.Errorf("marker %+v, journal mirror status %+v: want the same index and one kept session", md, st)
+	kept, _, err := zkDirect(t).GetChildren(context.Background(), markerPath(t))
+	if md.Index != st.Acked || md.Start != st.Start || len(kept) != 1 || err != nil {
+		t.Errorf("marker %+v with sessions %v (%v), journal mirror status %+v: want the same index and one kept session", md, kept, err, st)
+	}
+	if rm := n.Status().ReverseMirror; rm == nil || !rm.Active || rm.PendingEntries != 0 || rm.AckedIndex != st.Acked || rm.LagSeconds != 0 {
+		t.Errorf("/status reverse_mirror %+v", rm)
 	}
 	ms := m.Status()
 	if ms.Records == 0 || ms.Applied != st.Acked || ms.LostSessions != 0 || ms.LastError != "" {

@@ -49,9 +49,9 @@ func (t *term) connFor(ctx context.Context, r *raftjournal.MirrorRecord, newSess
 	}
 	if c := t.twins[owner]; c != nil {
 		id := c.SessionID()
-		if z, ok := t.sessions[owner]; ok && z != id {
+		if z, ok := t.live[owner]; ok && z != id && !t.counted[z] {
+			t.counted[z] = true
 			t.lost(owner, z, "expired in ZooKeeper while the mirror held it")
-			t.sessions[owner] = id
 		}
 		newSess[owner] = id
 		return c, nil
@@ -114,6 +114,7 @@ func (t *term) timeout(owner int64) time.Duration {
 // resumeSessions takes over the ZooKeeper sessions the marker names, and the
 // adopted ZooKeeper sessions that own ephemerals in the journal.
 func (t *term) resumeSessions(ctx context.Context, marker map[int64]int64) error {
+	t.sessions = maps(marker)
 	sessions := map[int64]int64{}
 	for j, z := range marker {
 		c := t.twins[j]
@@ -151,7 +152,7 @@ func (t *term) resumeSessions(ctx context.Context, marker map[int64]int64) error
 		t.twins[s.ID] = c
 		sessions[s.ID] = s.ID
 	}
-	t.sessions = sessions
+	t.live = sessions
 	t.m.update(func(s *Status) { s.Sessions = len(sessions) })
 	return nil
 }
