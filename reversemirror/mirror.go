@@ -223,9 +223,16 @@ func (m *Mirror) runTerm(ctx context.Context) error {
 	t := &term{m: m, fsm: m.cfg.Node.FSM(), zk: zk, marker: m.cfg.Marker,
 		sessions: map[int64]int64{}, live: map[int64]int64{}, twins: map[int64]*zkclient.Client{}, counted: map[int64]bool{}}
 	defer zk.Close()
-	// Twins are detached, not closed: the sessions and their ephemerals
-	// live on for the next leader's mirror to resume.
-	defer t.detachTwins()
+	// On the way out twins are detached, not closed: the sessions and their
+	// ephemerals live on for the next leader's mirror to resume. When the
+	// primary period is over (a rollback, finalize), the journal's own
+	// sessions end in ZooKeeper instead (endPeriod).
+	defer func() {
+		if t.fsm.Phase() != raftjournal.PhasePrimary {
+			t.endPeriod(context.WithoutCancel(ctx))
+		}
+		t.detachTwins()
+	}()
 	if err := t.sync(ctx); err != nil {
 		return err
 	}
@@ -237,6 +244,15 @@ func (m *Mirror) runTerm(ctx context.Context) error {
 		if !m.active() {
 			t.ack(ctx, true)
 			return nil
+		}
+		if st := t.fsm.MirrorStatus(); st.Start != t.start {
+			// A rollback and a new primary period came and went between two
+			// looks: start the new period from the marker.
+			t.endPeriod(ctx)
+			if err := t.sync(ctx); err != nil {
+				return err
+			}
+			continue
 		}
 		recs := t.fsm.MirrorPending(t.applied, m.cfg.MaxBatchOps)
 		if len(recs) == 0 {
@@ -361,7 +377,18 @@ func (t *term) dropSessionChildren(ctx context.Context) error {
 		return fmt.Errorf("reversemirror: read the marker's sessions: %w", err)
 	}
 	for _, name := range names {
-		if err := t.zk.Delete(ctx, t.marker+"/"+name, -1); err != nil && !errors.Is(err, zkclient.ErrNoNode) {
+		child := t.marker + "/" + name
+		data, _, err := t.zk.GetData(ctx, child)
+		if errors.Is(err, zkclient.ErrNoNode) {
+			continue
+		}
+		if err != nil {
+			return fmt.Errorf("reversemirror: read the marker's sessions: %w", err)
+		}
+		if j, z, err := parseSessionChild(name, data); err == nil && raftjournal.JournalSession(j) {
+			t.closeSession(ctx, j, z)
+		}
+		if err := t.zk.Delete(ctx, child, -1); err != nil && !errors.Is(err, zkclient.ErrNoNode) {
 			return fmt.Errorf("reversemirror: drop the earlier period's sessions: %w", err)
 		}
 	}

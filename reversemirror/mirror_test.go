@@ -249,3 +249,66 @@ func TestMirrorStopsOnSplitBrain(t *testing.T) {
 		t.Errorf("after repair ZooKeeper's %s = %q, %v; want the journal's j1", root+"/x", data, err)
 	}
 }
+
+// TestMirrorRoundTrips: primary → shadow → primary → shadow. A rollback is
+// refused while entries are owed to ZooKeeper and allowed once the mirror
+// drained them; the next primary period starts the marker afresh (its index
+// and sessions) and is mirrored like the first; each time ZooKeeper equals
+// the journal.
+func TestMirrorRoundTrips(t *testing.T) {
+	n, addr := primaryNode(t)
+	f := n.FSM()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	root := "/roundtrips"
+	c := gozk(t, addr)
+	all := zk.WorldACL(zk.PermAll)
+	if _, err := c.Create(root, nil, 0, all); err != nil {
+		t.Fatal(err)
+	}
+	for i := range 3 {
+		if _, err := c.Create(root+"/first-", []byte{byte(i)}, zk.FlagSequence, all); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// No mirror yet: ZooKeeper lacks them, so the way back is closed.
+	if err := n.SetPhase(ctx, raftjournal.PhaseShadow, true); !errors.Is(err, raftjournal.ErrPhaseTransition) {
+		t.Fatalf("rollback with 4 entries owed: %v", err)
+	}
+	m := runMirror(t, n, nil)
+	waitDrained(t, f, m)
+	compareWithZooKeeper(t, f, root)
+	e := gozk(t, addr)
+	if _, err := e.Create(root+"/eph", nil, zk.FlagEphemeral, all); err != nil {
+		t.Fatal(err)
+	}
+	waitDrained(t, f, m)
+	if err := n.SetPhase(ctx, raftjournal.PhaseShadow, true); err != nil {
+		t.Fatalf("rollback once drained: %v", err)
+	}
+	e.Close() // in shadow the journal does not own sessions' ends: ZooKeeper does
+	for round := range 2 {
+		if err := n.SetPhase(ctx, raftjournal.PhasePrimary, false); err != nil {
+			t.Fatal(err)
+		}
+		testlog.WaitFor(t, time.Minute, "a write accepted in primary again", func() error {
+			_, err := c.Create(fmt.Sprintf("%s/round%d-", root, round), nil, zk.FlagSequence, all)
+			return err
+		})
+		if _, err := c.Set(root, []byte{byte(round)}, -1); err != nil {
+			t.Fatal(err)
+		}
+		st := waitDrained(t, f, m)
+		var md struct{ Start, Index uint64 }
+		if err := json.Unmarshal([]byte(marker(t)), &md); err != nil || md.Start != st.Start || md.Index != st.Acked {
+			t.Errorf("round %d: marker %+v (%v), journal %+v", round, md, err, st)
+		}
+		compareWithZooKeeper(t, f, root, root+"/eph")
+		if err := n.SetPhase(ctx, raftjournal.PhaseShadow, true); err != nil {
+			t.Fatalf("round %d: rollback: %v", round, err)
+		}
+	}
+	if ms := m.Status(); ms.LastError != "" {
+		t.Errorf("mirror: %s", ms.LastError)
+	}
+}

@@ -163,3 +163,44 @@ func (t *term) detachTwins() {
 		delete(t.twins, j)
 	}
 }
+
+// endPeriod ends the ZooKeeper sessions of journal-minted sessions once the
+// journal is no longer primary (a rollback, finalize): their clients cannot
+// resume them on ZooKeeper (ZooKeeper never knew their ids), so their
+// ephemerals go, as after an expiry, and the forward mirror carries those
+// deletes back into the journal. The adopted ZooKeeper sessions are released
+// (detached), for their clients to resume on ZooKeeper within their timeout.
+func (t *term) endPeriod(ctx context.Context) {
+	for j, c := range t.twins {
+		if raftjournal.JournalSession(j) {
+			_ = c.Close()
+			t.m.logger.Info("reverse mirror ended the ZooKeeper session of a journal session", "journal-session", fmt.Sprintf("%#x", j),
+				"zk-session", fmt.Sprintf("%#x", c.SessionID()))
+		} else {
+			c.Detach()
+		}
+		delete(t.twins, j)
+	}
+	t.live = map[int64]int64{}
+	t.m.update(func(s *Status) { s.Sessions = 0 })
+}
+
+// closeSession ends ZooKeeper session z of journal session j: through the
+// client that holds it, or by resuming it to close it (an earlier mirror's).
+func (t *term) closeSession(ctx context.Context, j, z int64) {
+	if c := t.twins[j]; c != nil && c.SessionID() == z {
+		_ = c.Close()
+		delete(t.twins, j)
+		return
+	}
+	cfg := t.m.cfg.ZooKeeper
+	cfg.ResumeSession, cfg.ResumePassword = z, zkserver.SessionPassword(z)
+	dctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	c, err := zkclient.Dial(dctx, cfg)
+	if err != nil {
+		t.m.logger.Warn("reverse mirror could not end an earlier ZooKeeper session; it expires on its own", "zk-session", fmt.Sprintf("%#x", z), "error", err)
+		return
+	}
+	_ = c.Close() // a new session if z had expired: closing it is harmless
+}
