@@ -67,6 +67,13 @@ func testServerConfig() zkserver.Config {
 // primaryNode starts a one-node journal in primary with a client port.
 func primaryNode(t *testing.T) (*raftjournal.Node, string) {
 	t.Helper()
+	return startNode(t, raftjournal.PhasePrimary)
+}
+
+// startNode starts a one-node journal in phase (shadow or primary) with a
+// client port.
+func startNode(t *testing.T, phase raftjournal.Phase) (*raftjournal.Node, string) {
+	t.Helper()
 	cfg := raftjournal.DefaultNodeConfig()
 	cfg.NodeID = "n1"
 	cfg.DataDir = t.TempDir()
@@ -84,8 +91,10 @@ func primaryNode(t *testing.T) (*raftjournal.Node, string) {
 	testlog.WaitFor(t, 30*time.Second, "the node leads", is(n.IsLeader))
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	if err := n.SetPhase(ctx, raftjournal.PhasePrimary, false); err != nil {
-		t.Fatal(err)
+	if phase == raftjournal.PhasePrimary {
+		if err := n.SetPhase(ctx, raftjournal.PhasePrimary, false); err != nil {
+			t.Fatal(err)
+		}
 	}
 	sc := testServerConfig()
 	sc.Logger = testlog.New(t)

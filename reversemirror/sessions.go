@@ -111,8 +111,10 @@ func (t *term) timeout(owner int64) time.Duration {
 	return 30 * time.Second
 }
 
-// resumeSessions takes over the ZooKeeper sessions the marker names, and the
-// adopted ZooKeeper sessions that own ephemerals in the journal.
+// resumeSessions takes over the ZooKeeper sessions the marker names, and
+// every session the journal adopted from ZooKeeper (with or without
+// ephemerals: kept alive in ZooKeeper, its client can resume it there after
+// a rollback).
 func (t *term) resumeSessions(ctx context.Context, marker map[int64]int64) error {
 	t.sessions = maps(marker)
 	sessions := map[int64]int64{}
@@ -138,7 +140,7 @@ func (t *term) resumeSessions(ctx context.Context, marker map[int64]int64) error
 		}
 	}
 	for _, s := range t.fsm.Sessions() {
-		if _, ok := sessions[s.ID]; ok || s.Ephemerals == 0 || raftjournal.JournalSession(s.ID) {
+		if _, ok := sessions[s.ID]; ok || raftjournal.JournalSession(s.ID) {
 			continue
 		}
 		c, err := t.openTwin(ctx, s.ID, 0)

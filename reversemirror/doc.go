@@ -1,0 +1,146 @@
+// Package reversemirror keeps ZooKeeper current while the journal is primary,
+// so that a rollback to ZooKeeper loses nothing: every write the journal
+// commits is applied to the ensemble, in the journal's commit order, as
+// ordinary ZooKeeper writes, exactly once across crashes and leader changes.
+//
+// It is the applying half. The replicated half is raftjournal's outbox (see
+// "Reverse mirror" in raftjournal's documentation): while primary, each entry
+// that changes the tree leaves a MirrorRecord with the ZooKeeper writes that
+// reproduce it, kept in the FSM's state (snapshotted, so log compaction loses
+// nothing) until a MirrorAck entry says ZooKeeper has it.
+//
+// # Who runs it
+//
+// A Mirror runs beside every journal node (`serve --zk`; --reverse-mirror is
+// on by default) and applies only while its node leads a primary journal: a
+// leader duty, like session expiry. Of the candidates this is the one that
+// survives any single crash and needs nothing else to be up: the outbox is on
+// every node, a new leader's mirror starts within an election, and it reads
+// the records from its own FSM in commit order. The proxies were the other
+// candidate; they are many, come and go, and clients may bypass them (straight
+// to a journal node's client port), so none of them sees every write, and
+// they would need the outbox anyway. A separate process would add one more
+// thing to keep alive without adding anything the leader lacks. Two mirrors
+// at once (an old leader that has not yet noticed) are harmless: see below.
+//
+// # Exactly once: the marker
+//
+// ZooKeeper holds, in a marker node (DefaultMarker, /zookeeper/zk2raft), the
+// last journal index it has and the primary period it belongs to (the index of
+// the SetPhase entry that began it), as JSON readable with zkCli. Every write
+// to ZooKeeper is one multi: the records' ops, then setData(marker, {index},
+// version v), where v is the marker's version as last read. ZooKeeper applies
+// all of it or none, so the marker's index is exactly what ZooKeeper holds:
+//
+//   - a crash (kill -9 of the leader, of the mirror) before the multi
+//     commits leaves nothing; after it, the marker says so and the next mirror
+//     starts after it, acknowledging to the journal what it had not yet;
+//   - a lost connection leaves the outcome unknown: the mirror reads the
+//     marker again (after a sync) and goes on from what it says;
+//   - a second mirror writing at the same time fails its version check and
+//     re-reads the marker: nothing is applied twice.
+//
+// The marker lives under /zookeeper, which ZooKeeper 3.8 lets a client create
+// nodes in (the tests create theirs there): ZooKeeper's digest leaves the
+// /zookeeper/ subtree out, and so do exports and verify at the root scope, so
+// the marker never shows as a difference between the two sides. Its ACL is
+// world:read plus the mirror's own credentials.
+//
+// setACL is not a multi op in ZooKeeper (nor in the journal, which refuses it
+// in a multi like ZooKeeper), so a setACL entry is written alone and then the
+// marker; it carries the aversion the node had before, so a repeat after a
+// crash between the two fails with BadVersion, and the mirror accepts that
+// when the node already has the journal's ACL at the journal's aversion.
+//
+// Consecutive records that go through the same ZooKeeper session are batched
+// into one multi (MaxBatchOps, MaxBatchBytes): a journal multi stays atomic
+// and in order inside it; the journal zxid → ZooKeeper zxid map only gets
+// coarser (one ZooKeeper zxid per batch, the marker's mzxid, reported with
+// each MirrorAck).
+//
+// # What ZooKeeper ends up with
+//
+// With ZooKeeper equal to the journal at the start of the period (the
+// cutover's gates prove it), every node ends with the same path, data (nil
+// and empty kept apart), ACL list, version, cversion, aversion and number of
+// children: sequential nodes are created under the exact name the journal
+// gave them, and any create raises the parent's cversion as a sequential one
+// does, so the next names agree; setData and setACL carry the version the
+// node had before the journal's write, so ZooKeeper lands on the same
+// number. What differs is what each side stamps itself: czxid, mzxid, pzxid,
+// ctime, mtime, and the ephemeralOwner of ephemerals of journal-minted
+// sessions (below). TestMirrorFollowsJournal checks this with verify, node by
+// node, after a workload of every kind through the journal's client port
+// (go-zookeeper and kazoo).
+//
+// # Ephemerals: the session keeper
+//
+// An ephemeral needs a live ZooKeeper session, and goes when it ends. For
+// each session the journal adopted from ZooKeeper at the cutover, and each
+// journal-minted session that creates ephemerals in primary, the mirror
+// keeps a ZooKeeper session open, creates that session's ephemerals through
+// it (the multi with the marker goes over that session's connection), and
+// when the journal closes or expires the session, deletes its ephemerals
+// explicitly, in the journal's order, and closes the ZooKeeper session.
+//
+//   - A session the journal adopted from ZooKeeper at the cutover is kept as
+//     itself: the mirror resumes the very ZooKeeper session with its id and
+//     ZooKeeper's deterministic password (zkserver.SessionPassword). Its
+//     ephemerals keep their owner, the ones made in shadow stay alive in
+//     ZooKeeper, and after a rollback its client can resume it on ZooKeeper.
+//   - A journal-minted session has no ZooKeeper twin by nature; the mirror
+//     opens one. Its ephemerals exist in ZooKeeper with that session as owner
+//     (the documented ephemeralOwner difference). These sessions cannot be
+//     resumed on ZooKeeper by their clients: at a rollback the mirror closes
+//     them (their ephemerals go, as after an expiry; the forward mirror
+//     brings those deletes into the journal) and the clients see their
+//     session expire and recreate their ephemerals, as after a ZooKeeper
+//     failover.
+//
+// Which ZooKeeper session stands for which journal session is recorded as the
+// marker's children (s-<journal id>, data the ZooKeeper id, hex), created and
+// deleted in the same multis that first need them and that close them, so a
+// restarted mirror resumes the same sessions. A ZooKeeper session that expired
+// meanwhile (no mirror ran for longer than its timeout) took its ephemerals
+// with it: the mirror counts it (Status.LostSessions) and logs it, and
+// ZooKeeper lacks those ephemerals until the journal's session ends. One
+// ZooKeeper connection per such session, from the leader, is the cost.
+//
+// # Divergence: stop, never skip
+//
+// A write ZooKeeper refuses — a version that does not match, a node that
+// exists or does not — means ZooKeeper's copy differs from the journal's: a
+// write made straight to ZooKeeper (split brain), or damage. The mirror stops
+// at that entry, says which (Status.LastError: journal index, zxid, op, path,
+// ZooKeeper's error), overwrites nothing, skips nothing, and retries every
+// Retry until someone puts the node back (TestMirrorStopsOnSplitBrain). The
+// one exception is a delete made by a session's end or by container/TTL
+// clean-up (MirrorOp.Cleanup): ZooKeeper may have made it itself (its own
+// expiry or ContainerManager), so a missing node is skipped there and counted
+// (Status.CleanupGone).
+//
+// # Lag
+//
+// The replicated lag is readable on every node, from the outbox: pending
+// entries and the age of the oldest (raftjournal.MirrorStatus; /status
+// "reverse_mirror"; the gauges zk2raft_journal_reverse_mirror_pending_entries
+// and zk2raft_journal_reverse_mirror_lag_seconds). That is what a rollback's
+// gate reads; the journal itself refuses SetPhase(shadow, rollback) while the
+// outbox is not empty. The mirror's own view (Status: applied index, counts,
+// sessions, last error) is a /status extension of the node that runs it.
+//
+// # Limits
+//
+//   - ZooKeeper's ContainerManager keeps running: a container emptied in
+//     primary may be deleted by ZooKeeper before the journal's clean-up, and a
+//     child created in it on the journal meanwhile then stops the mirror (no
+//     parent). Raise znode.container.checkIntervalMs on the ensemble while
+//     the journal is primary; the journal's clean-up reaches ZooKeeper through
+//     the mirror.
+//   - While ZooKeeper is unreachable the outbox grows in every node's memory
+//     and snapshots; the lag gauges say so. Finalize drops it.
+//   - A journal write close to ZooKeeper's jute.maxbuffer, plus the marker,
+//     may exceed it; the mirror then cannot apply it (a connection loss,
+//     retried).
+//   - Batches go one after the other, one round trip each.
+package reversemirror
