@@ -433,8 +433,8 @@ func (t *term) ack(ctx context.Context, force bool) {
 type multiBatch struct {
 	conn    *zkclient.Client
 	ops     []zkclient.Op
-	refs    []opRef // per op but the marker's
-	n       int     // records
+	refs    []opRef         // per op but the marker's
+	n       int             // records
 	closes  []int64         // journal sessions closed by these records
 	newSess map[int64]int64 // journal → ZooKeeper sessions as these records need them
 }

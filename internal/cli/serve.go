@@ -21,6 +21,7 @@ import (
 	"github.com/zk2raft/zk2raft/reversemirror"
 	"github.com/zk2raft/zk2raft/zkserver"
 	"github.com/zk2raft/zk2raft/zkwire"
+	"github.com/zk2raft/zk2raft/znode"
 )
 
 type serveOptions struct {
@@ -126,6 +127,9 @@ func (o *serveOptions) config(g *globalOptions) (raftjournal.NodeConfig, error) 
 	if o.tap.zk != "" {
 		if _, err := o.tap.hosts(); err != nil {
 			return raftjournal.NodeConfig{}, err
+		}
+		if err := znode.ValidatePath(o.reverseMarker); o.reverseMirror && err != nil {
+			return raftjournal.NodeConfig{}, usageErrorf("--reverse-mirror-marker: %v", err)
 		}
 	}
 	if o.tap.queueDir == "" {
@@ -278,6 +282,14 @@ Java prints it, e.g. CN=app,OU=payments,O=example). SASL is not served.
 With --zk and --proxy-addr the node also runs the dual-write proxy (see
 'zk2raft proxy --help'): clients connect to --proxy-addr, and every write
 ZooKeeper commits is mirrored into the journal through this node.
+
+With --zk the node also runs the reverse mirror (unless --reverse-mirror=false):
+while the journal is primary and this node leads, every write the journal
+commits is applied to the ensemble, in commit order and exactly once (a marker
+node, --reverse-mirror-marker, records which journal entry ZooKeeper holds), so
+that a rollback to ZooKeeper loses nothing. Give --zk to every node (whichever
+leads applies) and --auth (or --auth-file) as ZooKeeper's super user. Its lag
+is in /status (reverse_mirror) and in the metrics.
 
 When it is ready the node prints one line with its addresses on stdout (and one
 with the proxy's). On SIGTERM a leader hands leadership to a follower, then the

@@ -214,6 +214,8 @@ func TestServeErrors(t *testing.T) {
 			"listen on raft address " + admin},
 		{"bad super digest", []string{"serve", "--data-dir", dir, "--node-id", "a", "--raft-addr", "127.0.0.1:1", "--client-addr", "127.0.0.1:0", "--super-digest", "nocolon"}, ExitUsage, `SuperDigest "nocolon": want`},
 		{"unknown 4lw", []string{"serve", "--data-dir", dir, "--node-id", "a", "--raft-addr", "127.0.0.1:1", "--client-addr", "127.0.0.1:0", "--4lw-whitelist", "ruok,boom"}, ExitUsage, `four-letter word "boom"`},
+		{"proxy needs zk", []string{"serve", "--data-dir", dir, "--node-id", "a", "--raft-addr", "127.0.0.1:1", "--proxy-addr", "127.0.0.1:0"}, ExitUsage, "--proxy-addr needs --zk"},
+		{"bad reverse mirror marker", []string{"serve", "--data-dir", dir, "--node-id", "a", "--raft-addr", "127.0.0.1:1", "--zk", "127.0.0.1:1", "--reverse-mirror-marker", "zk2raft"}, ExitUsage, "--reverse-mirror-marker: "},
 		{"status needs journal", []string{"journal", "status"}, ExitUsage, "--journal is required"},
 		{"status unreachable", []string{"journal", "status", "--journal", "127.0.0.1:1", "--timeout", "2s"}, ExitFailure, "journal status: raftjournal: GET http://127.0.0.1:1/status"},
 		{"remove needs id", []string{"journal", "remove", "--journal", admin}, ExitUsage, "--id is required"},
