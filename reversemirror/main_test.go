@@ -34,9 +34,15 @@ func TestMain(m *testing.M) {
 	if os.Getenv(mirrorProcEnv) != "" {
 		os.Exit(m.Run()) // a child process: no ensemble of its own
 	}
-	zktest.Main(m, zktest.Options{Servers: 1, ExtendedTypes: true, SystemProperties: map[string]string{
+	zktest.Main(m, ensembleOptions(1), &ensemble)
+}
+
+// ensembleOptions are the tests' ensembles: extended types on, and the
+// mirror's super user.
+func ensembleOptions(servers int) zktest.Options {
+	return zktest.Options{Servers: servers, ExtendedTypes: true, SystemProperties: map[string]string{
 		"zookeeper.DigestAuthenticationProvider.superDigest": znode.DigestID(superCred),
-	}}, &ensemble)
+	}}
 }
 
 func superAuth() []zkclient.Auth {
@@ -166,9 +172,14 @@ func compareWithZooKeeper(t *testing.T, f *raftjournal.FSM, root string, ownerPa
 
 func compareReport(t *testing.T, f *raftjournal.FSM, root string, ownerPaths ...string) *verify.Report {
 	t.Helper()
+	return compareReportOn(t, ensemble.Hosts(), f, root, ownerPaths...)
+}
+
+func compareReportOn(t *testing.T, hosts []string, f *raftjournal.FSM, root string, ownerPaths ...string) *verify.Report {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	src, err := verify.NewZooKeeperSource(verify.ZKOptions{Hosts: ensemble.Hosts(), Chroot: root, Auth: superAuth()})
+	src, err := verify.NewZooKeeperSource(verify.ZKOptions{Hosts: hosts, Chroot: root, Auth: superAuth()})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -100,6 +100,9 @@ type Status struct {
 	// CleanupGone counts deletes of ephemerals, containers and TTL nodes that
 	// ZooKeeper had already made on its own.
 	CleanupGone uint64 `json:"cleanup_already_gone"`
+	// Resyncs counts the times the mirror read its marker again because a
+	// write's outcome was unknown (a lost connection) or the marker had moved.
+	Resyncs uint64 `json:"resyncs"`
 	// LastError is the last failure (a divergence stops the mirror at that
 	// entry and is retried, never skipped); empty once an entry succeeds.
 	LastError string `json:"last_error,omitempty"`
@@ -272,6 +275,7 @@ func (m *Mirror) runTerm(ctx context.Context) error {
 		switch {
 		case errors.Is(err, errResync):
 			m.logger.Info("reverse mirror re-reading its marker", "cause", err)
+			m.update(func(s *Status) { s.Resyncs++ })
 			if err := t.sync(ctx); err != nil {
 				return err
 			}
