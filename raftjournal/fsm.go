@@ -570,7 +570,7 @@ func (s *state) applySetPhase(c *SetPhase, res *Result) {
 			s.epoch, s.counter = src+1, 0
 		}
 	}
-	s.mirrorPhaseChange(from, to, res.Index)
+	s.mirrorPhaseChange(from, to, res.Index, c.Time)
 	s.phase = to
 }
 

@@ -100,8 +100,10 @@ type MirrorStatus struct {
 	// Active: the journal is primary and the outbox fills.
 	Active bool
 	// Start is the index of the SetPhase entry that made the journal primary
-	// (0 if it never was).
-	Start uint64
+	// (0 if it never was), StartTime its leader time: together they name the
+	// primary period, in the marker too.
+	Start     uint64
+	StartTime int64
 	// Acked is the last journal index ZooKeeper is known to hold (Start when
 	// nothing was acknowledged yet), AckedZkZxid ZooKeeper's zxid of it, and
 	// AckTime the applier's clock at the ack.
@@ -129,6 +131,7 @@ func (s MirrorStatus) LagMillis(now int64) int64 {
 // mirrorState is the replicated reverse-mirror state.
 type mirrorState struct {
 	start, acked uint64
+	startTime    int64
 	ackedZkZxid  int64
 	ackTime      int64
 	outbox       []MirrorRecord
@@ -140,7 +143,7 @@ func (f *FSM) MirrorStatus() MirrorStatus {
 	defer f.mu.RUnlock()
 	m := &f.s.mirror
 	st := MirrorStatus{
-		Active: f.s.phase == PhasePrimary, Start: m.start, Acked: m.acked,
+		Active: f.s.phase == PhasePrimary, Start: m.start, StartTime: m.startTime, Acked: m.acked,
 		AckedZkZxid: m.ackedZkZxid, AckTime: m.ackTime, Pending: len(m.outbox),
 	}
 	if len(m.outbox) > 0 {
@@ -199,11 +202,12 @@ func (s *state) applyMirrorAck(c *MirrorAck, res *Result) {
 	res.Changed = n
 }
 
-// mirrorPhaseChange keeps the mirror state in step with a phase change at index.
-func (s *state) mirrorPhaseChange(from, to Phase, index uint64) {
+// mirrorPhaseChange keeps the mirror state in step with a phase change at
+// index, made at time (ms).
+func (s *state) mirrorPhaseChange(from, to Phase, index uint64, time int64) {
 	switch {
 	case to == PhasePrimary:
-		s.mirror = mirrorState{start: index, acked: index}
+		s.mirror = mirrorState{start: index, startTime: time, acked: index}
 	case from == PhasePrimary:
 		// finalized ends the reverse mirror; a rollback is only allowed with an
 		// empty outbox (applySetPhase).

@@ -26,7 +26,7 @@ import (
 //	69 pending     path, flags, stat, data, ACL, cvKey, orphan names
 //	70 cvKey       path, zxid: a visible node whose cversion is pinned to a zxid
 //	               other than its pzxid (see "Child registers")
-//	72 mirror      the reverse mirror's cursor: start index, acked index, its
+//	72 mirror      the reverse mirror's cursor: start index, start time, acked index, its
 //	               ZooKeeper zxid, ack time, outbox record count (absent from
 //	               snapshots of a journal never primary: all zero)
 //	73 mirror record  one outbox record (appendMirrorRecord), in index order,
@@ -297,6 +297,7 @@ func (s *fsmSnapshot) writeTo(w io.Writer) (znode.SnapshotTrailer, error) {
 	}
 	if mr := &s.mirror; mr.start != 0 || len(mr.outbox) > 0 {
 		b = appendUvarint(b[:0], mr.start)
+		b = appendVarint(b, mr.startTime)
 		b = appendUvarint(b, mr.acked)
 		b = appendVarint(b, mr.ackedZkZxid)
 		b = appendVarint(b, mr.ackTime)
@@ -427,6 +428,7 @@ func readState(r io.Reader) (*state, error) {
 			}
 			mirrorSeen = true
 			s.mirror.start = d.uvarint("mirror start")
+			s.mirror.startTime = d.varint("mirror start time")
 			s.mirror.acked = d.uvarint("mirror acked")
 			s.mirror.ackedZkZxid = d.varint("mirror zookeeper zxid")
 			s.mirror.ackTime = d.varint("mirror ack time")

@@ -78,7 +78,7 @@ func primaryNode(t *testing.T) (*raftjournal.Node, string) {
 
 // startNode starts a one-node journal in phase (shadow or primary) with a
 // client port.
-func startNode(t *testing.T, phase raftjournal.Phase) (*raftjournal.Node, string) {
+func startNode(t testing.TB, phase raftjournal.Phase) (*raftjournal.Node, string) {
 	t.Helper()
 	cfg := raftjournal.DefaultNodeConfig()
 	cfg.NodeID = "n1"
@@ -113,7 +113,7 @@ func startNode(t *testing.T, phase raftjournal.Phase) (*raftjournal.Node, string
 }
 
 // runMirror runs a mirror beside n until the test ends.
-func runMirror(t *testing.T, n *raftjournal.Node, tweak func(*reversemirror.Config)) *reversemirror.Mirror {
+func runMirror(t testing.TB, n *raftjournal.Node, tweak func(*reversemirror.Config)) *reversemirror.Mirror {
 	t.Helper()
 	cfg := reversemirror.Config{Node: n, Logger: testlog.New(t), Marker: markerPath(t)}
 	cfg.ZooKeeper.Hosts = ensemble.Hosts()
@@ -205,7 +205,7 @@ func compareReportOn(t *testing.T, hosts []string, f *raftjournal.FSM, root stri
 
 // markerPath is the test's own marker: the tests' journals share one
 // ensemble, and a marker belongs to one journal.
-func markerPath(t *testing.T) string {
+func markerPath(t testing.TB) string {
 	return reversemirror.DefaultMarker + "-" + strings.NewReplacer("/", "_", " ", "_").Replace(t.Name())
 }
 

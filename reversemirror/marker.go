@@ -22,6 +22,10 @@ type markerData struct {
 	// period; a marker of another period is out of date and restarts at the
 	// new period's start.
 	Start uint64 `json:"start"`
+	// StartTime is that SetPhase entry's leader time (ms): with Start it
+	// tells this journal's period from another journal's that happened to
+	// begin at the same index.
+	StartTime int64 `json:"start_time"`
 	// Index is the last journal index applied to ZooKeeper.
 	Index uint64 `json:"index"`
 	// Zxid is the journal zxid of that entry (for reading only).

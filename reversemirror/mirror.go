@@ -201,6 +201,7 @@ type term struct {
 	marker string
 
 	start         uint64 // this primary period's SetPhase index
+	startTime     int64  // and its time
 	applied       uint64 // last journal index in ZooKeeper (the marker's)
 	appliedZkZxid int64
 	appliedZxid   int64 // its journal zxid
@@ -248,7 +249,7 @@ func (m *Mirror) runTerm(ctx context.Context) error {
 			t.ack(ctx, true)
 			return nil
 		}
-		if st := t.fsm.MirrorStatus(); st.Start != t.start {
+		if st := t.fsm.MirrorStatus(); st.Start != t.start || st.StartTime != t.startTime {
 			// A rollback and a new primary period came and went between two
 			// looks: start the new period from the marker.
 			t.endPeriod(ctx)
@@ -300,14 +301,14 @@ var errResync = errors.New("reversemirror: marker must be read again")
 // start of a new primary period) and resumes the ZooKeeper sessions it names.
 func (t *term) sync(ctx context.Context) error {
 	st := t.fsm.MirrorStatus()
-	t.start = st.Start
+	t.start, t.startTime = st.Start, st.StartTime
 	if err := t.zk.Sync(ctx, t.marker); err != nil && !errors.Is(err, zkclient.ErrNoNode) {
 		return fmt.Errorf("reversemirror: sync %s: %w", t.marker, err)
 	}
 	data, stat, err := t.zk.GetData(ctx, t.marker)
 	switch {
 	case errors.Is(err, zkclient.ErrNoNode):
-		md := &markerData{Start: st.Start, Index: st.Acked}
+		md := &markerData{Start: st.Start, StartTime: st.StartTime, Index: st.Acked}
 		_, mst, err := t.zk.Create(ctx, t.marker, md.encode(), t.markerACL(), 0)
 		if errors.Is(err, zkclient.ErrNodeExists) {
 			return t.sync(ctx)
@@ -326,15 +327,16 @@ func (t *term) sync(ctx context.Context) error {
 		return err
 	}
 	switch {
-	case md.Start > st.Start:
-		return fmt.Errorf("reversemirror: marker %s is of a primary period starting at index %d, after this journal's (%d): another journal writes to this ensemble?", t.marker, md.Start, st.Start)
+	case md.Start > st.Start || md.Start == st.Start && md.StartTime != st.StartTime || md.Start < st.Start && md.StartTime > st.StartTime:
+		return fmt.Errorf("reversemirror: marker %s belongs to another journal (its primary period began at index %d at %s, this journal's at %d at %s): another journal writes to this ensemble, or one that was rebuilt; delete the marker and its children if this journal is the right one",
+			t.marker, md.Start, time.UnixMilli(md.StartTime).UTC().Format(time.RFC3339Nano), st.Start, time.UnixMilli(st.StartTime).UTC().Format(time.RFC3339Nano))
 	case md.Start < st.Start:
 		// A new primary period: everything before it is ZooKeeper's own.
 		old := md.Index
 		if err := t.dropSessionChildren(ctx); err != nil {
 			return err
 		}
-		md = &markerData{Start: st.Start, Index: st.Acked}
+		md = &markerData{Start: st.Start, StartTime: st.StartTime, Index: st.Acked}
 		mst, err := t.zk.SetData(ctx, t.marker, md.encode(), stat.Version)
 		if err != nil {
 			return fmt.Errorf("reversemirror: reset the marker %s: %w", t.marker, err)
@@ -515,7 +517,7 @@ func (t *term) applyBatch(ctx context.Context, recs []raftjournal.MirrorRecord) 
 	}
 	for {
 		last := &recs[b.n-1]
-		md := &markerData{Start: t.start, Index: last.Index, Zxid: fmt.Sprintf("%#x", last.Zxid)}
+		md := &markerData{Start: t.start, StartTime: t.startTime, Index: last.Index, Zxid: fmt.Sprintf("%#x", last.Zxid)}
 		ops := make([]zkclient.Op, 0, len(b.ops)+1)
 		for i, op := range b.ops {
 			if !b.refs[i].skipped {
@@ -609,7 +611,7 @@ func (t *term) applySetACL(ctx context.Context, r *raftjournal.MirrorRecord) err
 	case err != nil:
 		return fmt.Errorf("reversemirror: journal entry %d (zxid %#x) setACL %s: ZooKeeper refused it: %w: ZooKeeper's copy differs from the journal's; the mirror stops here and retries, it never skips an entry", r.Index, r.Zxid, op.Path, err)
 	}
-	md := &markerData{Start: t.start, Index: r.Index, Zxid: fmt.Sprintf("%#x", r.Zxid)}
+	md := &markerData{Start: t.start, StartTime: t.startTime, Index: r.Index, Zxid: fmt.Sprintf("%#x", r.Zxid)}
 	st, err := t.zk.SetData(ctx, t.marker, md.encode(), t.markerVersion)
 	if err != nil {
 		return fmt.Errorf("%w: marker after setACL of journal entry %d: %w", errResync, r.Index, err)

@@ -312,3 +312,40 @@ func TestMirrorRoundTrips(t *testing.T) {
 		t.Errorf("mirror: %s", ms.LastError)
 	}
 }
+
+// TestMirrorRefusesForeignMarker: a second journal pointed at an ensemble
+// whose marker another journal wrote (its primary period began at the same
+// index, at another time) refuses to trust it: it writes nothing and says
+// why, rather than skipping entries the marker seems to cover.
+func TestMirrorRefusesForeignMarker(t *testing.T) {
+	a, addrA := primaryNode(t)
+	ma := runMirror(t, a, nil)
+	c := gozk(t, addrA)
+	if _, err := c.Create("/foreign-a", nil, 0, zk.WorldACL(zk.PermAll)); err != nil {
+		t.Fatal(err)
+	}
+	waitDrained(t, a.FSM(), ma)
+	before := marker(t)
+
+	b, addrB := primaryNode(t)
+	if sa, sb := a.FSM().MirrorStatus(), b.FSM().MirrorStatus(); sa.Start != sb.Start {
+		t.Logf("the journals' periods begin at %d and %d", sa.Start, sb.Start)
+	}
+	mb := runMirror(t, b, nil) // the same marker path: this test's
+	cb := gozk(t, addrB)
+	if _, err := cb.Create("/foreign-b", nil, 0, zk.WorldACL(zk.PermAll)); err != nil {
+		t.Fatal(err)
+	}
+	testlog.WaitFor(t, time.Minute, "the second mirror refuses the marker", func() error {
+		if e := mb.Status().LastError; !strings.Contains(e, "belongs to another journal") {
+			return fmt.Errorf("last error %q", e)
+		}
+		return nil
+	})
+	if after := marker(t); after != before {
+		t.Errorf("marker changed from %s to %s", before, after)
+	}
+	if _, ok, err := zkDirect(t).Exists(context.Background(), "/foreign-b"); ok || err != nil {
+		t.Errorf("the second journal's write reached ZooKeeper (%t, %v)", ok, err)
+	}
+}

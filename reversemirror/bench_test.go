@@ -1,0 +1,120 @@
+package reversemirror_test
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/zk2raft/zk2raft/raftjournal"
+	"github.com/zk2raft/zk2raft/reversemirror"
+)
+
+var (
+	benchWriters = flag.Int("rm.writers", 64, "BenchmarkReverseMirror: concurrent writers on the journal")
+	benchWrites  = flag.Int("rm.writes", 6000, "BenchmarkReverseMirror: writes per run (creates and setData, half each)")
+)
+
+// BenchmarkReverseMirror measures the reverse mirror against the journal's
+// native write rate in the same run: 64 writers (the embedded API, so the
+// journal side is as fast as it gets) create and set nodes on a one-node
+// journal in primary while the mirror applies to the shared one-server
+// ensemble. Reported: the journal's writes/s under that load, the mirror's
+// entries/s over the same span plus its drain, their ratio (target ≥ 1: it
+// keeps up), the largest outbox seen during the load, and how long the
+// mirror took to drain after the load stopped.
+func BenchmarkReverseMirror(b *testing.B) {
+	for i := range b.N {
+		b.StopTimer()
+		root := fmt.Sprintf("/bench-rm-%d-%d", time.Now().UnixNano(), i)
+		res := runMirrorLoad(b, root)
+		b.StartTimer()
+		b.ReportMetric(res.journalRate, "journal-writes/s")
+		b.ReportMetric(res.mirrorRate, "mirror-entries/s")
+		b.ReportMetric(res.mirrorRate/res.journalRate, "mirror/journal")
+		b.ReportMetric(float64(res.maxPending), "max-pending")
+		b.ReportMetric(float64(res.drain.Milliseconds()), "drain-ms")
+		b.ReportMetric(float64(res.multis), "multis")
+	}
+}
+
+type mirrorLoad struct {
+	journalRate, mirrorRate float64
+	maxPending              int
+	drain                   time.Duration
+	multis                  uint64
+}
+
+func runMirrorLoad(b *testing.B, root string) mirrorLoad {
+	n, _ := startNode(b, raftjournal.PhasePrimary)
+	f := n.FSM()
+	m := runMirror(b, n, func(c *reversemirror.Config) { c.Marker += strings.ReplaceAll(root, "/", "-") }) // a journal of its own: a marker of its own
+	ctx := context.Background()
+	if _, _, err := n.Create(ctx, root, nil, raftjournal.ModePersistent); err != nil {
+		b.Fatal(err)
+	}
+	var maxPending atomic.Int64
+	done := make(chan struct{})
+	go func() {
+		for {
+			select {
+			case <-done:
+				return
+			case <-time.After(5 * time.Millisecond):
+			}
+			if p := int64(f.MirrorStatus().Pending); p > maxPending.Load() {
+				maxPending.Store(p)
+			}
+		}
+	}()
+	var next atomic.Int64
+	per := *benchWrites
+	start := time.Now()
+	var wg sync.WaitGroup
+	for w := range *benchWriters {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			p := fmt.Sprintf("%s/w%d", root, w)
+			if _, _, err := n.Create(ctx, p, nil, raftjournal.ModePersistent); err != nil {
+				b.Error(err)
+				return
+			}
+			for i := 0; next.Add(1) <= int64(per); i++ {
+				var err error
+				if i%2 == 0 {
+					_, _, err = n.Create(ctx, p+"/item-", []byte("x"), raftjournal.ModePersistentSequential)
+				} else {
+					_, err = n.Set(ctx, p, []byte(fmt.Sprint(i)), -1)
+				}
+				if err != nil {
+					b.Error(err)
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	loadEnd := time.Now()
+	for f.MirrorStatus().Pending > 0 {
+		if time.Since(loadEnd) > 5*time.Minute {
+			b.Fatalf("mirror did not drain: %+v, %+v", f.MirrorStatus(), m.Status())
+		}
+		time.Sleep(time.Millisecond)
+	}
+	drained := time.Now()
+	close(done)
+	st := m.Status()
+	writes := float64(per + *benchWriters + 1)
+	return mirrorLoad{
+		journalRate: writes / loadEnd.Sub(start).Seconds(),
+		mirrorRate:  float64(st.Records) / drained.Sub(start).Seconds(),
+		maxPending:  int(maxPending.Load()),
+		drain:       drained.Sub(loadEnd),
+		multis:      st.Multis,
+	}
+}
