@@ -3,13 +3,13 @@
 # the baseline measured in the same run (the machines are shared and noisy, so only
 # same-run ratios are compared). Raw `go test -bench` output is kept in $BENCH_OUT.
 #
-#   scripts/bench.sh [GROUP...]    groups: seed snapshot fsm raft export import verify proxy zkserver datadir
+#   scripts/bench.sh [GROUP...]    groups: seed snapshot fsm raft export import verify proxy zkserver datadir rollback
 #                                  (default: all, which `make bench` runs)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 OUT=${BENCH_OUT:-bench.out}
 : >"$OUT"
-groups=${*:-seed snapshot fsm raft export import verify proxy zkserver datadir}
+groups=${*:-seed snapshot fsm raft export import verify proxy zkserver datadir rollback}
 
 bench() { # package, regexp, benchtime, extra args...
 	local pkg=$1 re=$2 bt=$3
@@ -43,7 +43,8 @@ for g in $groups; do
 		bench ./exporter/datadir/ 'Load$' 1x
 		bench ./dualwrite/ 'TailLag$' 1x -args -tail.rate="${TAIL_RATE:-5000}" -tail.dur="${TAIL_DUR:-20s}"
 		;;
-	*) echo "bench.sh: unknown group $g (want seed snapshot fsm raft export import verify proxy zkserver datadir)" >&2; exit 2 ;;
+	rollback) echo "== reverse mirror vs the journal's native writes (reversemirror)"; bench ./reversemirror/ 'ReverseMirror$' 3x -args -rm.writes="${RM_WRITES:-30000}" ;;
+	*) echo "bench.sh: unknown group $g (want seed snapshot fsm raft export import verify proxy zkserver datadir rollback)" >&2; exit 2 ;;
 	esac
 done
 
@@ -119,6 +120,9 @@ for g in $groups; do
 		row "zkserver memory per znode: journal heap vs ZooKeeper's JVM heap" "$(ratio "$(metric $m journal-heap-B/znode)" "$(metric $m zookeeper-heap-B/znode)")x" "target < 1x; $(metric $m journal-heap-B/znode) vs $(metric $m zookeeper-heap-B/znode) B/znode"
 		row "zkserver memory per watch: journal vs ZooKeeper" "$(ratio "$(metric $m journal-heap-B/watch)" "$(metric $m zookeeper-heap-B/watch)")x" "$(metric $m journal-heap-B/watch) vs $(metric $m zookeeper-heap-B/watch) B/watch; set $(metric $m journal-watches-set/s) vs $(metric $m zookeeper-watches-set/s)/s; fired $(metric $m journal-watch-events/s) vs $(metric $m zookeeper-watch-events/s)/s"
 		row "zkserver memory per session: journal vs ZooKeeper" "$(ratio "$(metric $m journal-heap-B/session)" "$(metric $m zookeeper-heap-B/session)")x" "$(metric $m journal-heap-B/session) vs $(metric $m zookeeper-heap-B/session) B/session; opened $(metric $m journal-sessions/s) vs $(metric $m zookeeper-sessions/s)/s"
+		;;
+	rollback)
+		row "reverse mirror: entries/s vs the journal's native writes/s, 64 writers" "$(metric BenchmarkReverseMirror mirror/journal)x" "target >= 1x (keeps up); $(metric BenchmarkReverseMirror mirror-entries/s) vs $(metric BenchmarkReverseMirror journal-writes/s)/s, largest outbox $(metric BenchmarkReverseMirror max-pending), drained $(metric BenchmarkReverseMirror drain-ms) ms after the load"
 		;;
 	esac
 done
