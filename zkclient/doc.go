@@ -30,6 +30,11 @@
 // watches died with the old one; persistent watches are added again).
 // Credentials refused on a reconnect end the client (Err, ErrAuthFailed).
 //
+// Close ends the session (closeSession); Detach drops the connection and
+// leaves the session to live until its timeout, and Config.ResumeSession
+// (with the session's password) makes a new client take it over: the
+// reverse mirror keeps ZooKeeper sessions alive across its own restarts so.
+//
 // # Calls
 //
 // Every call takes the next xid (31 bits, never 0) and its reply is matched
