@@ -349,3 +349,49 @@ func TestMirrorRefusesForeignMarker(t *testing.T) {
 		t.Errorf("the second journal's write reached ZooKeeper (%t, %v)", ok, err)
 	}
 }
+
+// TestMirrorSessionExpiry: a journal session that owns an ephemeral expires
+// on the journal (its client went away without closing it); the expiry's
+// delete reaches ZooKeeper and the ZooKeeper session the mirror kept for it
+// is closed.
+func TestMirrorSessionExpiry(t *testing.T) {
+	n, addr := primaryNode(t)
+	f := n.FSM()
+	m := runMirror(t, n, nil)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	root := "/expiry"
+	app, err := zkclient.Dial(ctx, zkclient.Config{Hosts: []string{addr}, SessionTimeout: time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := app.Create(ctx, root, nil, znode.WorldAnyone(), 0); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := app.Create(ctx, root+"/eph", []byte("e"), znode.WorldAnyone(), 1); err != nil {
+		t.Fatal(err)
+	}
+	waitDrained(t, f, m)
+	direct := zkDirect(t)
+	_, st, err := direct.GetData(ctx, root+"/eph")
+	if err != nil || st.EphemeralOwner == 0 {
+		t.Fatalf("ZooKeeper's copy of the ephemeral: owner %#x, %v", st.EphemeralOwner, err)
+	}
+	if ms := m.Status(); ms.Sessions != 1 {
+		t.Fatalf("mirror holds %d ZooKeeper sessions, want 1", ms.Sessions)
+	}
+	app.Detach() // gone without closing: the journal expires the session
+	waitGone(t, f, root+"/eph")
+	waitDrained(t, f, m)
+	if _, ok, err := direct.Exists(ctx, root+"/eph"); ok || err != nil {
+		t.Errorf("ZooKeeper still has the expired session's ephemeral (%t, %v)", ok, err)
+	}
+	if ms := m.Status(); ms.Sessions != 0 || ms.LastError != "" {
+		t.Errorf("mirror status %+v: want no ZooKeeper session kept", ms)
+	}
+	kids, _, err := direct.GetChildren(ctx, markerPath(t))
+	if err != nil || len(kids) != 0 {
+		t.Errorf("marker's sessions %v, %v: want none", kids, err)
+	}
+	compareWithZooKeeper(t, f, root)
+}
