@@ -104,6 +104,10 @@ type MirrorStatus struct {
 	// primary period, in the marker too.
 	Start     uint64
 	StartTime int64
+	// PrevStart and PrevStartTime name the primary period before this one,
+	// if there was one (a marker of it is this journal's own).
+	PrevStart     uint64
+	PrevStartTime int64
 	// Acked is the last journal index ZooKeeper is known to hold (Start when
 	// nothing was acknowledged yet), AckedZkZxid ZooKeeper's zxid of it, and
 	// AckTime the applier's clock at the ack.
@@ -132,9 +136,14 @@ func (s MirrorStatus) LagMillis(now int64) int64 {
 type mirrorState struct {
 	start, acked uint64
 	startTime    int64
-	ackedZkZxid  int64
-	ackTime      int64
-	outbox       []MirrorRecord
+	// prevStart and prevStartTime name the primary period before this one
+	// (0 when there was none): a marker of that period is this journal's own
+	// and restarts at the new period, any other is another journal's.
+	prevStart     uint64
+	prevStartTime int64
+	ackedZkZxid   int64
+	ackTime       int64
+	outbox        []MirrorRecord
 }
 
 // MirrorStatus returns the reverse mirror's state.
@@ -143,7 +152,8 @@ func (f *FSM) MirrorStatus() MirrorStatus {
 	defer f.mu.RUnlock()
 	m := &f.s.mirror
 	st := MirrorStatus{
-		Active: f.s.phase == PhasePrimary, Start: m.start, StartTime: m.startTime, Acked: m.acked,
+		Active: f.s.phase == PhasePrimary, Start: m.start, StartTime: m.startTime,
+		PrevStart: m.prevStart, PrevStartTime: m.prevStartTime, Acked: m.acked,
 		AckedZkZxid: m.ackedZkZxid, AckTime: m.ackTime, Pending: len(m.outbox),
 	}
 	if len(m.outbox) > 0 {
@@ -207,7 +217,7 @@ func (s *state) applyMirrorAck(c *MirrorAck, res *Result) {
 func (s *state) mirrorPhaseChange(from, to Phase, index uint64, time int64) {
 	switch {
 	case to == PhasePrimary:
-		s.mirror = mirrorState{start: index, startTime: time, acked: index}
+		s.mirror = mirrorState{start: index, startTime: time, acked: index, prevStart: s.mirror.start, prevStartTime: s.mirror.startTime}
 	case from == PhasePrimary:
 		// finalized ends the reverse mirror; a rollback is only allowed with an
 		// empty outbox (applySetPhase).

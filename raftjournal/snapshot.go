@@ -301,6 +301,8 @@ func (s *fsmSnapshot) writeTo(w io.Writer) (znode.SnapshotTrailer, error) {
 		b = appendUvarint(b, mr.acked)
 		b = appendVarint(b, mr.ackedZkZxid)
 		b = appendVarint(b, mr.ackTime)
+		b = appendUvarint(b, mr.prevStart)
+		b = appendVarint(b, mr.prevStartTime)
 		b = appendUvarint(b, uint64(len(mr.outbox)))
 		if err := sw.WriteRecord(recMirror, b); err != nil {
 			return znode.SnapshotTrailer{}, err
@@ -432,6 +434,8 @@ func readState(r io.Reader) (*state, error) {
 			s.mirror.acked = d.uvarint("mirror acked")
 			s.mirror.ackedZkZxid = d.varint("mirror zookeeper zxid")
 			s.mirror.ackTime = d.varint("mirror ack time")
+			s.mirror.prevStart = d.uvarint("mirror previous start")
+			s.mirror.prevStartTime = d.varint("mirror previous start time")
 			mirrorWant = d.uvarint("mirror records")
 		case recMirrorRec:
 			r := decodeMirrorRecord(d)

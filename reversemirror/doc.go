@@ -28,11 +28,13 @@
 // ZooKeeper holds, in a marker node (DefaultMarker, /zookeeper/zk2raft), the
 // last journal index it has and the primary period it belongs to (the index
 // and leader time of the SetPhase entry that began it), as JSON readable with
-// zkCli. A marker of an earlier period is reset at the start of the next one;
-// a marker that names another journal's period (the same index at another
-// time, or a later one) is refused, never trusted to skip entries: another
-// journal writes to this ensemble, or this one was rebuilt, and the operator
-// deletes the marker (TestMirrorRefusesForeignMarker). Every write
+// zkCli. A marker of this journal's previous primary period (which the
+// journal's replicated state remembers) is reset at the start of the next
+// one; a marker that names any other period is refused, never trusted to
+// skip entries: another journal writes to this ensemble, or this one was
+// rebuilt, or (rarely) two round trips without a write passed before the
+// mirror looked, and the operator deletes the marker
+// (TestMirrorRefusesForeignMarker). Every write
 // to ZooKeeper is one multi: the records' ops, then setData(marker, {index},
 // version v), where v is the marker's version as last read. ZooKeeper applies
 // all of it or none, so the marker's index is exactly what ZooKeeper holds:

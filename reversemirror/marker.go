@@ -23,8 +23,8 @@ type markerData struct {
 	// new period's start.
 	Start uint64 `json:"start"`
 	// StartTime is that SetPhase entry's leader time (ms): with Start it
-	// tells this journal's period from another journal's that happened to
-	// begin at the same index.
+	// names the period, which must be this journal's current or previous
+	// one (raftjournal.MirrorStatus) for the marker to be trusted.
 	StartTime int64 `json:"start_time"`
 	// Index is the last journal index applied to ZooKeeper.
 	Index uint64 `json:"index"`

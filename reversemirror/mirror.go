@@ -326,11 +326,17 @@ func (t *term) sync(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	thisPeriod := md.Start == st.Start && md.StartTime == st.StartTime
+	lastPeriod := st.PrevStart != 0 && md.Start == st.PrevStart && md.StartTime == st.PrevStartTime
 	switch {
-	case md.Start > st.Start || md.Start == st.Start && md.StartTime != st.StartTime || md.Start < st.Start && md.StartTime > st.StartTime:
+	case !thisPeriod && !lastPeriod:
+		// Only this journal's current or previous period is its own: a
+		// marker of any other (another journal's, or one from before a
+		// period whose mirror never ran) is not trusted to say what
+		// ZooKeeper holds.
 		return fmt.Errorf("reversemirror: marker %s belongs to another journal (its primary period began at index %d at %s, this journal's at %d at %s): another journal writes to this ensemble, or one that was rebuilt; delete the marker and its children if this journal is the right one",
 			t.marker, md.Start, time.UnixMilli(md.StartTime).UTC().Format(time.RFC3339Nano), st.Start, time.UnixMilli(st.StartTime).UTC().Format(time.RFC3339Nano))
-	case md.Start < st.Start:
+	case lastPeriod:
 		// A new primary period: everything before it is ZooKeeper's own.
 		old := md.Index
 		if err := t.dropSessionChildren(ctx); err != nil {
