@@ -313,6 +313,33 @@ type SetPhase struct {
 	Time           int64
 }
 
+// SourceSessions mirrors ZooKeeper's sessions into the journal during the
+// shadow phase (the dual-write proxies see every connect exchange): Open
+// records a session with its negotiated timeout, Closed forgets one that
+// ZooKeeper told a client was expired. The journal keeps them apart from its
+// own session table and never expires them while ZooKeeper is the source of
+// truth; SetPhase to primary adopts every one of them into the table, so a
+// client that reconnects to the journal with its ZooKeeper session id and
+// password resumes it. A mirrored closeSession (SourceTxn) forgets its session
+// too. Refused (ErrWrongPhase) outside shadow.
+type SourceSessions struct {
+	Open   []SourceSession
+	Closed []int64
+}
+
+// SourceSession is one ZooKeeper session as a proxy saw it negotiated.
+type SourceSession struct {
+	ID        int64
+	TimeoutMs int32
+}
+
+// SetCheckpoint stores (or, with a nil Value, removes) one checkpoint in any
+// phase, without an import batch: the cutover's registry of proxies lives in
+// checkpoints under a key prefix. Keys must not be empty.
+type SetCheckpoint struct {
+	Checkpoint
+}
+
 // CompactTombstones forgets the tombstones of deletes at or below UpToZxid. Only
 // valid once the bulk import is complete and every mirrored txn at or below
 // UpToZxid has been applied: a replay of older input could otherwise resurrect

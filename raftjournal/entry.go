@@ -24,6 +24,8 @@ const (
 	EntrySetPhase          EntryType = 8
 	EntryCompactTombstones EntryType = 9
 	EntrySourceBatch       EntryType = 10
+	EntrySourceSessions    EntryType = 11
+	EntrySetCheckpoint     EntryType = 12
 	EntryMirrorAck         EntryType = 13
 
 	// EntryIgnorable flags a type older nodes may skip (Consul's
@@ -62,6 +64,10 @@ func (t EntryType) String() string {
 		s = "CompactTombstones"
 	case EntrySourceBatch:
 		s = "SourceBatch"
+	case EntrySourceSessions:
+		s = "SourceSessions"
+	case EntrySetCheckpoint:
+		s = "SetCheckpoint"
 	case EntryMirrorAck:
 		s = "MirrorAck"
 	default:
@@ -135,6 +141,10 @@ func Decode(entry []byte) (Command, error) {
 		c = &CompactTombstones{UpToZxid: d.varint("zxid")}
 	case EntrySourceBatch:
 		c = decodeSourceBatch(d)
+	case EntrySourceSessions:
+		c = decodeSourceSessions(d)
+	case EntrySetCheckpoint:
+		c = &SetCheckpoint{Checkpoint{Key: d.string("checkpoint key"), Value: d.bytes("checkpoint value")}}
 	case EntryMirrorAck:
 		c = decodeMirrorAck(d)
 	default:
@@ -563,4 +573,48 @@ func EncodeSourceBatch(entries [][]byte) ([]byte, error) {
 		out = append(out, p...)
 	}
 	return out, nil
+}
+
+// EntryType implements Command.
+func (*SourceSessions) EntryType() EntryType { return EntrySourceSessions }
+
+// SourceSessions payload:
+//
+//	uvarint open count, count × { session varint, timeout varint }
+//	uvarint closed count, count × session varint
+func (c *SourceSessions) appendPayload(out []byte) []byte {
+	out = appendUvarint(out, uint64(len(c.Open)))
+	for _, s := range c.Open {
+		out = appendVarint(out, s.ID)
+		out = appendVarint(out, int64(s.TimeoutMs))
+	}
+	out = appendUvarint(out, uint64(len(c.Closed)))
+	for _, id := range c.Closed {
+		out = appendVarint(out, id)
+	}
+	return out
+}
+
+func decodeSourceSessions(d *decoder) *SourceSessions {
+	c := &SourceSessions{}
+	n := d.count("open session count", 2)
+	c.Open = make([]SourceSession, 0, n)
+	for i := 0; i < n && d.err == nil; i++ {
+		c.Open = append(c.Open, SourceSession{ID: d.varint("session"), TimeoutMs: d.int32v("timeout")})
+	}
+	n = d.count("closed session count", 1)
+	c.Closed = make([]int64, 0, n)
+	for i := 0; i < n && d.err == nil; i++ {
+		c.Closed = append(c.Closed, d.varint("session"))
+	}
+	return c
+}
+
+// EntryType implements Command.
+func (*SetCheckpoint) EntryType() EntryType { return EntrySetCheckpoint }
+
+// SetCheckpoint payload: key string, value bytes (nil: remove).
+func (c *SetCheckpoint) appendPayload(out []byte) []byte {
+	out = appendString(out, c.Key)
+	return appendBytes(out, c.Value)
 }

@@ -50,6 +50,10 @@ func sampleCommands() []Command {
 			{Zxid: 0x500000005, Ops: []SourceOp{{Kind: SourceSetData, Path: "/y", Data: []byte("z"), Stat: st}}},
 		}},
 		&SourceBatch{Txns: []*SourceTxn{}},
+		&SourceSessions{Open: []SourceSession{{ID: 0x100000a2b3c0001, TimeoutMs: 10000}, {ID: 5, TimeoutMs: 4000}}, Closed: []int64{0x100000a2b3c0002}},
+		&SourceSessions{Open: []SourceSession{}, Closed: []int64{}},
+		&SetCheckpoint{Checkpoint{Key: "zk2raft/proxy/p1", Value: []byte(`{"id":"p1"}`)}},
+		&SetCheckpoint{Checkpoint{Key: "zk2raft/proxy/p1"}},
 	}
 }
 
