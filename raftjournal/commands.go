@@ -311,6 +311,13 @@ type SetPhase struct {
 	// documentation.
 	AdoptTimeoutMs int32
 	Time           int64
+	// Guard, when set, makes the change conditional: it applies only if the
+	// checkpoint Guard.Key holds exactly Guard.Value, and otherwise fails
+	// with ErrGuardFailed and changes nothing. The cutover fences its commit
+	// with it: a proxy whose hold expired overwrites the checkpoint first, so
+	// a late commit cannot switch the journal under a proxy that already let
+	// its clients go back to ZooKeeper.
+	Guard *Checkpoint
 }
 
 // SourceSessions mirrors ZooKeeper's sessions into the journal during the

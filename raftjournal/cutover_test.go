@@ -71,3 +71,24 @@ func TestSetCheckpointAnyPhase(t *testing.T) {
 		t.Fatalf("empty key: %v", res.Err)
 	}
 }
+
+// TestSetPhaseGuard: a guarded phase change applies only while its
+// checkpoint holds the expected value; a failed guard changes nothing.
+func TestSetPhaseGuard(t *testing.T) {
+	h := newHarness(t)
+	guard := &Checkpoint{Key: "zk2raft/cutover/token", Value: []byte("c1/hold")}
+	if res := h.apply(&SetPhase{Phase: PhasePrimary, Guard: guard}); !errors.Is(res.Err, ErrGuardFailed) {
+		t.Fatalf("guard on a missing checkpoint: %v", res.Err)
+	}
+	h.apply(&SetCheckpoint{Checkpoint{Key: guard.Key, Value: []byte("c1/expired")}})
+	if res := h.apply(&SetPhase{Phase: PhasePrimary, Guard: guard}); !errors.Is(res.Err, ErrGuardFailed) || h.f.Phase() != PhaseShadow {
+		t.Fatalf("guard on an expired hold: %v, phase %s", res.Err, h.f.Phase())
+	}
+	h.apply(&SetCheckpoint{Checkpoint{Key: guard.Key, Value: []byte("c1/hold")}})
+	if res := h.apply(&SetPhase{Phase: PhasePrimary, Guard: guard}); res.Err != nil || h.f.Phase() != PhasePrimary {
+		t.Fatalf("guard holding: %v, phase %s", res.Err, h.f.Phase())
+	}
+	if res := h.apply(&SetPhase{Phase: PhasePrimary, Guard: guard}); res.Err != nil {
+		t.Fatalf("repeated guarded change: %v", res.Err)
+	}
+}

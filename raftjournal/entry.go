@@ -101,8 +101,11 @@ type versionedCommand interface {
 
 // readsVersion reports whether this build reads version v of type t.
 func readsVersion(t EntryType, v byte) bool {
-	if t == EntryWrite {
+	switch t {
+	case EntryWrite:
 		return v == entryVersion || v == writeVersionACL
+	case EntrySetPhase:
+		return v == entryVersion || v == setPhaseVersionGuard
 	}
 	return v == entryVersion
 }
@@ -136,7 +139,7 @@ func Decode(entry []byte) (Command, error) {
 	case EntryCleanupNodes:
 		c = decodeCleanupNodes(d)
 	case EntrySetPhase:
-		c = decodeSetPhase(d)
+		c = decodeSetPhase(d, v)
 	case EntryCompactTombstones:
 		c = &CompactTombstones{UpToZxid: d.varint("zxid")}
 	case EntrySourceBatch:
@@ -473,15 +476,30 @@ func decodeCleanupNodes(d *decoder) *CleanupNodes {
 // EntryType implements Command.
 func (*SetPhase) EntryType() EntryType { return EntrySetPhase }
 
+// setPhaseVersionGuard is the SetPhase payload version that carries Guard.
+const setPhaseVersionGuard = 2
+
+func (c *SetPhase) payloadVersion() byte {
+	if c.Guard != nil {
+		return setPhaseVersionGuard
+	}
+	return entryVersion
+}
+
 // SetPhase payload: phase byte, flags byte (bit 0: rollback), adopt timeout varint,
-// time varint.
+// time varint; version 2 adds the guard (key string, value bytes).
 func (c *SetPhase) appendPayload(out []byte) []byte {
 	out = append(out, byte(c.Phase), boolByte(c.Rollback))
 	out = appendVarint(out, int64(c.AdoptTimeoutMs))
-	return appendVarint(out, c.Time)
+	out = appendVarint(out, c.Time)
+	if c.Guard != nil {
+		out = appendString(out, c.Guard.Key)
+		out = appendBytes(out, c.Guard.Value)
+	}
+	return out
 }
 
-func decodeSetPhase(d *decoder) *SetPhase {
+func decodeSetPhase(d *decoder, version byte) *SetPhase {
 	c := &SetPhase{Phase: Phase(d.byte1("phase"))}
 	flags := d.byte1("flags")
 	if flags&^1 != 0 {
@@ -490,6 +508,9 @@ func decodeSetPhase(d *decoder) *SetPhase {
 	c.Rollback = flags&1 != 0
 	c.AdoptTimeoutMs = d.int32v("adopt timeout")
 	c.Time = d.varint("time")
+	if version >= setPhaseVersionGuard {
+		c.Guard = &Checkpoint{Key: d.string("guard key"), Value: d.bytes("guard value")}
+	}
 	return c
 }
 

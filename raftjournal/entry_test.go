@@ -54,6 +54,7 @@ func sampleCommands() []Command {
 		&SourceSessions{Open: []SourceSession{}, Closed: []int64{}},
 		&SetCheckpoint{Checkpoint{Key: "zk2raft/proxy/p1", Value: []byte(`{"id":"p1"}`)}},
 		&SetCheckpoint{Checkpoint{Key: "zk2raft/proxy/p1"}},
+		&SetPhase{Phase: PhasePrimary, AdoptTimeoutMs: 4000, Time: 10, Guard: &Checkpoint{Key: "zk2raft/cutover/token", Value: []byte("c1/hold")}},
 	}
 }
 
@@ -83,7 +84,11 @@ func TestEncodeSourceBatch(t *testing.T) {
 func TestEncodeDecodeRoundTrip(t *testing.T) {
 	for _, c := range sampleCommands() {
 		b := Encode(c)
-		if EntryType(b[0]) != c.EntryType() || b[1] != entryVersion {
+		want := byte(entryVersion)
+		if vc, ok := c.(versionedCommand); ok {
+			want = vc.payloadVersion()
+		}
+		if EntryType(b[0]) != c.EntryType() || b[1] != want {
 			t.Errorf("%T: header % x", c, b[:2])
 		}
 		got, err := Decode(b)

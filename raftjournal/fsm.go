@@ -1,6 +1,7 @@
 package raftjournal
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -554,6 +555,12 @@ func (s *state) applySetPhase(c *SetPhase, res *Result) {
 	if !c.Phase.valid() {
 		res.Err = fmt.Errorf("%w: phase %d", ErrBadCommand, c.Phase)
 		return
+	}
+	if c.Guard != nil {
+		if v, ok := s.checkpoints[c.Guard.Key]; !ok || !bytes.Equal(v, c.Guard.Value) {
+			res.Err = fmt.Errorf("%w: checkpoint %q holds %q, want %q", ErrGuardFailed, c.Guard.Key, v, c.Guard.Value)
+			return
+		}
 	}
 	from, to := s.phase, c.Phase
 	switch {
