@@ -236,6 +236,11 @@ type SwitchStatus struct {
 	// SessionsUnmirrored those not yet recorded in the journal.
 	Sessions           []int64 `json:"sessions"`
 	SessionsUnmirrored int     `json:"sessions_unmirrored"`
+	// LagSeconds is the age of the oldest undelivered mirror; Journal
+	// whether the journal answers the tap (reachable, unreachable, unknown
+	// before the first delivery or ping).
+	LagSeconds float64 `json:"lag_seconds"`
+	Journal    string  `json:"journal"`
 	// Lost is set when a repair pass is owed.
 	Lost bool `json:"lost"`
 }
@@ -258,6 +263,8 @@ func (t *Tap) SwitchStatus() SwitchStatus {
 	st.LastMirroredZxid = t.lastZxid.Load()
 	st.Sessions, st.SessionsUnmirrored = t.sessions.snapshot()
 	_, st.Lost = t.queue.Lost()
+	st.LagSeconds = t.lag().Seconds()
+	st.Journal = t.journalState().State
 	return st
 }
 

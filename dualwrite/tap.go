@@ -70,6 +70,10 @@ type Config struct {
 	// DeliveryLinger is how long delivery waits after a short batch (async
 	// mode), so that the journal commits mirrors in fewer, larger entries.
 	DeliveryLinger time.Duration
+	// Held starts the tap holding (Hold): a proxy that restarts does not
+	// relay anyone anywhere before its cutover agent has read the journal's
+	// phase (package cutover).
+	Held bool
 
 	Logger     *slog.Logger
 	Registerer prometheus.Registerer
@@ -203,6 +207,9 @@ func Start(ctx context.Context, cfg Config) (*Tap, error) {
 	}
 	t.delivered = newDeliveryState()
 	t.sessions = newSessionMirror()
+	if cfg.Held {
+		t.sw.held, t.sw.heldSince, t.sw.release = true, time.Now(), make(chan struct{})
+	}
 	auth, _ := zkclient.ParseAuths(cfg.Auth) // checked by Validate
 	rd, err := zkclient.New(zkclient.Config{Hosts: cfg.ZK, FirstHost: -1, Retry: zkclient.Resend, Auth: auth,
 		SessionTimeout: readerSessionTimeout, Logger: t.log.With("component", "zk-reader")})

@@ -1,0 +1,264 @@
+package cutover
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	gozk "github.com/go-zookeeper/zk"
+
+	"github.com/zk2raft/zk2raft/dualwrite"
+	"github.com/zk2raft/zk2raft/internal/testlog"
+	"github.com/zk2raft/zk2raft/raftjournal"
+	"github.com/zk2raft/zk2raft/zkclient"
+	"github.com/zk2raft/zk2raft/zkwire"
+	"github.com/zk2raft/zk2raft/znode"
+)
+
+// TestCutoverKazooKeepsSession: clients no one here wrote, connected
+// through the proxy, live through the cutover: the gates pass, the journal
+// becomes primary in one entry, the proxy closes the clients' ZooKeeper
+// connections and relays them to the journal, where they resume the same
+// sessions. kazoo keeps its ephemeral (still owned by its session) and its
+// DataWatch sees a change made on the journal; go-zookeeper's one-shot
+// watch, set on ZooKeeper and re-registered on the journal by setWatches
+// with its last zxid, fires for that change.
+func TestCutoverKazooKeepsSession(t *testing.T) {
+	t.Parallel()
+	r := newRig(t)
+	p := r.startProxy("p1", false)
+	k := startKazoo(t, p.tap.Addr(), "/app")
+	ready := k.next(t, "ready")
+	session := ready["session"].(string)
+	gz, _, err := gozk.Connect([]string{p.tap.Addr()}, 10*time.Second, gozk.WithLogger(slogPrintf{testlog.New(t).With("client", "go-zookeeper")}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer gz.Close()
+	if _, err := gz.Create("/app/watched-go", []byte("g0"), 0, gozk.WorldACL(gozk.PermAll)); err != nil {
+		t.Fatal(err)
+	}
+	_, _, gw, err := gz.GetW("/app/watched-go")
+	if err != nil {
+		t.Fatal(err)
+	}
+	gsession := gz.SessionID()
+
+	// The session reaches the journal's mirrored sessions.
+	testlog.WaitFor(t, 30*time.Second, "kazoo's session mirrored into the journal", func() error {
+		for _, s := range r.node.FSM().SourceSessions() {
+			if fmt.Sprintf("%#x", s.ID) == session {
+				return nil
+			}
+		}
+		return fmt.Errorf("session %s not among %+v", session, r.node.FSM().SourceSessions())
+	})
+
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	st, err := Inspect(ctx, r.options())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.Phase != "shadow" || len(st.Proxies) != 1 || st.Sessions.Known < 1 {
+		t.Fatalf("status before: %+v", st)
+	}
+
+	rep, err := ToPrimary(ctx, r.options())
+	if err != nil {
+		t.Fatalf("cutover: %v\nsteps: %+v", err, rep)
+	}
+	if rep.Outcome != "committed" || r.phase() != raftjournal.PhasePrimary {
+		t.Fatalf("outcome %q, phase %s", rep.Outcome, r.phase())
+	}
+	t.Logf("cutover: pause %s, steps %+v", rep.Pause, rep.Steps)
+	if p.tap.Backend() != dualwrite.BackendJournal {
+		t.Fatal("the proxy still relays to ZooKeeper")
+	}
+
+	k.send(t, "switched")
+	res := k.next(t, "resumed")
+	if res["session"] != session || res["owner"] != session || res["data"] != "mine" {
+		t.Fatalf("after the cutover kazoo reports %v, want session and owner %s", res, session)
+	}
+	if st := p.tap.SwitchStatus(); st.JournalConnections < 1 {
+		t.Fatalf("kazoo is not relayed to the journal: %+v", st)
+	}
+	// Changes on the journal fire the watches set on ZooKeeper.
+	if _, err := r.node.Set(ctx, "/app/watched", []byte("v1"), -1); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := r.node.Set(ctx, "/app/watched-go", []byte("g1"), -1); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case ev := <-gw:
+		if ev.Type != gozk.EventNodeDataChanged || ev.Path != "/app/watched-go" {
+			t.Fatalf("go-zookeeper's watch: %+v", ev)
+		}
+	case <-time.After(60 * time.Second):
+		t.Fatal("go-zookeeper's watch did not fire")
+	}
+	if gz.SessionID() != gsession {
+		t.Fatalf("go-zookeeper's session %#x became %#x", gsession, gz.SessionID())
+	}
+	k.send(t, "changed")
+	fired := k.next(t, "the watch")
+	if fired["fired"] != true || !strings.Contains(fmt.Sprint(fired["events"]), "CHANGED /app/watched v1") {
+		t.Fatalf("watch: %v", fired)
+	}
+	if states := fmt.Sprint(fired["states"]); strings.Contains(states, "LOST") {
+		t.Fatalf("kazoo lost its session: states %s", states)
+	}
+	// The journal's status says so too.
+	st, err = Inspect(ctx, r.options())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.Phase != "primary" || st.Last == nil || st.Last.Outcome != "committed" {
+		t.Fatalf("status after: phase %s, last %+v", st.Phase, st.Last)
+	}
+}
+
+// TestCutoverRefusedNamesGate: a registered proxy that does not answer
+// fails the proxies gate, and the refusal names it; --force passes that gate
+// only. A divergence injected into the journal fails the digest gate.
+// Nothing is held and the phase stays shadow.
+func TestCutoverRefusedNamesGate(t *testing.T) {
+	t.Parallel()
+	r := newRig(t)
+	p := r.startProxy("p1", false)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	if err := Register(ctx, r.jc, ProxyRecord{ID: "ghost", Admin: testlog.FreeAddr(t), Listen: "127.0.0.1:1"}); err != nil {
+		t.Fatal(err)
+	}
+	o := r.options()
+	_, err := ToPrimary(ctx, o)
+	var ge *GateError
+	if !errors.As(err, &ge) || len(ge.Failing) != 1 || ge.Failing[0].Name != GateProxies || !strings.Contains(err.Error(), "ghost") {
+		t.Fatalf("want a refusal naming the proxies gate and the ghost, got %v", err)
+	}
+	o.Force = []string{GateDigest} // the wrong gate: still refused
+	if _, err := ToPrimary(ctx, o); !errors.As(err, &ge) || ge.Failing[0].Name != GateProxies {
+		t.Fatalf("forcing another gate: %v", err)
+	}
+	if err := Unregister(ctx, r.jc, "ghost"); err != nil {
+		t.Fatal(err)
+	}
+
+	// A node only the journal has: the digests differ.
+	if _, err := r.jc.Submit(ctx, raftjournal.Encode(&raftjournal.ImportBatch{Nodes: []*znode.Node{{
+		Path: "/phantom", Data: []byte("x"), ACL: znode.WorldAnyone(), Stat: znode.Stat{Czxid: 1, Mzxid: 1, Pzxid: 1}}}})); err != nil {
+		t.Fatal(err)
+	}
+	_, err = ToPrimary(ctx, r.options())
+	if !errors.As(err, &ge) || !slices.ContainsFunc(ge.Failing, func(g Gate) bool { return g.Name == GateDigest }) {
+		t.Fatalf("want a refusal naming the digest gate, got %v", err)
+	}
+	if r.phase() != raftjournal.PhaseShadow {
+		t.Fatalf("phase %s after refusals", r.phase())
+	}
+	if held, _ := p.tap.Held(); held || p.tap.Backend() != dualwrite.BackendZooKeeper {
+		t.Fatal("a refused cutover left the proxy held or switched")
+	}
+	st, err := Inspect(ctx, r.options())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.Last == nil || st.Last.Outcome != "refused" {
+		t.Fatalf("last cutover in status: %+v", st.Last)
+	}
+}
+
+// TestCutoverOrchestratorCrash: an orchestrator that dies mid-cutover leaves
+// every proxy consistent with the journal's phase. Killed after the hold
+// (before the commit): at the hold's deadline the proxy fences the commit off
+// and releases its clients to ZooKeeper, and a request held meanwhile
+// proceeds there. Killed after the commit: at the deadline the proxy reads
+// primary and switches.
+func TestCutoverOrchestratorCrash(t *testing.T) {
+	t.Parallel()
+	r := newRig(t)
+	p := r.startProxy("p1", false)
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	c, err := zkclient.Dial(ctx, zkclient.Config{Hosts: []string{p.tap.Addr()}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if _, _, err := c.Create(ctx, "/held", nil, znode.WorldAnyone(), zkwire.ModePersistent); err != nil {
+		t.Fatal(err)
+	}
+
+	o := r.options()
+	o.HoldTimeout = 2 * time.Second
+	o.crashAt = "hold"
+	if _, err := ToPrimary(ctx, o); err == nil || !strings.Contains(err.Error(), "crash") {
+		t.Fatalf("crash hook: %v", err)
+	}
+	if held, _ := p.tap.Held(); !held {
+		t.Fatal("the proxy is not holding after the hold step")
+	}
+	// A write sent now waits at the proxy, then goes to ZooKeeper.
+	done := make(chan error, 1)
+	go func() {
+		_, err := c.SetData(ctx, "/held", []byte("after the hold"), -1)
+		done <- err
+	}()
+	if err := <-done; err != nil {
+		t.Fatalf("held write: %v", err)
+	}
+	if held, _ := p.tap.Held(); held || p.tap.Backend() != dualwrite.BackendZooKeeper || r.phase() != raftjournal.PhaseShadow {
+		t.Fatalf("after the deadline: held %v, backend %s, phase %s", held, p.tap.Backend(), r.phase())
+	}
+	zk, err := zkclient.Dial(ctx, zkclient.Config{Hosts: r.ens.Hosts()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer zk.Close()
+	if data, _, err := zk.GetData(ctx, "/held"); err != nil || string(data) != "after the hold" {
+		t.Fatalf("ZooKeeper has %q, %v", data, err)
+	}
+	if v, ok := r.node.FSM().Checkpoint(TokenKey); !ok || !strings.HasSuffix(string(v), "/expired") {
+		t.Fatalf("token %q: the expired hold did not fence the commit off", v)
+	}
+
+	// Killed after the commit: the proxy switches by itself at the deadline.
+	o.crashAt = "committed"
+	if _, err := ToPrimary(ctx, o); err == nil || !strings.Contains(err.Error(), "crash") {
+		t.Fatalf("crash hook: %v", err)
+	}
+	if r.phase() != raftjournal.PhasePrimary {
+		t.Fatalf("phase %s after the commit", r.phase())
+	}
+	testlog.WaitFor(t, 30*time.Second, "the proxy to switch by itself", func() error {
+		if p.tap.Backend() != dualwrite.BackendJournal {
+			return fmt.Errorf("backend %s", p.tap.Backend())
+		}
+		return nil
+	})
+	// The client's session resumes on the journal through the proxy.
+	testlog.WaitFor(t, 30*time.Second, "a read through the switched proxy", func() error {
+		data, _, err := c.GetData(ctx, "/held")
+		if err != nil {
+			return err
+		}
+		if string(data) != "after the hold" {
+			return fmt.Errorf("data %q", data)
+		}
+		return nil
+	})
+}
+
+// slogPrintf routes go-zookeeper's log lines to a test logger (shown if the
+// test fails; safe after it ended).
+type slogPrintf struct{ l *slog.Logger }
+
+func (p slogPrintf) Printf(format string, args ...any) { p.l.Info(fmt.Sprintf(format, args...)) }
