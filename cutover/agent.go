@@ -8,6 +8,8 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"os"
+	"path/filepath"
 	"sync"
 	"time"
 
@@ -36,7 +38,29 @@ type AgentConfig struct {
 	// a journal that does not answer within StartWait releases it to
 	// ZooKeeper with a warning (default 10 s).
 	StartWait time.Duration
-	Logger    *slog.Logger
+	// StateDir, when set, keeps a file (switchedFile) saying the proxy
+	// switched to the journal, so that after a restart it starts held
+	// (SwitchedBefore) and relays nothing to ZooKeeper.
+	StateDir string
+	// ExpectJournal says the proxy switched before it restarted: a tap
+	// started held then stays held until the journal answers, however long
+	// that takes, instead of falling back to ZooKeeper after StartWait.
+	ExpectJournal bool
+	Logger        *slog.Logger
+}
+
+// switchedFile is the name of the file in AgentConfig.StateDir that says the
+// proxy relays to the journal.
+const switchedFile = "cutover-switched"
+
+// SwitchedBefore reports whether a proxy whose state dir is dir had switched
+// to the journal before (start its tap held, and set ExpectJournal).
+func SwitchedBefore(dir string) bool {
+	if dir == "" {
+		return false
+	}
+	_, err := os.Stat(filepath.Join(dir, switchedFile))
+	return err == nil
 }
 
 // Agent is the proxy's side of the cutover: it registers the proxy, serves
@@ -186,9 +210,14 @@ func (a *Agent) settleStart(ctx context.Context) {
 			return
 		}
 		if time.Now().After(deadline) {
-			a.log.Warn("cutover: the journal's phase is unknown at start; relaying to ZooKeeper (shadow) — the proxy switches as soon as it reads primary", "err", err)
-			a.cfg.Tap.Release()
-			return
+			if a.cfg.ExpectJournal {
+				a.log.Warn("cutover: this proxy relayed to the journal before it restarted, and the journal does not answer; holding clients until it does", "err", err)
+				deadline = time.Now().Add(a.cfg.StartWait)
+			} else {
+				a.log.Warn("cutover: the journal's phase is unknown at start; relaying to ZooKeeper (shadow) — the proxy switches as soon as it reads primary", "err", err)
+				a.cfg.Tap.Release()
+				return
+			}
 		}
 		select {
 		case <-ctx.Done():
@@ -332,6 +361,11 @@ func (a *Agent) switchTo(addrs []string, why string) error {
 	a.hold = nil
 	a.mu.Unlock()
 	a.setErr(nil)
+	if a.cfg.StateDir != "" {
+		if err := os.WriteFile(filepath.Join(a.cfg.StateDir, switchedFile), []byte(time.Now().UTC().Format(time.RFC3339)+"\n"), 0o644); err != nil {
+			a.log.Warn("cutover: cannot record the switch in the state dir; after a restart this proxy waits for the journal's phase only StartWait", "err", err)
+		}
+	}
 	a.log.Info("cutover: proxy switched to the journal", "why", why, "closed-connections", n, "journal", addrs)
 	return nil
 }

@@ -123,3 +123,14 @@ func createVia(ctx context.Context, addr, path string, auth []string) error {
 	}
 	return nil
 }
+
+// UnregisterProxy removes a proxy's registration through the journal named
+// in o.
+func UnregisterProxy(ctx context.Context, o Options, id string) error {
+	e, err := newEnv(o)
+	if err != nil {
+		return err
+	}
+	defer e.close()
+	return Unregister(ctx, e.cluster, id)
+}

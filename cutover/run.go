@@ -143,7 +143,11 @@ func ToPrimary(ctx context.Context, o Options) (*Report, error) {
 		r.step(ctx, "gates", false, ge.Error(), false)
 		return r.finish(ctx, "refused"), ge
 	}
-	r.step(ctx, "gates", true, "every gate passes", true)
+	detail := "every gate passes"
+	if len(o.Force) > 0 {
+		detail = "every gate passes or is forced (" + strings.Join(o.Force, ", ") + ")"
+	}
+	r.step(ctx, "gates", true, detail, true)
 
 	// 2. The fence: the commit applies only while the token says hold.
 	if err := setToken(ctx, e.cluster, holdToken(r.p.ID)); err != nil {
@@ -235,7 +239,7 @@ func ToPrimary(ctx context.Context, o Options) (*Report, error) {
 	n := r.switchAll(ctx, st.Proxies)
 	pause := time.Since(holdStart)
 	r.p.Pause = pause.Round(time.Millisecond).String()
-	detail := fmt.Sprintf("%d of %d proxies relay to the journal; clients held for %s", n, len(proxies), r.p.Pause)
+	detail = fmt.Sprintf("%d of %d proxies relay to the journal; clients held for %s", n, len(proxies), r.p.Pause)
 	r.step(ctx, "switch", n == len(proxies), detail, false)
 	if n < len(proxies) {
 		r.finish(ctx, "committed")

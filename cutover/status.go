@@ -415,6 +415,16 @@ func (e *env) inspect(ctx context.Context, align bool) (*Status, error) {
 			st.Digest = &v
 			g.Pass = v.Result == dualwrite.DigestEqual
 			g.Evidence = describeVerdict(v)
+			if via != nil {
+				// The alignment moved ZooKeeper on: show where it is now.
+				if z, err := zkZxid(ctx, hosts); err == nil {
+					zkz = z
+					st.ZooKeeperZxid = fmt.Sprintf("%#x", z)
+				}
+				if js2, err := e.journalState(ctx); err == nil {
+					st.JournalZxid = fmt.Sprintf("%#x", js2.MaxSourceZxid)
+				}
+			}
 			if v.Result == dualwrite.DigestUnknown && !align {
 				g.Evidence += " (cutover --to primary aligns and checks at ZooKeeper's latest zxid; status --align does it now)"
 			}
