@@ -46,7 +46,11 @@ type AgentConfig struct {
 	// started held then stays held until the journal answers, however long
 	// that takes, instead of falling back to ZooKeeper after StartWait.
 	ExpectJournal bool
-	Logger        *slog.Logger
+	// OnSwitch, when set, runs once the tap relays to the journal (the
+	// proxy stops its reconciler: ZooKeeper is no longer the source of
+	// truth, and mirrors into a primary journal are refused).
+	OnSwitch func()
+	Logger   *slog.Logger
 }
 
 // switchedFile is the name of the file in AgentConfig.StateDir that says the
@@ -79,6 +83,7 @@ type Agent struct {
 	phase      string // the journal's phase as last read
 	phaseAt    time.Time
 	lastErr    string
+	switchOnce sync.Once
 }
 
 // HoldInfo is a hold the orchestrator placed.
@@ -367,6 +372,9 @@ func (a *Agent) switchTo(addrs []string, why string) error {
 		}
 	}
 	a.log.Info("cutover: proxy switched to the journal", "why", why, "closed-connections", n, "journal", addrs)
+	if a.cfg.OnSwitch != nil {
+		a.switchOnce.Do(a.cfg.OnSwitch)
+	}
 	return nil
 }
 

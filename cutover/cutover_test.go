@@ -176,13 +176,14 @@ func TestCutoverRefusedNamesGate(t *testing.T) {
 	}
 }
 
-// TestCutoverOrchestratorCrash: an orchestrator that dies mid-cutover leaves
-// every proxy consistent with the journal's phase. Killed after the hold
-// (before the commit): at the hold's deadline the proxy fences the commit off
-// and releases its clients to ZooKeeper, and a request held meanwhile
-// proceeds there. Killed after the commit: at the deadline the proxy reads
-// primary and switches.
-func TestCutoverOrchestratorCrash(t *testing.T) {
+// TestCutoverOrchestratorKilled: an orchestrator process killed with
+// SIGKILL mid-cutover leaves every proxy consistent with the journal's phase.
+// Killed after the hold (before the commit): at the hold's deadline the proxy
+// fences the commit off (the token says expired) and releases its clients to
+// ZooKeeper, and a request held meanwhile proceeds there. Killed after the
+// commit: at the deadline the proxy reads primary and switches, and the
+// client's session resumes on the journal.
+func TestCutoverOrchestratorKilled(t *testing.T) {
 	t.Parallel()
 	r := newRig(t)
 	p := r.startProxy("p1", false)
@@ -196,23 +197,15 @@ func TestCutoverOrchestratorCrash(t *testing.T) {
 	if _, _, err := c.Create(ctx, "/held", nil, znode.WorldAnyone(), zkwire.ModePersistent); err != nil {
 		t.Fatal(err)
 	}
+	session := c.SessionID()
 
-	o := r.options()
-	o.HoldTimeout = 2 * time.Second
-	o.crashAt = "hold"
-	if _, err := ToPrimary(ctx, o); err == nil || !strings.Contains(err.Error(), "crash") {
-		t.Fatalf("crash hook: %v", err)
-	}
+	killedOrchestrator(t, r.node.AdminAddr(), "hold", 3*time.Second)
 	if held, _ := p.tap.Held(); !held {
-		t.Fatal("the proxy is not holding after the hold step")
+		t.Fatal("the proxy is not holding after the orchestrator died holding it")
 	}
-	// A write sent now waits at the proxy, then goes to ZooKeeper.
-	done := make(chan error, 1)
-	go func() {
-		_, err := c.SetData(ctx, "/held", []byte("after the hold"), -1)
-		done <- err
-	}()
-	if err := <-done; err != nil {
+	// A write sent now waits at the proxy until the deadline, then goes to
+	// ZooKeeper.
+	if _, err := c.SetData(ctx, "/held", []byte("after the hold"), -1); err != nil {
 		t.Fatalf("held write: %v", err)
 	}
 	if held, _ := p.tap.Held(); held || p.tap.Backend() != dualwrite.BackendZooKeeper || r.phase() != raftjournal.PhaseShadow {
@@ -229,12 +222,22 @@ func TestCutoverOrchestratorCrash(t *testing.T) {
 	if v, ok := r.node.FSM().Checkpoint(TokenKey); !ok || !strings.HasSuffix(string(v), "/expired") {
 		t.Fatalf("token %q: the expired hold did not fence the commit off", v)
 	}
+	// The fence holds: a commit with the dead cutover's guard is refused.
+	id := strings.TrimSuffix(string(mustCheckpoint(t, r, TokenKey)), "/expired")
+	if err := submit(ctx, r.jc, &raftjournal.SetPhase{Phase: raftjournal.PhasePrimary,
+		Guard: &raftjournal.Checkpoint{Key: TokenKey, Value: holdToken(id)}}); !errors.Is(err, raftjournal.ErrGuardFailed) {
+		t.Fatalf("a late commit of the dead cutover: %v", err)
+	}
+	testlog.WaitFor(t, 30*time.Second, "the journal to have the write made after the hold", func() error {
+		n, ok := r.node.FSM().Node("/held")
+		if !ok || string(n.Data) != "after the hold" {
+			return fmt.Errorf("journal has %v", n)
+		}
+		return nil
+	})
 
 	// Killed after the commit: the proxy switches by itself at the deadline.
-	o.crashAt = "committed"
-	if _, err := ToPrimary(ctx, o); err == nil || !strings.Contains(err.Error(), "crash") {
-		t.Fatalf("crash hook: %v", err)
-	}
+	killedOrchestrator(t, r.node.AdminAddr(), "commit", 3*time.Second)
 	if r.phase() != raftjournal.PhasePrimary {
 		t.Fatalf("phase %s after the commit", r.phase())
 	}
@@ -245,16 +248,25 @@ func TestCutoverOrchestratorCrash(t *testing.T) {
 		return nil
 	})
 	// The client's session resumes on the journal through the proxy.
-	testlog.WaitFor(t, 30*time.Second, "a read through the switched proxy", func() error {
-		data, _, err := c.GetData(ctx, "/held")
-		if err != nil {
-			return err
-		}
-		if string(data) != "after the hold" {
-			return fmt.Errorf("data %q", data)
-		}
-		return nil
+	testlog.WaitFor(t, 30*time.Second, "a write through the switched proxy", func() error {
+		_, err := c.SetData(ctx, "/held", []byte("on the journal"), -1)
+		return err
 	})
+	if c.SessionID() != session {
+		t.Fatalf("session %#x became %#x", session, c.SessionID())
+	}
+	if n, ok := r.node.FSM().Node("/held"); !ok || string(n.Data) != "on the journal" {
+		t.Fatalf("journal has %v", n)
+	}
+}
+
+func mustCheckpoint(t *testing.T, r *rig, key string) []byte {
+	t.Helper()
+	v, ok := r.node.FSM().Checkpoint(key)
+	if !ok {
+		t.Fatalf("no checkpoint %s", key)
+	}
+	return v
 }
 
 // slogPrintf routes go-zookeeper's log lines to a test logger (shown if the

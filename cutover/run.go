@@ -107,6 +107,13 @@ func (r *run) finish(ctx context.Context, outcome string) *Report {
 	return r.rep
 }
 
+func (r *run) hook(step string) error {
+	if r.o.stepHook == nil {
+		return nil
+	}
+	return r.o.stepHook(step)
+}
+
 // ToPrimary cuts over from ZooKeeper to the journal: gates, hold, drain,
 // proof, one guarded SetPhase entry, switch. See the package documentation.
 func ToPrimary(ctx context.Context, o Options) (*Report, error) {
@@ -177,8 +184,8 @@ func ToPrimary(ctx context.Context, o Options) (*Report, error) {
 		held = append(held, p)
 	}
 	r.step(ctx, "hold", true, fmt.Sprintf("%d proxies hold their clients' requests (deadline %s)", len(held), o.HoldTimeout), false)
-	if o.crashAt == "hold" {
-		return nil, errors.New("crash (test) after the hold")
+	if err := r.hook("hold"); err != nil {
+		return nil, err
 	}
 	// From here on, everything must be done well before the proxies'
 	// deadline: they then settle the hold by themselves.
@@ -197,8 +204,8 @@ func ToPrimary(ctx context.Context, o Options) (*Report, error) {
 		return r.abort(ctx, held, "proof: "+err.Error())
 	}
 	r.step(ctx, "proof", true, proof, false)
-	if o.crashAt == "proved" {
-		return nil, errors.New("crash (test) after the proof")
+	if err := r.hook("proof"); err != nil {
+		return nil, err
 	}
 
 	// 6. Commit, fenced by the token.
@@ -230,8 +237,8 @@ func ToPrimary(ctx context.Context, o Options) (*Report, error) {
 		}
 	}
 	r.step(ctx, "commit", true, "SetPhase(primary) committed: the journal is the source of truth; ZooKeeper's sessions adopted", true)
-	if o.crashAt == "committed" {
-		return nil, errors.New("crash (test) after the commit")
+	if err := r.hook("commit"); err != nil {
+		return nil, err
 	}
 
 	// 7. Switch: each proxy checks the phase itself, closes its ZooKeeper

@@ -61,9 +61,10 @@ type Options struct {
 	AdoptTimeout time.Duration
 	Logger       *slog.Logger
 
-	// crashAt, in tests, makes ToPrimary return at a step without any
-	// clean-up, as a killed orchestrator would.
-	crashAt string
+	// stepHook, in tests, runs after the steps "hold", "proof" and
+	// "commit"; an error makes ToPrimary return at once without any
+	// clean-up, and a hook may kill the process (kill -9 mid-cutover).
+	stepHook func(step string) error
 }
 
 // DefaultAlignPath is the node alignment writes go to.

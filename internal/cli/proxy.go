@@ -299,6 +299,10 @@ func runProxy(ctx context.Context, g *globalOptions, o *proxyOptions) error {
 		StateDir: o.queueDir, ExpectJournal: switched, Logger: g.logger.With("component", "cutover")}
 	if rt.rec != nil {
 		acfg.Reconcile = rt.rec.Stats
+		acfg.OnSwitch = func() {
+			g.logger.Info("the journal is primary: stopping the reconciler (ZooKeeper is no longer the source of truth)")
+			rt.stop()
+		}
 	}
 	agent, err := cutover.NewAgent(acfg)
 	if err != nil {
