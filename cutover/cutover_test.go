@@ -13,6 +13,7 @@ import (
 	gozk "github.com/go-zookeeper/zk"
 
 	"github.com/zk2raft/zk2raft/dualwrite"
+	"github.com/zk2raft/zk2raft/importer"
 	"github.com/zk2raft/zk2raft/internal/testlog"
 	"github.com/zk2raft/zk2raft/raftjournal"
 	"github.com/zk2raft/zk2raft/zkclient"
@@ -125,10 +126,12 @@ func TestCutoverKazooKeepsSession(t *testing.T) {
 	}
 }
 
-// TestCutoverRefusedNamesGate: a registered proxy that does not answer
-// fails the proxies gate, and the refusal names it; --force passes that gate
-// only. A divergence injected into the journal fails the digest gate.
-// Nothing is held and the phase stays shadow.
+// TestCutoverRefusedNamesGate: each refusal names its gate and nothing else:
+// a registered proxy that does not answer fails the proxies gate (forcing
+// another gate does not help); a proxy whose journal does not answer, with a
+// write queued, fails the mirror-lag gate; a divergence injected into the
+// journal fails the digest gate. Nothing is held and the phase stays
+// shadow.
 func TestCutoverRefusedNamesGate(t *testing.T) {
 	t.Parallel()
 	r := newRig(t)
@@ -151,6 +154,44 @@ func TestCutoverRefusedNamesGate(t *testing.T) {
 	if err := Unregister(ctx, r.jc, "ghost"); err != nil {
 		t.Fatal(err)
 	}
+
+	// A proxy that cannot deliver: its journal address answers nothing.
+	dead, err := importer.NewJournalCluster([]string{testlog.FreeAddr(t)}, creds(), testlog.New(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer dead.Close()
+	lagging := r.startProxyTo("lagging", false, dead)
+	c, err := zkclient.Dial(ctx, zkclient.Config{Hosts: []string{lagging.tap.Addr()}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := c.Create(ctx, "/queued", nil, znode.WorldAnyone(), zkwire.ModePersistent); err != nil {
+		t.Fatal(err)
+	}
+	testlog.WaitFor(t, 30*time.Second, "the lagging proxy to see its journal unreachable", func() error {
+		if st := lagging.tap.SwitchStatus(); st.Journal != "unreachable" || st.QueueRecords == 0 {
+			return fmt.Errorf("%+v", st)
+		}
+		return nil
+	})
+	_, err = ToPrimary(ctx, r.options())
+	if !errors.As(err, &ge) || ge.Failing[0].Name != GateLag || !strings.Contains(ge.Failing[0].Evidence, "lagging") {
+		t.Fatalf("want a refusal naming the mirror-lag gate and the lagging proxy, got %v", err)
+	}
+	c.Close()
+	lagging.stop()
+	if err := Unregister(ctx, r.jc, "lagging"); err != nil {
+		t.Fatal(err)
+	}
+	// Its write reaches the journal another way (the other proxy's
+	// reconciler repairs it), so the digests can agree again.
+	testlog.WaitFor(t, 60*time.Second, "the reconciler to repair the lagging proxy's write", func() error {
+		if _, ok := r.node.FSM().Node("/queued"); !ok {
+			return errors.New("/queued not in the journal")
+		}
+		return nil
+	})
 
 	// A node only the journal has: the digests differ.
 	if _, err := r.jc.Submit(ctx, raftjournal.Encode(&raftjournal.ImportBatch{Nodes: []*znode.Node{{

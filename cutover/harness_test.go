@@ -105,13 +105,20 @@ type proxy struct {
 }
 
 func (r *rig) startProxy(id string, held bool) *proxy {
+	r.t.Helper()
+	return r.startProxyTo(id, held, r.jc)
+}
+
+// startProxyTo starts a proxy that mirrors into j (a journal that does not
+// answer, for the mirror-lag gate); it registers through the rig's journal.
+func (r *rig) startProxyTo(id string, held bool, j dualwrite.Journal) *proxy {
 	t := r.t
 	t.Helper()
 	logger := testlog.New(t).With("proxy", id)
 	cfg := dualwrite.DefaultConfig()
 	cfg.Listen = "127.0.0.1:0"
 	cfg.ZK = r.ens.Hosts()
-	cfg.Journal = r.jc
+	cfg.Journal = j
 	cfg.QueueDir = t.TempDir()
 	cfg.QueueNoSync = true
 	cfg.Held = held
@@ -124,7 +131,7 @@ func (r *rig) startProxy(id string, held bool) *proxy {
 		return raftjournal.NewAdminClient(addr, creds())
 	})
 	rc := dualwrite.DefaultReconcilerConfig()
-	rc.ZK, rc.Journal, rc.View, rc.Mirrored, rc.Interval = r.ens.Hosts(), r.jc, view, tap.MirroredZxid, 0
+	rc.ZK, rc.Journal, rc.View, rc.Mirrored, rc.Interval = r.ens.Hosts(), j, view, tap.MirroredZxid, 0
 	rc.Logger = logger.With("component", "reconcile")
 	rec, err := dualwrite.NewReconciler(rc)
 	if err != nil {

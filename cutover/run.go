@@ -9,6 +9,8 @@ import (
 	"strings"
 	"time"
 
+	"golang.org/x/sync/errgroup"
+
 	"github.com/zk2raft/zk2raft/dualwrite"
 	"github.com/zk2raft/zk2raft/raftjournal"
 )
@@ -175,13 +177,21 @@ func ToPrimary(ctx context.Context, o Options) (*Report, error) {
 	}
 	holdStart := time.Now()
 	deadline := holdStart.Add(o.HoldTimeout)
-	var held []ProxyRecord
-	for _, p := range proxies {
-		err := e.proxyCall(ctx, p, http.MethodPost, "/cutover/hold", holdRequest{ID: r.p.ID, TimeoutMs: o.HoldTimeout.Milliseconds()}, nil)
-		if err != nil {
-			return r.abort(ctx, held, "hold: "+err.Error())
-		}
-		held = append(held, p)
+	// All at once: the clients' pause starts with the first hold.
+	holdErrs := make([]error, len(proxies))
+	var eg errgroup.Group
+	eg.SetLimit(32)
+	for i, p := range proxies {
+		eg.Go(func() error {
+			holdErrs[i] = e.proxyCall(ctx, p, http.MethodPost, "/cutover/hold", holdRequest{ID: r.p.ID, TimeoutMs: o.HoldTimeout.Milliseconds()}, nil)
+			return nil
+		})
+	}
+	eg.Wait()
+	held := proxies
+	if err := errors.Join(holdErrs...); err != nil {
+		// Release every one: a proxy whose answer was lost may hold all the same.
+		return r.abort(ctx, proxies, "hold: "+err.Error())
 	}
 	r.step(ctx, "hold", true, fmt.Sprintf("%d proxies hold their clients' requests (deadline %s)", len(held), o.HoldTimeout), false)
 	if err := r.hook("hold"); err != nil {
@@ -354,15 +364,28 @@ func (r *run) prove(ctx context.Context, held []ProxyRecord) (string, error) {
 		v.Zxid, v.ZooKeeper, ss.AtProxies), nil
 }
 
-// switchAll asks every proxy to switch and returns how many did.
+// switchAll asks every proxy to switch, all at once, and returns how many
+// did.
 func (r *run) switchAll(ctx context.Context, proxies []ProxyReport) int {
+	ok := make([]bool, len(proxies))
+	var eg errgroup.Group
+	eg.SetLimit(32)
+	for i, p := range proxies {
+		eg.Go(func() error {
+			if err := r.proxyCall(ctx, p.Record, http.MethodPost, "/cutover/switch", holdRequest{ID: r.p.ID}, nil); err != nil {
+				r.o.Logger.Warn("cutover: a proxy did not switch when asked; it switches by itself when it reads the phase", "proxy", p.Record.ID, "err", err)
+				return nil
+			}
+			ok[i] = true
+			return nil
+		})
+	}
+	eg.Wait()
 	n := 0
-	for _, p := range proxies {
-		if err := r.proxyCall(ctx, p.Record, http.MethodPost, "/cutover/switch", holdRequest{ID: r.p.ID}, nil); err != nil {
-			r.o.Logger.Warn("cutover: a proxy did not switch when asked; it switches by itself when it reads the phase", "proxy", p.Record.ID, "err", err)
-			continue
+	for _, v := range ok {
+		if v {
+			n++
 		}
-		n++
 	}
 	return n
 }
