@@ -346,10 +346,16 @@ func (e *env) inspect(ctx context.Context, align bool) (*Status, error) {
 			bad = append(bad, p.Record.ID+" does not answer: "+p.Error)
 		}
 	}
+	// A journal node running a proxy in process (serve --zk --proxy-addr)
+	// is not registered and not switched: its clients would stay on
+	// ZooKeeper.
+	for _, m := range e.inProcessProxies(ctx) {
+		bad = append(bad, "journal member "+m+" runs an in-process proxy (serve --proxy-addr), which the cutover does not switch: move its clients to a zk2raft proxy")
+	}
 	g = Gate{Name: GateProxies, Pass: len(st.Proxies) > 0 && len(bad) == 0}
 	switch {
 	case len(st.Proxies) == 0:
-		g.Evidence = "no proxy registered with the journal (a proxy registers itself when it starts with --journal)"
+		g.Evidence = strings.Join(append([]string{"no proxy registered with the journal (a proxy registers itself when it starts with --journal)"}, bad...), "; ")
 	case len(bad) > 0:
 		g.Evidence = strings.Join(bad, "; ")
 	default:
@@ -390,6 +396,9 @@ func (e *env) inspect(ctx context.Context, align bool) (*Status, error) {
 	}
 	if js.MaxSourceZxid != 0 && zkz != 0 {
 		parts = append(parts, fmt.Sprintf("journal has seen %#x of ZooKeeper's %#x", js.MaxSourceZxid, zkz))
+	}
+	if len(st.Proxies) == 0 {
+		parts = append(parts, "no proxy registered")
 	}
 	g.Evidence = strings.Join(parts, "; ")
 	st.Gates = append(st.Gates, g)
@@ -443,7 +452,8 @@ func (e *env) inspect(ctx context.Context, align bool) (*Status, error) {
 		}
 		seen = true
 		r := p.State.Reconcile
-		s := fmt.Sprintf("%s: %d node and %d delete repairs, %d events checked, %d unreadable", p.Record.ID, r.NodeRepairs, r.DeleteRepairs, r.Checks, r.Unreadable)
+		s := fmt.Sprintf("%s: %d node and %d delete repairs, %d of %d node events not covered by a proxy's mirror (writes around the proxies, or ZooKeeper's own deletes), %d unreadable",
+			p.Record.ID, r.NodeRepairs, r.DeleteRepairs, max(r.Events-r.Skipped, 0), r.Events, r.Unreadable)
 		if !r.LastRepair.IsZero() {
 			ago := time.Since(r.LastRepair).Round(time.Second)
 			s += fmt.Sprintf(", last repair %s ago", ago)
@@ -480,6 +490,35 @@ func (e *env) inspect(ctx context.Context, align bool) (*Status, error) {
 		}
 	}
 	return st, nil
+}
+
+// inProcessProxies names the journal members that run a dual-write proxy
+// in process (their /status has the "proxy" extension).
+func (e *env) inProcessProxies(ctx context.Context) []string {
+	addrs := e.cluster.AdminAddrs()
+	for _, m := range addrs {
+		cs, err := e.admin(m).ClusterStatus(ctx, false)
+		if err != nil {
+			continue
+		}
+		for _, mb := range cs.Members {
+			if mb.Status != nil && mb.Status.AdminAddr != "" && !slices.Contains(addrs, mb.Status.AdminAddr) {
+				addrs = append(addrs, mb.Status.AdminAddr)
+			}
+		}
+		break
+	}
+	var out []string
+	for _, m := range addrs {
+		cs, err := e.admin(m).ClusterStatus(ctx, true)
+		if err != nil {
+			continue
+		}
+		if _, ok := cs.Extensions["proxy"]; ok {
+			out = append(out, cs.ID)
+		}
+	}
+	return out
 }
 
 func (e *env) sessions(st *Status, js raftjournal.CutoverState) Sessions {
