@@ -315,3 +315,71 @@ func mustCheckpoint(t *testing.T, r *rig, key string) []byte {
 type slogPrintf struct{ l *slog.Logger }
 
 func (p slogPrintf) Printf(format string, args ...any) { p.l.Info(fmt.Sprintf(format, args...)) }
+
+// TestCutoverJournalLeaderKilled: the journal's leader is killed with
+// kill -9 between the hold and the commit. The commit goes through the new
+// leader within the hold, every surviving node ends in primary, the proxy
+// switches, and a client's session — with its ephemeral — resumes on a
+// surviving node through the proxy.
+func TestCutoverJournalLeaderKilled(t *testing.T) {
+	t.Parallel()
+	r := newClusterRig(t)
+	p := r.startProxy("p1", false)
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	c, err := zkclient.Dial(ctx, zkclient.Config{Hosts: []string{p.tap.Addr()}, SessionTimeout: 20 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if _, _, err := c.Create(ctx, "/eph", []byte("mine"), znode.WorldAnyone(), zkwire.ModeEphemeral); err != nil {
+		t.Fatal(err)
+	}
+	session := c.SessionID()
+
+	o := r.options()
+	o.HoldTimeout = 20 * time.Second
+	var killed string
+	o.stepHook = func(step string) error {
+		if step != "proof" {
+			return nil
+		}
+		lp, err := r.leaderProc(ctx)
+		if err != nil {
+			return err
+		}
+		killed = lp.Spec.ID
+		lp.Kill()
+		return nil
+	}
+	rep, err := ToPrimary(ctx, o)
+	if err != nil {
+		t.Fatalf("cutover with the leader killed before the commit: %v\nsteps %+v", err, rep)
+	}
+	t.Logf("killed %s; pause %s; steps %+v", killed, rep.Pause, rep.Steps)
+	phases := r.phases(ctx)
+	if len(phases) != 2 {
+		t.Fatalf("want the two surviving members to answer, got %v", phases)
+	}
+	for id, ph := range phases {
+		if ph != "primary" {
+			t.Fatalf("member %s is in phase %s (all: %v)", id, ph, phases)
+		}
+	}
+	if p.tap.Backend() != dualwrite.BackendJournal {
+		t.Fatal("the proxy did not switch")
+	}
+	testlog.WaitFor(t, 60*time.Second, "the client's session to resume through the proxy", func() error {
+		data, st, err := c.GetData(ctx, "/eph")
+		if err != nil {
+			return err
+		}
+		if string(data) != "mine" || st.EphemeralOwner != session {
+			return fmt.Errorf("/eph %q owned by %#x", data, st.EphemeralOwner)
+		}
+		return nil
+	})
+	if c.SessionID() != session {
+		t.Fatalf("session %#x became %#x", session, c.SessionID())
+	}
+}

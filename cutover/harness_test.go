@@ -21,6 +21,7 @@ import (
 	"github.com/zk2raft/zk2raft/dualwrite"
 	"github.com/zk2raft/zk2raft/importer"
 	"github.com/zk2raft/zk2raft/internal/testlog"
+	"github.com/zk2raft/zk2raft/internal/testproc"
 	"github.com/zk2raft/zk2raft/internal/zktest"
 	"github.com/zk2raft/zk2raft/raftjournal"
 	"github.com/zk2raft/zk2raft/zkserver"
@@ -33,9 +34,11 @@ import (
 type rig struct {
 	t      *testing.T
 	ens    *zktest.Ensemble
-	node   *raftjournal.Node
+	node   *raftjournal.Node // the one-node rig's journal (nil in a cluster rig)
 	server *zkserver.Server
 	jc     *importer.JournalCluster
+	admins []string            // the journal members' admin addresses
+	procs  []*testproc.Journal // a cluster rig's journal node processes
 }
 
 func creds() raftjournal.Credentials { return raftjournal.Credentials{Secret: testlog.Secret()} }
@@ -91,7 +94,83 @@ func newRig(t *testing.T) *rig {
 	}
 	t.Cleanup(func() { jc.Close() })
 	r.jc = jc
+	r.admins = []string{n.AdminAddr()}
 	return r
+}
+
+// newClusterRig is a rig whose journal is three node processes (killable
+// with kill -9), each with a ZooKeeper-protocol port.
+func newClusterRig(t *testing.T) *rig {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	ens, err := zktest.Start(ctx, zktest.Options{Servers: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ens.Close() })
+	r := &rig{t: t, ens: ens}
+	base := t.TempDir()
+	for i := range 3 {
+		spec := testproc.JournalSpec{ID: fmt.Sprintf("n%d", i+1), DataDir: filepath.Join(base, fmt.Sprintf("n%d", i+1)),
+			RaftAddr: testlog.FreeAddr(t), AdminAddr: testlog.FreeAddr(t), ClientAddr: testlog.FreeAddr(t), Secret: testlog.Secret()}
+		if i == 0 {
+			spec.Bootstrap = true
+		} else {
+			spec.Join = r.admins[0]
+		}
+		j := testproc.StartJournal(t, spec)
+		j.WaitListening(t, spec.AdminAddr, time.Minute)
+		r.procs = append(r.procs, j)
+		r.admins = append(r.admins, spec.AdminAddr)
+		admin := raftjournal.NewAdminClient(spec.AdminAddr, creds())
+		testlog.WaitFor(t, time.Minute, spec.ID+" to join with a leader", func() error {
+			cs, err := admin.ClusterStatus(ctx, false)
+			if err != nil {
+				return err
+			}
+			if cs.Leader == "" || len(cs.Members) != i+1 {
+				return fmt.Errorf("leader %q, %d members", cs.Leader, len(cs.Members))
+			}
+			return nil
+		})
+	}
+	jc, err := importer.NewJournalCluster(r.admins, creds(), testlog.New(t).With("component", "journal-client"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { jc.Close() })
+	r.jc = jc
+	return r
+}
+
+// leaderProc returns the journal process that leads now.
+func (r *rig) leaderProc(ctx context.Context) (*testproc.Journal, error) {
+	for _, p := range r.procs {
+		if exited, _ := p.Exited(); exited {
+			continue
+		}
+		cs, err := raftjournal.NewAdminClient(p.Spec.AdminAddr, creds()).ClusterStatus(ctx, true)
+		if err != nil {
+			continue
+		}
+		if cs.Role == "leader" {
+			return p, nil
+		}
+	}
+	return nil, errors.New("no journal process leads")
+}
+
+// phases returns every answering member's applied phase.
+func (r *rig) phases(ctx context.Context) map[string]string {
+	out := map[string]string{}
+	for _, a := range r.admins {
+		cs, err := raftjournal.NewAdminClient(a, creds()).ClusterStatus(ctx, true)
+		if err == nil {
+			out[cs.ID] = cs.Phase
+		}
+	}
+	return out
 }
 
 // proxy is one dual-write proxy with its cutover agent, as `zk2raft proxy`
@@ -178,7 +257,7 @@ func (r *rig) startProxyTo(id string, held bool, j dualwrite.Journal) *proxy {
 }
 
 func (r *rig) options() Options {
-	return Options{Journal: []string{r.node.AdminAddr()}, Credentials: creds(), HoldTimeout: 5 * time.Second,
+	return Options{Journal: r.admins, Credentials: creds(), HoldTimeout: 5 * time.Second,
 		RepairQuiet: time.Millisecond, Logger: testlog.New(r.t).With("component", "orchestrator")}
 }
 

@@ -25,6 +25,7 @@ type orchestratorSpec struct {
 }
 
 func TestMain(m *testing.M) {
+	testproc.JournalChild() // a journal node process (cluster rigs) runs here and exits
 	var spec orchestratorSpec
 	if testproc.Child(orchestratorEnv, &spec) {
 		runOrchestrator(spec)

@@ -222,28 +222,17 @@ func ToPrimary(ctx context.Context, o Options) (*Report, error) {
 	if left := time.Until(deadline); left < commitReserve(o.HoldTimeout)/2 {
 		return r.abort(ctx, held, fmt.Sprintf("only %s of the hold left for the commit", left.Round(time.Millisecond)))
 	}
-	cctx, ccancel := context.WithDeadline(ctx, deadline.Add(-100*time.Millisecond))
-	err = submit(cctx, e.cluster, &raftjournal.SetPhase{Phase: raftjournal.PhasePrimary, AdoptTimeoutMs: int32(o.AdoptTimeout.Milliseconds()),
-		Guard: &raftjournal.Checkpoint{Key: TokenKey, Value: holdToken(r.p.ID)}})
-	ccancel()
-	if err != nil {
-		if errors.Is(err, raftjournal.ErrGuardFailed) {
-			return r.abort(ctx, held, "the commit was fenced off (a proxy's hold expired first): "+err.Error())
-		}
-		// Outcome unknown: ask the journal.
-		js, serr := e.journalState(ctx)
+	committed, err := r.commit(ctx, deadline)
+	if !committed {
 		switch {
-		case serr == nil && js.Phase == raftjournal.PhasePrimary.String():
-			// committed after all
-		case serr == nil && js.Phase == raftjournal.PhaseShadow.String():
-			if terr := setToken(ctx, e.cluster, abortedToken(r.p.ID)); terr == nil {
-				return r.abort(ctx, held, "commit failed: "+err.Error())
-			}
-			fallthrough
-		default:
-			r.step(ctx, "commit", false, fmt.Sprintf("outcome unknown (%v; phase read: %v): every proxy settles its hold by the journal's phase at its deadline", err, serr), false)
+		case errors.Is(err, raftjournal.ErrGuardFailed):
+			return r.abort(ctx, held, "the commit was fenced off (a proxy's hold expired first): "+err.Error())
+		case errors.Is(err, ErrOutcomeUnknown):
+			r.step(ctx, "commit", false, err.Error()+": every proxy settles its hold by the journal's phase at its deadline", false)
 			r.finish(ctx, "unknown")
-			return r.rep, fmt.Errorf("%w: %v; run `zk2raft cutover status` to see the phase and the proxies", ErrOutcomeUnknown, err)
+			return r.rep, fmt.Errorf("%w; run `zk2raft cutover status` to see the phase and the proxies", err)
+		default:
+			return r.abort(ctx, held, "commit failed: "+err.Error())
 		}
 	}
 	r.step(ctx, "commit", true, "SetPhase(primary) committed: the journal is the source of truth; ZooKeeper's sessions adopted", true)
@@ -263,6 +252,52 @@ func ToPrimary(ctx context.Context, o Options) (*Report, error) {
 		return r.rep, fmt.Errorf("cutover: committed, but %d proxies did not switch when asked (they switch by themselves within their poll interval; see `zk2raft cutover status`)", len(proxies)-n)
 	}
 	return r.finish(ctx, "committed"), nil
+}
+
+// commit submits the guarded SetPhase(primary) until it is applied, the
+// guard refuses it, or the hold's deadline nears; a leader change in between
+// (the outcome of one attempt unknown) is retried, which the guard and the
+// entry's idempotence make safe. When time runs out it fences the commit off
+// (the token says aborted) and only then reads the phase, so that the answer
+// cannot change afterwards: primary means committed, shadow means not and
+// never will be. It returns ErrOutcomeUnknown when even that fails.
+func (r *run) commit(ctx context.Context, deadline time.Time) (bool, error) {
+	cmd := &raftjournal.SetPhase{Phase: raftjournal.PhasePrimary, AdoptTimeoutMs: int32(r.o.AdoptTimeout.Milliseconds()),
+		Guard: &raftjournal.Checkpoint{Key: TokenKey, Value: holdToken(r.p.ID)}}
+	cctx, cancel := context.WithDeadline(ctx, deadline.Add(-commitReserve(r.o.HoldTimeout)/4))
+	defer cancel()
+	var last error
+	for attempt := 1; ; attempt++ {
+		err := submit(cctx, r.cluster, cmd)
+		if err == nil {
+			return true, nil
+		}
+		if errors.Is(err, raftjournal.ErrGuardFailed) {
+			return false, err
+		}
+		last = err
+		r.o.Logger.Warn("cutover: commit attempt failed; retrying within the hold", "attempt", attempt, "err", err)
+		select {
+		case <-cctx.Done():
+		case <-time.After(100 * time.Millisecond):
+			continue
+		}
+		break
+	}
+	// Out of time: fence, then read.
+	fctx, fcancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+	defer fcancel()
+	if err := setToken(fctx, r.cluster, abortedToken(r.p.ID)); err != nil {
+		return false, fmt.Errorf("%w: commit: %v; fencing it off: %v", ErrOutcomeUnknown, last, err)
+	}
+	js, err := r.journalState(fctx)
+	switch {
+	case err != nil:
+		return false, fmt.Errorf("%w: commit: %v; reading the phase: %v", ErrOutcomeUnknown, last, err)
+	case js.Phase == raftjournal.PhasePrimary.String():
+		return true, nil
+	}
+	return false, fmt.Errorf("not committed within the hold: %w", last)
 }
 
 // abort fences the commit off, releases the held proxies and says why.
