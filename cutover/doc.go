@@ -57,7 +57,12 @@
 //     walk: the pause does not grow with the tree.
 //  6. Commit: SetPhase(primary), guarded by the token — one Raft entry, so
 //     every journal node switches at the same index and a leader change
-//     leaves them all in one phase. The journal adopts the mirrored sessions.
+//     leaves them all in one phase. An attempt whose outcome a leader change
+//     left unknown is retried through the new leader while the hold lasts
+//     (the guard and the entry's idempotence make that safe); when time runs
+//     out the orchestrator fences first (token "<id>/aborted") and reads the
+//     phase after, so that the answer cannot change behind it. The journal
+//     adopts the mirrored sessions.
 //  7. Switch: each proxy checks the committed phase itself, closes its
 //     ZooKeeper connections (clients see one CONNECTIONLOSS; their held
 //     requests were never sent) and relays new connections to a journal
@@ -65,7 +70,12 @@
 //     their session id and password (ZooKeeper's, which the journal derives
 //     the same way), keep their ephemerals, and re-register their watches
 //     with setWatches at their last zxid, which the journal honours because
-//     its zxids are ZooKeeper's.
+//     its zxids are ZooKeeper's. Requests held on a connection that is closed
+//     fail with CONNECTIONLOSS (they were never sent, so the client's retry
+//     cannot apply them twice); the proxy does not replay them on a journal
+//     connection of its own, because it would have to re-register the
+//     client's watches for it, which it does not track. Connections held
+//     before their first request go on to the journal.
 //
 // A failure before the commit aborts: the token says aborted (a late commit
 // is refused), the proxies release their held requests to ZooKeeper, and
