@@ -59,6 +59,23 @@ func newMetrics(t *Tap) *metrics {
 		gauge("queue_records", "Mirrored writes queued and not yet committed by the journal.", func() float64 { return float64(t.queue.Stats().Records) }),
 		gauge("queue_bytes", "Bytes of the queued mirrored writes.", func() float64 { return float64(t.queue.Stats().Bytes) }),
 		gauge("lag_seconds", "Age of the oldest mirrored write not yet committed by the journal (0 when none).", func() float64 { return t.lag().Seconds() }),
+		gauge("held", "1 while the cutover holds the clients' requests (nothing reaches ZooKeeper), 0 otherwise.", func() float64 {
+			if held, _ := t.Held(); held {
+				return 1
+			}
+			return 0
+		}),
+		gauge("relays_to_journal", "1 once the cutover switched the proxy's clients to the journal's client ports, 0 while it relays to ZooKeeper.", func() float64 {
+			if t.Backend() == BackendJournal {
+				return 1
+			}
+			return 0
+		}),
+		gauge("journal_connections", "Client connections relayed to the journal's client ports (after the cutover).", func() float64 {
+			t.sw.mu.Lock()
+			defer t.sw.mu.Unlock()
+			return float64(len(t.sw.jconns))
+		}),
 		gauge("journal_reachable", "1 while the journal answers (the last delivery or ping succeeded), 0 while mirrored writes wait for it in the queue.", func() float64 {
 			if t.journalState().State == "reachable" {
 				return 1
