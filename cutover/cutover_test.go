@@ -22,21 +22,32 @@ import (
 )
 
 // TestCutoverKazooKeepsSession: clients no one here wrote, connected
-// through the proxy, live through the cutover: the gates pass, the journal
-// becomes primary in one entry, the proxy closes the clients' ZooKeeper
-// connections and relays them to the journal, where they resume the same
+// through two proxies, live through the cutover: the gates pass, the journal
+// becomes primary in one entry, the proxies close the clients' ZooKeeper
+// connections and relay them to the journal, where they resume the same
 // sessions. kazoo keeps its ephemeral (still owned by its session) and its
 // DataWatch sees a change made on the journal; go-zookeeper's one-shot
 // watch, set on ZooKeeper and re-registered on the journal by setWatches
-// with its last zxid, fires for that change.
+// with its last zxid, fires for that change. A switched proxy that restarts
+// starts held and goes straight to the journal, and go-zookeeper's session
+// resumes through it again.
 func TestCutoverKazooKeepsSession(t *testing.T) {
 	t.Parallel()
 	r := newRig(t)
 	p := r.startProxy("p1", false)
+	p2dir, p2addr := t.TempDir(), testlog.FreeAddr(t)
+	startP2 := func() *proxy {
+		return r.startProxyWith("p2", r.jc, func(c *dualwrite.Config, a *AgentConfig) {
+			c.Listen, c.QueueDir = p2addr, p2dir
+			c.Held = SwitchedBefore(p2dir)
+			a.StateDir, a.ExpectJournal = p2dir, c.Held
+		})
+	}
+	p2 := startP2()
 	k := startKazoo(t, p.tap.Addr(), "/app")
 	ready := k.next(t, "ready")
 	session := ready["session"].(string)
-	gz, _, err := gozk.Connect([]string{p.tap.Addr()}, 10*time.Second, gozk.WithLogger(slogPrintf{testlog.New(t).With("client", "go-zookeeper")}))
+	gz, _, err := gozk.Connect([]string{p2addr}, 10*time.Second, gozk.WithLogger(slogPrintf{testlog.New(t).With("client", "go-zookeeper")}))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -66,7 +77,7 @@ func TestCutoverKazooKeepsSession(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if st.Phase != "shadow" || len(st.Proxies) != 1 || st.Sessions.Known < 1 {
+	if st.Phase != "shadow" || len(st.Proxies) != 2 || st.Sessions.Known < 2 {
 		t.Fatalf("status before: %+v", st)
 	}
 
@@ -78,8 +89,8 @@ func TestCutoverKazooKeepsSession(t *testing.T) {
 		t.Fatalf("outcome %q, phase %s", rep.Outcome, r.phase())
 	}
 	t.Logf("cutover: pause %s, steps %+v", rep.Pause, rep.Steps)
-	if p.tap.Backend() != dualwrite.BackendJournal {
-		t.Fatal("the proxy still relays to ZooKeeper")
+	if p.tap.Backend() != dualwrite.BackendJournal || p2.tap.Backend() != dualwrite.BackendJournal {
+		t.Fatal("a proxy still relays to ZooKeeper")
 	}
 
 	k.send(t, "switched")
@@ -123,6 +134,33 @@ func TestCutoverKazooKeepsSession(t *testing.T) {
 	}
 	if st.Phase != "primary" || st.Last == nil || st.Last.Outcome != "committed" {
 		t.Fatalf("status after: phase %s, last %+v", st.Phase, st.Last)
+	}
+
+	// p2 restarts: it remembers the switch, starts held, reads primary and
+	// relays to the journal; go-zookeeper's session resumes through it.
+	p2.stop()
+	if !SwitchedBefore(p2dir) {
+		t.Fatal("the switched proxy left no record of the switch in its state dir")
+	}
+	p2 = startP2()
+	testlog.WaitFor(t, 30*time.Second, "the restarted proxy to relay to the journal", func() error {
+		if held, _ := p2.tap.Held(); held || p2.tap.Backend() != dualwrite.BackendJournal {
+			return fmt.Errorf("held %v, backend %s", held, p2.tap.Backend())
+		}
+		return nil
+	})
+	testlog.WaitFor(t, 60*time.Second, "go-zookeeper's session through the restarted proxy", func() error {
+		data, _, err := gz.Get("/app/watched-go")
+		if err != nil {
+			return err
+		}
+		if string(data) != "g1" {
+			return fmt.Errorf("data %q", data)
+		}
+		return nil
+	})
+	if gz.SessionID() != gsession {
+		t.Fatalf("go-zookeeper's session %#x became %#x after the proxy restarted", gsession, gz.SessionID())
 	}
 }
 

@@ -185,12 +185,19 @@ type proxy struct {
 
 func (r *rig) startProxy(id string, held bool) *proxy {
 	r.t.Helper()
-	return r.startProxyTo(id, held, r.jc)
+	return r.startProxyWith(id, r.jc, func(c *dualwrite.Config, _ *AgentConfig) { c.Held = held })
 }
 
 // startProxyTo starts a proxy that mirrors into j (a journal that does not
 // answer, for the mirror-lag gate); it registers through the rig's journal.
 func (r *rig) startProxyTo(id string, held bool, j dualwrite.Journal) *proxy {
+	r.t.Helper()
+	return r.startProxyWith(id, j, func(c *dualwrite.Config, _ *AgentConfig) { c.Held = held })
+}
+
+// startProxyWith starts a proxy mirroring into j, with mod applied to its
+// tap's and agent's configurations.
+func (r *rig) startProxyWith(id string, j dualwrite.Journal, mod func(*dualwrite.Config, *AgentConfig)) *proxy {
 	t := r.t
 	t.Helper()
 	logger := testlog.New(t).With("proxy", id)
@@ -200,8 +207,10 @@ func (r *rig) startProxyTo(id string, held bool, j dualwrite.Journal) *proxy {
 	cfg.Journal = j
 	cfg.QueueDir = t.TempDir()
 	cfg.QueueNoSync = true
-	cfg.Held = held
 	cfg.Logger = logger.With("component", "tap")
+	acfg := AgentConfig{Journal: r.jc, Members: r.jc.AdminAddrs, Credentials: creds(),
+		Record: ProxyRecord{ID: id, ZooKeeper: r.ens.Hosts()}, Poll: 100 * time.Millisecond, Logger: logger.With("component", "cutover")}
+	mod(&cfg, &acfg)
 	tap, err := dualwrite.Start(context.Background(), cfg)
 	if err != nil {
 		t.Fatal(err)
@@ -220,9 +229,9 @@ func (r *rig) startProxyTo(id string, held bool, j dualwrite.Journal) *proxy {
 	if err != nil {
 		t.Fatal(err)
 	}
-	agent, err := NewAgent(AgentConfig{Tap: tap, Journal: r.jc, Members: r.jc.AdminAddrs, Credentials: creds(),
-		Record:    ProxyRecord{ID: id, Listen: tap.Addr(), Admin: ln.Addr().String(), ZooKeeper: r.ens.Hosts()},
-		Reconcile: rec.Stats, Poll: 100 * time.Millisecond, Logger: logger.With("component", "cutover")})
+	acfg.Tap, acfg.Reconcile = tap, rec.Stats
+	acfg.Record.Listen, acfg.Record.Admin = tap.Addr(), ln.Addr().String()
+	agent, err := NewAgent(acfg)
 	if err != nil {
 		t.Fatal(err)
 	}
