@@ -166,8 +166,9 @@ func TestCutoverKazooKeepsSession(t *testing.T) {
 
 // TestCutoverRefusedNamesGate: each refusal names its gate and nothing else:
 // a registered proxy that does not answer fails the proxies gate (forcing
-// another gate does not help); a proxy whose journal does not answer, with a
-// write queued, fails the mirror-lag gate; a divergence injected into the
+// another gate does not help); a client connected straight to ZooKeeper
+// fails the direct-clients gate, naming its session; a proxy whose journal
+// does not answer, with a write queued, fails the mirror-lag gate; a divergence injected into the
 // journal fails the digest gate. Nothing is held and the phase stays
 // shadow.
 func TestCutoverRefusedNamesGate(t *testing.T) {
@@ -192,6 +193,18 @@ func TestCutoverRefusedNamesGate(t *testing.T) {
 	if err := Unregister(ctx, r.jc, "ghost"); err != nil {
 		t.Fatal(err)
 	}
+
+	// A client straight to ZooKeeper, around the proxies.
+	direct, err := zkclient.Dial(ctx, zkclient.Config{Hosts: r.ens.Hosts()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = ToPrimary(ctx, r.options())
+	if !errors.As(err, &ge) || len(ge.Failing) != 1 || ge.Failing[0].Name != GateDirect ||
+		!strings.Contains(ge.Failing[0].Evidence, fmt.Sprintf("%#x", direct.SessionID())) {
+		t.Fatalf("want a refusal naming the direct-clients gate and session %#x, got %v", direct.SessionID(), err)
+	}
+	direct.Close()
 
 	// A proxy that cannot deliver: its journal address answers nothing.
 	dead, err := importer.NewJournalCluster([]string{testlog.FreeAddr(t)}, creds(), testlog.New(t))
@@ -294,8 +307,9 @@ func TestCutoverOrchestratorKilled(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer zk.Close()
-	if data, _, err := zk.GetData(ctx, "/held"); err != nil || string(data) != "after the hold" {
+	data, _, err := zk.GetData(ctx, "/held")
+	zk.Close() // a session straight to ZooKeeper would fail the direct-clients gate
+	if err != nil || string(data) != "after the hold" {
 		t.Fatalf("ZooKeeper has %q, %v", data, err)
 	}
 	if v, ok := r.node.FSM().Checkpoint(TokenKey); !ok || !strings.HasSuffix(string(v), "/expired") {

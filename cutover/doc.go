@@ -36,7 +36,10 @@
 //
 //  1. Gates (Inspect, with an alignment so the digest is compared at
 //     ZooKeeper's latest zxid): journal in shadow; every registered proxy
-//     answers; mirror lag (queue, in-flight writes, oldest undelivered
+//     answers; no ZooKeeper session (cons on every server, three looks a
+//     second apart) but the proxies' clients', theirs and their
+//     reconcilers' (a client around the proxies, or an unregistered proxy,
+//     would not be switched); mirror lag (queue, in-flight writes, oldest undelivered
 //     mirror, nothing lost); digests equal at ZooKeeper's latest zxid, never
 //     an older one; no reconciler repair in the last RepairQuiet and nothing
 //     unreadable (a repair means something writes around the proxies, whose

@@ -262,6 +262,14 @@ func (r *rig) startProxyWith(id string, j dualwrite.Journal, mod func(*dualwrite
 		}
 		return nil
 	})
+	// The reconciler's startup pass walks ZooKeeper on sessions of its own
+	// (which the direct-clients gate would count while they last).
+	testlog.WaitFor(t, 60*time.Second, "proxy "+id+"'s reconciler to finish its startup pass", func() error {
+		if st := rec.Stats(); st.RepairPasses == 0 && st.DigestEqual == 0 {
+			return errors.New("startup pass not done")
+		}
+		return nil
+	})
 	return p
 }
 

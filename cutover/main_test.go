@@ -3,6 +3,7 @@ package cutover
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"os"
 	"os/exec"
 	"syscall"
@@ -38,6 +39,7 @@ func TestMain(m *testing.M) {
 // middle of a cutover, leaving whatever it did not finish.
 func runOrchestrator(spec orchestratorSpec) {
 	o := Options{Journal: []string{spec.Journal}, Credentials: creds(), HoldTimeout: spec.HoldTimeout, RepairQuiet: time.Millisecond,
+		Logger: slog.New(slog.NewTextHandler(os.Stderr, nil)),
 		stepHook: func(step string) error {
 			if step == spec.KillAt {
 				fmt.Fprintln(os.Stderr, "orchestrator: kill -9 after", step)

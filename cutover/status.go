@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net/http"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -19,16 +20,17 @@ import (
 
 // The gates, by name (what --force takes).
 const (
-	GateJournal  = "journal"    // the journal answers, in shadow
-	GateProxies  = "proxies"    // at least one proxy registered, and every one answers
-	GateLag      = "mirror-lag" // every proxy's mirrors reached the journal (queue, lag, lost)
-	GateDigest   = "digest"     // equal digests at ZooKeeper's latest zxid
-	GateRepairs  = "repairs"    // no reconciler repair (a write around the proxies) lately, nothing unreadable
-	GateSessions = "sessions"   // every session of the proxies' clients is known to the journal
+	GateJournal  = "journal"        // the journal answers, in shadow
+	GateProxies  = "proxies"        // at least one proxy registered, and every one answers
+	GateDirect   = "direct-clients" // no ZooKeeper session but the proxies' (cons on every server)
+	GateLag      = "mirror-lag"     // every proxy's mirrors reached the journal (queue, lag, lost)
+	GateDigest   = "digest"         // equal digests at ZooKeeper's latest zxid
+	GateRepairs  = "repairs"        // no reconciler repair (a write around the proxies) lately, nothing unreadable
+	GateSessions = "sessions"       // every session of the proxies' clients is known to the journal
 )
 
 // Gates lists the gate names in the order they are checked.
-var Gates = []string{GateJournal, GateProxies, GateLag, GateDigest, GateRepairs, GateSessions}
+var Gates = []string{GateJournal, GateProxies, GateDirect, GateLag, GateDigest, GateRepairs, GateSessions}
 
 // Options configure Inspect and ToPrimary.
 type Options struct {
@@ -368,6 +370,9 @@ func (e *env) inspect(ctx context.Context, align bool) (*Status, error) {
 	}
 	st.Gates = append(st.Gates, g)
 
+	// direct clients
+	st.Gates = append(st.Gates, e.directGate(ctx, st, hosts))
+
 	// mirror lag
 	g = Gate{Name: GateLag, Pass: len(st.Proxies) > 0}
 	var parts []string
@@ -490,6 +495,116 @@ func (e *env) inspect(ctx context.Context, align bool) (*Status, error) {
 		}
 	}
 	return st, nil
+}
+
+// directGate looks for ZooKeeper sessions that are not the proxies': a
+// client connected straight to ZooKeeper (or through a proxy that is not
+// registered) is not switched by the cutover, and its writes after the
+// switch would go to a ZooKeeper that is no longer the source of truth. It
+// reads `cons` on every server (4lw.commands.whitelist must allow it).
+func (e *env) directGate(ctx context.Context, st *Status, hosts []string) Gate {
+	g := Gate{Name: GateDirect}
+	known := map[int64]bool{}
+	for _, p := range st.Proxies {
+		if p.State == nil {
+			continue // its sessions, if it has any, show up as not the proxies'
+		}
+		for _, id := range p.State.Tap.Sessions {
+			known[id] = true
+		}
+		if p.State.Tap.OwnSession != 0 {
+			known[p.State.Tap.OwnSession] = true
+		}
+		if p.State.Reconcile != nil {
+			for _, id := range p.State.Reconcile.Sessions {
+				known[id] = true
+			}
+		}
+	}
+	if len(hosts) == 0 {
+		g.Evidence = "no ZooKeeper hosts known"
+		return g
+	}
+	// Short-lived sessions (a repair pass's walk, a client passing by) come
+	// and go: only those seen in three looks a second apart count.
+	var direct []string
+	total := 0
+	seen := map[int64]int{}
+	for look := 0; look < 3; look++ {
+		if look > 0 {
+			select {
+			case <-ctx.Done():
+				g.Evidence = "interrupted: " + ctx.Err().Error()
+				return g
+			case <-time.After(time.Second):
+			}
+		}
+		direct, total = nil, 0
+		for _, h := range hosts {
+			out, err := zkclient.FourLetterWord(ctx, h, "cons")
+			if err != nil || strings.Contains(out, "not in the whitelist") || strings.Contains(out, "not executed") {
+				g.Evidence = fmt.Sprintf("cannot list %s's connections (cons): %v%s — allow cons in 4lw.commands.whitelist, or --force %s", h, err, strings.TrimSpace(out), GateDirect)
+				return g
+			}
+			for _, c := range parseCons(out) {
+				total++
+				if known[c.session] {
+					continue
+				}
+				if seen[c.session]++; seen[c.session] == look+1 {
+					direct = append(direct, fmt.Sprintf("%#x from %s on %s", c.session, c.addr, h))
+				}
+			}
+		}
+		if len(direct) == 0 {
+			break
+		}
+	}
+	if len(direct) > 0 {
+		n := len(direct)
+		if n > 10 {
+			direct = append(direct[:10], fmt.Sprintf("and %d more", n-10))
+		}
+		g.Evidence = fmt.Sprintf("%d of %d ZooKeeper sessions are not the proxies' (clients connected around them, an unregistered proxy, or short-lived sessions such as a repair pass's walk: check again): %s",
+			n, total, strings.Join(direct, "; "))
+		return g
+	}
+	g.Pass = true
+	g.Evidence = fmt.Sprintf("all %d ZooKeeper sessions on %d servers belong to the proxies, their clients or their reconcilers", total, len(hosts))
+	return g
+}
+
+type consEntry struct {
+	addr    string
+	session int64
+}
+
+// parseCons reads ZooKeeper's `cons` answer: one connection a line,
+// "/ADDR[...](...,sid=0xID,...)"; connections without a session yet (the
+// four-letter word's own) are left out.
+func parseCons(out string) []consEntry {
+	var res []consEntry
+	for _, line := range strings.Split(out, "\n") {
+		line = strings.TrimSpace(line)
+		i := strings.Index(line, "sid=0x")
+		if i < 0 {
+			continue
+		}
+		hex := line[i+len("sid=0x"):]
+		if j := strings.IndexAny(hex, ",)"); j >= 0 {
+			hex = hex[:j]
+		}
+		id, err := strconv.ParseUint(hex, 16, 64)
+		if err != nil || id == 0 {
+			continue
+		}
+		addr := line
+		if j := strings.Index(addr, "["); j >= 0 {
+			addr = addr[:j]
+		}
+		res = append(res, consEntry{addr: strings.TrimPrefix(addr, "/"), session: int64(id)})
+	}
+	return res
 }
 
 // inProcessProxies names the journal members that run a dual-write proxy

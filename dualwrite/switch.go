@@ -236,6 +236,9 @@ type SwitchStatus struct {
 	// SessionsUnmirrored those not yet recorded in the journal.
 	Sessions           []int64 `json:"sessions"`
 	SessionsUnmirrored int     `json:"sessions_unmirrored"`
+	// OwnSession is the tap's own ZooKeeper session (read-backs, alignment
+	// writes), 0 while it has none.
+	OwnSession int64 `json:"own_session,omitempty"`
 	// LagSeconds is the age of the oldest undelivered mirror; Journal
 	// whether the journal answers the tap (reachable, unreachable, unknown
 	// before the first delivery or ping).
@@ -262,6 +265,7 @@ func (t *Tap) SwitchStatus() SwitchStatus {
 	st.QueueRecords = t.queue.Stats().Records
 	st.LastMirroredZxid = t.lastZxid.Load()
 	st.Sessions, st.SessionsUnmirrored = t.sessions.snapshot()
+	st.OwnSession = t.reader.SessionID()
 	_, st.Lost = t.queue.Lost()
 	st.LagSeconds = t.lag().Seconds()
 	st.Journal = t.journalState().State

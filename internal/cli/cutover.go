@@ -169,7 +169,11 @@ hold, backend, connections, mirror queue, in-flight writes, sessions and
 reconciler figures), ZooKeeper's latest zxid, and judges every gate:
 
   journal     the journal answers and is in shadow
-  proxies     at least one proxy is registered and every one answers
+  proxies     at least one proxy is registered and every one answers; no journal
+              member runs an in-process proxy (serve --proxy-addr), which is not switched
+  direct-clients
+              every session ZooKeeper lists (cons) is a proxy's client's, the proxy's
+              or its reconciler's: a client around the proxies would not be switched
   mirror-lag  each proxy's oldest undelivered mirror is younger than --max-lag,
               its journal answers, no mirror was lost
   digest      the digests are equal at ZooKeeper's latest zxid (never an older

@@ -70,7 +70,7 @@ func TestCutoverCommand(t *testing.T) {
 			Pass bool   `json:"pass"`
 		} `json:"gates"`
 	}
-	if err := json.Unmarshal([]byte(out), &st); err != nil || code != ExitDifferences || st.Phase != "shadow" || len(st.Gates) != 6 {
+	if err := json.Unmarshal([]byte(out), &st); err != nil || code != ExitDifferences || st.Phase != "shadow" || len(st.Gates) != 7 {
 		t.Fatalf("status --json: exit %d, %v: %s %s", code, err, out, errOut)
 	}
 	code, _, errOut = run(t, "cutover", "--journal", admin, "--to", "primary")
