@@ -235,7 +235,8 @@ func ToPrimary(ctx context.Context, o Options) (*Report, error) {
 			return r.abort(ctx, held, "commit failed: "+err.Error())
 		}
 	}
-	r.step(ctx, "commit", true, "SetPhase(primary) committed: the journal is the source of truth; ZooKeeper's sessions adopted", true)
+	// Not persisted yet: the clients are still held; finish records it.
+	r.step(ctx, "commit", true, "SetPhase(primary) committed: the journal is the source of truth; ZooKeeper's sessions adopted", false)
 	if err := r.hook("commit"); err != nil {
 		return nil, err
 	}
