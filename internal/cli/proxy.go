@@ -231,7 +231,7 @@ which the proxy also needs to reach the journal), unless --open-status and
 	f := cmd.Flags()
 	f.StringVar(&o.listen, "listen", "", "address clients connect to, host:port (required)")
 	f.StringVar(&o.journal, "journal", "", "admin addresses of journal members, host:port[,host:port...] (required); the others are learned from the cluster, and the proxy moves to another member when one stops answering")
-	f.StringVar(&o.adminAddr, "admin-addr", "127.0.0.1:0", "HTTP address for /status and /metrics")
+	f.StringVar(&o.adminAddr, "admin-addr", "127.0.0.1:0", "HTTP address for /status, /metrics and the cutover's /cutover/ calls")
 	f.BoolVar(&o.openMetrics, "open-metrics", false, "serve /metrics to callers without the cluster secret")
 	f.BoolVar(&o.openStatus, "open-status", false, "serve /status to callers without the cluster secret")
 	f.BoolVar(&o.insecure, "insecure", false, "reach a journal that runs without a cluster secret, and serve the admin port to anyone")
