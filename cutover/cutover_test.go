@@ -291,7 +291,7 @@ func TestCutoverOrchestratorKilled(t *testing.T) {
 	}
 	session := c.SessionID()
 
-	killedOrchestrator(t, r.node.AdminAddr(), "hold", 3*time.Second)
+	killedOrchestrator(t, r.node.AdminAddr(), "hold", 4*time.Second)
 	if held, _ := p.tap.Held(); !held {
 		t.Fatal("the proxy is not holding after the orchestrator died holding it")
 	}
@@ -330,7 +330,7 @@ func TestCutoverOrchestratorKilled(t *testing.T) {
 	})
 
 	// Killed after the commit: the proxy switches by itself at the deadline.
-	killedOrchestrator(t, r.node.AdminAddr(), "commit", 3*time.Second)
+	killedOrchestrator(t, r.node.AdminAddr(), "commit", 10*time.Second)
 	if r.phase() != raftjournal.PhasePrimary {
 		t.Fatalf("phase %s after the commit", r.phase())
 	}

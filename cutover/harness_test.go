@@ -274,7 +274,7 @@ func (r *rig) startProxyWith(id string, j dualwrite.Journal, mod func(*dualwrite
 }
 
 func (r *rig) options() Options {
-	return Options{Journal: r.admins, Credentials: creds(), HoldTimeout: 5 * time.Second,
+	return Options{Journal: r.admins, Credentials: creds(), HoldTimeout: 15 * time.Second, // generous: a loaded machine under -race
 		RepairQuiet: time.Millisecond, Logger: testlog.New(r.t).With("component", "orchestrator")}
 }
 
