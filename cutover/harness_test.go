@@ -32,7 +32,7 @@ import (
 // its ZooKeeper-protocol port, and proxies (tap, reconciler, agent, admin
 // port) in front of ZooKeeper, all on loopback.
 type rig struct {
-	t      *testing.T
+	t      testing.TB
 	ens    *zktest.Ensemble
 	node   *raftjournal.Node // the one-node rig's journal (nil in a cluster rig)
 	server *zkserver.Server
@@ -43,7 +43,7 @@ type rig struct {
 
 func creds() raftjournal.Credentials { return raftjournal.Credentials{Secret: testlog.Secret()} }
 
-func newRig(t *testing.T) *rig {
+func newRig(t testing.TB) *rig {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
