@@ -435,3 +435,82 @@ func TestCutoverJournalLeaderKilled(t *testing.T) {
 		t.Fatalf("session %#x became %#x", session, c.SessionID())
 	}
 }
+
+// TestCutoverGatesTailEvidence: with the data-directory route (a tail
+// following ZooKeeper's transaction log, no proxy), the mirror-lag gate takes
+// the tail's progress in the journal as its evidence: it passes while the
+// tail keeps up with writes made straight to ZooKeeper, and fails, naming
+// the tail, once the tail stopped and ZooKeeper moved on. The proxies gate
+// says that a cutover with the tail alone is not built.
+func TestCutoverGatesTailEvidence(t *testing.T) {
+	t.Parallel()
+	r := newRig(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	zk, err := zkclient.Dial(ctx, zkclient.Config{Hosts: r.ens.Hosts()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer zk.Close()
+	// Written before the tail starts: a fresh server has no log file yet.
+	for i := range 20 {
+		if _, _, err := zk.Create(ctx, fmt.Sprintf("/tailed-%d", i), []byte("x"), znode.WorldAnyone(), zkwire.ModePersistent); err != nil {
+			t.Fatal(err)
+		}
+	}
+	srv := r.ens.Servers()[0]
+	tail, err := dualwrite.StartTail(ctx, dualwrite.TailConfig{DataDir: srv.DataDir, Journal: importer.NodeJournal(r.node),
+		FromSet: true, ServerZxid: func(ctx context.Context) (int64, error) { return zkclient.ServerZxid(ctx, srv.ClientAddr) },
+		Logger: testlog.New(t).With("component", "tail")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tail.Close()
+	// The tail records progress as it moves: more writes after its start.
+	for i := range 5 {
+		if _, _, err := zk.Create(ctx, fmt.Sprintf("/tailed-after-%d", i), []byte("y"), znode.WorldAnyone(), zkwire.ModePersistent); err != nil {
+			t.Fatal(err)
+		}
+	}
+	o := r.options()
+	o.ZK = r.ens.Hosts()
+	o.MaxLag = time.Second
+	gate := func(st *Status, name string) Gate {
+		for _, g := range st.Gates {
+			if g.Name == name {
+				return g
+			}
+		}
+		t.Fatalf("no gate %s", name)
+		return Gate{}
+	}
+	testlog.WaitFor(t, 60*time.Second, "the mirror-lag gate to pass on the tail's progress", func() error {
+		st, err := Inspect(ctx, o)
+		if err != nil {
+			return err
+		}
+		if g := gate(st, GateLag); !g.Pass || !strings.Contains(g.Evidence, "tail") || len(st.Tails) != 1 {
+			return fmt.Errorf("mirror-lag: %+v", g)
+		}
+		if g := gate(st, GateProxies); g.Pass || !strings.Contains(g.Evidence, "tail alone is not built") {
+			return fmt.Errorf("proxies: %+v", g)
+		}
+		return nil
+	})
+	if err := tail.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := zk.SetData(ctx, "/tailed-0", []byte("after the tail stopped"), -1); err != nil {
+		t.Fatal(err)
+	}
+	testlog.WaitFor(t, 60*time.Second, "the mirror-lag gate to fail on the stopped tail", func() error {
+		st, err := Inspect(ctx, o)
+		if err != nil {
+			return err
+		}
+		if g := gate(st, GateLag); g.Pass || !strings.Contains(g.Evidence, "behind ZooKeeper") {
+			return fmt.Errorf("mirror-lag: %+v", g)
+		}
+		return nil
+	})
+}

@@ -39,9 +39,11 @@
 //     answers; no ZooKeeper session (cons on every server, three looks a
 //     second apart) but the proxies' clients', theirs and their
 //     reconcilers' (a client around the proxies, or an unregistered proxy,
-//     would not be switched); mirror lag (queue, in-flight writes, oldest undelivered
-//     mirror, nothing lost); digests equal at ZooKeeper's latest zxid, never
-//     an older one; no reconciler repair in the last RepairQuiet and nothing
+//     would not be switched); mirror lag (each proxy's queue, in-flight
+//     writes, oldest undelivered mirror, nothing lost; each tail's progress
+//     record — the data-directory route — caught up or moving); digests
+//     equal at ZooKeeper's latest zxid (under steady writes, at a recent
+//     common zxid: the proof below is what decides); no reconciler repair in the last RepairQuiet and nothing
 //     unreadable (a repair means something writes around the proxies, whose
 //     clients will not be switched); every session the proxies' clients hold
 //     is known to the journal. A failing gate refuses the cutover with its

@@ -132,12 +132,36 @@ type Status struct {
 	JournalZxid   string                    `json:"journal_max_source_zxid,omitempty"`
 	ZooKeeperZxid string                    `json:"zookeeper_zxid,omitempty"`
 	ZooKeeper     []string                  `json:"zookeeper,omitempty"`
-	Proxies       []ProxyReport             `json:"proxies"`
-	Digest        *dualwrite.DigestVerdict  `json:"digest,omitempty"`
-	Sessions      Sessions                  `json:"sessions"`
-	Gates         []Gate                    `json:"gates"`
-	Last          *Progress                 `json:"last_cutover,omitempty"`
-	Errors        []string                  `json:"errors,omitempty"`
+	Proxies       []ProxyReport
+	Tails         []TailReport             `json:"proxies"`
+	Digest        *dualwrite.DigestVerdict `json:"digest,omitempty"`
+	Sessions      Sessions                 `json:"sessions"`
+	Gates         []Gate                   `json:"gates"`
+	Last          *Progress                `json:"last_cutover,omitempty"`
+	Errors        []string                 `json:"errors,omitempty"`
+}
+
+// TailReport is a tail's progress as it recorded it in the journal.
+type TailReport struct {
+	Name     string                 `json:"name"`
+	Progress dualwrite.TailProgress `json:"progress"`
+}
+
+// tailsOf decodes the tails' progress records among checkpoints.
+func tailsOf(cps []raftjournal.Checkpoint) []TailReport {
+	var out []TailReport
+	for _, cp := range cps {
+		name, ok := strings.CutPrefix(cp.Key, dualwrite.TailCheckpointKey)
+		if !ok || (name != "" && !strings.HasPrefix(name, "/")) {
+			continue
+		}
+		var p dualwrite.TailProgress
+		if json.Unmarshal(cp.Value, &p) != nil {
+			continue
+		}
+		out = append(out, TailReport{Name: strings.TrimPrefix(name, "/"), Progress: p})
+	}
+	return out
 }
 
 // Failing returns the gates that fail and are not forced.
@@ -357,7 +381,11 @@ func (e *env) inspect(ctx context.Context, align bool) (*Status, error) {
 	g = Gate{Name: GateProxies, Pass: len(st.Proxies) > 0 && len(bad) == 0}
 	switch {
 	case len(st.Proxies) == 0:
-		g.Evidence = strings.Join(append([]string{"no proxy registered with the journal (a proxy registers itself when it starts with --journal)"}, bad...), "; ")
+		msg := "no proxy registered with the journal (a proxy registers itself when it starts with --journal)"
+		if len(tailsOf(js.Checkpoints)) > 0 {
+			msg += "; a tail mirrors ZooKeeper's log, but the cutover switches clients through proxies: a cutover with the tail alone is not built"
+		}
+		g.Evidence = strings.Join(append([]string{msg}, bad...), "; ")
 	case len(bad) > 0:
 		g.Evidence = strings.Join(bad, "; ")
 	default:
@@ -373,9 +401,30 @@ func (e *env) inspect(ctx context.Context, align bool) (*Status, error) {
 	// direct clients
 	st.Gates = append(st.Gates, e.directGate(ctx, st, hosts))
 
-	// mirror lag
-	g = Gate{Name: GateLag, Pass: len(st.Proxies) > 0}
+	// mirror lag: the proxies' queues, and the tails' progress (the
+	// data-directory route, dualwrite.Tail), either or both.
+	st.Tails = tailsOf(js.Checkpoints)
+	g = Gate{Name: GateLag, Pass: len(st.Proxies) > 0 || len(st.Tails) > 0}
 	var parts []string
+	for _, tl := range st.Tails {
+		p := tl.Progress
+		age := time.Since(p.UpdatedAt)
+		s := fmt.Sprintf("tail %s (%s): every txn up to %#x mirrored, lag %.1fs, recorded %s ago", tl.Name, p.DataDir, p.Zxid, p.LagSeconds, age.Round(100*time.Millisecond))
+		if zkz != 0 {
+			s += fmt.Sprintf(", ZooKeeper at %#x", zkz)
+		}
+		// Caught up with ZooKeeper's latest zxid, or recording progress with
+		// a small lag (under writes ZooKeeper is always a little ahead). An
+		// idle tail does not record again, so a stale record is fine only
+		// when it has everything.
+		caughtUp := zkz != 0 && p.Zxid >= zkz
+		fresh := p.LagSeconds <= e.o.MaxLag.Seconds() && age <= e.o.MaxLag+2*time.Second
+		if !caughtUp && !fresh {
+			g.Pass = false
+			s += fmt.Sprintf(" — behind ZooKeeper and no progress within %s", e.o.MaxLag)
+		}
+		parts = append(parts, s)
+	}
 	for _, p := range st.Proxies {
 		if p.State == nil {
 			parts = append(parts, p.Record.ID+": unknown (does not answer: the proxies gate)")
@@ -402,8 +451,8 @@ func (e *env) inspect(ctx context.Context, align bool) (*Status, error) {
 	if js.MaxSourceZxid != 0 && zkz != 0 {
 		parts = append(parts, fmt.Sprintf("journal has seen %#x of ZooKeeper's %#x", js.MaxSourceZxid, zkz))
 	}
-	if len(st.Proxies) == 0 {
-		parts = append(parts, "no proxy registered")
+	if len(st.Proxies) == 0 && len(st.Tails) == 0 {
+		parts = append(parts, "no proxy registered and no tail recording progress")
 	}
 	g.Evidence = strings.Join(parts, "; ")
 	st.Gates = append(st.Gates, g)

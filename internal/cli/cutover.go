@@ -175,7 +175,8 @@ reconciler figures), ZooKeeper's latest zxid, and judges every gate:
               every session ZooKeeper lists (cons) is a proxy's client's, the proxy's
               or its reconciler's: a client around the proxies would not be switched
   mirror-lag  each proxy's oldest undelivered mirror is younger than --max-lag,
-              its journal answers, no mirror was lost
+              its journal answers, no mirror was lost; each tail (zk2raft tail) has
+              mirrored ZooKeeper's latest zxid or records progress within --max-lag
   digest      the digests are equal at ZooKeeper's latest zxid (never an older
               one: equal at an old zxid says nothing of the writes since)
   repairs     no reconciler repaired anything for --repair-quiet (a repair means
