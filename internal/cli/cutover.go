@@ -283,6 +283,14 @@ func printCutoverStatus(w io.Writer, st *cutover.Status) {
 			t.ZooKeeperConnections, t.JournalConnections, t.QueueRecords, t.InFlight, t.LastMirroredZxid, len(t.Sessions))
 	}
 	tw.Flush()
+	for _, tl := range st.Tails {
+		name := tl.Name
+		if name == "" {
+			name = "(default)"
+		}
+		fmt.Fprintf(w, "tail %s: %s, mirrored up to %#x, lag %.1fs, recorded %s\n", name, tl.Progress.DataDir, tl.Progress.Zxid,
+			tl.Progress.LagSeconds, tl.Progress.UpdatedAt.Format(time.RFC3339))
+	}
 	fmt.Fprintln(w)
 	tw = tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "GATE\tVERDICT\tEVIDENCE")
