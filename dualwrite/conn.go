@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/zk2raft/zk2raft/zkwire"
@@ -43,7 +44,10 @@ type conn struct {
 	ephemerals []string // the injected getEphemerals' answer; server-side goroutine only
 
 	closeOnce sync.Once
-	closing   bool // we closed it (not the peer)
+	closing   bool          // we closed it (not the peer)
+	done      chan struct{} // closed by close
+
+	reqSession atomic.Int64 // the session id the client's connect request asked to resume
 }
 
 // pending is a request awaiting its reply.
@@ -73,6 +77,7 @@ func newConn(t *Tap, client, server net.Conn, addr string) *conn {
 		log:     t.log.With("client", client.RemoteAddr().String(), "server", addr),
 		pending: make(map[int32]pendingQ),
 		auth:    newIdentities(server.LocalAddr()),
+		done:    make(chan struct{}),
 	}
 }
 
@@ -81,6 +86,7 @@ func (c *conn) close() {
 		c.mu.Lock()
 		c.closing = true
 		c.mu.Unlock()
+		close(c.done)
 		c.client.Close()
 		c.server.Close()
 	})
@@ -177,9 +183,14 @@ func (c *conn) refuseFrame(err error) {
 // reports whether the client ended its stream cleanly (EOF between frames).
 func (c *conn) clientToServer(connect []byte, fr *zkwire.FrameReader, cr *bufio.Reader) (eof bool) {
 	w := bufio.NewWriterSize(c.server, 64<<10)
-	if _, err := zkwire.DecodeConnectRequest(connect); err != nil {
+	creq, err := zkwire.DecodeConnectRequest(connect)
+	if err != nil {
 		c.log.Info("malformed connect request; closing", "err", err)
 		c.t.metrics.malformed.Inc()
+		return
+	}
+	c.reqSession.Store(creq.SessionID)
+	if !c.t.waitHold(c.done) || c.weClosed() {
 		return
 	}
 	if err := writeFrame(w, connect); err != nil || w.Flush() != nil {
@@ -204,6 +215,11 @@ func (c *conn) clientToServer(connect []byte, fr *zkwire.FrameReader, cr *bufio.
 		if err != nil {
 			c.log.Info("malformed request header; closing", "err", err)
 			c.t.metrics.malformed.Inc()
+			return
+		}
+		// The cutover's hold: nothing more goes to ZooKeeper until it ends
+		// (a switch to the journal closes this connection first).
+		if !c.t.waitHold(c.done) || c.weClosed() {
 			return
 		}
 		p := pending{op: hdr.Op}
@@ -346,6 +362,15 @@ func (c *conn) serverToClient() {
 		return
 	}
 	c.session = resp.SessionID
+	switch {
+	case resp.SessionID != 0 && resp.TimeOut > 0:
+		c.t.sessions.attach(resp.SessionID, resp.TimeOut)
+	default:
+		c.session = 0
+		if id := c.reqSession.Load(); id != 0 {
+			c.t.sessions.expiredSession(id)
+		}
+	}
 	if err := writeFrame(w, payload); err != nil || w.Flush() != nil {
 		return
 	}
@@ -466,6 +491,7 @@ func (c *conn) replied(hdr zkwire.ReplyHeader, body []byte, p pending) {
 	c.t.mirror(w)
 	if p.op == zkwire.OpCloseSession {
 		c.ephemerals = nil
+		c.t.sessions.closed(c.session)
 	}
 }
 

@@ -135,6 +135,21 @@
 // mirrored_zxid, server_zxid, lag_seconds, lag_txns, mirrored_total{type},
 // skipped_total, batches_total, checkpoints_total, errors_total{reason}).
 //
+// # The cutover's hooks
+//
+// Package cutover drives the tap through the switch (switch.go): Hold stops
+// anything more from reaching ZooKeeper (a connection's next request, and a
+// new connection before it is dialled, wait in the tap; nothing held is in
+// flight or sent), Release lets them go on, SwitchToJournal closes every
+// connection relayed to ZooKeeper and relays new ones, as bytes, to a
+// journal node's client port, and Align writes a node on the tap's own
+// session, mirrored like a client's write, until ZooKeeper's zxid is a
+// multiple of 128 (a digest point). The tap also mirrors the sessions it
+// sees negotiated (sessions.go: raftjournal.SourceSessions; a resume
+// ZooKeeper refuses as expired removes one) so that the journal can adopt
+// them at the switch. Config.Held starts a tap holding, for a proxy that
+// must not relay anywhere before it has read the journal's phase.
+//
 // # Metrics
 //
 // zk2raft_dualwrite_*: connections, requests_total, mirrored_total{op},
@@ -142,7 +157,8 @@
 // queue_records, queue_bytes, lag_seconds (age of the oldest undelivered
 // mirror), lost, journal_reachable, readbacks_total{kind,result},
 // sync_wait_seconds, malformed_total, oversized_frames_total (requests over
-// jute.maxbuffer, MaxRequestFrame). Status returns the tap's figures for
+// jute.maxbuffer, MaxRequestFrame), sessions_mirrored_total, and the
+// cutover's held, relays_to_journal and journal_connections. Status returns the tap's figures for
 // /status. The reconciler's are zk2raft_reconcile_* (ReconcilerStats):
 // events, checks, skipped (events the zxid rule settled), repairs by kind,
 // repair passes, digest checks by verdict, unreadable_nodes.

@@ -25,6 +25,7 @@ type metrics struct {
 	syncWait         prometheus.Histogram
 	syncTimeouts     prometheus.Counter
 	lastZxid         prometheus.Gauge
+	sessionsMirrored prometheus.Counter
 
 	all []prometheus.Collector
 }
@@ -47,16 +48,34 @@ func newMetrics(t *Tap) *metrics {
 		syncWait:         prometheus.NewHistogram(prometheus.HistogramOpts{Namespace: ns, Name: "sync_wait_seconds", Help: "Time a write reply was held for the journal's commit (sync mode).", Buckets: prometheus.ExponentialBuckets(0.0005, 2, 14)}),
 		syncTimeouts:     prometheus.NewCounter(prometheus.CounterOpts{Namespace: ns, Name: "sync_timeouts_total", Help: "Write replies released before the journal committed them (sync mode)."}),
 		lastZxid:         prometheus.NewGauge(prometheus.GaugeOpts{Namespace: ns, Name: "last_mirrored_zxid", Help: "Zxid of the last write queued for the journal."}),
+		sessionsMirrored: prometheus.NewCounter(prometheus.CounterOpts{Namespace: ns, Name: "sessions_mirrored_total", Help: "ZooKeeper session events (opened or resumed, expired) recorded in the journal."}),
 	}
 	gauge := func(name, help string, f func() float64) prometheus.Collector {
 		return prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: ns, Name: name, Help: help}, f)
 	}
 	m.all = []prometheus.Collector{
 		m.connections, m.connectionsTotal, m.requests, m.malformed, m.oversized, m.fourLetterWords, m.dialFailures,
-		m.mirrored, m.failed, m.readbacks, m.delivered, m.deliveryErrors, m.syncWait, m.syncTimeouts, m.lastZxid,
+		m.mirrored, m.failed, m.readbacks, m.delivered, m.deliveryErrors, m.syncWait, m.syncTimeouts, m.lastZxid, m.sessionsMirrored,
 		gauge("queue_records", "Mirrored writes queued and not yet committed by the journal.", func() float64 { return float64(t.queue.Stats().Records) }),
 		gauge("queue_bytes", "Bytes of the queued mirrored writes.", func() float64 { return float64(t.queue.Stats().Bytes) }),
 		gauge("lag_seconds", "Age of the oldest mirrored write not yet committed by the journal (0 when none).", func() float64 { return t.lag().Seconds() }),
+		gauge("held", "1 while the cutover holds the clients' requests (nothing reaches ZooKeeper), 0 otherwise.", func() float64 {
+			if held, _ := t.Held(); held {
+				return 1
+			}
+			return 0
+		}),
+		gauge("relays_to_journal", "1 once the cutover switched the proxy's clients to the journal's client ports, 0 while it relays to ZooKeeper.", func() float64 {
+			if t.Backend() == BackendJournal {
+				return 1
+			}
+			return 0
+		}),
+		gauge("journal_connections", "Client connections relayed to the journal's client ports (after the cutover).", func() float64 {
+			t.sw.mu.Lock()
+			defer t.sw.mu.Unlock()
+			return float64(len(t.sw.jconns))
+		}),
 		gauge("journal_reachable", "1 while the journal answers (the last delivery or ping succeeded), 0 while mirrored writes wait for it in the queue.", func() float64 {
 			if t.journalState().State == "reachable" {
 				return 1
@@ -106,6 +125,9 @@ type Status struct {
 	LastMirrorZxid string    `json:"last_mirrored_zxid,omitempty"`
 	// Journal is whether the journal answers, and through which members.
 	Journal JournalState `json:"journal"`
+	// Cutover is the tap's hold, backend and the figures the cutover's
+	// gates read.
+	Cutover SwitchStatus `json:"cutover"`
 }
 
 // Status returns the tap's state.
@@ -117,7 +139,7 @@ func (t *Tap) Status() Status {
 	s := Status{
 		Listen: t.Addr(), ZooKeeper: t.cfg.ZK, Sync: t.cfg.Sync, Connections: n,
 		QueueRecords: st.Records, QueueBytes: st.Bytes, LagSeconds: t.lag().Seconds(),
-		Mirrored: st.Appended, Delivered: st.Acked, Journal: t.journalState(),
+		Mirrored: st.Appended, Delivered: st.Acked, Journal: t.journalState(), Cutover: t.SwitchStatus(),
 	}
 	if l, ok := t.queue.Lost(); ok {
 		s.Lost = &l

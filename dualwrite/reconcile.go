@@ -1523,6 +1523,10 @@ type ReconcilerStats struct {
 	// UnreadablePaths lists the first of them.
 	Unreadable      int64
 	UnreadablePaths []string
+	// Sessions are the reconciler's own ZooKeeper sessions (its event
+	// session and its alignment session, when open): the cutover's
+	// direct-clients gate tells them from clients that bypass the proxies.
+	Sessions []int64 `json:",omitempty"`
 }
 
 type reconcileCounters struct {
@@ -1542,6 +1546,18 @@ func (r *Reconciler) Stats() ReconcilerStats {
 	}
 	if ns := s.lastRepair.Load(); ns != 0 {
 		out.LastRepair = time.Unix(0, ns)
+	}
+	// TryLock: r.mu is held while a session is dialled; Stats serves
+	// /status and must not wait for that (the sessions then show next time).
+	if r.mu.TryLock() {
+		for _, c := range []*zkclient.Client{r.client, r.alignConn} {
+			if c != nil {
+				if id := c.SessionID(); id != 0 {
+					out.Sessions = append(out.Sessions, id)
+				}
+			}
+		}
+		r.mu.Unlock()
 	}
 	r.lastMu.Lock()
 	out.LastDigest = r.lastDig

@@ -70,6 +70,10 @@ type Config struct {
 	// DeliveryLinger is how long delivery waits after a short batch (async
 	// mode), so that the journal commits mirrors in fewer, larger entries.
 	DeliveryLinger time.Duration
+	// Held starts the tap holding (Hold): a proxy that restarts does not
+	// relay anyone anywhere before its cutover agent has read the journal's
+	// phase (package cutover).
+	Held bool
 
 	Logger     *slog.Logger
 	Registerer prometheus.Registerer
@@ -158,6 +162,9 @@ type Tap struct {
 	inflight  atomic.Int64 // write requests relayed whose reply is not handled yet
 	lastZxid  atomic.Int64 // zxid of the last write queued for the journal
 	delivered *deliveryState
+
+	sw       switchState    // the cutover's hold and backend (switch.go)
+	sessions *sessionMirror // ZooKeeper sessions for the journal (sessions.go)
 }
 
 // Start opens the queue, connects the tap's reading session, starts the
@@ -199,6 +206,10 @@ func Start(ctx context.Context, cfg Config) (*Tap, error) {
 		}
 	}
 	t.delivered = newDeliveryState()
+	t.sessions = newSessionMirror()
+	if cfg.Held {
+		t.sw.held, t.sw.heldSince, t.sw.release = true, time.Now(), make(chan struct{})
+	}
 	auth, _ := zkclient.ParseAuths(cfg.Auth) // checked by Validate
 	rd, err := zkclient.New(zkclient.Config{Hosts: cfg.ZK, FirstHost: -1, Retry: zkclient.Resend, Auth: auth,
 		SessionTimeout: readerSessionTimeout, Logger: t.log.With("component", "zk-reader")})
@@ -222,10 +233,11 @@ func Start(ctx context.Context, cfg Config) (*Tap, error) {
 	st := q.Stats()
 	t.log.Info("dual-write proxy listening", "addr", ln.Addr().String(), "zk", cfg.ZK, "sync", cfg.Sync,
 		"queue", cfg.QueueDir, "queued", st.Records)
-	t.wg.Add(3)
+	t.wg.Add(4)
 	go t.acceptLoop()
 	go t.deliverLoop()
 	go t.pruneLoop()
+	go t.sessionLoop()
 	return t, nil
 }
 
@@ -254,6 +266,7 @@ func (t *Tap) Close() error {
 	for _, c := range conns {
 		c.close()
 	}
+	t.closeJournalConns()
 	t.cancel()
 	t.wg.Wait()
 	_ = t.reader.Close()
@@ -316,8 +329,18 @@ func (t *Tap) acceptLoop() {
 	}
 }
 
-// serve relays one client connection until either side ends it.
+// serve relays one client connection until either side ends it: to
+// ZooKeeper, mirroring its writes, or after the cutover to the journal. A
+// connection that arrives during a hold waits before anything is dialled.
 func (t *Tap) serve(client net.Conn) {
+	if !t.waitHold(nil) {
+		client.Close()
+		return
+	}
+	if t.Backend() == BackendJournal {
+		t.serveJournal(client)
+		return
+	}
 	server, addr, err := t.dial()
 	if err != nil {
 		t.log.Warn("no ZooKeeper server reachable; closing the client connection", "client", client.RemoteAddr().String(), "err", err)
@@ -341,6 +364,9 @@ func (t *Tap) serve(client net.Conn) {
 	t.mu.Lock()
 	delete(t.conns, c)
 	t.mu.Unlock()
+	if c.session != 0 {
+		t.sessions.detach(c.session)
+	}
 }
 
 // dial connects to a server of the ensemble: round robin from a rotating

@@ -54,6 +54,7 @@ type MemberStatus struct {
 	Digest            string `json:"digest"`
 	Phase             string `json:"phase"`
 	Sessions          int    `json:"sessions"`
+	SourceSessions    int    `json:"source_sessions"`
 	Ephemerals        int    `json:"ephemerals"`
 	Watches           int    `json:"watches"`
 	JournalEpoch      uint32 `json:"journal_epoch"`
@@ -134,6 +135,7 @@ func (n *Node) memberStatus() MemberStatus {
 		Digest:            st.Digest.String(),
 		Phase:             st.Phase.String(),
 		Sessions:          st.Sessions,
+		SourceSessions:    st.SourceSessions,
 		Ephemerals:        st.Ephemerals,
 		Watches:           st.Watches,
 		JournalEpoch:      st.Epoch,
@@ -270,6 +272,7 @@ func startAdmin(n *Node, ln net.Listener) *adminServer {
 		mux.Handle("GET /metrics", g.Require(metrics))
 	}
 	mux.Handle("GET /checkpoint", secret(n.handleCheckpoint))
+	mux.Handle("GET /cutover", secret(n.handleCutover))
 	mux.Handle("POST /join", secret(n.handleJoin))
 	mux.Handle("POST /remove", secret(n.handleRemove))
 	mux.Handle("POST /transfer-leadership", secret(n.handleTransfer))

@@ -311,6 +311,40 @@ type SetPhase struct {
 	// documentation.
 	AdoptTimeoutMs int32
 	Time           int64
+	// Guard, when set, makes the change conditional: it applies only if the
+	// checkpoint Guard.Key holds exactly Guard.Value, and otherwise fails
+	// with ErrGuardFailed and changes nothing. The cutover fences its commit
+	// with it: a proxy whose hold expired overwrites the checkpoint first, so
+	// a late commit cannot switch the journal under a proxy that already let
+	// its clients go back to ZooKeeper.
+	Guard *Checkpoint
+}
+
+// SourceSessions mirrors ZooKeeper's sessions into the journal during the
+// shadow phase (the dual-write proxies see every connect exchange): Open
+// records a session with its negotiated timeout, Closed forgets one that
+// ZooKeeper told a client was expired. The journal keeps them apart from its
+// own session table and never expires them while ZooKeeper is the source of
+// truth; SetPhase to primary adopts every one of them into the table, so a
+// client that reconnects to the journal with its ZooKeeper session id and
+// password resumes it. A mirrored closeSession (SourceTxn) forgets its session
+// too. Refused (ErrWrongPhase) outside shadow.
+type SourceSessions struct {
+	Open   []SourceSession
+	Closed []int64
+}
+
+// SourceSession is one ZooKeeper session as a proxy saw it negotiated.
+type SourceSession struct {
+	ID        int64
+	TimeoutMs int32
+}
+
+// SetCheckpoint stores (or, with a nil Value, removes) one checkpoint in any
+// phase, without an import batch: the cutover's registry of proxies lives in
+// checkpoints under a key prefix. Keys must not be empty.
+type SetCheckpoint struct {
+	Checkpoint
 }
 
 // CompactTombstones forgets the tombstones of deletes at or below UpToZxid. Only

@@ -108,6 +108,8 @@
 //	 4 CreateSession      5 CloseSession      6 ExpireSessions
 //	 7 CleanupNodes       8 SetPhase          9 CompactTombstones
 //	10 SourceBatch        mirrored txns in commit order (the proxy's delivery)
+//	11 SourceSessions     ZooKeeper sessions the proxies saw (shadow only)
+//	12 SetCheckpoint      one checkpoint, any phase (the cutover's proxy registry)
 //	13 MirrorAck          ZooKeeper holds the reverse mirror's records up to an index
 //
 // Payloads use varints (zigzag for signed values), uvarint-length-prefixed
@@ -233,9 +235,12 @@
 // FSM applies like a close (ephemerals deleted in path order, parents' pzxid
 // raised to the close's zxid). A new leader restarts every session's clock from
 // its timeout, as ZooKeeper does. When the journal becomes primary, the ZooKeeper
-// sessions that own ephemerals are adopted into the table (timeout
-// SetPhase.AdoptTimeoutMs), so that their ephemerals go away if their clients do
-// not come back. Containers and TTL nodes are chosen by the leader
+// sessions are adopted into the table: those the proxies mirrored in shadow
+// (SourceSessions: id and negotiated timeout, kept apart from the table and
+// never expired by the journal while ZooKeeper is the source of truth), and
+// any other owner of ephemerals (timeout SetPhase.AdoptTimeoutMs), so that a
+// client resumes its ZooKeeper session on the journal with its id and
+// password, and ephemerals go away if their clients do not come back. Containers and TTL nodes are chosen by the leader
 // (CleanupCandidates) and committed as CleanupNodes; the FSM checks ContainerManager's
 // conditions again at the entry's time and deletes only the still-eligible ones.
 //

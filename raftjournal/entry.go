@@ -24,6 +24,8 @@ const (
 	EntrySetPhase          EntryType = 8
 	EntryCompactTombstones EntryType = 9
 	EntrySourceBatch       EntryType = 10
+	EntrySourceSessions    EntryType = 11
+	EntrySetCheckpoint     EntryType = 12
 	EntryMirrorAck         EntryType = 13
 
 	// EntryIgnorable flags a type older nodes may skip (Consul's
@@ -62,6 +64,10 @@ func (t EntryType) String() string {
 		s = "CompactTombstones"
 	case EntrySourceBatch:
 		s = "SourceBatch"
+	case EntrySourceSessions:
+		s = "SourceSessions"
+	case EntrySetCheckpoint:
+		s = "SetCheckpoint"
 	case EntryMirrorAck:
 		s = "MirrorAck"
 	default:
@@ -95,8 +101,11 @@ type versionedCommand interface {
 
 // readsVersion reports whether this build reads version v of type t.
 func readsVersion(t EntryType, v byte) bool {
-	if t == EntryWrite {
+	switch t {
+	case EntryWrite:
 		return v == entryVersion || v == writeVersionACL
+	case EntrySetPhase:
+		return v == entryVersion || v == setPhaseVersionGuard
 	}
 	return v == entryVersion
 }
@@ -130,11 +139,15 @@ func Decode(entry []byte) (Command, error) {
 	case EntryCleanupNodes:
 		c = decodeCleanupNodes(d)
 	case EntrySetPhase:
-		c = decodeSetPhase(d)
+		c = decodeSetPhase(d, v)
 	case EntryCompactTombstones:
 		c = &CompactTombstones{UpToZxid: d.varint("zxid")}
 	case EntrySourceBatch:
 		c = decodeSourceBatch(d)
+	case EntrySourceSessions:
+		c = decodeSourceSessions(d)
+	case EntrySetCheckpoint:
+		c = &SetCheckpoint{Checkpoint{Key: d.string("checkpoint key"), Value: d.bytes("checkpoint value")}}
 	case EntryMirrorAck:
 		c = decodeMirrorAck(d)
 	default:
@@ -463,15 +476,30 @@ func decodeCleanupNodes(d *decoder) *CleanupNodes {
 // EntryType implements Command.
 func (*SetPhase) EntryType() EntryType { return EntrySetPhase }
 
+// setPhaseVersionGuard is the SetPhase payload version that carries Guard.
+const setPhaseVersionGuard = 2
+
+func (c *SetPhase) payloadVersion() byte {
+	if c.Guard != nil {
+		return setPhaseVersionGuard
+	}
+	return entryVersion
+}
+
 // SetPhase payload: phase byte, flags byte (bit 0: rollback), adopt timeout varint,
-// time varint.
+// time varint; version 2 adds the guard (key string, value bytes).
 func (c *SetPhase) appendPayload(out []byte) []byte {
 	out = append(out, byte(c.Phase), boolByte(c.Rollback))
 	out = appendVarint(out, int64(c.AdoptTimeoutMs))
-	return appendVarint(out, c.Time)
+	out = appendVarint(out, c.Time)
+	if c.Guard != nil {
+		out = appendString(out, c.Guard.Key)
+		out = appendBytes(out, c.Guard.Value)
+	}
+	return out
 }
 
-func decodeSetPhase(d *decoder) *SetPhase {
+func decodeSetPhase(d *decoder, version byte) *SetPhase {
 	c := &SetPhase{Phase: Phase(d.byte1("phase"))}
 	flags := d.byte1("flags")
 	if flags&^1 != 0 {
@@ -480,6 +508,9 @@ func decodeSetPhase(d *decoder) *SetPhase {
 	c.Rollback = flags&1 != 0
 	c.AdoptTimeoutMs = d.int32v("adopt timeout")
 	c.Time = d.varint("time")
+	if version >= setPhaseVersionGuard {
+		c.Guard = &Checkpoint{Key: d.string("guard key"), Value: d.bytes("guard value")}
+	}
 	return c
 }
 
@@ -563,4 +594,48 @@ func EncodeSourceBatch(entries [][]byte) ([]byte, error) {
 		out = append(out, p...)
 	}
 	return out, nil
+}
+
+// EntryType implements Command.
+func (*SourceSessions) EntryType() EntryType { return EntrySourceSessions }
+
+// SourceSessions payload:
+//
+//	uvarint open count, count × { session varint, timeout varint }
+//	uvarint closed count, count × session varint
+func (c *SourceSessions) appendPayload(out []byte) []byte {
+	out = appendUvarint(out, uint64(len(c.Open)))
+	for _, s := range c.Open {
+		out = appendVarint(out, s.ID)
+		out = appendVarint(out, int64(s.TimeoutMs))
+	}
+	out = appendUvarint(out, uint64(len(c.Closed)))
+	for _, id := range c.Closed {
+		out = appendVarint(out, id)
+	}
+	return out
+}
+
+func decodeSourceSessions(d *decoder) *SourceSessions {
+	c := &SourceSessions{}
+	n := d.count("open session count", 2)
+	c.Open = make([]SourceSession, 0, n)
+	for i := 0; i < n && d.err == nil; i++ {
+		c.Open = append(c.Open, SourceSession{ID: d.varint("session"), TimeoutMs: d.int32v("timeout")})
+	}
+	n = d.count("closed session count", 1)
+	c.Closed = make([]int64, 0, n)
+	for i := 0; i < n && d.err == nil; i++ {
+		c.Closed = append(c.Closed, d.varint("session"))
+	}
+	return c
+}
+
+// EntryType implements Command.
+func (*SetCheckpoint) EntryType() EntryType { return EntrySetCheckpoint }
+
+// SetCheckpoint payload: key string, value bytes (nil: remove).
+func (c *SetCheckpoint) appendPayload(out []byte) []byte {
+	out = appendString(out, c.Key)
+	return appendBytes(out, c.Value)
 }

@@ -50,6 +50,11 @@ func sampleCommands() []Command {
 			{Zxid: 0x500000005, Ops: []SourceOp{{Kind: SourceSetData, Path: "/y", Data: []byte("z"), Stat: st}}},
 		}},
 		&SourceBatch{Txns: []*SourceTxn{}},
+		&SourceSessions{Open: []SourceSession{{ID: 0x100000a2b3c0001, TimeoutMs: 10000}, {ID: 5, TimeoutMs: 4000}}, Closed: []int64{0x100000a2b3c0002}},
+		&SourceSessions{Open: []SourceSession{}, Closed: []int64{}},
+		&SetCheckpoint{Checkpoint{Key: "zk2raft/proxy/p1", Value: []byte(`{"id":"p1"}`)}},
+		&SetCheckpoint{Checkpoint{Key: "zk2raft/proxy/p1"}},
+		&SetPhase{Phase: PhasePrimary, AdoptTimeoutMs: 4000, Time: 10, Guard: &Checkpoint{Key: "zk2raft/cutover/token", Value: []byte("c1/hold")}},
 	}
 }
 
@@ -79,7 +84,11 @@ func TestEncodeSourceBatch(t *testing.T) {
 func TestEncodeDecodeRoundTrip(t *testing.T) {
 	for _, c := range sampleCommands() {
 		b := Encode(c)
-		if EntryType(b[0]) != c.EntryType() || b[1] != entryVersion {
+		want := byte(entryVersion)
+		if vc, ok := c.(versionedCommand); ok {
+			want = vc.payloadVersion()
+		}
+		if EntryType(b[0]) != c.EntryType() || b[1] != want {
 			t.Errorf("%T: header % x", c, b[:2])
 		}
 		got, err := Decode(b)

@@ -101,6 +101,9 @@ var (
 	// ErrPhaseTransition is returned for a phase change that is not allowed: going
 	// back without the rollback flag, skipping primary, or leaving finalized.
 	ErrPhaseTransition = errors.New("raftjournal: phase transition not allowed")
+	// ErrGuardFailed is returned for a SetPhase whose guard checkpoint does
+	// not hold the expected value.
+	ErrGuardFailed = errors.New("raftjournal: phase change guard failed")
 	// ErrBadCommand is returned for a command whose fields contradict each other
 	// (a mirrored create whose stat does not carry the txn's zxid, for instance).
 	ErrBadCommand = errors.New("raftjournal: malformed command")

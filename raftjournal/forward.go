@@ -119,7 +119,7 @@ var (
 // errorSentinels are the sentinels that survive the trip between nodes; the
 // index is the wire id (0: none).
 var errorSentinels = []error{nil, ErrNotLeader, ErrNoLeader, ErrWrongPhase, ErrBadCommand,
-	ErrPhaseTransition, ErrIgnoredEntry, ErrOutcomeUnknown, ErrClosed, ErrInvalidConfig}
+	ErrPhaseTransition, ErrIgnoredEntry, ErrOutcomeUnknown, ErrClosed, ErrInvalidConfig, ErrGuardFailed}
 
 // remoteError is an error decoded from the wire: the message as the remote
 // node rendered it, matching the sentinel and code it carried.

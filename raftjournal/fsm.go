@@ -1,6 +1,7 @@
 package raftjournal
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -73,6 +74,10 @@ type state struct {
 	checkpoints map[string][]byte
 	digests     digestLog
 	mirror      mirrorState // the reverse mirror's outbox and cursor (reverse.go)
+
+	// sourceSessions are ZooKeeper's sessions mirrored in shadow (id →
+	// negotiated timeout), adopted into sessions at the change to primary.
+	sourceSessions map[int64]int32
 }
 
 type session struct {
@@ -85,6 +90,8 @@ func newState() *state {
 		sessions:    make(map[int64]*session),
 		phase:       PhaseShadow,
 		checkpoints: make(map[string][]byte),
+
+		sourceSessions: make(map[int64]int32),
 	}
 }
 
@@ -194,6 +201,7 @@ func (f *FSM) applyCommand(cmd Command, index uint64, res *Result) {
 			res.Err = err
 			return
 		}
+		s.forgetClosedSources(c)
 		res.Changed = f.applySourceTxn(c)
 		res.Zxid = c.Zxid
 	case *SourceBatch:
@@ -207,6 +215,7 @@ func (f *FSM) applyCommand(cmd Command, index uint64, res *Result) {
 				bad = append(bad, err)
 				continue
 			}
+			s.forgetClosedSources(tx)
 			res.Changed += f.applySourceTxn(tx)
 			res.Zxid = max(res.Zxid, tx.Zxid)
 		}
@@ -225,6 +234,14 @@ func (f *FSM) applyCommand(cmd Command, index uint64, res *Result) {
 		s.applyCleanup(c, res)
 	case *SetPhase:
 		s.applySetPhase(c, res)
+	case *SourceSessions:
+		s.applySourceSessions(c, res)
+	case *SetCheckpoint:
+		if c.Key == "" {
+			res.Err = fmt.Errorf("%w: checkpoint with an empty key", ErrBadCommand)
+			return
+		}
+		s.setCheckpoint(&c.Checkpoint)
 	case *MirrorAck:
 		s.applyMirrorAck(c, res)
 	case *CompactTombstones:
@@ -539,6 +556,12 @@ func (s *state) applySetPhase(c *SetPhase, res *Result) {
 		res.Err = fmt.Errorf("%w: phase %d", ErrBadCommand, c.Phase)
 		return
 	}
+	if c.Guard != nil {
+		if v, ok := s.checkpoints[c.Guard.Key]; !ok || !bytes.Equal(v, c.Guard.Value) {
+			res.Err = fmt.Errorf("%w: checkpoint %q holds %q, want %q", ErrGuardFailed, c.Guard.Key, v, c.Guard.Value)
+			return
+		}
+	}
 	from, to := s.phase, c.Phase
 	switch {
 	case from == to:
@@ -560,6 +583,14 @@ func (s *state) applySetPhase(c *SetPhase, res *Result) {
 		if timeout <= 0 {
 			timeout = DefaultAdoptTimeoutMs
 		}
+		// ZooKeeper's sessions mirrored by the proxies keep their negotiated
+		// timeouts; owners of ephemerals nobody mirrored get the adopt timeout.
+		for id, ms := range s.sourceSessions {
+			if s.sessions[id] == nil {
+				s.sessions[id] = &session{timeoutMs: ms}
+			}
+		}
+		clear(s.sourceSessions)
 		for owner := range s.t.ephemerals {
 			if s.sessions[owner] == nil {
 				s.sessions[owner] = &session{timeoutMs: timeout}
@@ -572,6 +603,43 @@ func (s *state) applySetPhase(c *SetPhase, res *Result) {
 	}
 	s.mirrorPhaseChange(from, to, res.Index, c.Time)
 	s.phase = to
+}
+
+// applySourceSessions records and forgets mirrored ZooKeeper sessions (shadow
+// only). Open of a known session updates its timeout; Closed of an unknown one
+// is a no-op: proxies may report the same event twice.
+func (s *state) applySourceSessions(c *SourceSessions, res *Result) {
+	if s.phase != PhaseShadow {
+		res.Err = fmt.Errorf("%w: mirrored ZooKeeper sessions in phase %s", ErrWrongPhase, s.phase)
+		return
+	}
+	for _, ss := range c.Open {
+		if ss.ID == 0 || ss.TimeoutMs <= 0 {
+			res.Err = fmt.Errorf("%w: mirrored session %#x with timeout %d ms", ErrBadCommand, ss.ID, ss.TimeoutMs)
+			return
+		}
+	}
+	for _, ss := range c.Open {
+		if old, ok := s.sourceSessions[ss.ID]; !ok || old != ss.TimeoutMs {
+			res.Changed++
+		}
+		s.sourceSessions[ss.ID] = ss.TimeoutMs
+	}
+	for _, id := range c.Closed {
+		if _, ok := s.sourceSessions[id]; ok {
+			delete(s.sourceSessions, id)
+			res.Changed++
+		}
+	}
+}
+
+// forgetClosedSources drops the mirrored sessions a mirrored closeSession ends.
+func (s *state) forgetClosedSources(tx *SourceTxn) {
+	for i := range tx.Ops {
+		if tx.Ops[i].Kind == SourceCloseSession {
+			delete(s.sourceSessions, tx.Ops[i].Session)
+		}
+	}
 }
 
 // purgePending drops every pending record and tombstone: once the journal is
@@ -722,10 +790,12 @@ type FSMStatus struct {
 	Nodes         int
 	Digest        znode.Digest
 	Sessions      int
-	Ephemerals    int
-	Pending       int // unresolved mirror records (see the package documentation)
-	Tombstones    int
-	Watches       int
+	// SourceSessions counts ZooKeeper's sessions mirrored in shadow.
+	SourceSessions int
+	Ephemerals     int
+	Pending        int // unresolved mirror records (see the package documentation)
+	Tombstones     int
+	Watches        int
 }
 
 // Status returns a summary of the state.
@@ -738,18 +808,19 @@ func (f *FSM) Status() FSMStatus {
 		eph += len(set)
 	}
 	st := FSMStatus{
-		AppliedIndex:  s.appliedIndex,
-		Phase:         s.phase,
-		Epoch:         s.epoch,
-		LastZxid:      s.lastZxid,
-		MaxSourceZxid: s.maxSourceZxid,
-		Nodes:         len(s.t.nodes),
-		Digest:        s.t.digest,
-		Sessions:      len(s.sessions),
-		Ephemerals:    eph,
-		Pending:       len(s.t.ghosts),
-		Tombstones:    len(s.t.tombs),
-		Watches:       f.watches.count(),
+		AppliedIndex:   s.appliedIndex,
+		Phase:          s.phase,
+		Epoch:          s.epoch,
+		LastZxid:       s.lastZxid,
+		MaxSourceZxid:  s.maxSourceZxid,
+		Nodes:          len(s.t.nodes),
+		Digest:         s.t.digest,
+		Sessions:       len(s.sessions),
+		SourceSessions: len(s.sourceSessions),
+		Ephemerals:     eph,
+		Pending:        len(s.t.ghosts),
+		Tombstones:     len(s.t.tombs),
+		Watches:        f.watches.count(),
 	}
 	if s.counter != 0 {
 		st.JournalZxid = int64(uint64(s.epoch)<<32 | uint64(s.counter))

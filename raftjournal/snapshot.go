@@ -26,6 +26,9 @@ import (
 //	69 pending     path, flags, stat, data, ACL, cvKey, orphan names
 //	70 cvKey       path, zxid: a visible node whose cversion is pinned to a zxid
 //	               other than its pzxid (see "Child registers")
+//	71 source session  id, timeout: a ZooKeeper session mirrored in shadow
+//	               (SourceSessions); absent from older snapshots, which restore
+//	               with none
 //	72 mirror      the reverse mirror's cursor: start index, start time, acked index, its
 //	               ZooKeeper zxid, ack time, outbox record count (absent from
 //	               snapshots of a journal never primary: all zero)
@@ -42,6 +45,7 @@ const (
 	recDigestLog  znode.RecordType = 68
 	recPending    znode.RecordType = 69
 	recCvKey      znode.RecordType = 70
+	recSourceSess znode.RecordType = 71
 	recMirror     znode.RecordType = 72
 	recMirrorRec  znode.RecordType = 73
 )
@@ -89,6 +93,7 @@ type fsmSnapshot struct {
 	pending     []snapPending
 	tombs       []snapTomb
 	sessions    []SessionInfo
+	srcSessions []SessionInfo
 	checkpoints []Checkpoint
 	digests     []DigestEntry
 	mirror      mirrorState // outbox shared with the state: records are never modified
@@ -130,6 +135,9 @@ func (f *FSM) capture(nodesOnly bool) *fsmSnapshot {
 	}
 	for id, ss := range s.sessions {
 		snap.sessions = append(snap.sessions, SessionInfo{ID: id, TimeoutMs: ss.timeoutMs})
+	}
+	for id, ms := range s.sourceSessions {
+		snap.srcSessions = append(snap.srcSessions, SessionInfo{ID: id, TimeoutMs: ms})
 	}
 	for k, v := range s.checkpoints {
 		snap.checkpoints = append(snap.checkpoints, Checkpoint{Key: k, Value: v})
@@ -187,6 +195,7 @@ func (s *fsmSnapshot) writeTo(w io.Writer) (znode.SnapshotTrailer, error) {
 	slices.SortFunc(s.pending, func(a, b snapPending) int { return cmp.Compare(a.path, b.path) })
 	slices.SortFunc(s.tombs, func(a, b snapTomb) int { return cmp.Compare(a.path, b.path) })
 	slices.SortFunc(s.sessions, func(a, b SessionInfo) int { return cmp.Compare(a.ID, b.ID) })
+	slices.SortFunc(s.srcSessions, func(a, b SessionInfo) int { return cmp.Compare(a.ID, b.ID) })
 	slices.SortFunc(s.checkpoints, func(a, b Checkpoint) int { return cmp.Compare(a.Key, b.Key) })
 
 	h := znode.SnapshotHeader{
@@ -241,6 +250,13 @@ func (s *fsmSnapshot) writeTo(w io.Writer) (znode.SnapshotTrailer, error) {
 		b = appendVarint(b[:0], ss.ID)
 		b = appendVarint(b, int64(ss.TimeoutMs))
 		if err := sw.WriteRecord(recSession, b); err != nil {
+			return znode.SnapshotTrailer{}, err
+		}
+	}
+	for _, ss := range s.srcSessions {
+		b = appendVarint(b[:0], ss.ID)
+		b = appendVarint(b, int64(ss.TimeoutMs))
+		if err := sw.WriteRecord(recSourceSess, b); err != nil {
 			return znode.SnapshotTrailer{}, err
 		}
 	}
@@ -361,7 +377,7 @@ func readState(r io.Reader) (*state, error) {
 		ghosts:     make(map[string]*ghost),
 		tombs:      make(map[string]tomb),
 	}
-	s := &state{t: t, sessions: make(map[int64]*session), checkpoints: make(map[string][]byte)}
+	s := &state{t: t, sessions: make(map[int64]*session), checkpoints: make(map[string][]byte), sourceSessions: make(map[int64]int32)}
 	var meta *snapMeta
 	var childSum int64
 	mirrorSeen, mirrorWant := false, uint64(0)
@@ -404,6 +420,9 @@ func readState(r io.Reader) (*state, error) {
 		case recSession:
 			id := d.varint("session")
 			s.sessions[id] = &session{timeoutMs: d.int32v("timeout")}
+		case recSourceSess:
+			id := d.varint("session")
+			s.sourceSessions[id] = d.int32v("timeout")
 		case recTomb:
 			p := d.string("path")
 			t.tombs[p] = tomb{zxid: d.varint("zxid"), incl: d.byte1("incl") != 0}

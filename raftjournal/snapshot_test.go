@@ -85,6 +85,9 @@ func stateDiff(a, b *FSM) string {
 	if sess(x) != sess(y) {
 		add("sessions %s vs %s", sess(x), sess(y))
 	}
+	if fmt.Sprint(x.sourceSessions) != fmt.Sprint(y.sourceSessions) {
+		add("source sessions %v vs %v", x.sourceSessions, y.sourceSessions)
+	}
 	if fmt.Sprint(x.checkpoints) != fmt.Sprint(y.checkpoints) {
 		add("checkpoints %v vs %v", x.checkpoints, y.checkpoints)
 	}

@@ -3,13 +3,13 @@
 # the baseline measured in the same run (the machines are shared and noisy, so only
 # same-run ratios are compared). Raw `go test -bench` output is kept in $BENCH_OUT.
 #
-#   scripts/bench.sh [GROUP...]    groups: seed snapshot fsm raft export import verify proxy zkserver datadir rollback
+#   scripts/bench.sh [GROUP...]    groups: seed snapshot fsm raft export import verify proxy zkserver datadir rollback cutover
 #                                  (default: all, which `make bench` runs)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 OUT=${BENCH_OUT:-bench.out}
 : >"$OUT"
-groups=${*:-seed snapshot fsm raft export import verify proxy zkserver datadir rollback}
+groups=${*:-seed snapshot fsm raft export import verify proxy zkserver datadir rollback cutover}
 
 bench() { # package, regexp, benchtime, extra args...
 	local pkg=$1 re=$2 bt=$3
@@ -44,7 +44,12 @@ for g in $groups; do
 		bench ./dualwrite/ 'TailLag$' 1x -args -tail.rate="${TAIL_RATE:-5000}" -tail.dur="${TAIL_DUR:-20s}"
 		;;
 	rollback) echo "== reverse mirror vs the journal's native writes (reversemirror)"; bench ./reversemirror/ 'ReverseMirror$' 3x -args -rm.writes="${RM_WRITES:-30000}" ;;
-	*) echo "bench.sh: unknown group $g (want seed snapshot fsm raft export import verify proxy zkserver datadir rollback)" >&2; exit 2 ;;
+	cutover)
+		echo "== the cutover's pause (cutover): 64 sessions through the proxy, baseline p99 vs the longest request across the switch"
+		bench ./cutover/ 'CutoverPause$' 1x -args -cutover.nodes="${CUTOVER_NODES:-100000}"
+		bench ./cutover/ 'CutoverPause$' 1x -args -cutover.nodes="${CUTOVER_NODES:-100000}" -cutover.addr-twice
+		;;
+	*) echo "bench.sh: unknown group $g (want seed snapshot fsm raft export import verify proxy zkserver datadir rollback cutover)" >&2; exit 2 ;;
 	esac
 done
 

@@ -19,8 +19,10 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/spf13/cobra"
 
+	"github.com/zk2raft/zk2raft/cutover"
 	"github.com/zk2raft/zk2raft/dualwrite"
 	"github.com/zk2raft/zk2raft/importer"
+	"github.com/zk2raft/zk2raft/internal/buildinfo"
 	"github.com/zk2raft/zk2raft/raftjournal"
 	"github.com/zk2raft/zk2raft/zkclient"
 	"github.com/zk2raft/zk2raft/zkwire"
@@ -40,6 +42,7 @@ type tapOptions struct {
 	reconcileAlign    string
 	zkAuth            zkAuthOptions
 	juteMaxBuffer     int
+	held              bool // start the tap holding (a proxy that switched before)
 }
 
 // hosts parses --zk; a malformed host is a usage error naming it.
@@ -106,6 +109,7 @@ func (o *tapOptions) start(ctx context.Context, g *globalOptions, listen string,
 	cfg.MaxRequestFrame = o.juteMaxBuffer
 	cfg.Logger = g.logger.With("component", "dualwrite")
 	cfg.Registerer = reg
+	cfg.Held = o.held
 	t, err := dualwrite.Start(ctx, cfg)
 	if err != nil {
 		return nil, err
@@ -159,6 +163,8 @@ type proxyOptions struct {
 	insecure    bool
 	openMetrics bool
 	openStatus  bool
+	proxyID     string
+	advertise   string
 }
 
 func newProxyCommand(g *globalOptions) *cobra.Command {
@@ -189,8 +195,15 @@ and ZooKeeper traffic never waits for the journal. --sync holds the reply until 
 journal committed the mirror. The reconciler repairs what the proxy cannot
 see: writes that bypass it and ephemerals of expired sessions.
 
---admin-addr serves /status (JSON) and /metrics (Prometheus), to callers holding the
-cluster secret (the file given with --cluster-secret-file, or $` + envClusterSecretFile + `,
+The proxy registers itself with the journal (--proxy-id, its client address and
+--advertise-admin) and follows the cutover (zk2raft cutover): it holds its clients'
+requests when the cutover asks, and relays them to the journal's client ports once
+the journal's committed phase is primary — by itself if the cutover command died,
+when its hold's deadline passes. A proxy that restarts after the cutover relays
+nothing before it has read the phase (it remembers the switch in --queue-dir).
+
+--admin-addr serves /status (JSON), /metrics (Prometheus) and the cutover's
+/cutover/ calls, to callers holding the cluster secret (the file given with --cluster-secret-file, or $` + envClusterSecretFile + `,
 which the proxy also needs to reach the journal), unless --open-status and
 --open-metrics open them.`,
 		Args: noArgs,
@@ -218,10 +231,12 @@ which the proxy also needs to reach the journal), unless --open-status and
 	f := cmd.Flags()
 	f.StringVar(&o.listen, "listen", "", "address clients connect to, host:port (required)")
 	f.StringVar(&o.journal, "journal", "", "admin addresses of journal members, host:port[,host:port...] (required); the others are learned from the cluster, and the proxy moves to another member when one stops answering")
-	f.StringVar(&o.adminAddr, "admin-addr", "127.0.0.1:0", "HTTP address for /status and /metrics")
+	f.StringVar(&o.adminAddr, "admin-addr", "127.0.0.1:0", "HTTP address for /status, /metrics and the cutover's /cutover/ calls")
 	f.BoolVar(&o.openMetrics, "open-metrics", false, "serve /metrics to callers without the cluster secret")
 	f.BoolVar(&o.openStatus, "open-status", false, "serve /status to callers without the cluster secret")
 	f.BoolVar(&o.insecure, "insecure", false, "reach a journal that runs without a cluster secret, and serve the admin port to anyone")
+	f.StringVar(&o.proxyID, "proxy-id", "", "this proxy's id in the journal's registry of proxies (default: its client address)")
+	f.StringVar(&o.advertise, "advertise-admin", "", "the admin address the cutover reaches this proxy at, when --admin-addr listens on a wildcard or behind NAT (default: the admin listener's address)")
 	o.addFlags(cmd, "directory of the durable queue of mirrors not yet committed (required)", true)
 	o.cluster.addFlags(cmd)
 	return cmd
@@ -259,6 +274,8 @@ func runProxy(ctx context.Context, g *globalOptions, o *proxyOptions) error {
 	view := dualwrite.FailoverView(j.AdminAddrs, func(addr string) *raftjournal.AdminClient {
 		return raftjournal.NewAdminClient(addr, creds).WithZooKeeperAuth(auth)
 	})
+	switched := cutover.SwitchedBefore(o.queueDir)
+	o.held = switched
 	rt, err := o.start(ctx, g, o.listen, j, view, reg)
 	if err != nil {
 		return err
@@ -268,6 +285,35 @@ func runProxy(ctx context.Context, g *globalOptions, o *proxyOptions) error {
 		rt.close()
 		return fmt.Errorf("admin address %s: %w", o.adminAddr, err)
 	}
+	advertise := o.advertise
+	if advertise == "" {
+		advertise = ln.Addr().String()
+	}
+	id := o.proxyID
+	if id == "" {
+		id = rt.tap.Addr()
+	}
+	hosts, _ := o.hosts()
+	acfg := cutover.AgentConfig{Tap: rt.tap, Journal: j, Members: j.AdminAddrs, Credentials: creds,
+		Record:   cutover.ProxyRecord{ID: id, Listen: rt.tap.Addr(), Admin: advertise, ZooKeeper: hosts, Version: buildinfo.Version()},
+		StateDir: o.queueDir, ExpectJournal: switched, Logger: g.logger.With("component", "cutover")}
+	if rt.rec != nil {
+		acfg.Reconcile = rt.rec.Stats
+		acfg.OnSwitch = func() {
+			g.logger.Info("the journal is primary: stopping the reconciler (ZooKeeper is no longer the source of truth)")
+			rt.stop()
+		}
+	}
+	agent, err := cutover.NewAgent(acfg)
+	if err != nil {
+		ln.Close()
+		rt.close()
+		return err
+	}
+	actx, astop := context.WithCancel(ctx)
+	adone := make(chan struct{})
+	go func() { defer close(adone); agent.Run(actx) }()
+	defer func() { astop(); <-adone }()
 	if creds.TLS != nil {
 		ln = tls.NewListener(ln, creds.TLS.ServerConfig())
 	}
@@ -280,6 +326,7 @@ func runProxy(ctx context.Context, g *globalOptions, o *proxyOptions) error {
 	}
 	mux := http.NewServeMux()
 	mux.Handle("GET /metrics", open(o.openMetrics, promhttp.HandlerFor(reg, promhttp.HandlerOpts{})))
+	mux.Handle("/cutover/", guard.Require(agent.Handler()))
 	mux.Handle("GET /status", open(o.openStatus, http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
 		json.NewEncoder(w).Encode(proxyStatus(rt))

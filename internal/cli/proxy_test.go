@@ -94,6 +94,10 @@ func TestServeWithProxy(t *testing.T) {
 	if !ok || p["tap"] == nil {
 		t.Fatalf("/status has no proxy extension: %v", cs.Extensions)
 	}
+	// The cutover does not switch an in-process proxy: its gate says so.
+	if code, out, errOut := run(t, "cutover", "status", "--journal", admin); code != ExitDifferences || !strings.Contains(out, "n1 runs an in-process proxy") {
+		t.Errorf("cutover status with an in-process proxy: exit %d\n%s\n%s", code, out, errOut)
+	}
 	if code := s.stop(t); code != ExitOK {
 		t.Fatalf("serve exited %d: %s", code, s.stderr.String())
 	}

@@ -130,6 +130,7 @@ Exit codes: 0 success, 1 error, 2 usage, 3 verification found differences,
 		newMigrateCommand(g),
 		newExportCommand(g), newSnapshotCommand(g),
 		newTailCommand(g),
+		newCutoverCommand(g),
 	)
 	return root
 }

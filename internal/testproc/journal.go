@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/zk2raft/zk2raft/raftjournal"
+	"github.com/zk2raft/zk2raft/zkserver"
 )
 
 // journalEnv carries a JournalSpec to a journal node process.
@@ -24,6 +25,9 @@ type JournalSpec struct {
 	Bootstrap                        bool
 	Join                             string // admin address of a member
 	Secret                           []byte // the cluster secret
+	// ClientAddr, when set, serves the ZooKeeper protocol there (zkserver,
+	// four-letter words all allowed).
+	ClientAddr string
 }
 
 // LogFile is where the node's output goes: <ID>.log beside its data dir,
@@ -56,7 +60,21 @@ func JournalChild() {
 		fmt.Fprintln(os.Stderr, "open:", err)
 		os.Exit(3)
 	}
+	var srv *zkserver.Server
+	if spec.ClientAddr != "" {
+		sc := zkserver.DefaultConfig()
+		sc.Addr, sc.TickTime, sc.MaxSessionTimeout = spec.ClientAddr, 500*time.Millisecond, 60*time.Second
+		sc.FourLetterWords, sc.MaxClientConnsPerIP = []string{"*"}, 0
+		sc.Logger = cfg.Logger.With("component", "zkserver")
+		if srv, err = zkserver.New(n, sc); err != nil {
+			fmt.Fprintln(os.Stderr, "client port:", err)
+			os.Exit(3)
+		}
+	}
 	WaitSignal()
+	if srv != nil {
+		srv.Close()
+	}
 	if err := n.Close(); err != nil {
 		fmt.Fprintln(os.Stderr, "close:", err)
 		os.Exit(4)

@@ -1,0 +1,109 @@
+// Package cutover switches the source of truth from ZooKeeper to the journal
+// (issue 15): the gates that prove the switch safe, the proxies' hold, the
+// drain and the proof, the commit as one Raft entry, the switch of the
+// proxies' clients to the journal with their sessions, and `cutover status`.
+// It sits above dualwrite (the proxies' tap) and raftjournal (the phase, the
+// sessions, the checkpoints it keeps its state in); internal/cli's `cutover`
+// verb only parses, calls and prints.
+//
+// # Single source of truth
+//
+// The journal's committed phase decides where clients go, never the
+// orchestrator's word alone. Each proxy runs an Agent next to its tap:
+//
+//   - It registers the proxy with the cluster (a checkpoint under
+//     ProxyKeyPrefix: id, client and admin addresses, ZooKeeper's servers),
+//     so that the gates know whom to wait for and the orchestrator whom to
+//     hold.
+//   - It polls the phase members applied (every AgentConfig.Poll): a tap that
+//     relays to ZooKeeper while the journal is primary switches by itself —
+//     a proxy that missed the orchestrator's call, or restarted.
+//   - A hold carries a deadline. When it passes without a release or a
+//     switch (the orchestrator died, the network parted), the agent first
+//     fences the commit — it writes TokenKey = "<cutover>/expired" — and then
+//     reads the committed phase: primary switches, shadow releases the held
+//     requests to ZooKeeper. The orchestrator's SetPhase carries a guard
+//     (raftjournal.SetPhase.Guard: TokenKey must still say "<cutover>/hold"),
+//     so a commit that arrives after a proxy gave up is refused by the FSM:
+//     whatever the interleaving, every proxy ends on the side the journal's
+//     phase names. A proxy that cannot reach the journal at its deadline keeps
+//     holding (releasing could fork the state) and says so.
+//   - A proxy restarted with its tap held (dualwrite.Config.Held) relays
+//     nothing until it has read the phase (or StartWait passed without an
+//     answer: then ZooKeeper, the shadow default, with a warning).
+//
+// # Forward cutover (ToPrimary)
+//
+//  1. Gates (Inspect, with an alignment so the digest is compared at
+//     ZooKeeper's latest zxid): journal in shadow; every registered proxy
+//     answers; no ZooKeeper session (cons on every server, three looks a
+//     second apart) but the proxies' clients', theirs and their
+//     reconcilers' (a client around the proxies, or an unregistered proxy,
+//     would not be switched); mirror lag (each proxy's queue, in-flight
+//     writes, oldest undelivered mirror, nothing lost; each tail's progress
+//     record — the data-directory route — caught up or moving); digests
+//     equal at ZooKeeper's latest zxid (under steady writes, at a recent
+//     common zxid: the proof below is what decides); no reconciler repair in the last RepairQuiet and nothing
+//     unreadable (a repair means something writes around the proxies, whose
+//     clients will not be switched); every session the proxies' clients hold
+//     is known to the journal. A failing gate refuses the cutover with its
+//     name and evidence; Options.Force passes named gates, each logged as a
+//     warning and in the cutover's log.
+//  2. Fence: TokenKey = "<cutover>/hold".
+//  3. Hold: every proxy stops sending requests to ZooKeeper (dualwrite's
+//     Hold: held requests are neither in flight nor sent), deadline
+//     HoldTimeout.
+//  4. Drain: no request in flight at any proxy, every mirror and session
+//     event committed by the journal.
+//  5. Proof: an alignment write through a proxy's own session lands ZooKeeper
+//     on a zxid Z where it logs its digest; the journal applies Z; the digests
+//     are equal at Z and Z is still ZooKeeper's latest zxid (srvr on every
+//     server); every proxy session is known to the journal. O(writes), never a
+//     walk: the pause does not grow with the tree.
+//  6. Commit: SetPhase(primary), guarded by the token — one Raft entry, so
+//     every journal node switches at the same index and a leader change
+//     leaves them all in one phase. An attempt whose outcome a leader change
+//     left unknown is retried through the new leader while the hold lasts
+//     (the guard and the entry's idempotence make that safe); when time runs
+//     out the orchestrator fences first (token "<id>/aborted") and reads the
+//     phase after, so that the answer cannot change behind it. The journal
+//     adopts the mirrored sessions.
+//  7. Switch: each proxy checks the committed phase itself, closes its
+//     ZooKeeper connections (clients see one CONNECTIONLOSS; their held
+//     requests were never sent) and relays new connections to a journal
+//     node's client port. Clients reconnect through the same address with
+//     their session id and password (ZooKeeper's, which the journal derives
+//     the same way), keep their ephemerals, and re-register their watches
+//     with setWatches at their last zxid, which the journal honours because
+//     its zxids are ZooKeeper's. Requests held on a connection that is closed
+//     fail with CONNECTIONLOSS (they were never sent, so the client's retry
+//     cannot apply them twice); the proxy does not replay them on a journal
+//     connection of its own, because it would have to re-register the
+//     client's watches for it, which it does not track. Connections held
+//     before their first request go on to the journal.
+//
+// A failure before the commit aborts: the token says aborted (a late commit
+// is refused), the proxies release their held requests to ZooKeeper, and
+// nothing is lost. A commit whose outcome is unknown leaves the proxies
+// holding until their deadline, when each follows the phase. Each step is
+// logged and recorded in the journal under LogKey, which `cutover status`
+// shows with the phase, the proxies and the gates.
+//
+// # Sessions
+//
+// During shadow the proxies mirror the sessions they see negotiated
+// (dualwrite's SourceSessions: id and timeout; a resume ZooKeeper refuses as
+// expired forgets it; a closeSession is mirrored with its ephemerals). The
+// journal keeps them apart and does not expire them while ZooKeeper owns
+// them; at the commit their clocks start on the journal's leader. A session
+// ZooKeeper expired without any proxy seeing it (its client vanished) is
+// adopted all the same and expires on the journal's clock after its timeout.
+//
+// # Not yet (issue 15 items left, issue 16)
+//
+// The split-brain report and active fence of ZooKeeper in primary, --to
+// finalized and --to shadow (rollback, the reverse mirror) are not built
+// here; the design keeps room for them: the tap's backend is a switch that can
+// point back at ZooKeeper, and a rollback through the proxies can rewrite
+// ConnectRequest.lastZxidSeen and SetWatches' relativeZxid on the way back.
+package cutover
