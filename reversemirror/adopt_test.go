@@ -19,12 +19,13 @@ import (
 // TestMirrorKeepsAdoptedSession: the session keeper for a ZooKeeper session
 // the journal adopted at the change to primary. A client makes an ephemeral
 // through the dual-write proxy in shadow and goes away without closing its
-// session; the journal adopts the session; the mirror resumes it in
-// ZooKeeper and keeps it alive well past its timeout; the client resumes it
-// on the journal and makes another ephemeral, which reaches ZooKeeper under
-// the same owner (no allowance for ephemeralOwner); after the rollback the
-// mirror lets go of it and the client resumes it on ZooKeeper with both
-// ephemerals.
+// session; the journal adopts the session (with its own timeout: the proxy
+// mirrored it) and the client resumes it on the journal, as a cutover's
+// clients do; the mirror resumes it in ZooKeeper and keeps it alive there
+// well past its timeout, though no client talks to ZooKeeper; the client
+// makes another ephemeral on the journal, which reaches ZooKeeper under the
+// same owner (no allowance for ephemeralOwner); after the rollback the mirror
+// lets go of it and the client resumes it on ZooKeeper with both ephemerals.
 func TestMirrorKeepsAdoptedSession(t *testing.T) {
 	n, addr := startNode(t, raftjournal.PhaseShadow)
 	f := n.FSM()
@@ -41,7 +42,7 @@ func TestMirrorKeepsAdoptedSession(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer tap.Close()
-	const timeout = 2 * time.Second
+	const timeout = 4 * time.Second
 	app, err := zkclient.Dial(ctx, zkclient.Config{Hosts: []string{tap.Addr()}, SessionTimeout: timeout})
 	if err != nil {
 		t.Fatal(err)
@@ -64,6 +65,16 @@ func TestMirrorKeepsAdoptedSession(t *testing.T) {
 	if err := n.SetPhase(ctx, raftjournal.PhasePrimary, false); err != nil {
 		t.Fatal(err)
 	}
+	// The client resumes its session on the journal, which now owns it and
+	// would expire it after its timeout without the client.
+	resumed, err := zkclient.Dial(ctx, zkclient.Config{Hosts: []string{addr}, SessionTimeout: timeout,
+		ResumeSession: sid, ResumePassword: zkserver.SessionPassword(sid)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if resumed.SessionID() != sid {
+		t.Fatalf("journal gave session %#x, want %#x resumed", resumed.SessionID(), sid)
+	}
 	m := runMirror(t, n, nil)
 	testlog.WaitFor(t, time.Minute, "the mirror holds the adopted session", func() error {
 		if st := m.Status(); !st.Running || st.Sessions != 1 || st.LostSessions != 0 {
@@ -80,15 +91,7 @@ func TestMirrorKeepsAdoptedSession(t *testing.T) {
 		}
 		time.Sleep(200 * time.Millisecond)
 	}
-	// The client resumes its session on the journal and makes an ephemeral.
-	resumed, err := zkclient.Dial(ctx, zkclient.Config{Hosts: []string{addr}, SessionTimeout: timeout,
-		ResumeSession: sid, ResumePassword: zkserver.SessionPassword(sid)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if resumed.SessionID() != sid {
-		t.Fatalf("journal gave session %#x, want %#x resumed", resumed.SessionID(), sid)
-	}
+	// The client makes an ephemeral on the journal.
 	if _, _, err := resumed.Create(ctx, root+"/primary-eph", []byte("made in primary"), znode.WorldAnyone(), 1); err != nil {
 		t.Fatal(err)
 	}
