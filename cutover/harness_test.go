@@ -53,27 +53,7 @@ func newRig(t testing.TB) *rig {
 	}
 	t.Cleanup(func() { ens.Close() })
 	r := &rig{t: t, ens: ens}
-	c := raftjournal.DefaultNodeConfig()
-	c.NodeID, c.DataDir, c.RaftAddr, c.AdminAddr = "j1", t.TempDir(), testlog.FreeAddr(t), "127.0.0.1:0"
-	c.Secret = testlog.Secret()
-	c.Logger = testlog.New(t).With("node", "j1")
-	c.Bootstrap = true
-	c.HeartbeatTimeout = 400 * time.Millisecond
-	c.ElectionTimeout = 400 * time.Millisecond
-	c.LeaderLeaseTimeout = 200 * time.Millisecond
-	c.CommitTimeout = 5 * time.Millisecond
-	c.SessionTick = 100 * time.Millisecond
-	n, err := raftjournal.Open(c)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { n.Close() })
-	testlog.WaitFor(t, 30*time.Second, "the journal node to lead", func() error {
-		if !n.IsLeader() {
-			return errors.New("not leader")
-		}
-		return nil
-	})
+	n := testproc.OpenNode(t, func(c *raftjournal.NodeConfig) { c.SessionTick = 100 * time.Millisecond })
 	r.node = n
 	sc := zkserver.DefaultConfig()
 	sc.Addr = "127.0.0.1:0"

@@ -14,6 +14,7 @@ import (
 
 	"github.com/zk2raft/zk2raft/importer"
 	"github.com/zk2raft/zk2raft/internal/testlog"
+	"github.com/zk2raft/zk2raft/internal/testproc"
 	"github.com/zk2raft/zk2raft/internal/zktest"
 	"github.com/zk2raft/zk2raft/raftjournal"
 	"github.com/zk2raft/zk2raft/verify"
@@ -34,28 +35,7 @@ func remoteAdmin(n *raftjournal.Node) *raftjournal.AdminClient {
 // on-disk store, closed in cleanup.
 func journalNode(t testing.TB) *raftjournal.Node {
 	t.Helper()
-	c := raftjournal.DefaultNodeConfig()
-	c.NodeID, c.DataDir, c.RaftAddr, c.AdminAddr = "j1", t.TempDir(), testlog.FreeAddr(t), "127.0.0.1:0"
-	c.Secret = testlog.Secret()
-	c.Logger = testlog.New(t).With("node", "j1")
-	c.Bootstrap = true
-	c.HeartbeatTimeout = 400 * time.Millisecond
-	c.ElectionTimeout = 400 * time.Millisecond
-	c.LeaderLeaseTimeout = 200 * time.Millisecond
-	c.CommitTimeout = 5 * time.Millisecond
-	n, err := raftjournal.Open(c)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { n.Close() })
-	deadline := time.Now().Add(30 * time.Second)
-	for !n.IsLeader() {
-		if time.Now().After(deadline) {
-			t.Fatal("journal node never became leader")
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-	return n
+	return testproc.OpenNode(t, nil)
 }
 
 // startTap starts a tap in front of hosts mirroring into j, closed in cleanup.

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/zk2raft/zk2raft/internal/testlog"
+	"github.com/zk2raft/zk2raft/internal/testproc"
 	"github.com/zk2raft/zk2raft/raftjournal"
 	"github.com/zk2raft/zk2raft/znode"
 )
@@ -69,10 +70,7 @@ func nodeConfig(t testing.TB, id, dir string, logger *slog.Logger) raftjournal.N
 	c.NodeID, c.DataDir, c.RaftAddr, c.AdminAddr = id, dir, freeAddr(t), "127.0.0.1:0"
 	c.Secret = testlog.Secret()
 	c.Logger = logger.With("node", id)
-	c.HeartbeatTimeout = 400 * time.Millisecond
-	c.ElectionTimeout = 400 * time.Millisecond
-	c.LeaderLeaseTimeout = 200 * time.Millisecond
-	c.CommitTimeout = 5 * time.Millisecond
+	testproc.LoopbackTimings(&c)
 	c.JoinTimeout = 30 * time.Second
 	c.ForwardTimeout = 20 * time.Second
 	return c

@@ -12,6 +12,7 @@ import (
 	"github.com/go-zookeeper/zk"
 
 	"github.com/zk2raft/zk2raft/internal/testlog"
+	"github.com/zk2raft/zk2raft/internal/testproc"
 	"github.com/zk2raft/zk2raft/internal/zktest"
 	"github.com/zk2raft/zk2raft/raftjournal"
 	"github.com/zk2raft/zk2raft/reversemirror"
@@ -80,21 +81,7 @@ func primaryNode(t *testing.T) (*raftjournal.Node, string) {
 // client port.
 func startNode(t testing.TB, phase raftjournal.Phase) (*raftjournal.Node, string) {
 	t.Helper()
-	cfg := raftjournal.DefaultNodeConfig()
-	cfg.NodeID = "n1"
-	cfg.DataDir = t.TempDir()
-	cfg.RaftAddr = freeAddr(t)
-	cfg.AdminAddr = "127.0.0.1:0"
-	cfg.Secret = testlog.Secret()
-	cfg.Bootstrap = true
-	cfg.CommitTimeout = zkserver.DefaultCommitTimeout
-	cfg.Logger = testlog.New(t)
-	n, err := raftjournal.Open(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { n.Close() })
-	testlog.WaitFor(t, 30*time.Second, "the node leads", is(n.IsLeader))
+	n := testproc.OpenNode(t, func(c *raftjournal.NodeConfig) { c.CommitTimeout = zkserver.DefaultCommitTimeout })
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	if phase == raftjournal.PhasePrimary {

@@ -52,8 +52,7 @@ func JournalChild() {
 	cfg := raftjournal.DefaultNodeConfig()
 	cfg.NodeID, cfg.DataDir, cfg.RaftAddr, cfg.AdminAddr = spec.ID, spec.DataDir, spec.RaftAddr, spec.AdminAddr
 	cfg.Bootstrap, cfg.Join, cfg.Secret = spec.Bootstrap, spec.Join, spec.Secret
-	cfg.HeartbeatTimeout, cfg.ElectionTimeout, cfg.LeaderLeaseTimeout = 400*time.Millisecond, 400*time.Millisecond, 200*time.Millisecond
-	cfg.CommitTimeout = 5 * time.Millisecond
+	LoopbackTimings(&cfg)
 	cfg.Logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
 	n, err := raftjournal.Open(cfg)
 	if err != nil {
