@@ -2,7 +2,9 @@ package dualwrite
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"syscall"
 	"testing"
 	"time"
 
@@ -81,10 +83,17 @@ func newQuietSetup(t *testing.T) *quietSetup {
 // open (re)opens the journal node and waits until it leads.
 func (q *quietSetup) open(t *testing.T) {
 	t.Helper()
-	n, err := raftjournal.Open(q.nodeCfg)
-	if err != nil {
-		t.Fatal(err)
-	}
+	// A reopen must take the Raft address its configuration records; a
+	// parallel test's connection may hold that port for a moment (FreeAddr's
+	// port was given back to the system), so a bind failure is retried.
+	var n *raftjournal.Node
+	testlog.WaitFor(t, 30*time.Second, "the journal node to open", func() error {
+		var err error
+		if n, err = raftjournal.Open(q.nodeCfg); err != nil && !errors.Is(err, syscall.EADDRINUSE) {
+			t.Fatal(err)
+		}
+		return err
+	})
 	t.Cleanup(func() { n.Close() })
 	q.node = n
 }
