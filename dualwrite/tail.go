@@ -400,7 +400,16 @@ func (t *Tail) deliver(ctx context.Context, items <-chan tailItem) error {
 	var batch []tailItem
 	for {
 		batch = batch[:0]
-		it, ok := <-items
+		it, ok, idle := t.next(items)
+		if idle {
+			// Nothing new for a while and progress not yet recorded: an
+			// idle tail records what it has, so its checkpoint does not
+			// stay behind the last batch (the cutover gates read it).
+			if err := t.checkpoint(ctx, true); err != nil && ctx.Err() == nil {
+				t.log.Warn("cannot record the tail's progress in the journal; will try again", "err", err)
+			}
+			continue
+		}
 		if !ok {
 			// The reader stopped (Close, or its error): record where the
 			// journal is, if it answers.
@@ -436,6 +445,28 @@ func (t *Tail) deliver(ctx context.Context, items <-chan tailItem) error {
 		if err := t.checkpoint(ctx, false); err != nil && ctx.Err() == nil {
 			t.log.Warn("cannot record the tail's progress in the journal; will try again", "err", err)
 		}
+	}
+}
+
+// next waits for the next item. While progress is left unrecorded (the
+// last checkpoint was rate-limited), it waits at most until a checkpoint is
+// due and then reports idle.
+func (t *Tail) next(items <-chan tailItem) (it tailItem, ok, idle bool) {
+	t.mu.Lock()
+	owed := t.applied.Load() != t.ckptZxid
+	wait := t.cfg.CheckpointEvery - time.Since(t.lastCkpt)
+	t.mu.Unlock()
+	if !owed {
+		it, ok = <-items
+		return it, ok, false
+	}
+	timer := time.NewTimer(max(wait, time.Millisecond))
+	defer timer.Stop()
+	select {
+	case it, ok = <-items:
+		return it, ok, false
+	case <-timer.C:
+		return tailItem{}, false, true
 	}
 }
 
@@ -522,6 +553,9 @@ func (t *Tail) checkpoint(ctx context.Context, force bool) error {
 	}
 	if err != nil {
 		t.m.errors.WithLabelValues("checkpoint").Inc()
+		t.mu.Lock()
+		t.lastCkpt = time.Now() // the next try waits CheckpointEvery too
+		t.mu.Unlock()
 		return fmt.Errorf("dualwrite: tail checkpoint: %w", err)
 	}
 	t.mu.Lock()

@@ -21,12 +21,14 @@ import (
 	"github.com/zk2raft/zk2raft/exporter/datadir"
 	"github.com/zk2raft/zk2raft/importer"
 	"github.com/zk2raft/zk2raft/internal/testlog"
+	"github.com/zk2raft/zk2raft/internal/testproc"
 	"github.com/zk2raft/zk2raft/internal/treegen"
 	"github.com/zk2raft/zk2raft/internal/zkload"
 	"github.com/zk2raft/zk2raft/internal/zktest"
 	"github.com/zk2raft/zk2raft/raftjournal"
 	"github.com/zk2raft/zk2raft/verify"
 	"github.com/zk2raft/zk2raft/zkclient"
+	"github.com/zk2raft/zk2raft/zkwire"
 	"github.com/zk2raft/zk2raft/znode"
 )
 
@@ -434,4 +436,60 @@ func ttlOwner(t *testing.T, ms int64) int64 {
 		t.Fatal(err)
 	}
 	return o
+}
+
+// TestTailCheckpointsWhenIdle: a batch that arrives within CheckpointEvery of
+// the last checkpoint is recorded once the tail goes idle, not only when the
+// next write comes (the cutover's mirror-lag gate reads the checkpoint; a
+// stale one held it shut on a quiet ensemble).
+func TestTailCheckpointsWhenIdle(t *testing.T) {
+	t.Parallel()
+	ens := zktest.New(t, zktest.Options{Servers: 1})
+	n := testproc.OpenNode(t, nil)
+	ctx, cancel := context.WithTimeout(t.Context(), 2*time.Minute)
+	defer cancel()
+	zc, err := zkclient.Dial(ctx, zkclient.Config{Hosts: ens.Hosts()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer zc.Close()
+	// A fresh server has no log file until its first write.
+	if _, _, err := zc.Create(ctx, "/before", nil, znode.WorldAnyone(), zkwire.ModePersistent); err != nil {
+		t.Fatal(err)
+	}
+	srv := ens.Servers()[0]
+	tl, err := StartTail(ctx, TailConfig{DataDir: srv.DataDir, Journal: importer.NodeJournal(n), FromSet: true,
+		CheckpointEvery: 3 * time.Second, Logger: testlog.New(t).With("component", "tail")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tl.Close()
+	// The first write's batch is checkpointed at once (no checkpoint yet),
+	// the second's, coming right after, is owed.
+	for _, p := range []string{"/first", "/second"} {
+		if _, _, err := zc.Create(ctx, p, nil, znode.WorldAnyone(), zkwire.ModePersistent); err != nil {
+			t.Fatal(err)
+		}
+		want, err := zkclient.ServerZxid(ctx, srv.ClientAddr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		testlog.WaitFor(t, 10*time.Second, fmt.Sprintf("the tail to apply %s", p), func() error {
+			if z := tl.Progress().Zxid; z < want {
+				return fmt.Errorf("applied %#x, ZooKeeper at %#x", z, want)
+			}
+			return nil
+		})
+	}
+	want := tl.Progress().Zxid
+	testlog.WaitFor(t, 10*time.Second, "the idle tail to record its progress", func() error {
+		p, ok, err := ReadTailProgress(ctx, importer.NodeJournal(n), "")
+		if err != nil {
+			return err
+		}
+		if !ok || p.Zxid < want {
+			return fmt.Errorf("checkpoint at %#x (recorded %v), applied %#x", p.Zxid, ok, want)
+		}
+		return nil
+	})
 }
