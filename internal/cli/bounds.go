@@ -6,6 +6,22 @@ import (
 	"github.com/zk2raft/zk2raft/znode"
 )
 
+// Upper bounds of sizing flags that have no natural one.
+const (
+	// maxJuteMaxBuffer: a request of jute.maxbuffer bytes becomes one
+	// journal entry, and the journal's log takes entries of up to 64 MiB.
+	maxJuteMaxBuffer = 32 << 20
+	// maxPerConnection bounds --max-outstanding and --max-client-cnxns.
+	maxPerConnection = 1 << 20
+	// maxTailBatch bounds the txns of one tail entry (--batch-bytes-like
+	// limits still apply on top).
+	maxTailBatch = 1_000_000
+	// maxListedDiffs bounds the differences a verify report keeps in memory.
+	maxListedDiffs = 10_000_000
+	// maxRechecks bounds verify's re-reads of a live side per difference.
+	maxRechecks = 100
+)
+
 // intFlagIn returns a usage error naming the flag when v is outside lo..hi:
 // counts such as --workers size what the tool allocates, so an absurd one
 // must stop at the command line, not in the runtime's out-of-memory dump.

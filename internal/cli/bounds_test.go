@@ -20,6 +20,10 @@ func TestFlagBounds(t *testing.T) {
 		"migrate-online": {"migrate", "--zk", zk, "--journal", "127.0.0.1:1"},
 		"import":         {"import", "--snapshot", dir + "/none.snap", "--journal", "127.0.0.1:1"},
 		"dev seed":       {"dev", "seed", "--zk", zk},
+		"serve":          {"serve", "--data-dir", dir + "/j", "--node-id", "j1", "--raft-addr", "127.0.0.1:1", "--insecure"},
+		"proxy":          {"proxy", "--listen", "127.0.0.1:0", "--zk", zk, "--journal", "127.0.0.1:1", "--queue-dir", dir + "/q", "--insecure"},
+		"tail":           {"tail", "--datadir", dir, "--journal", "127.0.0.1:1", "--insecure"},
+		"verify":         {"verify", "--source", "zk://" + zk, "--target", "snapshot://" + dir + "/none.snap"},
 	}
 	cases := []struct {
 		verb, flag, value string
@@ -47,6 +51,20 @@ func TestFlagBounds(t *testing.T) {
 		{"dev seed", "--conns", "100000000"},
 		{"dev seed", "--concurrency", "100000000"},
 		{"dev seed", "--conns", "-1"},
+		{"serve", "--jute-maxbuffer", "0"},
+		{"serve", "--jute-maxbuffer", "2147483647"},
+		{"serve", "--max-outstanding", "0"},
+		{"serve", "--max-outstanding", "100000000"},
+		{"serve", "--max-client-cnxns", "-1"},
+		{"serve", "--max-client-cnxns", "100000000"},
+		{"proxy", "--jute-maxbuffer", "2147483647"},
+		{"proxy", "--jute-maxbuffer", "-1"},
+		{"tail", "--batch", "0"},
+		{"tail", "--batch", "1000000000"},
+		{"verify", "--max-diffs", "-1"},
+		{"verify", "--max-diffs", "1000000000"},
+		{"verify", "--rechecks", "-1"},
+		{"verify", "--rechecks", "1000000"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.verb+"/"+tc.flag+"="+tc.value, func(t *testing.T) {

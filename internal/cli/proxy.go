@@ -89,8 +89,8 @@ func (o *tapOptions) start(ctx context.Context, g *globalOptions, listen string,
 	if err != nil {
 		return nil, err
 	}
-	if o.juteMaxBuffer <= 0 {
-		return nil, usageErrorf("--jute-maxbuffer %d: want a positive size in bytes", o.juteMaxBuffer)
+	if err := intFlagIn("--jute-maxbuffer", o.juteMaxBuffer, 1, maxJuteMaxBuffer); err != nil {
+		return nil, err
 	}
 	auth, err := o.zkAuth.list()
 	if err != nil {
@@ -217,8 +217,9 @@ which the proxy also needs to reach the journal), unless --open-status and
 				return usageErrorf("--journal is required")
 			case o.queueDir == "":
 				return usageErrorf("--queue-dir is required")
-			case o.juteMaxBuffer <= 0:
-				return usageErrorf("--jute-maxbuffer %d: want a positive size in bytes", o.juteMaxBuffer)
+			}
+			if err := intFlagIn("--jute-maxbuffer", o.juteMaxBuffer, 1, maxJuteMaxBuffer); err != nil {
+				return err
 			}
 			if _, err := o.hosts(); err != nil {
 				return err

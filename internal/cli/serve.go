@@ -124,6 +124,11 @@ func (o *serveOptions) config(g *globalOptions) (raftjournal.NodeConfig, error) 
 	case o.yes && !o.acceptLoss:
 		return raftjournal.NodeConfig{}, usageErrorf("--yes confirms --accept-data-loss, which was not given")
 	}
+	if err := firstErr(intFlagIn("--jute-maxbuffer", o.juteMaxBuffer, 1, maxJuteMaxBuffer),
+		intFlagIn("--max-client-cnxns", o.maxClientCnxns, 0, maxPerConnection),
+		intFlagIn("--max-outstanding", o.maxOutstanding, 1, maxPerConnection)); err != nil {
+		return raftjournal.NodeConfig{}, err
+	}
 	if o.tap.zk != "" {
 		if _, err := o.tap.hosts(); err != nil {
 			return raftjournal.NodeConfig{}, err

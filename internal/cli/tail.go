@@ -79,8 +79,9 @@ it exits non-zero if it cannot go on.`,
 				return usageErrorf("--datadir is required")
 			case o.journal == "":
 				return usageErrorf("--journal is required")
-			case o.batch < 1:
-				return usageErrorf("--batch %d: want at least 1", o.batch)
+			}
+			if err := intFlagIn("--batch", o.batch, 1, maxTailBatch); err != nil {
+				return err
 			}
 			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
 			defer stop()

@@ -154,12 +154,12 @@ func (o *verifyOptions) config(g *globalOptions) (verify.Config, verify.Format, 
 		return none, 0, verify.OpenOptions{}, usageErrorf("--source is required")
 	case o.target == "":
 		return none, 0, verify.OpenOptions{}, usageErrorf("--target is required")
-	case o.maxDiffs < 0:
-		return none, 0, verify.OpenOptions{}, usageErrorf("--max-diffs %d is negative", o.maxDiffs)
-	case o.rechecks < 0:
-		return none, 0, verify.OpenOptions{}, usageErrorf("--rechecks %d is negative", o.rechecks)
 	case o.recheckInterval <= 0:
 		return none, 0, verify.OpenOptions{}, usageErrorf("--recheck-interval must be positive")
+	}
+	if err := firstErr(intFlagIn("--max-diffs", o.maxDiffs, 0, maxListedDiffs),
+		intFlagIn("--rechecks", o.rechecks, 0, maxRechecks)); err != nil {
+		return none, 0, verify.OpenOptions{}, err
 	}
 	format, err := verify.ParseFormat(o.format)
 	if err != nil {
