@@ -82,6 +82,22 @@ func (o *clusterOptions) credentials() (raftjournal.Credentials, error) {
 	return c, nil
 }
 
+// clientCredentials are credentials for a long-running client of the
+// journal that also serves an admin port (proxy, tail): a cluster secret is
+// required unless insecure, and the two exclude each other.
+func (o *clusterOptions) clientCredentials(insecure bool) (raftjournal.Credentials, error) {
+	c, err := o.credentials()
+	switch {
+	case err != nil:
+		return c, err
+	case insecure && c.Secret != nil:
+		return c, usageErrorf("--insecure and a cluster secret exclude each other")
+	case !insecure && c.Secret == nil:
+		return c, usageErrorf("no cluster secret: give --cluster-secret-file FILE (or $%s), the journal's; --insecure only for a journal that runs without one", envClusterSecretFile)
+	}
+	return c, nil
+}
+
 // admin returns a client of the admin endpoint at addr with the credentials.
 func (o *clusterOptions) admin(addr string) (*raftjournal.AdminClient, error) {
 	c, err := o.credentials()

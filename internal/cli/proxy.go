@@ -244,15 +244,9 @@ which the proxy also needs to reach the journal), unless --open-status and
 }
 
 func runProxy(ctx context.Context, g *globalOptions, o *proxyOptions) error {
-	creds, err := o.cluster.credentials()
+	creds, err := o.cluster.clientCredentials(o.insecure)
 	if err != nil {
 		return err
-	}
-	switch {
-	case o.insecure && creds.Secret != nil:
-		return usageErrorf("--insecure and a cluster secret exclude each other")
-	case !o.insecure && creds.Secret == nil:
-		return usageErrorf("no cluster secret: give --cluster-secret-file FILE (or $%s), the journal's; --insecure only for a journal that runs without one", envClusterSecretFile)
 	}
 	auth, err := o.zkAuth.list()
 	if err != nil {

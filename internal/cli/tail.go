@@ -105,15 +105,9 @@ it exits non-zero if it cannot go on.`,
 }
 
 func runTail(ctx context.Context, g *globalOptions, o *tailOptions) error {
-	creds, err := o.cluster.credentials()
+	creds, err := o.cluster.clientCredentials(o.insecure)
 	if err != nil {
 		return err
-	}
-	switch {
-	case o.insecure && creds.Secret != nil:
-		return usageErrorf("--insecure and a cluster secret exclude each other")
-	case !o.insecure && creds.Secret == nil:
-		return usageErrorf("no cluster secret: give --cluster-secret-file FILE (or $%s), the journal's; --insecure only for a journal that runs without one", envClusterSecretFile)
 	}
 	admin := raftjournal.NewAdminClient(trimScheme(o.journal), creds)
 	cfg := dualwrite.TailConfig{DataDir: o.datadir, LogDir: o.logDir, Name: o.name, Batch: o.batch,
