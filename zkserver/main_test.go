@@ -6,12 +6,12 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
 	"os"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/zk2raft/zk2raft/internal/freeport"
 	"github.com/zk2raft/zk2raft/internal/testlog"
 	"github.com/zk2raft/zk2raft/internal/zktest"
 	"github.com/zk2raft/zk2raft/raftjournal"
@@ -94,14 +94,9 @@ func (l *logBuffer) tail(n int) string {
 	return string(l.b)
 }
 
-func freeAddr() (string, error) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return "", err
-	}
-	defer ln.Close()
-	return ln.Addr().String(), nil
-}
+// freeAddr is a free loopback address outside the ephemeral range (see
+// internal/freeport), so a restarted server gets its port back.
+func freeAddr() (string, error) { return freeport.Addr() }
 
 // testServerConfig is the client port's configuration in tests: ZooKeeper's
 // defaults but zktest's short tick (so short session timeouts negotiate) and

@@ -98,7 +98,7 @@ func TestClusterSecretOnTheCommandLine(t *testing.T) {
 	}
 	t.Setenv(envClusterSecret, "")
 	serveArgs := func(name string, extra ...string) []string {
-		return append([]string{"serve", "--data-dir", filepath.Join(dir, name), "--node-id", name, "--raft-addr", freeTCPAddr(t), "--bootstrap"}, extra...)
+		return append([]string{"serve", "--data-dir", filepath.Join(dir, name), "--node-id", name, "--raft-addr", testlog.FreeAddr(t), "--bootstrap"}, extra...)
 	}
 	open := filepath.Join(dir, "open-secret")
 	if err := os.WriteFile(open, []byte("0123456789abcdef0123456789"), 0o644); err != nil {
@@ -124,8 +124,8 @@ func TestClusterSecretOnTheCommandLine(t *testing.T) {
 		}
 	}
 
-	admin := freeTCPAddr(t)
-	s := startServe(t, "--data-dir", filepath.Join(dir, "n1"), "--node-id", "n1", "--raft-addr", freeTCPAddr(t),
+	admin := testlog.FreeAddr(t)
+	s := startServe(t, "--data-dir", filepath.Join(dir, "n1"), "--node-id", "n1", "--raft-addr", testlog.FreeAddr(t),
 		"--admin-addr", admin, "--bootstrap", "--cluster-secret-file", secretFile)
 	waitUntil(t, "the node to lead", func() error {
 		code, _, errOut := run(t, "journal", "status", "--journal", admin, "--cluster-secret-file", secretFile)
@@ -167,8 +167,8 @@ func TestClusterTLSOnTheCommandLine(t *testing.T) {
 		cert, key := ca.Issue(name)
 		return []string{"--cluster-tls-cert", cert, "--cluster-tls-key", key, "--cluster-tls-ca", ca.CAFile}
 	}
-	admin := freeTCPAddr(t)
-	s := startServe(t, append([]string{"--data-dir", filepath.Join(t.TempDir(), "n1"), "--node-id", "n1", "--raft-addr", freeTCPAddr(t),
+	admin := testlog.FreeAddr(t)
+	s := startServe(t, append([]string{"--data-dir", filepath.Join(t.TempDir(), "n1"), "--node-id", "n1", "--raft-addr", testlog.FreeAddr(t),
 		"--admin-addr", admin, "--bootstrap"}, tlsArgs("n1")...)...)
 	tool := tlsArgs("tool")
 	waitUntil(t, "the node to lead over TLS", func() error {

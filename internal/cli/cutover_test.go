@@ -11,6 +11,7 @@ import (
 
 	"github.com/go-zookeeper/zk"
 
+	"github.com/zk2raft/zk2raft/internal/testlog"
 	"github.com/zk2raft/zk2raft/internal/zktest"
 )
 
@@ -24,8 +25,8 @@ import (
 func TestCutoverCommand(t *testing.T) {
 	ens := zktest.New(t, zktest.Options{Servers: 1})
 	dir := t.TempDir()
-	admin, client := freeTCPAddr(t), freeTCPAddr(t)
-	startServe(t, "--data-dir", filepath.Join(dir, "n1"), "--node-id", "n1", "--raft-addr", freeTCPAddr(t),
+	admin, client := testlog.FreeAddr(t), testlog.FreeAddr(t)
+	startServe(t, "--data-dir", filepath.Join(dir, "n1"), "--node-id", "n1", "--raft-addr", testlog.FreeAddr(t),
 		"--admin-addr", admin, "--client-addr", client, "--bootstrap")
 	waitUntil(t, "the journal to lead", func() error {
 		if code, _, errOut := run(t, "journal", "status", "--journal", admin); code != ExitOK {
@@ -33,7 +34,7 @@ func TestCutoverCommand(t *testing.T) {
 		}
 		return nil
 	})
-	listen, padmin := freeTCPAddr(t), freeTCPAddr(t)
+	listen, padmin := testlog.FreeAddr(t), testlog.FreeAddr(t)
 	startVerb(t, "proxy", "--listen", listen, "--zk", ens.ConnectString(), "--journal", admin,
 		"--queue-dir", filepath.Join(dir, "queue"), "--admin-addr", padmin, "--proxy-id", "edge-1", "--no-reconcile")
 	writeThrough(t, listen, "/before", "zk")

@@ -7,6 +7,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/zk2raft/zk2raft/internal/testlog"
 )
 
 // lastErrorLine is the "zk2raft: ..." line a failed verb ends with.
@@ -32,7 +34,7 @@ func TestImportedDataDirIdentity(t *testing.T) {
 		t.Fatalf("export: exit %d %s", code, errOut)
 	}
 	data := filepath.Join(dir, "journal")
-	raftAddr := freeTCPAddr(t)
+	raftAddr := testlog.FreeAddr(t)
 	code, out, errOut := run(t, "import", "--snapshot", snap, "--data-dir", data, "--log-store", "bolt", "--node-id", "n1", "--raft-addr", raftAddr)
 	if code != ExitOK {
 		t.Fatalf("import: exit %d %s", code, errOut)
@@ -52,7 +54,7 @@ func TestImportedDataDirIdentity(t *testing.T) {
 		want []string
 	}{
 		{"another node id", []string{"--node-id", "n2", "--raft-addr", raftAddr, "--log-store", "bolt"}, []string{`"n1"`, `"n2"`}},
-		{"another raft address", []string{"--node-id", "n1", "--raft-addr", freeTCPAddr(t), "--log-store", "bolt"}, []string{raftAddr}},
+		{"another raft address", []string{"--node-id", "n1", "--raft-addr", testlog.FreeAddr(t), "--log-store", "bolt"}, []string{raftAddr}},
 		{"the other log store", []string{"--node-id", "n1", "--raft-addr", raftAddr}, []string{"raft.db"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -86,7 +88,7 @@ func TestImportedDataDirIdentity(t *testing.T) {
 		t.Fatalf("serve exited %d: %s", code, s.stderr.String())
 	}
 	// A fresh directory needs --bootstrap or --join.
-	if code, _, errOut := run(t, "serve", "--data-dir", filepath.Join(dir, "fresh"), "--node-id", "x", "--raft-addr", freeTCPAddr(t)); code != ExitFailure ||
+	if code, _, errOut := run(t, "serve", "--data-dir", filepath.Join(dir, "fresh"), "--node-id", "x", "--raft-addr", testlog.FreeAddr(t)); code != ExitFailure ||
 		!strings.Contains(lastErrorLine(errOut), "holds no journal") {
 		t.Errorf("serve on an empty dir without --bootstrap or --join: exit %d %s", code, errOut)
 	}
@@ -97,7 +99,7 @@ func TestImportedDataDirIdentity(t *testing.T) {
 func TestServeDamagedDataDir(t *testing.T) {
 	dir := t.TempDir()
 	data := filepath.Join(dir, "n1")
-	args := []string{"serve", "--data-dir", data, "--node-id", "n1", "--raft-addr", freeTCPAddr(t), "--admin-addr", "127.0.0.1:0"}
+	args := []string{"serve", "--data-dir", data, "--node-id", "n1", "--raft-addr", testlog.FreeAddr(t), "--admin-addr", "127.0.0.1:0"}
 	s := startServe(t, append(args[1:], "--bootstrap")...)
 	waitUntil(t, "the node to serve", func() error {
 		if !strings.Contains(s.stdout.String(), "serving") {

@@ -12,6 +12,7 @@ import (
 
 	"github.com/go-zookeeper/zk"
 
+	"github.com/zk2raft/zk2raft/internal/testlog"
 	"github.com/zk2raft/zk2raft/internal/zktest"
 	"github.com/zk2raft/zk2raft/raftjournal"
 )
@@ -75,8 +76,8 @@ func journalHas(t *testing.T, admin, path, data string) {
 
 func TestServeWithProxy(t *testing.T) {
 	dir := t.TempDir()
-	admin, proxy := freeTCPAddr(t), freeTCPAddr(t)
-	s := startServe(t, "--data-dir", filepath.Join(dir, "n1"), "--node-id", "n1", "--raft-addr", freeTCPAddr(t),
+	admin, proxy := testlog.FreeAddr(t), testlog.FreeAddr(t)
+	s := startServe(t, "--data-dir", filepath.Join(dir, "n1"), "--node-id", "n1", "--raft-addr", testlog.FreeAddr(t),
 		"--admin-addr", admin, "--bootstrap", "--zk", sharedZK.ConnectString(), "--proxy-addr", proxy)
 	path := fmt.Sprintf("/serve-proxy-%d", time.Now().UnixNano()) // the ensemble outlives a run
 	writeThrough(t, proxy, path, "mirrored")
@@ -105,8 +106,8 @@ func TestServeWithProxy(t *testing.T) {
 
 func TestProxyCommand(t *testing.T) {
 	dir := t.TempDir()
-	admin := freeTCPAddr(t)
-	startServe(t, "--data-dir", filepath.Join(dir, "n1"), "--node-id", "n1", "--raft-addr", freeTCPAddr(t),
+	admin := testlog.FreeAddr(t)
+	startServe(t, "--data-dir", filepath.Join(dir, "n1"), "--node-id", "n1", "--raft-addr", testlog.FreeAddr(t),
 		"--admin-addr", admin, "--bootstrap")
 	waitUntil(t, "the journal to lead", func() error {
 		code, _, errOut := run(t, "journal", "status", "--journal", admin)
@@ -115,7 +116,7 @@ func TestProxyCommand(t *testing.T) {
 		}
 		return nil
 	})
-	listen, padmin := freeTCPAddr(t), freeTCPAddr(t)
+	listen, padmin := testlog.FreeAddr(t), testlog.FreeAddr(t)
 	p := startVerb(t, "proxy", "--listen", listen, "--zk", sharedZK.ConnectString(), "--journal", admin,
 		"--queue-dir", filepath.Join(dir, "queue"), "--admin-addr", padmin, "--sync")
 	path := fmt.Sprintf("/standalone-proxy-%d", time.Now().UnixNano()) // the ensemble outlives a run
@@ -183,7 +184,7 @@ func proxyStatusOf(t *testing.T, padmin string) (st struct {
 // the journal is started.
 func TestProxyStartsDuringJournalOutage(t *testing.T) {
 	dir := t.TempDir()
-	admin, listen, padmin := freeTCPAddr(t), freeTCPAddr(t), freeTCPAddr(t)
+	admin, listen, padmin := testlog.FreeAddr(t), testlog.FreeAddr(t), testlog.FreeAddr(t)
 	p := startVerb(t, "proxy", "--listen", listen, "--zk", sharedZK.ConnectString(), "--journal", admin,
 		"--queue-dir", filepath.Join(dir, "queue"), "--admin-addr", padmin, "--no-reconcile")
 	path := fmt.Sprintf("/outage-proxy-%d", time.Now().UnixNano())
@@ -198,7 +199,7 @@ func TestProxyStartsDuringJournalOutage(t *testing.T) {
 	if !strings.Contains(p.stderr.String(), "journal unreachable") {
 		t.Errorf("the log does not say the journal is unreachable:\n%s", p.stderr.String())
 	}
-	startServe(t, "--data-dir", filepath.Join(dir, "n1"), "--node-id", "n1", "--raft-addr", freeTCPAddr(t),
+	startServe(t, "--data-dir", filepath.Join(dir, "n1"), "--node-id", "n1", "--raft-addr", testlog.FreeAddr(t),
 		"--admin-addr", admin, "--bootstrap")
 	journalHas(t, admin, path, "queued")
 	waitUntil(t, "/status to report the journal reachable", func() error {
@@ -218,11 +219,11 @@ func TestProxyStartsDuringJournalOutage(t *testing.T) {
 func TestProxyJuteMaxBuffer(t *testing.T) {
 	ens := zktest.New(t, zktest.Options{Servers: 1, JuteMaxBuffer: 4 << 20})
 	dir := t.TempDir()
-	admin := freeTCPAddr(t)
-	startServe(t, "--data-dir", filepath.Join(dir, "n1"), "--node-id", "n1", "--raft-addr", freeTCPAddr(t),
+	admin := testlog.FreeAddr(t)
+	startServe(t, "--data-dir", filepath.Join(dir, "n1"), "--node-id", "n1", "--raft-addr", testlog.FreeAddr(t),
 		"--admin-addr", admin, "--bootstrap")
 	journalHas(t, admin, "/", "")
-	listen := freeTCPAddr(t)
+	listen := testlog.FreeAddr(t)
 	p := startVerb(t, "proxy", "--listen", listen, "--zk", ens.ConnectString(), "--journal", admin,
 		"--queue-dir", filepath.Join(dir, "queue"), "--jute-maxbuffer", "4194304", "--no-reconcile")
 	t.Cleanup(func() {

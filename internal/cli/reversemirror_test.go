@@ -19,7 +19,7 @@ import (
 // status.
 func TestServeReverseMirror(t *testing.T) {
 	dir := t.TempDir()
-	admin, raftAddr, client := freeTCPAddr(t), freeTCPAddr(t), freeTCPAddr(t)
+	admin, raftAddr, client := testlog.FreeAddr(t), testlog.FreeAddr(t), testlog.FreeAddr(t)
 	marker := "/zookeeper/zk2raft-cli-test"
 	s := startServe(t, "--data-dir", filepath.Join(dir, "n1"), "--node-id", "n1", "--raft-addr", raftAddr,
 		"--admin-addr", admin, "--client-addr", client, "--bootstrap", "--zk", sharedZK.ConnectString(),

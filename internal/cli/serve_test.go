@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/zk2raft/zk2raft/internal/testlog"
 	"github.com/zk2raft/zk2raft/raftjournal"
 )
 
@@ -64,16 +65,6 @@ func (s *serving) stop(t *testing.T) int {
 	}
 }
 
-func freeTCPAddr(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().String()
-}
-
 func waitUntil(t *testing.T, what string, cond func() error) {
 	t.Helper()
 	deadline := time.Now().Add(30 * time.Second)
@@ -91,8 +82,8 @@ func waitUntil(t *testing.T, what string, cond func() error) {
 
 func TestServeAndJournalStatus(t *testing.T) {
 	dir := t.TempDir()
-	admin1, admin2 := freeTCPAddr(t), freeTCPAddr(t)
-	n1 := startServe(t, "--data-dir", filepath.Join(dir, "n1"), "--node-id", "n1", "--raft-addr", freeTCPAddr(t),
+	admin1, admin2 := testlog.FreeAddr(t), testlog.FreeAddr(t)
+	n1 := startServe(t, "--data-dir", filepath.Join(dir, "n1"), "--node-id", "n1", "--raft-addr", testlog.FreeAddr(t),
 		"--admin-addr", admin1, "--bootstrap")
 	waitUntil(t, "n1 to lead", func() error {
 		code, out, errOut := run(t, "journal", "status", "--journal", admin1, "--json")
@@ -111,8 +102,8 @@ func TestServeAndJournalStatus(t *testing.T) {
 	if !strings.Contains(n1.stdout.String(), "node n1 serving: raft ") {
 		t.Errorf("serve did not announce itself: %q", n1.stdout.String())
 	}
-	client2 := freeTCPAddr(t)
-	n2 := startServe(t, "--data-dir", filepath.Join(dir, "n2"), "--node-id", "n2", "--raft-addr", freeTCPAddr(t),
+	client2 := testlog.FreeAddr(t)
+	n2 := startServe(t, "--data-dir", filepath.Join(dir, "n2"), "--node-id", "n2", "--raft-addr", testlog.FreeAddr(t),
 		"--admin-addr", admin2, "--join", "http://"+admin1, "--client-addr", client2, "--4lw-whitelist", "ruok,isro")
 
 	var cs raftjournal.ClusterStatus
@@ -189,8 +180,8 @@ func TestServeAndJournalStatus(t *testing.T) {
 func TestServeErrors(t *testing.T) {
 	dir := t.TempDir()
 	held := filepath.Join(dir, "held")
-	admin := freeTCPAddr(t)
-	s := startServe(t, "--data-dir", held, "--node-id", "n1", "--raft-addr", freeTCPAddr(t), "--admin-addr", admin, "--bootstrap")
+	admin := testlog.FreeAddr(t)
+	s := startServe(t, "--data-dir", held, "--node-id", "n1", "--raft-addr", testlog.FreeAddr(t), "--admin-addr", admin, "--bootstrap")
 	waitUntil(t, "the first node", func() error {
 		code, _, errOut := run(t, "journal", "status", "--journal", admin)
 		if code != ExitOK {
@@ -208,7 +199,7 @@ func TestServeErrors(t *testing.T) {
 		{"no node id", []string{"serve", "--data-dir", dir, "--raft-addr", "127.0.0.1:1"}, ExitUsage, "--node-id is required"},
 		{"bootstrap and join", []string{"serve", "--data-dir", dir, "--node-id", "a", "--raft-addr", "127.0.0.1:1", "--bootstrap", "--join", "x:1"}, ExitUsage, "exclusive"},
 		{"bad log store", []string{"serve", "--data-dir", dir, "--node-id", "a", "--raft-addr", "127.0.0.1:1", "--log-store", "mem"}, ExitUsage, "LogStore"},
-		{"data dir locked", []string{"serve", "--data-dir", held, "--node-id", "n1", "--raft-addr", freeTCPAddr(t), "--bootstrap"}, ExitFailure,
+		{"data dir locked", []string{"serve", "--data-dir", held, "--node-id", "n1", "--raft-addr", testlog.FreeAddr(t), "--bootstrap"}, ExitFailure,
 			"data dir is locked by another process: " + filepath.Join(held, "LOCK")},
 		{"raft address taken", []string{"serve", "--data-dir", filepath.Join(dir, "other"), "--node-id", "b", "--raft-addr", admin, "--bootstrap"}, ExitFailure,
 			"listen on raft address " + admin},
@@ -270,10 +261,10 @@ func fourLetter(t *testing.T, addr, word string) string {
 // port, and a cluster without a leader has an exit code of its own.
 func TestJournalStatusNoLeader(t *testing.T) {
 	dir := t.TempDir()
-	admin1, admin2 := freeTCPAddr(t), freeTCPAddr(t)
-	n1 := startServe(t, "--data-dir", filepath.Join(dir, "n1"), "--node-id", "n1", "--raft-addr", freeTCPAddr(t),
+	admin1, admin2 := testlog.FreeAddr(t), testlog.FreeAddr(t)
+	n1 := startServe(t, "--data-dir", filepath.Join(dir, "n1"), "--node-id", "n1", "--raft-addr", testlog.FreeAddr(t),
 		"--admin-addr", admin1, "--bootstrap")
-	n2 := startServe(t, "--data-dir", filepath.Join(dir, "n2"), "--node-id", "n2", "--raft-addr", freeTCPAddr(t),
+	n2 := startServe(t, "--data-dir", filepath.Join(dir, "n2"), "--node-id", "n2", "--raft-addr", testlog.FreeAddr(t),
 		"--admin-addr", admin2, "--join", admin1)
 	waitUntil(t, "two members with a leader", func() error {
 		code, out, errOut := run(t, "journal", "status", "--journal", admin1, "--json")
@@ -311,9 +302,9 @@ func TestJournalStatusNoLeader(t *testing.T) {
 // Item 18: SIGTERM while serve --join retries stops the process at once, not
 // when the join gives up.
 func TestServeJoinStopsOnSignal(t *testing.T) {
-	nobody := freeTCPAddr(t) // nothing listens there
-	s := startServe(t, "--data-dir", filepath.Join(t.TempDir(), "n"), "--node-id", "n", "--raft-addr", freeTCPAddr(t),
-		"--admin-addr", freeTCPAddr(t), "--join", nobody)
+	nobody := testlog.FreeAddr(t) // nothing listens there
+	s := startServe(t, "--data-dir", filepath.Join(t.TempDir(), "n"), "--node-id", "n", "--raft-addr", testlog.FreeAddr(t),
+		"--admin-addr", testlog.FreeAddr(t), "--join", nobody)
 	waitUntil(t, "a failed join attempt", func() error {
 		if !strings.Contains(s.stderr.String(), "join failed, retrying") {
 			return errors.New("no retry yet")

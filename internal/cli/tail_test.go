@@ -23,8 +23,8 @@ import (
 // second run resumes from that checkpoint.
 func TestTailCommand(t *testing.T) {
 	dir := t.TempDir()
-	admin := freeTCPAddr(t)
-	startServe(t, "--data-dir", filepath.Join(dir, "n1"), "--node-id", "n1", "--raft-addr", freeTCPAddr(t),
+	admin := testlog.FreeAddr(t)
+	startServe(t, "--data-dir", filepath.Join(dir, "n1"), "--node-id", "n1", "--raft-addr", testlog.FreeAddr(t),
 		"--admin-addr", admin, "--bootstrap")
 	waitUntil(t, "the journal to lead", func() error {
 		code, _, errOut := run(t, "journal", "status", "--journal", admin)
@@ -37,7 +37,7 @@ func TestTailCommand(t *testing.T) {
 	// A server that has logged nothing yet has no log to follow; make sure
 	// this one has.
 	writeThrough(t, sharedZK.Hosts()[0], fmt.Sprintf("/tail-cli-before-%d", time.Now().UnixNano()), "before")
-	tadmin := freeTCPAddr(t)
+	tadmin := testlog.FreeAddr(t)
 	tail := startVerb(t, "tail", "--datadir", datadir, "--journal", admin, "--admin-addr", tadmin,
 		"--zk-server", sharedZK.Hosts()[0])
 	waitUntil(t, "the tail to start", func() error {

@@ -16,6 +16,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/zk2raft/zk2raft/internal/freeport"
 )
 
 // keepLines is how many of the last log lines a failing test prints.
@@ -58,16 +60,16 @@ func New(t testing.TB) *slog.Logger {
 	return slog.New(slog.NewTextHandler(buf, &slog.HandlerOptions{Level: level}))
 }
 
-// FreeAddr returns a loopback address that was free a moment ago, for servers
-// whose address must be known up front and survive restarts.
+// FreeAddr returns a free loopback address for servers whose address must be
+// known up front and survive restarts (internal/freeport: outside the
+// kernel's ephemeral range, so no outgoing connection takes it meanwhile).
 func FreeAddr(t testing.TB) string {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	a, err := freeport.Addr()
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer ln.Close()
-	return ln.Addr().String()
+	return a
 }
 
 // Secret is the cluster secret test journals and the tools that talk to them

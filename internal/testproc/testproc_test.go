@@ -11,6 +11,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/zk2raft/zk2raft/internal/testlog"
 )
 
 const echoEnv = "ZK2RAFT_TESTPROC_ECHO"
@@ -39,20 +41,10 @@ func TestEchoProcess(t *testing.T) {
 	os.Exit(0)
 }
 
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().String()
-}
-
 func TestProcess(t *testing.T) {
 	t.Parallel()
 	t.Run("stop", func(t *testing.T) {
-		spec := echoSpec{Listen: freeAddr(t), Word: "hello"}
+		spec := echoSpec{Listen: testlog.FreeAddr(t), Word: "hello"}
 		p := Start(t, Options{Test: "TestEchoProcess", Env: echoEnv, Spec: spec})
 		p.WaitListening(t, spec.Listen, 30*time.Second)
 		if exited, _ := p.Exited(); exited {
@@ -68,7 +60,7 @@ func TestProcess(t *testing.T) {
 		}
 	})
 	t.Run("kill, with a log file", func(t *testing.T) {
-		spec := echoSpec{Listen: freeAddr(t)}
+		spec := echoSpec{Listen: testlog.FreeAddr(t)}
 		log := filepath.Join(t.TempDir(), "child.log")
 		p := Start(t, Options{Test: "TestEchoProcess", Env: echoEnv, Spec: spec, LogFile: log})
 		p.WaitListening(t, spec.Listen, 30*time.Second)

@@ -18,6 +18,8 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	"github.com/zk2raft/zk2raft/internal/freeport"
 )
 
 // Errors returned by Ensemble methods.
@@ -220,23 +222,13 @@ func (e *Ensemble) launchAll(ctx context.Context) error {
 	return e.waitServing(ctx, ids)
 }
 
-// freePorts returns n distinct loopback ports that were free a moment ago.
-// All listeners are held until every port is chosen so none repeats.
+// freePorts returns n distinct loopback ports that were free a moment ago
+// (internal/freeport: outside the ephemeral range, so a stopped server's
+// ports are still free when it restarts).
 func freePorts(n int) ([]int, error) {
-	ports := make([]int, 0, n)
-	var ls []net.Listener
-	defer func() {
-		for _, l := range ls {
-			l.Close()
-		}
-	}()
-	for range n {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			return nil, fmt.Errorf("zktest: pick a free port: %w", err)
-		}
-		ls = append(ls, l)
-		ports = append(ports, l.Addr().(*net.TCPAddr).Port)
+	ports, err := freeport.Ports(n)
+	if err != nil {
+		return nil, fmt.Errorf("zktest: %w", err)
 	}
 	return ports, nil
 }
