@@ -32,11 +32,15 @@ type conn struct {
 	bw *bufio.Writer // process only (and the handshake before it starts)
 
 	sessionID atomic.Int64
-	timeout   time.Duration // negotiated
-	local     bool          // a shadow-phase session of this node
-	auth      []znode.ID    // certificate and addauth identities, then ip (process only)
-	certIDs   []znode.ID    // x509 (and super) from a verified client certificate
-	watcher   *raftjournal.Watcher
+	// ending is set while the client's closeSession runs: the session's
+	// disappearance is then this connection's own doing, and its reply must
+	// be written before the connection closes.
+	ending  atomic.Bool
+	timeout time.Duration // negotiated
+	local   bool          // a shadow-phase session of this node
+	auth    []znode.ID    // certificate and addauth identities, then ip (process only)
+	certIDs []znode.ID    // x509 (and super) from a verified client certificate
+	watcher *raftjournal.Watcher
 
 	queue  requestQueue
 	slots  *semaphore.Weighted // outstanding requests (MaxOutstanding)

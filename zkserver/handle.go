@@ -293,6 +293,7 @@ func (c *conn) closeSession(req *request) bool {
 	s := c.s
 	id := c.sessionID.Load()
 	zxid := s.fsm.LastZxid()
+	c.ending.Store(true)
 	if c.local {
 		s.endLocal(id)
 	} else {

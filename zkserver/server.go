@@ -385,6 +385,12 @@ func (s *Server) flushTouches() {
 			s.mu.Lock()
 			c := s.bySession[id]
 			s.mu.Unlock()
+			if c != nil && list.why == "expired" && c.ending.Load() {
+				// Its own closeSession ended the session: that path answers
+				// the client and then closes (closing here first lost the
+				// reply, as ZooKeeper never does).
+				continue
+			}
 			if c != nil {
 				if list.why != "expired" {
 					s.m.sessionsMoved.Inc()
