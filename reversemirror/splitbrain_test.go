@@ -110,7 +110,7 @@ func TestSplitBrainReported(t *testing.T) {
 		t.Fatalf("kazoo: %v\n%s\n(install python3-kazoo: make deps)", err, stderr.String())
 	}
 	var kz struct {
-		Session                           string
+		Session                        string
 		Set, Delete, Create, Ephemeral int64
 	}
 	if err := json.Unmarshal([]byte(line), &kz); err != nil {

@@ -31,6 +31,8 @@ type cutoverOptions struct {
 	holdTimeout  time.Duration
 	adoptTimeout time.Duration
 	align        bool
+	yes          bool
+	fence        bool
 }
 
 func (o *cutoverOptions) addCommonFlags(cmd *cobra.Command) {
@@ -116,15 +118,18 @@ step is logged and shown by 'zk2raft cutover status'.
 
 Exit codes: 0 cut over (or already primary), 1 refused, aborted or failed (the
 message says which and why), 2 usage.
+` + finalizeHelp + `
 
---to shadow (rollback) and --to finalized are not built yet.`,
+--to shadow (rollback) is not built yet.`,
 		Args: noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			switch o.to {
 			case "":
 				return usageErrorf("--to is required (primary), or use 'zk2raft cutover status'")
 			case "primary":
-			case "shadow", "finalized":
+			case "finalized":
+				return runFinalize(cmd, g, &o)
+			case "shadow":
 				return fmt.Errorf("cutover --to %s: not built yet (this build cuts over to primary only)", o.to)
 			default:
 				return usageErrorf("--to %q: want primary", o.to)
@@ -136,6 +141,9 @@ message says which and why), 2 usage.
 			ctx, cancel := context.WithTimeout(cmd.Context(), o.timeout)
 			defer cancel()
 			rep, err := cutover.ToPrimary(ctx, opts)
+			if err == nil && o.fence && rep != nil && rep.Outcome == "committed" {
+				err = fenceAfterCutover(ctx, g, opts)
+			}
 			if rep != nil {
 				if o.json {
 					enc := json.NewEncoder(g.stdout)
@@ -150,12 +158,15 @@ message says which and why), 2 usage.
 			return err
 		},
 	}
-	cmd.Flags().StringVar(&o.to, "to", "", "the phase to move to: primary")
+	cmd.Flags().StringVar(&o.to, "to", "", "the phase to move to: primary, finalized")
+	cmd.Flags().BoolVar(&o.yes, "yes", false, "--to finalized: do not ask for confirmation")
+	cmd.Flags().BoolVar(&o.fence, "fence", false, "--to primary: fence ZooKeeper once committed (see 'cutover fence')")
 	cmd.Flags().StringArrayVar(&o.force, "force", nil, "pass this gate although it fails (one gate per flag: "+strings.Join(cutover.Gates, ", ")+")")
 	cmd.Flags().DurationVar(&o.holdTimeout, "hold-timeout", 5*time.Second, "the proxies' hold deadline: past it a proxy settles the hold by the journal's phase by itself; the drain, proof and commit must fit in it")
 	cmd.Flags().DurationVar(&o.adoptTimeout, "adopt-timeout", 0, "session timeout for owners of ephemerals no proxy mirrored (default: the journal's, 30s)")
 	o.addCommonFlags(cmd)
 	cmd.AddCommand(newCutoverStatusCommand(g), newCutoverUnregisterCommand(g))
+	cmd.AddCommand(newCutoverResolveCommand(g), newCutoverFenceCommand(g))
 	return cmd
 }
 
@@ -189,8 +200,14 @@ zxid is not a multiple of 128 (where ZooKeeper logs its digest) it says
 "unknown"; --align writes --align-path through a proxy until it is (cutover
 --to primary always does). The last cutover's steps are shown too.
 
-Exit codes: 0 every gate passes, 3 a gate fails (the status is printed), 1 the
-journal could not be asked, 2 usage.`,
+From primary on it also lists the split-brain writes (writes ZooKeeper took
+around the proxies after the switch: path, ZooKeeper zxid, session when known,
+resolved or not), the fence, the reverse mirror's lag, and the gates of
+--to finalized (proxies switched, no split-brain write unresolved).
+
+Exit codes: 0 every gate passes, 3 a gate fails in shadow or a split-brain
+write is unresolved (the status is printed), 1 the journal could not be asked,
+2 usage.`,
 		Args: noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			opts, err := o.options(g)
@@ -218,6 +235,9 @@ journal could not be asked, 2 usage.`,
 					names = append(names, gt.Name)
 				}
 				return &ExitError{Code: ExitDifferences, Err: fmt.Errorf("cutover status: failing gates: %s", strings.Join(names, ", "))}
+			}
+			if open := cutover.Unresolved(st.SplitBrain); len(open) > 0 {
+				return &ExitError{Code: ExitDifferences, Err: fmt.Errorf("cutover status: %d unresolved split-brain writes", len(open))}
 			}
 			return nil
 		},
@@ -308,6 +328,7 @@ func printCutoverStatus(w io.Writer, st *cutover.Status) {
 	for _, e := range st.Errors {
 		fmt.Fprintf(w, "error: %s\n", oneLine(e))
 	}
+	printPrimaryStatus(w, st)
 	if st.Last != nil {
 		fmt.Fprintf(w, "\nlast cutover %s to %s: %s\n", st.Last.ID, st.Last.To, st.Last.Outcome)
 		printSteps(w, st.Last.Steps)
