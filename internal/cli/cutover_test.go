@@ -79,8 +79,14 @@ func TestCutoverCommand(t *testing.T) {
 		t.Fatalf("cutover with a failing gate: exit %d, %q", code, errOut)
 	}
 
-	if code, _, errOut := run(t, "cutover", "--journal", admin, "--to", "finalized"); code != ExitFailure || !strings.Contains(errOut, "not built yet") {
-		t.Fatalf("--to finalized: exit %d, %q", code, errOut)
+	// Without --yes and without a terminal to confirm on, finalize is refused
+	// before anything is asked of the journal.
+	if code, _, errOut := run(t, "cutover", "--journal", admin, "--to", "finalized"); code != ExitFailure ||
+		!strings.Contains(errOut, "refusing without --yes: stdin is not a terminal") || strings.Count(strings.TrimSpace(errOut), "\n") != 0 {
+		t.Fatalf("--to finalized without --yes: exit %d, %q", code, errOut)
+	}
+	if code, _, errOut := run(t, "cutover", "resolve", "--journal", admin, "--all"); code != ExitUsage || !strings.Contains(errOut, "--note") {
+		t.Fatalf("resolve without --note: exit %d, %q", code, errOut)
 	}
 	if code, _, errOut := run(t, "cutover", "--journal", admin, "--to", "primary", "--force", "nope"); code != ExitUsage {
 		t.Fatalf("--force nope: exit %d, %q", code, errOut)
@@ -104,7 +110,19 @@ func TestCutoverCommand(t *testing.T) {
 	}
 	journalHas(t, admin, "/after", "journal")
 	code, out, _ = run(t, "cutover", "status", "--journal", admin)
-	if code != ExitOK || !strings.Contains(out, "phase      primary") || !strings.Contains(out, "journal") {
+	if code != ExitOK || !strings.Contains(out, "phase      primary") || !strings.Contains(out, "journal") ||
+		!strings.Contains(out, "split-brain writes: 0 recorded, 0 unresolved") || !strings.Contains(out, "proxies-switched  pass") {
 		t.Fatalf("status after: exit %d\n%s", code, out)
+	}
+
+	// Finalize, confirmed by --yes: the phase is committed and there is no
+	// way back.
+	code, out, errOut = run(t, "cutover", "--journal", admin, "--to", "finalized", "--yes")
+	if code != ExitOK || !strings.Contains(out, "to finalized: committed") {
+		t.Fatalf("--to finalized --yes: exit %d\n%s\n%s", code, out, errOut)
+	}
+	code, out, _ = run(t, "cutover", "status", "--journal", admin)
+	if code != ExitOK || !strings.Contains(out, "phase      finalized") {
+		t.Fatalf("status after finalize: exit %d\n%s", code, out)
 	}
 }
