@@ -124,8 +124,10 @@ type Status struct {
 	// records themselves are in the journal: SplitBrainPrefix).
 	SplitBrain uint64 `json:"split_brain_recorded"`
 	// SentryEvents counts the watch events the sentry took as suspects,
-	// SentryScans its completed scans of ZooKeeper against the journal.
+	// SentryOwn those it matched to the mirror's own writes, SentryScans its
+	// completed scans of ZooKeeper against the journal.
 	SentryEvents uint64 `json:"sentry_events"`
+	SentryOwn    uint64 `json:"sentry_own_events"`
 	SentryScans  uint64 `json:"sentry_scans"`
 }
 
@@ -165,7 +167,7 @@ func (m *Mirror) Status() Status {
 	st := m.st
 	m.mu.Unlock()
 	m.sentry.mu.Lock()
-	st.SentryEvents, st.SentryScans = m.sentry.events, m.sentry.scans
+	st.SentryEvents, st.SentryOwn, st.SentryScans = m.sentry.events, m.sentry.owned, m.sentry.scans
 	m.sentry.mu.Unlock()
 	return st
 }
@@ -578,16 +580,24 @@ func (t *term) applyBatch(ctx context.Context, recs []raftjournal.MirrorRecord) 
 		last := &recs[b.n-1]
 		md := &markerData{Start: t.start, StartTime: t.startTime, Index: last.Index, Zxid: fmt.Sprintf("%#x", last.Zxid)}
 		ops := make([]zkclient.Op, 0, len(b.ops)+1)
+		var own []ownEvent
 		for i, op := range b.ops {
 			if !b.refs[i].skipped {
 				ops = append(ops, op)
+				own = appendOwn(own, b.refs[i].op)
 			}
 		}
 		nrec := len(ops)
 		sessOps, after := t.sessionOps(b.newSess, b.closes)
 		ops = append(ops, sessOps...)
 		ops = append(ops, zkclient.SetDataOp(t.marker, md.encode(), t.markerVersion))
+		// The events this multi fires are announced to the sentry before it
+		// is sent, so that none can arrive first (sentry.expectOwn).
+		t.m.sentry.expectOwn(own)
 		res, err := b.conn.Multi(ctx, ops...)
+		if err != nil {
+			t.m.sentry.unexpectOwn(own)
+		}
 		if err == nil {
 			t.markerVersion++
 			t.applied, t.appliedZxid, t.appliedZkZxid = last.Index, last.Zxid, res[len(res)-1].Stat.Mzxid

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"golang.org/x/sync/errgroup"
 
 	"github.com/zk2raft/zk2raft/raftjournal"
 	"github.com/zk2raft/zk2raft/zkclient"
@@ -29,6 +30,9 @@ import (
 // forgets none): SplitBrainPrefix + the ZooKeeper zxid in 16 hex digits + the
 // node's path.
 const SplitBrainPrefix = "zk2raft/splitbrain/"
+
+// settleParallel bounds the sentry's checks in flight at once.
+const settleParallel = 64
 
 // MaxSplitBrainRecords bounds the records kept; past it the sentry records
 // one overflow record (path "", op "overflow") that an operator must resolve
@@ -127,15 +131,17 @@ type sentry struct {
 	m        *Mirror
 	mu       sync.Mutex
 	suspects map[string]bool
+	own      map[ownEvent]int // events the mirror's multis will fire, not yet seen
 	rescan   bool
 	scans    uint64
-	events   uint64
+	events   uint64 // events taken as suspects
+	owned    uint64 // events matched to the mirror's own writes
 
 	recorded prometheus.Counter
 }
 
 func newSentry(m *Mirror) *sentry {
-	s := &sentry{m: m, suspects: map[string]bool{}}
+	s := &sentry{m: m, suspects: map[string]bool{}, own: map[ownEvent]int{}}
 	s.recorded = prometheus.NewCounter(prometheus.CounterOpts{
 		Name: "zk2raft_reverse_mirror_split_brain_writes_total",
 		Help: "Split-brain writes (writes ZooKeeper took around the proxies while the journal was primary) this node's reverse mirror recorded.",
@@ -163,6 +169,75 @@ func newSentry(m *Mirror) *sentry {
 		return float64(n)
 	}))
 	return s
+}
+
+// ownEvent is a watch event a write of the mirror fires.
+type ownEvent struct {
+	path string
+	typ  zkwire.EventType
+}
+
+// appendOwn adds the event a multi op fires (creates, deletes and setData
+// do; check and setACL fire none).
+func appendOwn(own []ownEvent, op *raftjournal.MirrorOp) []ownEvent {
+	switch op.Kind {
+	case raftjournal.MirrorCreate:
+		return append(own, ownEvent{op.Path, zkwire.EventNodeCreated})
+	case raftjournal.MirrorDelete:
+		return append(own, ownEvent{op.Path, zkwire.EventNodeDeleted})
+	case raftjournal.MirrorSetData:
+		return append(own, ownEvent{op.Path, zkwire.EventNodeDataChanged})
+	}
+	return own
+}
+
+// expectOwn announces the events a multi about to be sent will fire: an
+// event that matches one is the mirror's own and is not checked, which
+// spares ZooKeeper one read per write under load. The match is by path and
+// type only, so a foreign event may take an own event's place; the own event
+// then arrives unmatched and is checked, and the check compares state, which
+// shows the foreign write whichever event brought the path in. A multi that
+// fails is withdrawn (unexpectOwn); one whose outcome is unknown too: if it
+// did apply, its events are checked, which costs a read and nothing else.
+func (s *sentry) expectOwn(own []ownEvent) {
+	if len(own) == 0 {
+		return
+	}
+	s.mu.Lock()
+	for _, e := range own {
+		s.own[e]++
+	}
+	s.mu.Unlock()
+}
+
+func (s *sentry) unexpectOwn(own []ownEvent) {
+	s.mu.Lock()
+	for _, e := range own {
+		if s.own[e] <= 1 {
+			delete(s.own, e)
+		} else {
+			s.own[e]--
+		}
+	}
+	s.mu.Unlock()
+}
+
+// event takes one watch event: the mirror's own, or a suspect.
+func (s *sentry) event(ev zkwire.EventType, p string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	k := ownEvent{p, ev}
+	if n := s.own[k]; n > 0 {
+		if n == 1 {
+			delete(s.own, k)
+		} else {
+			s.own[k] = n - 1
+		}
+		s.owned++
+		return
+	}
+	s.events++
+	s.suspects[p] = true
 }
 
 func (s *sentry) suspect(p string) {
@@ -230,6 +305,9 @@ func (s *sentry) watch(ctx context.Context) error {
 	}
 	s.mu.Lock()
 	s.rescan = true // events from before the watch are lost
+	// Announced events may have fired before the watch: forget them (their
+	// events, if they come, are checked) so that none waits to hide another.
+	clear(s.own)
 	s.mu.Unlock()
 	tick := time.NewTicker(100 * time.Millisecond)
 	defer tick.Stop()
@@ -267,13 +345,11 @@ func (s *sentry) watch(ctx context.Context) error {
 			if ev.Missed {
 				s.mu.Lock()
 				s.rescan = true
+				clear(s.own)
 				s.mu.Unlock()
 			}
 			if ev.Type != zkwire.EventNone && s.m.inScope(ev.Path) {
-				s.mu.Lock()
-				s.events++
-				s.mu.Unlock()
-				s.suspect(ev.Path)
+				s.event(ev.Type, ev.Path)
 			}
 		case <-tick.C:
 			if !s.m.active() {
@@ -371,33 +447,42 @@ func (e expectation) String() string {
 	return s
 }
 
-// expect derives ZooKeeper's expected copy of p: the state before the first
-// record not yet applied that touches p, or the journal's node when none
-// does. Exact between two batches, when ZooKeeper holds every record up to
-// t.applied and nothing after.
-func (t *term) expect(p string, anyAversion bool) expectation {
+// firstPending maps each path the records not yet applied touch to the
+// first op on it.
+func (t *term) firstPending() map[string]*raftjournal.MirrorOp {
+	out := map[string]*raftjournal.MirrorOp{}
 	for _, r := range t.fsm.MirrorPending(t.applied, 0) {
 		for i := range r.Ops {
 			op := &r.Ops[i]
-			if op.Path != p || op.Kind == raftjournal.MirrorCloseSession {
-				continue
+			if _, ok := out[op.Path]; !ok && op.Kind != raftjournal.MirrorCloseSession {
+				out[op.Path] = op
 			}
-			e := expectation{known: true, exists: true, version: -1, aversion: -1}
-			switch op.Kind {
-			case raftjournal.MirrorCreate:
-				e.exists = false
-			case raftjournal.MirrorDelete:
-				e.version = op.Version
-				e.cleanup = op.Cleanup
-			case raftjournal.MirrorSetData, raftjournal.MirrorCheck:
-				e.version = op.Version
-			case raftjournal.MirrorSetACL:
-				if !anyAversion {
-					e.aversion = op.Version
-				}
-			}
-			return e
 		}
+	}
+	return out
+}
+
+// expect derives ZooKeeper's expected copy of p: the state before the first
+// record not yet applied that touches p (pending, from firstPending), or the
+// journal's node when none does. Exact between two batches, when ZooKeeper
+// holds every record up to t.applied and nothing after.
+func (t *term) expect(p string, pending map[string]*raftjournal.MirrorOp, anyAversion bool) expectation {
+	if op := pending[p]; op != nil {
+		e := expectation{known: true, exists: true, version: -1, aversion: -1}
+		switch op.Kind {
+		case raftjournal.MirrorCreate:
+			e.exists = false
+		case raftjournal.MirrorDelete:
+			e.version = op.Version
+			e.cleanup = op.Cleanup
+		case raftjournal.MirrorSetData, raftjournal.MirrorCheck:
+			e.version = op.Version
+		case raftjournal.MirrorSetACL:
+			if !anyAversion {
+				e.aversion = op.Version
+			}
+		}
+		return e
 	}
 	n, ok := t.fsm.Node(p)
 	if !ok {
@@ -413,8 +498,8 @@ func (t *term) expect(p string, anyAversion bool) expectation {
 
 // check compares ZooKeeper's copy of p with the expectation; nil when they
 // agree.
-func (t *term) check(ctx context.Context, p string) (*SplitBrainWrite, error) {
-	e := t.expect(p, t.fenceTouched())
+func (t *term) check(ctx context.Context, p string, pending map[string]*raftjournal.MirrorOp, anyAversion bool) (*SplitBrainWrite, error) {
+	e := t.expect(p, pending, anyAversion)
 	data, st, err := t.zk.GetData(ctx, p)
 	zkExists := err == nil
 	if err != nil && !errors.Is(err, zkclient.ErrNoNode) {
@@ -501,18 +586,36 @@ func (t *term) attribute(ctx context.Context, zxid int64) int64 {
 // records, between two batches (no multi of this mirror in flight).
 func (t *term) settle(ctx context.Context) {
 	s := t.m.sentry
-	for _, p := range s.take() {
-		w, err := t.check(ctx, p)
-		if err != nil {
-			s.suspect(p)
-			t.m.logger.Warn("split-brain sentry: check failed; retrying", "path", p, "error", err)
-			return
-		}
+	paths := s.take()
+	verify := time.Since(t.verifiedAt) >= t.m.cfg.Verify
+	if len(paths) == 0 && !verify {
+		return
+	}
+	pending, anyAversion := t.firstPending(), t.fenceTouched()
+	// The checks go out together (the client pipelines them): under load
+	// every path the mirror writes comes back as a suspect, and one round
+	// trip per path would halve the mirror's pace.
+	found := make([]*SplitBrainWrite, len(paths))
+	var eg errgroup.Group
+	eg.SetLimit(settleParallel)
+	for i, p := range paths {
+		eg.Go(func() error {
+			w, err := t.check(ctx, p, pending, anyAversion)
+			if err != nil {
+				s.suspect(p)
+				t.m.logger.Warn("split-brain sentry: check failed; retrying", "path", p, "error", err)
+			}
+			found[i] = w
+			return nil
+		})
+	}
+	eg.Wait()
+	for _, w := range found {
 		if w != nil {
 			t.record(ctx, w)
 		}
 	}
-	if time.Since(t.verifiedAt) < t.m.cfg.Verify {
+	if !verify {
 		return
 	}
 	t.verifiedAt = time.Now()
@@ -520,7 +623,7 @@ func (t *term) settle(ctx context.Context) {
 		if w.Resolved != nil || w.Op == "overflow" {
 			continue
 		}
-		again, err := t.check(ctx, w.Path)
+		again, err := t.check(ctx, w.Path, pending, anyAversion)
 		if err != nil || again != nil {
 			continue
 		}

@@ -86,8 +86,11 @@ func TestSplitBrainReported(t *testing.T) {
 	waitDrained(t, f, m1)
 	testlog.WaitFor(t, time.Minute, "the sentry has scanned and seen the mirror's writes", is(func() bool {
 		st := m1.Status()
-		return st.SentryScans > 0 && st.SentryEvents >= 6
+		return st.SentryScans > 0 && st.SentryEvents+st.SentryOwn >= 6
 	}))
+	if st := m1.Status(); st.SentryOwn == 0 {
+		t.Errorf("no event matched to the mirror's own writes: %+v", st)
+	}
 
 	// kazoo, straight to ZooKeeper.
 	cmd := exec.Command("/usr/bin/python3", "-c", kazooSplitBrain, ensemble.Hosts()[0], root)
