@@ -292,14 +292,17 @@ func (s *sentry) run(ctx context.Context) {
 // watch holds one persistent recursive watch on Root while the mirror is
 // active, and scans when it starts and whenever events may have been lost.
 func (s *sentry) watch(ctx context.Context) error {
-	ctx, cancel := context.WithCancel(ctx)
+	dctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	cfg := s.m.cfg.ZooKeeper
-	c, err := zkclient.Dial(ctx, cfg)
+	c, err := zkclient.Dial(dctx, s.m.cfg.ZooKeeper)
 	if err != nil {
 		return fmt.Errorf("reversemirror: split-brain sentry: %w", err)
 	}
 	defer c.Close()
+	// A scan in flight ends before the client closes.
+	var scans sync.WaitGroup
+	ctx, stop := context.WithCancel(dctx)
+	defer func() { stop(); scans.Wait() }()
 	if err := c.AddWatch(ctx, s.m.cfg.Root, zkwire.AddWatchPersistentRecursive); err != nil {
 		return fmt.Errorf("reversemirror: split-brain sentry: addWatch %s: %w", s.m.cfg.Root, err)
 	}
@@ -322,7 +325,9 @@ func (s *sentry) watch(ctx context.Context) error {
 				s.mu.Lock()
 				s.rescan = false
 				s.mu.Unlock()
+				scans.Add(1)
 				go func() {
+					defer scans.Done()
 					defer func() { <-scanning }()
 					if err := s.scan(ctx, c); err != nil && ctx.Err() == nil {
 						s.m.logger.Warn("split-brain sentry: scan failed; scanning again", "error", err)

@@ -3,6 +3,7 @@ package cli
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"strings"
@@ -141,8 +142,10 @@ message says which and why), 2 usage.
 			ctx, cancel := context.WithTimeout(cmd.Context(), o.timeout)
 			defer cancel()
 			rep, err := cutover.ToPrimary(ctx, opts)
-			if err == nil && o.fence && rep != nil && rep.Outcome == "committed" {
-				err = fenceAfterCutover(ctx, g, opts)
+			if o.fence && rep != nil && rep.Outcome == "committed" {
+				// Committed, even if a proxy did not switch when asked (it
+				// does by itself): fence ZooKeeper all the same.
+				err = errors.Join(err, fenceAfterCutover(ctx, g, opts))
 			}
 			if rep != nil {
 				if o.json {
