@@ -27,7 +27,8 @@ func TestCutoverCommand(t *testing.T) {
 	dir := t.TempDir()
 	admin, client := testlog.FreeAddr(t), testlog.FreeAddr(t)
 	startServe(t, "--data-dir", filepath.Join(dir, "n1"), "--node-id", "n1", "--raft-addr", testlog.FreeAddr(t),
-		"--admin-addr", admin, "--client-addr", client, "--bootstrap")
+		"--admin-addr", admin, "--client-addr", client, "--bootstrap",
+		"--zk", ens.ConnectString(), "--auth", "digest:mirror:secret") // the reverse mirror, for --fence
 	waitUntil(t, "the journal to lead", func() error {
 		if code, _, errOut := run(t, "journal", "status", "--journal", admin); code != ExitOK {
 			return errors.New(errOut)
@@ -91,10 +92,23 @@ func TestCutoverCommand(t *testing.T) {
 	if code, _, errOut := run(t, "cutover", "--journal", admin, "--to", "primary", "--force", "nope"); code != ExitUsage {
 		t.Fatalf("--force nope: exit %d, %q", code, errOut)
 	}
-	code, out, errOut = run(t, "cutover", "--journal", admin, "--to", "primary", "--force", "repairs")
-	if code != ExitOK || !strings.Contains(out, "committed") || !strings.Contains(out, "switch") {
+	code, out, errOut = run(t, "cutover", "--journal", admin, "--to", "primary", "--force", "repairs", "--fence")
+	if code != ExitOK || !strings.Contains(out, "committed") || !strings.Contains(out, "switch") || !strings.Contains(out, "fence on: ") {
 		t.Fatalf("cutover: exit %d\n%s\n%s", code, out, errOut)
 	}
+	// The fence: ZooKeeper refuses a client that goes around the proxy.
+	direct, _, err := zk.Connect(ens.Hosts(), 10*time.Second, zk.WithLogger(quietZK{}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer direct.Close()
+	waitUntil(t, "a direct write refused by ZooKeeper", func() error {
+		_, err := direct.Set("/before", []byte("around"), -1)
+		if errors.Is(err, zk.ErrNoAuth) {
+			return nil
+		}
+		return fmt.Errorf("direct setData: %v", err)
+	})
 	t.Logf("cutover:\n%s", out)
 
 	// The session resumes on the journal through the proxy, and writes go there.
