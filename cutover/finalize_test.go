@@ -11,6 +11,7 @@ import (
 	"github.com/zk2raft/zk2raft/internal/testlog"
 	"github.com/zk2raft/zk2raft/raftjournal"
 	"github.com/zk2raft/zk2raft/reversemirror"
+	"github.com/zk2raft/zk2raft/zkclient"
 )
 
 // TestFinalizeGates: finalize is refused from shadow, refused while a
@@ -48,9 +49,21 @@ func TestFinalizeGates(t *testing.T) {
 	}
 	refused(GateFinalizeProxies, "p1 still relays to ZooKeeper")
 
-	p.agent.tick(ctx) // reads the phase and switches, as it would within its poll
+	// `cutover --to primary` again asks the proxy to switch, and writes
+	// nothing to ZooKeeper (no gates, no alignment through the proxy).
+	if rep, err := ToPrimary(ctx, o); err != nil || rep.Outcome != "already" {
+		t.Fatalf("cutover --to primary when primary: %+v, %v", rep, err)
+	}
 	if b := p.tap.Backend(); b != dualwrite.BackendJournal {
-		t.Fatalf("proxy backend %s after its agent read primary", b)
+		t.Fatalf("proxy backend %s after cutover --to primary asked it to switch", b)
+	}
+	zc, err := zkclient.Dial(ctx, zkclient.Config{Hosts: r.ens.Hosts()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer zc.Close()
+	if _, ok, err := zc.Exists(ctx, DefaultAlignPath); ok || err != nil {
+		t.Errorf("ZooKeeper has %s (%v): cutover --to primary aligned through a proxy in primary", DefaultAlignPath, err)
 	}
 
 	// A split-brain write, as the reverse mirror's sentry records it.
