@@ -2,6 +2,7 @@ package cli
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"path/filepath"
@@ -111,7 +112,23 @@ func TestServeReverseMirror(t *testing.T) {
 		}
 		return nil
 	})
-	code, out, errOut := run(t, "cutover", "--journal", admin, "--to", "finalized", "--yes")
+	code, out, errOut := run(t, "cutover", "status", "--journal", admin, "--json")
+	var js struct {
+		SplitBrain []struct {
+			Path string `json:"path"`
+			Op   string `json:"op"`
+			Zxid int64  `json:"zxid"`
+		} `json:"split_brain"`
+		FinalizeGates []struct {
+			Name string `json:"name"`
+			Pass bool   `json:"pass"`
+		} `json:"finalize_gates"`
+	}
+	if err := json.Unmarshal([]byte(out), &js); err != nil || code != ExitDifferences || len(js.SplitBrain) != 1 || js.SplitBrain[0].Path != root ||
+		js.SplitBrain[0].Zxid != st.Mzxid || len(js.FinalizeGates) != 3 || js.FinalizeGates[2].Pass {
+		t.Fatalf("cutover status --json: exit %d, %v: %s%s", code, err, out, errOut)
+	}
+	code, out, errOut = run(t, "cutover", "--journal", admin, "--to", "finalized", "--yes")
 	if code != ExitFailure || !strings.Contains(errOut, `gate "split-brain" fails`) {
 		t.Fatalf("finalize with a split-brain write: exit %d\n%s%s", code, out, errOut)
 	}
