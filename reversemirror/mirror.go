@@ -253,10 +253,11 @@ type term struct {
 	acked   uint64
 	ackedAt time.Time
 
-	verifiedAt time.Time     // last look at the unresolved split-brain records
-	walking    chan struct{} // the fence's walk, closed when it ends
-	walkFailed time.Time     // when the last walk failed (read once walking is closed)
-	fenceLook  time.Time     // when runFence last looked at the request
+	verifiedAt  time.Time     // last look at the unresolved split-brain records
+	settleAfter time.Time     // no settling before (a check or a record failed)
+	walking     chan struct{} // the fence's walk, closed when it ends
+	walkFailed  time.Time     // when the last walk failed (read once walking is closed)
+	fenceLook   time.Time     // when runFence last looked at the request
 	// batchFencing: the batch being assembled writes fenced ACLs.
 	batchFencing bool
 }

@@ -591,6 +591,9 @@ func (t *term) attribute(ctx context.Context, zxid int64) int64 {
 // records, between two batches (no multi of this mirror in flight).
 func (t *term) settle(ctx context.Context) {
 	s := t.m.sentry
+	if time.Now().Before(t.settleAfter) {
+		return // a check failed: ZooKeeper or the journal is not answering
+	}
 	paths := s.take()
 	verify := time.Since(t.verifiedAt) >= t.m.cfg.Verify
 	if len(paths) == 0 && !verify {
@@ -601,20 +604,28 @@ func (t *term) settle(ctx context.Context) {
 	// every path the mirror writes comes back as a suspect, and one round
 	// trip per path would halve the mirror's pace.
 	found := make([]*SplitBrainWrite, len(paths))
+	errs := make([]error, len(paths))
 	var eg errgroup.Group
 	eg.SetLimit(settleParallel)
 	for i, p := range paths {
 		eg.Go(func() error {
-			w, err := t.check(ctx, p, pending, anyAversion)
-			if err != nil {
-				s.suspect(p)
-				t.m.logger.Warn("split-brain sentry: check failed; retrying", "path", p, "error", err)
-			}
-			found[i] = w
+			found[i], errs[i] = t.check(ctx, p, pending, anyAversion)
 			return nil
 		})
 	}
 	eg.Wait()
+	failed := 0
+	for i, err := range errs {
+		if err != nil {
+			s.suspect(paths[i])
+			if failed++; failed == 1 {
+				t.m.logger.Warn("split-brain sentry: checks failed; retrying", "path", paths[i], "error", err, "retry-in", t.m.cfg.Retry)
+			}
+		}
+	}
+	if failed > 0 {
+		t.settleAfter = time.Now().Add(t.m.cfg.Retry)
+	}
 	for _, w := range found {
 		if w != nil {
 			t.record(ctx, w)
@@ -657,8 +668,9 @@ func (t *term) record(ctx context.Context, w *SplitBrainWrite) {
 		return
 	}
 	if err := t.submit(ctx, SplitBrainCheckpoint(w)); err != nil {
-		t.m.logger.Warn("split-brain sentry: recording failed; checking again", "path", w.Path, "error", err)
+		t.m.logger.Warn("split-brain sentry: recording failed; checking again", "path", w.Path, "error", err, "retry-in", t.m.cfg.Retry)
 		t.m.sentry.suspect(w.Path)
+		t.settleAfter = time.Now().Add(t.m.cfg.Retry)
 		return
 	}
 	t.m.sentry.recorded.Inc()
