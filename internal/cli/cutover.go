@@ -94,7 +94,7 @@ func contains(list []string, s string) bool {
 func newCutoverCommand(g *globalOptions) *cobra.Command {
 	var o cutoverOptions
 	cmd := &cobra.Command{
-		Use:   "cutover --journal ADMIN_ADDR --to primary [--force GATE]...",
+		Use:   "cutover --journal ADMIN_ADDR --to primary [--force GATE]... [--fence] | --to finalized [--yes]",
 		Short: "Switch the source of truth from ZooKeeper to the journal, keeping clients' sessions",
 		Long: `Cuts over from ZooKeeper to the journal through the dual-write proxies, in order:
 
@@ -117,8 +117,8 @@ ZooKeeper and nothing is lost. If this command dies midway, each proxy settles
 its hold at the deadline (--hold-timeout) by the journal's committed phase. Every
 step is logged and shown by 'zk2raft cutover status'.
 
-Exit codes: 0 cut over (or already primary), 1 refused, aborted or failed (the
-message says which and why), 2 usage.
+Exit codes: 0 cut over or finalized (or already), 1 refused, aborted or failed
+(the message says which and why), 2 usage.
 ` + finalizeHelp + `
 
 --to shadow (rollback) is not built yet.`,
@@ -126,14 +126,14 @@ message says which and why), 2 usage.
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			switch o.to {
 			case "":
-				return usageErrorf("--to is required (primary), or use 'zk2raft cutover status'")
+				return usageErrorf("--to is required (primary or finalized), or use 'zk2raft cutover status'")
 			case "primary":
 			case "finalized":
 				return runFinalize(cmd, g, &o)
 			case "shadow":
 				return fmt.Errorf("cutover --to %s: not built yet (this build cuts over to primary only)", o.to)
 			default:
-				return usageErrorf("--to %q: want primary", o.to)
+				return usageErrorf("--to %q: want primary or finalized", o.to)
 			}
 			opts, err := o.options(g)
 			if err != nil {
