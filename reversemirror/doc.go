@@ -188,8 +188,9 @@
 //
 // Lost events: a new watch (the mirror starts, a leader change, a new
 // session) or a reconnect may have missed some, so the sentry then scans
-// ZooKeeper's subtree against the journal (every node's existence, version
-// and data; the journal's children ZooKeeper lacks) and makes every
+// ZooKeeper's subtree against the journal (every node's existence, version,
+// data and aversion — unless a fence moved the aversions in this period —;
+// the journal's children ZooKeeper lacks) and makes every
 // difference a suspect, judged as above. A write made while no mirror ran is
 // found by the next one, and the records are Raft state: a restart forgets
 // none (TestSplitBrainReported). The scan reads every node once (getData and

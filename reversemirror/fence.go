@@ -115,14 +115,22 @@ func (m *Mirror) fenceIDs() []znode.ID {
 	return ids
 }
 
-func (t *term) fence() (*FenceRequest, *FenceState) {
+func (t *term) fence() (*FenceRequest, *FenceState) { return fenceOf(t.fsm) }
+
+func fenceOf(fsm *raftjournal.FSM) (*FenceRequest, *FenceState) {
 	cps := make([]raftjournal.Checkpoint, 0, 2)
 	for _, k := range []string{FenceRequestKey, FenceStateKey} {
-		if v, ok := t.fsm.Checkpoint(k); ok {
+		if v, ok := fsm.Checkpoint(k); ok {
 			cps = append(cps, raftjournal.Checkpoint{Key: k, Value: v})
 		}
 	}
 	return DecodeFence(cps)
+}
+
+// fenceTouchedIn is fenceTouched for the primary period that began at start.
+func fenceTouchedIn(fsm *raftjournal.FSM, start uint64) bool {
+	req, st := fenceOf(fsm)
+	return req != nil && req.Want == FenceOn || st != nil && st.Period == start
 }
 
 // fencing reports whether the mirror writes fenced ACLs: a fence is asked
@@ -136,10 +144,7 @@ func (t *term) fencing() bool {
 // journal's in this period (a fence is asked for, or one was set or lifted
 // in it): ACL writes then go with version −1, and the sentry does not
 // compare aversions.
-func (t *term) fenceTouched() bool {
-	req, st := t.fence()
-	return req != nil && req.Want == FenceOn || st != nil && st.Period == t.start
-}
+func (t *term) fenceTouched() bool { return fenceTouchedIn(t.fsm, t.start) }
 
 // aclFor is the ACL the mirror writes for a journal ACL.
 func (t *term) aclFor(acl []znode.ACL) []znode.ACL {

@@ -372,6 +372,9 @@ func (s *sentry) watch(ctx context.Context) error {
 func (s *sentry) scan(ctx context.Context, c *zkclient.Client) error {
 	fsm := s.m.cfg.Node.FSM()
 	root := s.m.cfg.Root
+	// A fence moves aversions on purpose; otherwise a different aversion is
+	// a setACL around the proxies (which fires no watch event).
+	aversions := !fenceTouchedIn(fsm, fsm.MirrorStatus().Start)
 	level := []string{root}
 	n := 0
 	for len(level) > 0 {
@@ -392,7 +395,7 @@ func (s *sentry) scan(ctx context.Context, c *zkclient.Client) error {
 				return fmt.Errorf("reversemirror: split-brain scan: read %s: %w", p, err)
 			}
 			n++
-			if !jok || jn.Stat.Version != st.Version || !bytes.Equal(jn.Data, data) {
+			if !jok || jn.Stat.Version != st.Version || !bytes.Equal(jn.Data, data) || aversions && jn.Stat.Aversion != st.Aversion {
 				s.suspect(p)
 			}
 			kids, _, err := c.GetChildren(ctx, p)
