@@ -99,11 +99,47 @@
 // ZooKeeper expired without any proxy seeing it (its client vanished) is
 // adopted all the same and expires on the journal's clock after its timeout.
 //
-// # Not yet (issue 15 items left, issue 16)
+// # After the switch: split-brain writes and the fence
 //
-// The split-brain report and active fence of ZooKeeper in primary, --to
-// finalized and --to shadow (rollback, the reverse mirror) are not built
-// here; the design keeps room for them: the tap's backend is a switch that can
-// point back at ZooKeeper, and a rollback through the proxies can rewrite
-// ConnectRequest.lastZxidSeen and SetWatches' relativeZxid on the way back.
+// In primary a write that reaches ZooKeeper around the proxies forks the
+// state. Detecting it is the reverse mirror's duty (package reversemirror,
+// "Split-brain writes"): it runs on the journal's leader beside the outbox
+// and the marker, which are what tell its own writes from anyone else's, and
+// records each such write in the journal (a checkpoint under
+// reversemirror.SplitBrainPrefix), so a restart or a leader change forgets
+// none. This package reads them: Status.SplitBrain (`cutover status`, text and
+// --json), SplitBrain, and Resolve — the operator's acknowledgement, kept in
+// the record with a note; the sentry resolves a record by itself when
+// ZooKeeper's copy agrees with the journal again.
+//
+// The active fence is off by default. Fence (`cutover --to primary --fence`,
+// `cutover fence`) asks the mirror to give every ZooKeeper node an ACL that
+// keeps who may read it and lets only the mirror write it; LiftFence gives
+// every node back the journal's ACL, which is the one it had (every ACL
+// change goes through the journal, the fence never writes it). Both write a
+// request into the journal and wait for the mirror's answer there; the
+// mirror walks only while the journal is primary, so a rollback calls
+// LiftFence before it commits SetPhase(shadow). Aversions move: see the
+// runbook.
+//
+// # Finalize (ToFinalized)
+//
+// The point of no return. Gates, none of which can be forced: the journal is
+// primary; every registered proxy answers, relays to the journal, holds
+// nobody and has no ZooKeeper connection left; no split-brain write is
+// unresolved. Then the cutover token is set to "<id>/finalize" and
+// SetPhase(finalized) is committed guarded by it (one Raft entry; a
+// concurrent cutover command that takes the token first makes it fail with
+// nothing changed). From that entry the journal drops the reverse mirror's
+// outbox and refuses any phase change back to shadow; the mirror on every
+// node stops applying and closes the ZooKeeper sessions it kept. The CLI asks
+// for confirmation unless --yes and refuses without a terminal to ask on.
+//
+// # Not yet (issue 16)
+//
+// --to shadow (rollback: hold, drain, SetPhase(shadow, rollback), switch back,
+// the proxies' rewrite of the clients' last zxid, the journal's rebaseline)
+// is not built here; the tap's backend is a switch that can point back at
+// ZooKeeper, the journal refuses the rollback while ZooKeeper is owed
+// entries, and LiftFence is ready for it.
 package cutover

@@ -127,6 +127,13 @@ func ToPrimary(ctx context.Context, o Options) (*Report, error) {
 	r := &run{env: e, rep: &Report{}}
 	r.p = Progress{ID: fmt.Sprintf("c%d", time.Now().UnixNano()), To: "primary", Started: time.Now().UTC(), Outcome: "in progress"}
 
+	// Already cut over: ask the proxies to follow, and nothing else. The
+	// gates are not run: their alignment would write to ZooKeeper through a
+	// proxy that still relays there, a split-brain write in primary.
+	if already, err := r.already(ctx); already || err != nil {
+		return r.rep, err
+	}
+
 	// 1. Gates, with an aligned digest check (writes through a proxy).
 	st, err := e.inspect(ctx, true)
 	if err != nil {
@@ -134,11 +141,6 @@ func ToPrimary(ctx context.Context, o Options) (*Report, error) {
 	}
 	r.rep.Gates = st
 	if st.Phase != raftjournal.PhaseShadow.String() {
-		if st.Phase == raftjournal.PhasePrimary.String() || st.Phase == raftjournal.PhaseFinalized.String() {
-			n := r.switchAll(ctx, st.Proxies)
-			r.step(ctx, "already "+st.Phase, true, fmt.Sprintf("the journal is %s; %d proxies asked to relay to it", st.Phase, n), false)
-			return r.finish(ctx, "already"), nil
-		}
 		return nil, fmt.Errorf("cutover: the journal is in phase %s", st.Phase)
 	}
 	for _, g := range st.Gates {
@@ -424,4 +426,26 @@ func (r *run) switchAll(ctx context.Context, proxies []ProxyReport) int {
 		}
 	}
 	return n
+}
+
+// already handles a journal that is primary or finalized: every proxy is
+// asked to relay to it (one that missed the switch), and the report says
+// "already".
+func (r *run) already(ctx context.Context) (bool, error) {
+	js, err := r.journalState(ctx)
+	if err != nil {
+		return false, err
+	}
+	if js.Phase != raftjournal.PhasePrimary.String() && js.Phase != raftjournal.PhaseFinalized.String() {
+		return false, nil
+	}
+	st, err := r.finalizeStatus(ctx)
+	if err != nil {
+		return false, err
+	}
+	r.rep.Gates = st
+	n := r.switchAll(ctx, st.Proxies)
+	r.step(ctx, "already "+st.Phase, true, fmt.Sprintf("the journal is %s; %d of %d proxies relay to it", st.Phase, n, len(st.Proxies)), false)
+	r.finish(ctx, "already")
+	return true, nil
 }

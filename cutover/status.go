@@ -15,6 +15,7 @@ import (
 	"github.com/zk2raft/zk2raft/dualwrite"
 	"github.com/zk2raft/zk2raft/importer"
 	"github.com/zk2raft/zk2raft/raftjournal"
+	"github.com/zk2raft/zk2raft/reversemirror"
 	"github.com/zk2raft/zk2raft/zkclient"
 )
 
@@ -139,6 +140,13 @@ type Status struct {
 	Gates         []Gate                   `json:"gates"`
 	Last          *Progress                `json:"last_cutover,omitempty"`
 	Errors        []string                 `json:"errors,omitempty"`
+	// SplitBrain lists the split-brain writes recorded in primary, Fence the
+	// active fence, ReverseMirror its replicated lag, FinalizeGates the
+	// gates of `cutover --to finalized` (finalize.go; in primary).
+	SplitBrain    []reversemirror.SplitBrainWrite  `json:"split_brain,omitempty"`
+	Fence         *FenceView                       `json:"fence,omitempty"`
+	ReverseMirror *raftjournal.ReverseMirrorStatus `json:"reverse_mirror,omitempty"`
+	FinalizeGates []Gate                           `json:"finalize_gates,omitempty"`
 }
 
 // TailReport is a tail's progress as it recorded it in the journal.
@@ -565,6 +573,7 @@ func (e *env) inspect(ctx context.Context, align bool) (*Status, error) {
 			st.Gates[i].Forced = true
 		}
 	}
+	e.inspectPrimary(ctx, st, js)
 	return st, nil
 }
 

@@ -17,6 +17,7 @@ import (
 var (
 	benchWriters = flag.Int("rm.writers", 64, "BenchmarkReverseMirror: concurrent writers on the journal")
 	benchWrites  = flag.Int("rm.writes", 6000, "BenchmarkReverseMirror: writes per run (creates and setData, half each)")
+	benchSentry  = flag.Bool("rm.sentry", true, "BenchmarkReverseMirror: the split-brain sentry watches the written subtree (as in production, where it watches /)")
 )
 
 // BenchmarkReverseMirror measures the reverse mirror against the journal's
@@ -52,7 +53,12 @@ type mirrorLoad struct {
 func runMirrorLoad(b *testing.B, root string) mirrorLoad {
 	n, _ := startNode(b, raftjournal.PhasePrimary)
 	f := n.FSM()
-	m := runMirror(b, n, func(c *reversemirror.Config) { c.Marker += strings.ReplaceAll(root, "/", "-") }) // a journal of its own: a marker of its own
+	m := runMirror(b, n, func(c *reversemirror.Config) {
+		c.Marker += strings.ReplaceAll(root, "/", "-") // a journal of its own: a marker of its own
+		if *benchSentry {
+			c.Root = root
+		}
+	})
 	ctx := context.Background()
 	if _, _, err := n.Create(ctx, root, nil, raftjournal.ModePersistent); err != nil {
 		b.Fatal(err)

@@ -120,11 +120,146 @@
 // write made straight to ZooKeeper (split brain), or damage. The mirror stops
 // at that entry, says which (Status.LastError: journal index, zxid, op, path,
 // ZooKeeper's error), overwrites nothing, skips nothing, and retries every
-// Retry until someone puts the node back (TestMirrorStopsOnSplitBrain). The
-// one exception is a delete made by a session's end or by container/TTL
+// Retry until someone puts the node back (TestMirrorStopsOnSplitBrain); the
+// sentry (below) records the write that caused it. The one exception is a delete made by a session's end or by container/TTL
 // clean-up (MirrorOp.Cleanup): ZooKeeper may have made it itself (its own
 // expiry or ContainerManager), so a missing node is skipped there and counted
 // (Status.CleanupGone).
+//
+// # Split-brain writes: the sentry
+//
+// After the switch a write that reaches ZooKeeper around the proxies (a
+// client still connected to it, a script, an operator's zkCli) forks the
+// state: ZooKeeper has it, the journal does not. The mirror's sentry reports
+// every such write, never merges or drops it: as a replicated record in the
+// journal (a checkpoint under SplitBrainPrefix: path, what happened — create,
+// delete, setData, setACL —, ZooKeeper's zxid, the session when known, what
+// was expected and what was found), an ERROR log line, and the counter
+// zk2raft_reverse_mirror_split_brain_writes_total (the gauge
+// zk2raft_split_brain_writes_unresolved counts the open records, on every
+// node with a mirror); `cutover status` lists them and `cutover --to
+// finalized` refuses while one is unresolved.
+//
+// Where it runs: in the mirror, a leader duty, rather than in the proxies'
+// reconcilers (which watch ZooKeeper in shadow and stop at the switch):
+//
+//   - Telling the mirror's own writes apart needs what only the journal's
+//     nodes hold — the outbox (what ZooKeeper is still owed) and the
+//     mirror's exact position (the marker's index, which it writes itself);
+//     a proxy would have to fetch both over the network and would still race
+//     the mirror's multi in flight.
+//   - One instance, on the leader, in commit order: no duplicate reports from
+//     several proxies, and it survives any single crash like the mirror.
+//   - It has what it needs already: ZooKeeper's servers and the super
+//     user's credentials (a watcher gets no event for a node it cannot
+//     read). Proxies come and go and need not have them.
+//
+// How it tells them apart: by state, not by zxid. A persistent recursive
+// watch on Root (on a session of its own) makes every changed path a suspect;
+// a suspect is judged only between two of the mirror's batches, when no multi
+// of the mirror is in flight and ZooKeeper holds exactly the records up to
+// the marker's index (each multi is atomic and moves the marker). The node's
+// expected state is then known exactly: the state before the first outbox
+// record not yet applied that touches it (a create expects no node, a
+// setData or a delete with a version expects the node at that version), or
+// the journal's current node when no pending record touches it (existence,
+// version, data, aversion). ZooKeeper's copy is compared with it; a
+// difference is a split-brain write. The mirror's own writes are exactly the
+// transitions the records describe, so they never differ; the session
+// keeper's sessions change no node but ephemerals, whose deletes the mirror
+// makes explicitly in its multis. Alternatives considered: the set of
+// ZooKeeper zxids the mirror's multis got (one per multi, the marker's
+// mzxid) — exact for creates and setData, but a delete leaves no stat to read
+// a zxid from, the set must survive restarts, and ZooKeeper 3.8's watch
+// events carry no zxid to match; the ZooKeeper session ids the mirror and
+// keeper own — right for the data-directory route (the txn log names the
+// session), but a client-API watcher never sees who wrote. The zxid and the
+// session are still reported: the node's czxid (create) or mzxid (setData),
+// the parent's pzxid (delete), the ephemeral's owner, or else the server
+// connection (`cons`) whose last zxid is the write's (best effort: the
+// client may have moved on; "unknown" then).
+//
+// Not reported: a node ZooKeeper deleted itself that the journal holds as an
+// ephemeral, a container or a TTL node (a session the keeper lost, the
+// ContainerManager: Status.CleanupGone), and anything under /zookeeper. A
+// setACL fires no watch event in ZooKeeper: it is found when the mirror next
+// writes that node's ACL (it stops, and the path becomes a suspect) or by a
+// scan; while the fence is on, nobody but the mirror can change an ACL.
+//
+// Lost events: a new watch (the mirror starts, a leader change, a new
+// session) or a reconnect may have missed some, so the sentry then scans
+// ZooKeeper's subtree against the journal (every node's existence, version,
+// data and aversion — unless a fence moved the aversions in this period —;
+// the journal's children ZooKeeper lacks) and makes every
+// difference a suspect, judged as above. A write made while no mirror ran is
+// found by the next one, and the records are Raft state: a restart forgets
+// none (TestSplitBrainReported). The scan reads every node once (getData and
+// getChildren, on the sentry's session, in the background of the mirror): at
+// a million nodes, minutes of reads.
+//
+// Resolution: a record is resolved "verified" when the sentry, looking again
+// every Verify, finds ZooKeeper's copy agreeing with the expected state
+// (someone undid the write: deleted the stray node, recreated a deleted one
+// as the journal has it), or "operator" when `cutover resolve` acknowledges
+// it (ZooKeeper's copy stays forked and the operator accepts that, typically
+// before finalize, after which ZooKeeper is retired). A setData around the
+// proxies cannot be undone exactly (ZooKeeper's version only goes up): it is
+// acknowledged, or a rollback's rebaseline takes it over. At most
+// MaxSplitBrainRecords are kept; past that, one overflow record (resolved
+// like the others) and the log lines name the rest.
+//
+// Cost to the mirror: under load every path it writes comes back as a
+// suspect; the checks go out together between two batches (pipelined, 64 at
+// once, one getData each). BENCHMARKS.md ("Reverse mirror") has the figures.
+//
+// # The fence
+//
+// Detection says a write happened; the fence, off by default, makes
+// ZooKeeper refuse it. `cutover fence` (or `cutover --to primary --fence`)
+// writes a request into the journal (FenceRequestKey); the mirror, between
+// two batches, records the primary period in its answer (FenceStateKey),
+// then walks ZooKeeper's subtree (Root, /zookeeper left out) and gives every
+// node FencedACL(the journal's ACL): each entry keeps only its READ
+// permission (who could read still can; nobody gains a read) and the
+// mirror's digest identities get every permission. ZooKeeper checks the ACL
+// of the node a request names (its parent's for create and delete) and ACLs
+// are not inherited, so every node is fenced, the root too: top-level ACLs
+// alone would not stop a setData below them. From the request on, every
+// batch the mirror assembles creates nodes fenced and writes fenced ACLs, so
+// a node created before the walk is in ZooKeeper when the walk passes and
+// one created after arrives fenced. The mirror needs credentials (refused
+// without: it would lock itself out); as ZooKeeper's super user it passes any
+// ACL anyway. With the fence on, an independent client's setData, creates,
+// delete and setACL fail with NoAuth (TestFenceRefusesDirectWrites, kazoo).
+//
+// The lift (cutover.LiftFence; `cutover fence --lift`) walks again and gives
+// every node the journal's ACL. The originals are stored durably without a
+// store of their own: they are the journal's ACLs, replicated and
+// snapshotted — every ACL change goes through the journal, the mirror keeps
+// ZooKeeper's ACLs equal to them, and the fence never writes the journal. So
+// the lift restores every ACL list exactly, those the journal changed while
+// the fence was on included. Nodes the journal lacks (split-brain creates)
+// are left alone by both walks (NotInJournal; each made a suspect): their
+// original ACL is nowhere else.
+//
+// What it costs: setACL always raises a node's aversion, so after a fence and
+// a lift every node's aversion in ZooKeeper is the journal's plus two
+// (verify and ZooKeeper's digest see it; a rollback's rebaseline takes
+// ZooKeeper's). In a primary period whose ACLs a fence touched, the mirror
+// writes ACLs with version −1 and the sentry does not compare aversions. Each
+// walk is one getACL and at most one setACL per node (minutes at a million
+// nodes, beside the mirror's own traffic), and skips nodes that already have
+// the wanted ACL, so a walk repeated after a leader change raises no aversion
+// twice. The lift must happen while the journal is primary (the mirror walks
+// only then): a rollback lifts before it commits.
+//
+// # Finalize
+//
+// From SetPhase(finalized) on the journal records nothing for ZooKeeper (the
+// outbox is dropped), the mirror stops applying, its sentry stops watching,
+// and it closes every ZooKeeper session it kept — the adopted ones too, since
+// no rollback will hand them back (ZooKeeper deletes their ephemerals there;
+// TestFinalizeEndsTheMirror). A fence, if on, stays: ZooKeeper is retired.
 //
 // # Lag
 //

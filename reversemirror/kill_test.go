@@ -65,6 +65,7 @@ func TestMirrorProcess(t *testing.T) {
 	}
 	mc := reversemirror.Config{Node: n, Marker: spec.Marker, MaxBatchOps: spec.MaxBatchOps, Throttle: spec.Throttle,
 		Logger: logger.With("component", "reversemirror")}
+	mc.Root = "/zk2raft-test-unwatched" // the ensemble is shared: see runMirror
 	mc.ZooKeeper.Hosts = spec.ZooKeeper
 	mc.ZooKeeper.Auth = []zkclient.Auth{{Scheme: "digest", Cred: []byte(spec.SuperCred)}}
 	m, err := reversemirror.New(mc)

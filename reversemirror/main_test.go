@@ -106,6 +106,10 @@ func runMirror(t testing.TB, n *raftjournal.Node, tweak func(*reversemirror.Conf
 	cfg.ZooKeeper.Hosts = ensemble.Hosts()
 	cfg.ZooKeeper.Auth = superAuth()
 	cfg.ZooKeeper.SessionTimeout = 10 * time.Second
+	// The tests share one ensemble: a sentry watching "/" would take every
+	// other test's nodes for split-brain writes. Tests of the sentry and the
+	// fence set their own root.
+	cfg.Root = "/zk2raft-test-unwatched"
 	if tweak != nil {
 		tweak(&cfg)
 	}

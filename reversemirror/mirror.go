@@ -21,6 +21,7 @@ const (
 	DefaultPoll          = 5 * time.Millisecond
 	DefaultAckInterval   = 50 * time.Millisecond
 	DefaultRetry         = time.Second
+	DefaultVerify        = 5 * time.Second
 )
 
 // Config configures a Mirror.
@@ -48,6 +49,13 @@ type Config struct {
 	// Throttle is the least time between two ZooKeeper multis (0: none): it
 	// spares a loaded ensemble at the price of lag (tests use it to hold one).
 	Throttle time.Duration
+	// Root is the subtree the split-brain sentry watches and the fence
+	// covers ("/" when empty: the whole tree but /zookeeper).
+	Root string
+	// Verify is how often the sentry checks its unresolved split-brain
+	// records again, resolving those ZooKeeper agrees with again
+	// (DefaultVerify when zero).
+	Verify time.Duration
 	// Logger receives the mirror's log lines; nil discards them.
 	Logger *slog.Logger
 }
@@ -70,6 +78,12 @@ func (c Config) withDefaults() Config {
 	}
 	if c.Retry <= 0 {
 		c.Retry = DefaultRetry
+	}
+	if c.Root == "" {
+		c.Root = "/"
+	}
+	if c.Verify <= 0 {
+		c.Verify = DefaultVerify
 	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
@@ -106,6 +120,15 @@ type Status struct {
 	// LastError is the last failure (a divergence stops the mirror at that
 	// entry and is retried, never skipped); empty once an entry succeeds.
 	LastError string `json:"last_error,omitempty"`
+	// SplitBrain counts the split-brain writes this process recorded (the
+	// records themselves are in the journal: SplitBrainPrefix).
+	SplitBrain uint64 `json:"split_brain_recorded"`
+	// SentryEvents counts the watch events the sentry took as suspects,
+	// SentryOwn those it matched to the mirror's own writes, SentryScans its
+	// completed scans of ZooKeeper against the journal.
+	SentryEvents uint64 `json:"sentry_events"`
+	SentryOwn    uint64 `json:"sentry_own_events"`
+	SentryScans  uint64 `json:"sentry_scans"`
 }
 
 // Mirror applies the journal's outbox to ZooKeeper (see the package
@@ -113,6 +136,7 @@ type Status struct {
 type Mirror struct {
 	cfg    Config
 	logger *slog.Logger
+	sentry *sentry
 	mu     sync.Mutex
 	st     Status
 }
@@ -128,15 +152,24 @@ func New(cfg Config) (*Mirror, error) {
 	if err := znode.ValidatePath(cfg.Marker); cfg.Marker != "" && err != nil {
 		return nil, fmt.Errorf("reversemirror: marker: %w", err)
 	}
+	if err := znode.ValidatePath(cfg.Root); cfg.Root != "" && err != nil {
+		return nil, fmt.Errorf("reversemirror: root: %w", err)
+	}
 	cfg = cfg.withDefaults()
-	return &Mirror{cfg: cfg, logger: cfg.Logger}, nil
+	m := &Mirror{cfg: cfg, logger: cfg.Logger}
+	m.sentry = newSentry(m)
+	return m, nil
 }
 
 // Status returns a copy of the mirror's status.
 func (m *Mirror) Status() Status {
 	m.mu.Lock()
-	defer m.mu.Unlock()
-	return m.st
+	st := m.st
+	m.mu.Unlock()
+	m.sentry.mu.Lock()
+	st.SentryEvents, st.SentryOwn, st.SentryScans = m.sentry.events, m.sentry.owned, m.sentry.scans
+	m.sentry.mu.Unlock()
+	return st
 }
 
 func (m *Mirror) update(fn func(*Status)) {
@@ -157,6 +190,10 @@ func (m *Mirror) active() bool {
 func (m *Mirror) Run(ctx context.Context) error {
 	idle := time.NewTicker(100 * time.Millisecond)
 	defer idle.Stop()
+	sctx, stopSentry := context.WithCancel(ctx)
+	sentryDone := make(chan struct{})
+	go func() { defer close(sentryDone); m.sentry.run(sctx) }()
+	defer func() { stopSentry(); <-sentryDone }()
 	for {
 		if m.active() {
 			err := m.runTerm(ctx)
@@ -215,6 +252,14 @@ type term struct {
 
 	acked   uint64
 	ackedAt time.Time
+
+	verifiedAt  time.Time     // last look at the unresolved split-brain records
+	settleAfter time.Time     // no settling before (a check or a record failed)
+	walking     chan struct{} // the fence's walk, closed when it ends
+	walkFailed  time.Time     // when the last walk failed (read once walking is closed)
+	fenceLook   time.Time     // when runFence last looked at the request
+	// batchFencing: the batch being assembled writes fenced ACLs.
+	batchFencing bool
 }
 
 func (m *Mirror) runTerm(ctx context.Context) error {
@@ -227,6 +272,12 @@ func (m *Mirror) runTerm(ctx context.Context) error {
 	t := &term{m: m, fsm: m.cfg.Node.FSM(), zk: zk, marker: m.cfg.Marker,
 		sessions: map[int64]int64{}, live: map[int64]int64{}, twins: map[int64]*zkclient.Client{}, counted: map[int64]bool{}}
 	defer zk.Close()
+	defer func() {
+		cancel()
+		if t.walking != nil {
+			<-t.walking
+		}
+	}()
 	// On the way out twins are detached, not closed: the sessions and their
 	// ephemerals live on for the next leader's mirror to resume. When the
 	// primary period is over (a rollback, finalize), the journal's own
@@ -249,6 +300,10 @@ func (m *Mirror) runTerm(ctx context.Context) error {
 			t.ack(ctx, true)
 			return nil
 		}
+		// Between two batches ZooKeeper holds exactly what the marker says:
+		// the moment to judge the sentry's suspects and start a fence walk.
+		t.settle(ctx)
+		t.runFence(ctx)
 		if st := t.fsm.MirrorStatus(); st.Start != t.start || st.StartTime != t.startTime {
 			// A rollback and a new primary period came and went between two
 			// looks: start the new period from the marker.
@@ -487,6 +542,7 @@ type opRef struct {
 // applyBatch writes the longest run of records from recs that goes in one
 // multi, with the marker's setData at its end.
 func (t *term) applyBatch(ctx context.Context, recs []raftjournal.MirrorRecord) error {
+	t.batchFencing = t.fencing()
 	if setACL(&recs[0]) {
 		return t.applySetACL(ctx, &recs[0])
 	}
@@ -512,7 +568,7 @@ func (t *term) applyBatch(ctx context.Context, recs []raftjournal.MirrorRecord) 
 				b.closes = append(b.closes, op.Session)
 				continue
 			}
-			b.ops = append(b.ops, zkOp(op))
+			b.ops = append(b.ops, t.zkOp(op))
 			b.refs = append(b.refs, opRef{rec: i, op: op})
 			size += len(op.Path) + len(op.Data) + 64
 		}
@@ -525,16 +581,24 @@ func (t *term) applyBatch(ctx context.Context, recs []raftjournal.MirrorRecord) 
 		last := &recs[b.n-1]
 		md := &markerData{Start: t.start, StartTime: t.startTime, Index: last.Index, Zxid: fmt.Sprintf("%#x", last.Zxid)}
 		ops := make([]zkclient.Op, 0, len(b.ops)+1)
+		var own []ownEvent
 		for i, op := range b.ops {
 			if !b.refs[i].skipped {
 				ops = append(ops, op)
+				own = appendOwn(own, b.refs[i].op)
 			}
 		}
 		nrec := len(ops)
 		sessOps, after := t.sessionOps(b.newSess, b.closes)
 		ops = append(ops, sessOps...)
 		ops = append(ops, zkclient.SetDataOp(t.marker, md.encode(), t.markerVersion))
+		// The events this multi fires are announced to the sentry before it
+		// is sent, so that none can arrive first (sentry.expectOwn).
+		t.m.sentry.expectOwn(own)
 		res, err := b.conn.Multi(ctx, ops...)
+		if err != nil {
+			t.m.sentry.unexpectOwn(own)
+		}
 		if err == nil {
 			t.markerVersion++
 			t.applied, t.appliedZxid, t.appliedZkZxid = last.Index, last.Zxid, res[len(res)-1].Stat.Mzxid
@@ -589,6 +653,7 @@ func (t *term) applyBatch(ctx context.Context, recs []raftjournal.MirrorRecord) 
 			continue
 		}
 		r := &recs[ref.rec]
+		t.m.sentry.suspect(ref.op.Path) // the sentry says who wrote it, once it can
 		return fmt.Errorf("reversemirror: journal entry %d (zxid %#x) %s %s: ZooKeeper refused it: %w: ZooKeeper's copy differs from the journal's (a write made straight to ZooKeeper?); the mirror stops here and retries, it never skips an entry",
 			r.Index, r.Zxid, ref.op.Kind, ref.op.Path, res[failed].Err)
 	}
@@ -604,10 +669,16 @@ func setACL(r *raftjournal.MirrorRecord) bool {
 // same write made before a crash.
 func (t *term) applySetACL(ctx context.Context, r *raftjournal.MirrorRecord) error {
 	op := &r.Ops[0]
-	_, err := t.zk.SetACL(ctx, op.Path, op.ACL, op.Version)
+	acl, version := t.aclFor(op.ACL), op.Version
+	if t.fenceTouched() {
+		// A fence moved ZooKeeper's aversions off the journal's in this
+		// period: the write goes unconditionally (and a repeat is harmless).
+		version = -1
+	}
+	_, err := t.zk.SetACL(ctx, op.Path, acl, version)
 	if errors.Is(err, zkclient.ErrBadVersion) {
-		acl, st, gerr := t.zk.GetACL(ctx, op.Path)
-		if gerr == nil && st.Aversion == op.Version+1 && slices.Equal(acl, op.ACL) {
+		have, st, gerr := t.zk.GetACL(ctx, op.Path)
+		if gerr == nil && st.Aversion == op.Version+1 && slices.Equal(have, acl) {
 			err = nil
 		}
 	}
@@ -615,6 +686,7 @@ func (t *term) applySetACL(ctx context.Context, r *raftjournal.MirrorRecord) err
 	case errors.Is(err, zkclient.ErrConnectionLoss):
 		return fmt.Errorf("%w: setACL of journal entry %d: %w", errResync, r.Index, err)
 	case err != nil:
+		t.m.sentry.suspect(op.Path)
 		return fmt.Errorf("reversemirror: journal entry %d (zxid %#x) setACL %s: ZooKeeper refused it: %w: ZooKeeper's copy differs from the journal's; the mirror stops here and retries, it never skips an entry", r.Index, r.Zxid, op.Path, err)
 	}
 	md := &markerData{Start: t.start, StartTime: t.startTime, Index: r.Index, Zxid: fmt.Sprintf("%#x", r.Zxid)}
@@ -631,11 +703,12 @@ func (t *term) applySetACL(ctx context.Context, r *raftjournal.MirrorRecord) err
 	return nil
 }
 
-// zkOp turns a record op into a multi op.
-func zkOp(op *raftjournal.MirrorOp) zkclient.Op {
+// zkOp turns a record op into a multi op (a create fenced while the fence
+// is asked for).
+func (t *term) zkOp(op *raftjournal.MirrorOp) zkclient.Op {
 	switch op.Kind {
 	case raftjournal.MirrorCreate:
-		return zkclient.CreateOp(op.Path, op.Data, op.ACL, zkMode(op.Mode), time.Duration(op.TTL)*time.Millisecond)
+		return zkclient.CreateOp(op.Path, op.Data, t.aclFor(op.ACL), zkMode(op.Mode), time.Duration(op.TTL)*time.Millisecond)
 	case raftjournal.MirrorDelete:
 		return zkclient.DeleteOp(op.Path, op.Version)
 	case raftjournal.MirrorSetData:

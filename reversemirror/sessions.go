@@ -172,9 +172,14 @@ func (t *term) detachTwins() {
 // ephemerals go, as after an expiry, and the forward mirror carries those
 // deletes back into the journal. The adopted ZooKeeper sessions are released
 // (detached), for their clients to resume on ZooKeeper within their timeout.
+//
+// Once the journal is finalized there is no way back to ZooKeeper: every
+// session the mirror holds there is closed, the adopted ones too (their
+// clients live on the journal; ZooKeeper deletes their ephemerals there).
 func (t *term) endPeriod(ctx context.Context) {
+	final := t.fsm.Phase() == raftjournal.PhaseFinalized
 	for j, c := range t.twins {
-		if raftjournal.JournalSession(j) {
+		if raftjournal.JournalSession(j) || final {
 			_ = c.Close()
 			t.m.logger.Info("reverse mirror ended the ZooKeeper session of a journal session", "journal-session", fmt.Sprintf("%#x", j),
 				"zk-session", fmt.Sprintf("%#x", c.SessionID()))

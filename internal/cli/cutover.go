@@ -3,6 +3,7 @@ package cli
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"strings"
@@ -31,6 +32,8 @@ type cutoverOptions struct {
 	holdTimeout  time.Duration
 	adoptTimeout time.Duration
 	align        bool
+	yes          bool
+	fence        bool
 }
 
 func (o *cutoverOptions) addCommonFlags(cmd *cobra.Command) {
@@ -91,7 +94,7 @@ func contains(list []string, s string) bool {
 func newCutoverCommand(g *globalOptions) *cobra.Command {
 	var o cutoverOptions
 	cmd := &cobra.Command{
-		Use:   "cutover --journal ADMIN_ADDR --to primary [--force GATE]...",
+		Use:   "cutover --journal ADMIN_ADDR --to primary [--force GATE]... [--fence] | --to finalized [--yes]",
 		Short: "Switch the source of truth from ZooKeeper to the journal, keeping clients' sessions",
 		Long: `Cuts over from ZooKeeper to the journal through the dual-write proxies, in order:
 
@@ -114,20 +117,23 @@ ZooKeeper and nothing is lost. If this command dies midway, each proxy settles
 its hold at the deadline (--hold-timeout) by the journal's committed phase. Every
 step is logged and shown by 'zk2raft cutover status'.
 
-Exit codes: 0 cut over (or already primary), 1 refused, aborted or failed (the
-message says which and why), 2 usage.
+Exit codes: 0 cut over or finalized (or already), 1 refused, aborted or failed
+(the message says which and why), 2 usage.
+` + finalizeHelp + `
 
---to shadow (rollback) and --to finalized are not built yet.`,
+--to shadow (rollback) is not built yet.`,
 		Args: noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			switch o.to {
 			case "":
-				return usageErrorf("--to is required (primary), or use 'zk2raft cutover status'")
+				return usageErrorf("--to is required (primary or finalized), or use 'zk2raft cutover status'")
 			case "primary":
-			case "shadow", "finalized":
+			case "finalized":
+				return runFinalize(cmd, g, &o)
+			case "shadow":
 				return fmt.Errorf("cutover --to %s: not built yet (this build cuts over to primary only)", o.to)
 			default:
-				return usageErrorf("--to %q: want primary", o.to)
+				return usageErrorf("--to %q: want primary or finalized", o.to)
 			}
 			opts, err := o.options(g)
 			if err != nil {
@@ -136,6 +142,11 @@ message says which and why), 2 usage.
 			ctx, cancel := context.WithTimeout(cmd.Context(), o.timeout)
 			defer cancel()
 			rep, err := cutover.ToPrimary(ctx, opts)
+			if o.fence && rep != nil && rep.Outcome == "committed" {
+				// Committed, even if a proxy did not switch when asked (it
+				// does by itself): fence ZooKeeper all the same.
+				err = errors.Join(err, fenceAfterCutover(ctx, g, opts))
+			}
 			if rep != nil {
 				if o.json {
 					enc := json.NewEncoder(g.stdout)
@@ -150,12 +161,15 @@ message says which and why), 2 usage.
 			return err
 		},
 	}
-	cmd.Flags().StringVar(&o.to, "to", "", "the phase to move to: primary")
+	cmd.Flags().StringVar(&o.to, "to", "", "the phase to move to: primary, finalized")
+	cmd.Flags().BoolVar(&o.yes, "yes", false, "--to finalized: do not ask for confirmation")
+	cmd.Flags().BoolVar(&o.fence, "fence", false, "--to primary: fence ZooKeeper once committed (see 'cutover fence')")
 	cmd.Flags().StringArrayVar(&o.force, "force", nil, "pass this gate although it fails (one gate per flag: "+strings.Join(cutover.Gates, ", ")+")")
 	cmd.Flags().DurationVar(&o.holdTimeout, "hold-timeout", 5*time.Second, "the proxies' hold deadline: past it a proxy settles the hold by the journal's phase by itself; the drain, proof and commit must fit in it")
 	cmd.Flags().DurationVar(&o.adoptTimeout, "adopt-timeout", 0, "session timeout for owners of ephemerals no proxy mirrored (default: the journal's, 30s)")
 	o.addCommonFlags(cmd)
 	cmd.AddCommand(newCutoverStatusCommand(g), newCutoverUnregisterCommand(g))
+	cmd.AddCommand(newCutoverResolveCommand(g), newCutoverFenceCommand(g))
 	return cmd
 }
 
@@ -189,8 +203,14 @@ zxid is not a multiple of 128 (where ZooKeeper logs its digest) it says
 "unknown"; --align writes --align-path through a proxy until it is (cutover
 --to primary always does). The last cutover's steps are shown too.
 
-Exit codes: 0 every gate passes, 3 a gate fails (the status is printed), 1 the
-journal could not be asked, 2 usage.`,
+From primary on it also lists the split-brain writes (writes ZooKeeper took
+around the proxies after the switch: path, ZooKeeper zxid, session when known,
+resolved or not), the fence, the reverse mirror's lag, and the gates of
+--to finalized (proxies switched, no split-brain write unresolved).
+
+Exit codes: 0 every gate passes, 3 a gate fails in shadow or a split-brain
+write is unresolved (the status is printed), 1 the journal could not be asked,
+2 usage.`,
 		Args: noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			opts, err := o.options(g)
@@ -218,6 +238,9 @@ journal could not be asked, 2 usage.`,
 					names = append(names, gt.Name)
 				}
 				return &ExitError{Code: ExitDifferences, Err: fmt.Errorf("cutover status: failing gates: %s", strings.Join(names, ", "))}
+			}
+			if open := cutover.Unresolved(st.SplitBrain); len(open) > 0 {
+				return &ExitError{Code: ExitDifferences, Err: fmt.Errorf("cutover status: %d unresolved split-brain writes", len(open))}
 			}
 			return nil
 		},
@@ -308,6 +331,7 @@ func printCutoverStatus(w io.Writer, st *cutover.Status) {
 	for _, e := range st.Errors {
 		fmt.Fprintf(w, "error: %s\n", oneLine(e))
 	}
+	printPrimaryStatus(w, st)
 	if st.Last != nil {
 		fmt.Fprintf(w, "\nlast cutover %s to %s: %s\n", st.Last.ID, st.Last.To, st.Last.Outcome)
 		printSteps(w, st.Last.Steps)

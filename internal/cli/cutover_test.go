@@ -27,7 +27,8 @@ func TestCutoverCommand(t *testing.T) {
 	dir := t.TempDir()
 	admin, client := testlog.FreeAddr(t), testlog.FreeAddr(t)
 	startServe(t, "--data-dir", filepath.Join(dir, "n1"), "--node-id", "n1", "--raft-addr", testlog.FreeAddr(t),
-		"--admin-addr", admin, "--client-addr", client, "--bootstrap")
+		"--admin-addr", admin, "--client-addr", client, "--bootstrap",
+		"--zk", ens.ConnectString(), "--auth", "digest:mirror:secret") // the reverse mirror, for --fence
 	waitUntil(t, "the journal to lead", func() error {
 		if code, _, errOut := run(t, "journal", "status", "--journal", admin); code != ExitOK {
 			return errors.New(errOut)
@@ -79,16 +80,35 @@ func TestCutoverCommand(t *testing.T) {
 		t.Fatalf("cutover with a failing gate: exit %d, %q", code, errOut)
 	}
 
-	if code, _, errOut := run(t, "cutover", "--journal", admin, "--to", "finalized"); code != ExitFailure || !strings.Contains(errOut, "not built yet") {
-		t.Fatalf("--to finalized: exit %d, %q", code, errOut)
+	// Without --yes and without a terminal to confirm on, finalize is refused
+	// before anything is asked of the journal.
+	if code, _, errOut := run(t, "cutover", "--journal", admin, "--to", "finalized"); code != ExitFailure ||
+		!strings.Contains(errOut, "refusing without --yes: stdin is not a terminal") || strings.Count(strings.TrimSpace(errOut), "\n") != 0 {
+		t.Fatalf("--to finalized without --yes: exit %d, %q", code, errOut)
+	}
+	if code, _, errOut := run(t, "cutover", "resolve", "--journal", admin, "--all"); code != ExitUsage || !strings.Contains(errOut, "--note") {
+		t.Fatalf("resolve without --note: exit %d, %q", code, errOut)
 	}
 	if code, _, errOut := run(t, "cutover", "--journal", admin, "--to", "primary", "--force", "nope"); code != ExitUsage {
 		t.Fatalf("--force nope: exit %d, %q", code, errOut)
 	}
-	code, out, errOut = run(t, "cutover", "--journal", admin, "--to", "primary", "--force", "repairs")
-	if code != ExitOK || !strings.Contains(out, "committed") || !strings.Contains(out, "switch") {
+	code, out, errOut = run(t, "cutover", "--journal", admin, "--to", "primary", "--force", "repairs", "--fence")
+	if code != ExitOK || !strings.Contains(out, "committed") || !strings.Contains(out, "switch") || !strings.Contains(out, "fence on: ") {
 		t.Fatalf("cutover: exit %d\n%s\n%s", code, out, errOut)
 	}
+	// The fence: ZooKeeper refuses a client that goes around the proxy.
+	direct, _, err := zk.Connect(ens.Hosts(), 10*time.Second, zk.WithLogger(quietZK{}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer direct.Close()
+	waitUntil(t, "a direct write refused by ZooKeeper", func() error {
+		_, err := direct.Set("/before", []byte("around"), -1)
+		if errors.Is(err, zk.ErrNoAuth) {
+			return nil
+		}
+		return fmt.Errorf("direct setData: %v", err)
+	})
 	t.Logf("cutover:\n%s", out)
 
 	// The session resumes on the journal through the proxy, and writes go there.
@@ -104,7 +124,19 @@ func TestCutoverCommand(t *testing.T) {
 	}
 	journalHas(t, admin, "/after", "journal")
 	code, out, _ = run(t, "cutover", "status", "--journal", admin)
-	if code != ExitOK || !strings.Contains(out, "phase      primary") || !strings.Contains(out, "journal") {
+	if code != ExitOK || !strings.Contains(out, "phase      primary") || !strings.Contains(out, "journal") ||
+		!strings.Contains(out, "split-brain writes: 0 recorded, 0 unresolved") || !strings.Contains(out, "proxies-switched  pass") {
 		t.Fatalf("status after: exit %d\n%s", code, out)
+	}
+
+	// Finalize, confirmed by --yes: the phase is committed and there is no
+	// way back.
+	code, out, errOut = run(t, "cutover", "--journal", admin, "--to", "finalized", "--yes")
+	if code != ExitOK || !strings.Contains(out, "to finalized: committed") {
+		t.Fatalf("--to finalized --yes: exit %d\n%s\n%s", code, out, errOut)
+	}
+	code, out, _ = run(t, "cutover", "status", "--journal", admin)
+	if code != ExitOK || !strings.Contains(out, "phase      finalized") {
+		t.Fatalf("status after finalize: exit %d\n%s", code, out)
 	}
 }

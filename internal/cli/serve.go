@@ -48,6 +48,7 @@ type serveOptions struct {
 
 	reverseMirror bool
 	reverseMarker string
+	reverseRoot   string
 
 	clientAddr      string
 	secureAddr      string
@@ -101,6 +102,7 @@ func (o *serveOptions) addFlags(cmd *cobra.Command) {
 	o.tap.addFlags(cmd, "directory of the proxy's durable queue (default DATA_DIR/dualwrite-queue)", false)
 	f.BoolVar(&o.reverseMirror, "reverse-mirror", true, "with --zk: while the journal is primary and this node leads, apply every journal write to ZooKeeper (the reverse mirror, so that a rollback loses nothing); give --zk to every node, and --auth as ZooKeeper's super user")
 	f.StringVar(&o.reverseMarker, "reverse-mirror-marker", reversemirror.DefaultMarker, "the reverse mirror's marker node in ZooKeeper (which journal entry ZooKeeper holds)")
+	f.StringVar(&o.reverseRoot, "reverse-mirror-root", "/", "the subtree of ZooKeeper the reverse mirror watches for split-brain writes and fences (cutover fence)")
 	o.clusterOptions.addFlags(cmd)
 	f.BoolVar(&o.insecure, "insecure", false, "run without a cluster secret: anyone who reaches the admin or Raft port controls the cluster (tests and demos on loopback only)")
 	f.BoolVar(&o.openMetrics, "open-metrics", false, "serve /metrics to callers without the cluster secret")
@@ -135,6 +137,9 @@ func (o *serveOptions) config(g *globalOptions) (raftjournal.NodeConfig, error) 
 		}
 		if err := znode.ValidatePath(o.reverseMarker); o.reverseMirror && err != nil {
 			return raftjournal.NodeConfig{}, usageErrorf("--reverse-mirror-marker: %v", err)
+		}
+		if err := znode.ValidatePath(o.reverseRoot); o.reverseMirror && err != nil {
+			return raftjournal.NodeConfig{}, usageErrorf("--reverse-mirror-root: %v", err)
 		}
 	}
 	if o.tap.queueDir == "" {
@@ -294,7 +299,12 @@ commits is applied to the ensemble, in commit order and exactly once (a marker
 node, --reverse-mirror-marker, records which journal entry ZooKeeper holds), so
 that a rollback to ZooKeeper loses nothing. Give --zk to every node (whichever
 leads applies) and --auth (or --auth-file) as ZooKeeper's super user. Its lag
-is in /status (reverse_mirror) and in the metrics.
+is in /status (reverse_mirror) and in the metrics. While primary it also watches
+ZooKeeper (--reverse-mirror-root) and records every write made there around the
+proxies as a split-brain write (cutover status lists them; a log line and the
+metric zk2raft_reverse_mirror_split_brain_writes_total say so), and it sets and
+lifts the active fence (cutover fence). Once the journal is finalized it stops
+and closes the ZooKeeper sessions it kept.
 
 When it is ready the node prints one line with its addresses on stdout (and one
 with the proxy's). On SIGTERM a leader hands leadership to a follower, then the
@@ -543,7 +553,7 @@ func (o *serveOptions) startReverseMirror(ctx context.Context, g *globalOptions,
 	if err != nil {
 		return nil, err
 	}
-	cfg := reversemirror.Config{Node: n, Marker: o.reverseMarker, Logger: g.logger.With("component", "reversemirror")}
+	cfg := reversemirror.Config{Node: n, Marker: o.reverseMarker, Root: o.reverseRoot, Logger: g.logger.With("component", "reversemirror")}
 	cfg.ZooKeeper.Hosts, cfg.ZooKeeper.Auth = hosts, auth
 	m, err := reversemirror.New(cfg)
 	if err != nil {
