@@ -176,12 +176,18 @@ func TestMirrorSurvivesKill9(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			for c.State() != zk.StateHasSession {
-				time.Sleep(10 * time.Millisecond)
-			}
-			if _, err := c.Create(mine, nil, 0, all); err != nil && err != zk.ErrNodeExists {
-				t.Errorf("create %s: %v", mine, err)
-				return
+			// The writer's own node; a connection lost meanwhile (a loaded
+			// machine, the client moving between members) is retried.
+			for deadline := time.Now().Add(time.Minute); ; {
+				_, err := c.Create(mine, nil, 0, all)
+				if err == nil || err == zk.ErrNodeExists {
+					break
+				}
+				if err != zk.ErrConnectionClosed && err != zk.ErrNoServer && err != zk.ErrSessionMoved || time.Now().After(deadline) {
+					t.Errorf("create %s: %v", mine, err)
+					return
+				}
+				time.Sleep(20 * time.Millisecond)
 			}
 			for i := 0; ; i++ {
 				select {
