@@ -179,6 +179,20 @@ func (w *Workload) dial(name string) (*session, error) {
 			return nil, fmt.Errorf("rehearsal: %s: no session: %w", name, err)
 		}
 	}
+	// On an ensemble the session's server may lag the setup session's:
+	// sync, so that it sees the tree made before it connected.
+	if name != "setup" {
+		for attempt := 0; ; attempt++ {
+			_, err := conn.Sync("/")
+			if err == nil {
+				break
+			}
+			if !isConnLoss(err) || attempt == 20 {
+				conn.Close()
+				return nil, fmt.Errorf("rehearsal: %s: sync: %w", name, err)
+			}
+		}
+	}
 	s.id = conn.SessionID()
 	w.sessions = append(w.sessions, s)
 	return s, nil
@@ -215,6 +229,11 @@ func Start(ctx context.Context, cfg Config) (*Workload, error) {
 		}
 		w.writers = append(w.writers, ws)
 	}
+	for i := range cfg.Watchers {
+		if _, err := setup.conn.Create(w.latePath(i), []byte("0"), 0, acl); err != nil {
+			return nil, fmt.Errorf("rehearsal: create %s: %w", w.latePath(i), err)
+		}
+	}
 	for i, ws := range w.writers {
 		s, err := w.dial(fmt.Sprintf("writer-%d", i))
 		if err != nil {
@@ -237,9 +256,6 @@ func Start(ctx context.Context, cfg Config) (*Workload, error) {
 		st := &watcherState{lateDone: make(chan struct{})}
 		w.watchers = append(w.watchers, st)
 		late := w.latePath(i)
-		if _, err := setup.conn.Create(late, []byte("0"), 0, acl); err != nil {
-			return nil, fmt.Errorf("rehearsal: create %s: %w", late, err)
-		}
 		_, _, ch, err := s.conn.GetW(late)
 		if err != nil {
 			return nil, fmt.Errorf("rehearsal: watch %s: %w", late, err)
