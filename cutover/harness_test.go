@@ -45,9 +45,16 @@ func creds() raftjournal.Credentials { return raftjournal.Credentials{Secret: te
 
 func newRig(t testing.TB) *rig {
 	t.Helper()
+	return newRigWith(t, zktest.Options{Servers: 1})
+}
+
+// newRigWith is newRig on an ensemble started with zo (three servers, for a
+// server to die).
+func newRigWith(t testing.TB, zo zktest.Options) *rig {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	ens, err := zktest.Start(ctx, zktest.Options{Servers: 1})
+	ens, err := zktest.Start(ctx, zo)
 	if err != nil {
 		t.Fatal(err)
 	}
