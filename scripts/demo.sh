@@ -3,8 +3,9 @@
 # ZooKeeper ensemble, a seeded Kafka-shaped tree, `zk2raft migrate` into a fresh
 # journal data dir under ./zk2raft-demo (pre-flight, export streamed straight into
 # the import, verification against ZooKeeper's own digest), then a 3-node journal
-# serving the result and its status. Everything lives under ./zk2raft-demo and is
-# stopped on exit.
+# serving the result and its status; then the shadow phase (a dual-write proxy in
+# front of ZooKeeper) and the cutover to primary under a client workload, checked
+# against the journal. Everything lives under ./zk2raft-demo and is stopped on exit.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -168,11 +169,63 @@ done
 echo "proxy status: $(curl -fsS -H @"$DIR/admin-header" "http://$PADMIN/status" 2>/dev/null || echo unavailable)"
 "$BIN" journal status --journal "127.0.0.1:$A1"
 
-say "done"
 if [ "$n" = 3 ]; then
 	echo "All 3 journal nodes hold digest $ZKDIGEST, ZooKeeper's own digest after the writes through the proxy."
 else
 	echo "demo: only $n of 3 journal nodes report ZooKeeper's digest $ZKDIGEST after the writes through the proxy" >&2
 	exit 1
 fi
+
+say "cutover to primary while clients work through the proxy ($PROXY): go-zookeeper writers with ephemerals and watchers, kazoo clients in an Election and a Lock"
+# The workload's clients list the proxy twice: go-zookeeper then reconnects at
+# once instead of waiting a second at the end of its list (the runbook's advice).
+"$BIN" dev rehearse --zk "$PROXY,$PROXY" --verify "$CLIENT2" >"$DIR/rehearse.out" 2>"$DIR/rehearse.log" &
+WPID=$!
+PIDS+=("$WPID")
+wait_line "$DIR/rehearse.out" "^running" "$WPID" "the rehearsal workload"
+cat "$DIR/rehearse.out"
+# The gates, with an alignment so that the digest is compared at ZooKeeper's
+# latest zxid. The repairs gate waits until the reconciler has repaired nothing
+# for a minute (ZooKeeper's container manager deleted the registry's emptied
+# containers, which the reconciler repaired): wait for every gate to pass.
+for attempt in $(seq 1 30); do
+	if "$BIN" cutover status --journal "127.0.0.1:$A1" --align >"$DIR/cutover-status.out" 2>>"$DIR/cutover-status.log"; then
+		break
+	fi
+	[ "$attempt" = 30 ] && { cat "$DIR/cutover-status.out"; echo "demo: the cutover gates did not pass" >&2; exit 1; }
+	echo "(a gate fails: $(grep -E '^[a-z-]+ +FAIL' "$DIR/cutover-status.out" | awk '{print $1}' | xargs); looking again)"
+	sleep 5
+done
+cat "$DIR/cutover-status.out"
+echo
+"$BIN" cutover --journal "127.0.0.1:$A1" --to primary --log-level warn
+kill -INT "$WPID"
+rc=0
+wait "$WPID" || rc=$?
+say "what the clients saw (checked against the journal through its ZooKeeper port, $CLIENT2)"
+sed -n '2,$p' "$DIR/rehearse.out"
+if [ "$rc" != 0 ]; then
+	echo "demo: the rehearsal found broken promises (exit $rc); see $DIR/rehearse.log" >&2
+	exit 1
+fi
+
+say "the journal is the source of truth: its tree read through a journal node's ZooKeeper port ($CLIENT2) against its own digest"
+# (Clients see container and TTL nodes' owner as 0; --journal takes their raw
+# owner from the journal's admin port, as ZooKeeper's digest needs it.)
+"$BIN" dev digest --zk "$CLIENT2" --journal "127.0.0.1:$A1" --align /zk2raft-demo-align --log-level warn | tee "$DIR/digest-journal.out"
+grep -q '^match' "$DIR/digest-journal.out" || { echo "demo: the tree read through the journal's port does not match its digest" >&2; exit 1; }
+JDIGEST=$(sed -n 's/^server .*: digest \(-\{0,1\}[0-9]*\) at zxid.*/\1/p' "$DIR/digest-journal.out")
+for _ in $(seq 1 120); do
+	n=$("$BIN" journal status --journal "127.0.0.1:$A1" 2>/dev/null | grep -c -- " $JDIGEST\$" || true)
+	[ "$n" = 3 ] && break
+	sleep 0.25
+done
+"$BIN" journal status --journal "127.0.0.1:$A1"
+if [ "$n" != 3 ]; then
+	echo "demo: only $n of 3 journal nodes report digest $JDIGEST" >&2
+	exit 1
+fi
+echo "All 3 journal nodes, now primary, hold digest $JDIGEST: the tree their clients read through the journal's ZooKeeper port."
+
+say "done"
 echo "The proxy, the journal nodes and the ensemble stop now; their data and logs stay in $DIR."
