@@ -613,8 +613,15 @@ func (e *env) directGate(ctx context.Context, st *Status, hosts []string) Gate {
 		direct, total = nil, 0
 		for _, h := range hosts {
 			out, err := zkclient.FourLetterWord(ctx, h, "cons")
-			if err != nil || strings.Contains(out, "not in the whitelist") || strings.Contains(out, "not executed") {
-				g.Evidence = fmt.Sprintf("cannot list %s's connections (cons): %v%s — allow cons in 4lw.commands.whitelist, or --force %s", h, err, strings.TrimSpace(out), GateDirect)
+			if err != nil {
+				// A server that does not answer may be down, or cut off
+				// from here with clients of its own: it cannot be passed
+				// over silently.
+				g.Evidence = fmt.Sprintf("cannot list %s's connections (cons): %v — a server that is down: start it again, or, if it is gone for good, name the live servers with --zk; or --force %s", h, err, GateDirect)
+				return g
+			}
+			if strings.Contains(out, "not in the whitelist") || strings.Contains(out, "not executed") {
+				g.Evidence = fmt.Sprintf("cannot list %s's connections (cons): %s — allow cons in 4lw.commands.whitelist, or --force %s", h, strings.TrimSpace(out), GateDirect)
 				return g
 			}
 			for _, c := range parseCons(out) {
