@@ -171,8 +171,9 @@ func writeOnRestart(ctx context.Context, addr, path string) error {
 // workload. Whatever the cutover then does — commit after the ensemble
 // elected another leader, or abort back to ZooKeeper saying why — the
 // journal and the proxy end on one side, and no acknowledged write, session
-// or ephemeral is lost; an aborted cutover run again with the server still
-// dead goes through (the gates and the proof ask the servers that answer).
+// or ephemeral is lost. After an abort, a cutover with the server still dead
+// is refused by the direct-clients gate, saying to start it again (or name
+// the live servers); started again, the cutover goes through.
 func TestCutoverZooKeeperServerDies(t *testing.T) {
 	t.Parallel()
 	r := newRigWith(t, zktest.Options{Servers: 3})
@@ -211,8 +212,19 @@ func TestCutoverZooKeeperServerDies(t *testing.T) {
 			t.Fatalf("aborted, but the proxy is held %v, relays to %s", held, p.tap.Backend())
 		}
 		waitWrites(t, w, time.Now(), 50, "the workload to go on with ZooKeeper's two servers")
-		// Again, the server still dead.
-		testlog.WaitFor(t, 2*time.Minute, "a cutover with one ZooKeeper server dead", func() error {
+		// With the server still dead, the direct-clients gate cannot list
+		// its connections, and says what to do.
+		_, err = ToPrimary(ctx, r.options())
+		var ge *GateError
+		if !errors.As(err, &ge) || ge.Failing[0].Name != GateDirect || !strings.Contains(err.Error(), "start it again") {
+			t.Fatalf("a cutover with a ZooKeeper server down: want the direct-clients gate to say so, got %v", err)
+		}
+		// As the message says: the server is started again, and the
+		// cutover goes through.
+		if err := r.ens.StartServer(ctx, killed); err != nil {
+			t.Fatal(err)
+		}
+		testlog.WaitFor(t, 2*time.Minute, "a cutover once the server is back", func() error {
 			rep, err = ToPrimary(ctx, r.options())
 			if errors.As(err, new(*GateError)) || errors.As(err, new(*AbortError)) {
 				return err
