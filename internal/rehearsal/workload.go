@@ -209,7 +209,7 @@ func Start(ctx context.Context, cfg Config) (*Workload, error) {
 	ok := false
 	defer func() {
 		if !ok {
-			w.closeAll()
+			w.Close() // stops the writers and watchers already started, too
 		}
 	}()
 	setup, err := w.dial("setup")
