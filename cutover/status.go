@@ -132,13 +132,13 @@ type Status struct {
 	JournalZxid   string                    `json:"journal_max_source_zxid,omitempty"`
 	ZooKeeperZxid string                    `json:"zookeeper_zxid,omitempty"`
 	ZooKeeper     []string                  `json:"zookeeper,omitempty"`
-	Proxies       []ProxyReport
-	Tails         []TailReport             `json:"proxies"`
-	Digest        *dualwrite.DigestVerdict `json:"digest,omitempty"`
-	Sessions      Sessions                 `json:"sessions"`
-	Gates         []Gate                   `json:"gates"`
-	Last          *Progress                `json:"last_cutover,omitempty"`
-	Errors        []string                 `json:"errors,omitempty"`
+	Proxies       []ProxyReport             `json:"proxies"`
+	Tails         []TailReport              `json:"tails"`
+	Digest        *dualwrite.DigestVerdict  `json:"digest,omitempty"`
+	Sessions      Sessions                  `json:"sessions"`
+	Gates         []Gate                    `json:"gates"`
+	Last          *Progress                 `json:"last_cutover,omitempty"`
+	Errors        []string                  `json:"errors,omitempty"`
 }
 
 // TailReport is a tail's progress as it recorded it in the journal.
