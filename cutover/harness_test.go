@@ -231,6 +231,9 @@ func (r *rig) startProxyWith(id string, j dualwrite.Journal, mod func(*dualwrite
 	var wg sync.WaitGroup
 	wg.Go(func() { agent.Run(ctx) })
 	wg.Go(func() { rec.Run(ctx) })
+	// As `zk2raft proxy` does: a lost mirror (a write whose reply a dead
+	// ZooKeeper server never sent) is made good by a repair pass.
+	wg.Go(func() { dualwrite.RepairOwed(ctx, tap, rec, time.Second) })
 	p := &proxy{id: id, tap: tap, agent: agent, admin: ln.Addr().String()}
 	var once sync.Once
 	p.stop = func() {

@@ -84,6 +84,7 @@ func runProxyProcess(spec proxyProcSpec) int {
 	rctx, rstop := context.WithCancel(ctx)
 	var wg sync.WaitGroup
 	wg.Go(func() { rec.Run(rctx) })
+	wg.Go(func() { dualwrite.RepairOwed(rctx, tap, rec, time.Second) })
 	var stopRec sync.Once
 	agent, err := NewAgent(AgentConfig{Tap: tap, Journal: jc, Members: jc.AdminAddrs, Credentials: creds(),
 		Record: ProxyRecord{ID: spec.ID, Listen: tap.Addr(), Admin: spec.Admin, ZooKeeper: spec.ZK},
