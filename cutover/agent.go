@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"time"
 
@@ -54,8 +55,50 @@ type AgentConfig struct {
 }
 
 // switchedFile is the name of the file in AgentConfig.StateDir that says the
-// proxy relays to the journal.
-const switchedFile = "cutover-switched"
+// proxy relays to the journal; heldFile names the cutover that holds the
+// proxy, from the hold until it is settled.
+const (
+	switchedFile = "cutover-switched"
+	heldFile     = "cutover-held"
+)
+
+// StartHeld reports whether a proxy whose state dir is dir must start with
+// its tap held (dualwrite.Config.Held) and ExpectJournal set: it switched to
+// the journal before, or a cutover held it when it stopped — the commit may
+// have landed since, so it relays nothing before it has fenced that cutover
+// and read the journal's phase.
+func StartHeld(dir string) bool { return SwitchedBefore(dir) || heldBefore(dir) != "" }
+
+// heldBefore returns the id of the cutover that held the proxy when it
+// stopped, or "".
+func heldBefore(dir string) string {
+	if dir == "" {
+		return ""
+	}
+	b, err := os.ReadFile(filepath.Join(dir, heldFile))
+	if err != nil {
+		return ""
+	}
+	return strings.TrimSpace(string(b))
+}
+
+// noteHeld records (id != "") or forgets the cutover holding the proxy.
+func (a *Agent) noteHeld(id string) error {
+	if a.cfg.StateDir == "" {
+		return nil
+	}
+	path := filepath.Join(a.cfg.StateDir, heldFile)
+	if id == "" {
+		if err := os.Remove(path); err != nil && !errors.Is(err, os.ErrNotExist) {
+			a.log.Warn("cutover: cannot remove the hold record from the state dir; the next start settles it with the journal first", "err", err)
+		}
+		return nil
+	}
+	if err := os.WriteFile(path, []byte(id+"\n"), 0o644); err != nil {
+		return fmt.Errorf("cutover: recording the hold in the state dir: %w", err)
+	}
+	return nil
+}
 
 // SwitchedBefore reports whether a proxy whose state dir is dir had switched
 // to the journal before (start its tap held, and set ExpectJournal).
@@ -197,10 +240,29 @@ func (a *Agent) isRegistered() bool {
 // released to ZooKeeper when the journal does not answer in time.
 func (a *Agent) settleStart(ctx context.Context) {
 	deadline := time.Now().Add(a.cfg.StartWait)
+	held := heldBefore(a.cfg.StateDir)
+	if held != "" {
+		a.log.Warn("cutover: this proxy stopped while a cutover held it; fencing that cutover off and following the journal's phase before relaying anything", "cutover", held)
+	}
 	for {
 		rctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-		st, err := a.committedState(rctx)
+		var st raftjournal.CutoverState
+		var err error
+		// A cutover that held this proxy when it stopped may still be
+		// running, and its commit may land while this proxy relays to
+		// ZooKeeper: fence it off first, as an expired hold does. Only then
+		// is the phase read final.
+		if held != "" {
+			err = setToken(rctx, a.cfg.Journal, expiredToken(held))
+		}
+		if err == nil {
+			st, err = a.committedState(rctx)
+		}
 		cancel()
+		if err == nil && held != "" {
+			held = ""
+			a.noteHeld("")
+		}
 		if err == nil {
 			if phaseIsJournal(st.Phase) {
 				if err := a.switchNow(ctx, "the journal is "+st.Phase+" at start"); err == nil {
@@ -215,8 +277,8 @@ func (a *Agent) settleStart(ctx context.Context) {
 			return
 		}
 		if time.Now().After(deadline) {
-			if a.cfg.ExpectJournal {
-				a.log.Warn("cutover: this proxy relayed to the journal before it restarted, and the journal does not answer; holding clients until it does", "err", err)
+			if a.cfg.ExpectJournal || held != "" {
+				a.log.Warn("cutover: this proxy switched to the journal, or a cutover held it, before it restarted, and the journal does not answer; holding clients until it does", "err", err)
 				deadline = time.Now().Add(a.cfg.StartWait)
 			} else {
 				a.log.Warn("cutover: the journal's phase is unknown at start; relaying to ZooKeeper (shadow) — the proxy switches as soon as it reads primary", "err", err)
@@ -292,6 +354,7 @@ func (a *Agent) expire(ctx context.Context, h *HoldInfo) {
 	a.hold = nil
 	a.mu.Unlock()
 	a.cfg.Tap.Release()
+	a.noteHeld("")
 	a.setErr(nil)
 }
 
@@ -371,6 +434,7 @@ func (a *Agent) switchTo(addrs []string, why string) error {
 			a.log.Warn("cutover: cannot record the switch in the state dir; after a restart this proxy waits for the journal's phase only StartWait", "err", err)
 		}
 	}
+	a.noteHeld("")
 	a.log.Info("cutover: proxy switched to the journal", "why", why, "closed-connections", n, "journal", addrs)
 	if a.cfg.OnSwitch != nil {
 		a.switchOnce.Do(a.cfg.OnSwitch)
@@ -429,6 +493,12 @@ func (a *Agent) handleHold(w http.ResponseWriter, r *http.Request) {
 		writeErr(w, http.StatusConflict, errors.New("cutover: this proxy already relays to the journal"))
 		return
 	}
+	// Recorded before the tap holds: a proxy killed from here on starts
+	// held and fences this cutover off before it relays anything.
+	if err := a.noteHeld(req.ID); err != nil {
+		writeErr(w, http.StatusInternalServerError, err)
+		return
+	}
 	now := time.Now()
 	a.mu.Lock()
 	a.hold = &HoldInfo{ID: req.ID, Since: now, Deadline: now.Add(time.Duration(req.TimeoutMs) * time.Millisecond)}
@@ -454,6 +524,7 @@ func (a *Agent) handleRelease(w http.ResponseWriter, r *http.Request) {
 	a.hold = nil
 	a.mu.Unlock()
 	a.cfg.Tap.Release()
+	a.noteHeld("")
 	a.log.Info("cutover: released by the orchestrator", "cutover", req.ID)
 	writeJSON(w, http.StatusOK, a.State())
 }

@@ -12,12 +12,15 @@ import (
 	"time"
 
 	gozk "github.com/go-zookeeper/zk"
+
+	"github.com/zk2raft/zk2raft/internal/zktest"
 )
 
 var (
 	benchNodes    = flag.Int("cutover.nodes", 10_000, "BenchmarkCutoverPause: znodes in the tree before the cutover")
 	benchSessions = flag.Int("cutover.sessions", 64, "BenchmarkCutoverPause: client sessions writing through the proxy")
 	benchLoad     = flag.Duration("cutover.load", 3*time.Second, "BenchmarkCutoverPause: steady load before and after the cutover")
+	benchHeap     = flag.Int("cutover.zk-heap-mb", 0, "BenchmarkCutoverPause: ZooKeeper's -Xmx in MiB (0: zktest's default, 512; 1M znodes want more)")
 	benchTwice    = flag.Bool("cutover.addr-twice", false, "BenchmarkCutoverPause: give the clients the proxy's address twice (go-zookeeper waits 1 s before it tries its only address again; with two entries it reconnects at once)")
 )
 
@@ -46,7 +49,7 @@ type sample struct {
 
 func runCutoverPause(b *testing.B) {
 	b.StopTimer()
-	r := newRig(b)
+	r := newRigWith(b, zktest.Options{Servers: 1, MaxHeapMB: *benchHeap})
 	p := r.startProxy("p1", false)
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Minute)
 	defer cancel()

@@ -388,6 +388,18 @@ func TestCutoverJournalLeaderKilled(t *testing.T) {
 		t.Fatal(err)
 	}
 	session := c.SessionID()
+	// The proxy mirrors the session in the background: the sessions gate
+	// waits for it.
+	testlog.WaitFor(t, time.Minute, "the client's session known to the journal", func() error {
+		st, err := Inspect(ctx, r.options())
+		if err != nil {
+			return err
+		}
+		if st.Sessions.AtProxies == 0 || len(st.Sessions.Missing) > 0 {
+			return fmt.Errorf("sessions %+v", st.Sessions)
+		}
+		return nil
+	})
 
 	o := r.options()
 	o.HoldTimeout = 20 * time.Second

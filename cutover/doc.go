@@ -31,6 +31,15 @@
 //   - A proxy restarted with its tap held (dualwrite.Config.Held) relays
 //     nothing until it has read the phase (or StartWait passed without an
 //     answer: then ZooKeeper, the shadow default, with a warning).
+//     StartHeld says when to start held: the proxy switched before, or a
+//     cutover held it when it stopped (the agent records the hold in its
+//     state directory before the tap holds, and forgets it once the hold is
+//     settled). A proxy killed while held may come back after the commit, or
+//     while the orchestrator still runs: it first fences that cutover off
+//     (as an expired hold does), then follows the phase, and keeps holding
+//     until the journal answers. The orchestrator, for its part, checks in
+//     the drain and the proof that every proxy still holds for this cutover,
+//     and aborts when one does not (it restarted, or its hold expired).
 //
 // # Forward cutover (ToPrimary)
 //

@@ -45,9 +45,16 @@ func creds() raftjournal.Credentials { return raftjournal.Credentials{Secret: te
 
 func newRig(t testing.TB) *rig {
 	t.Helper()
+	return newRigWith(t, zktest.Options{Servers: 1})
+}
+
+// newRigWith is newRig on an ensemble started with zo (three servers, for a
+// server to die).
+func newRigWith(t testing.TB, zo zktest.Options) *rig {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	ens, err := zktest.Start(ctx, zktest.Options{Servers: 1})
+	ens, err := zktest.Start(ctx, zo)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -224,6 +231,9 @@ func (r *rig) startProxyWith(id string, j dualwrite.Journal, mod func(*dualwrite
 	var wg sync.WaitGroup
 	wg.Go(func() { agent.Run(ctx) })
 	wg.Go(func() { rec.Run(ctx) })
+	// As `zk2raft proxy` does: a lost mirror (a write whose reply a dead
+	// ZooKeeper server never sent) is made good by a repair pass.
+	wg.Go(func() { dualwrite.RepairOwed(ctx, tap, rec, time.Second) })
 	p := &proxy{id: id, tap: tap, agent: agent, admin: ln.Addr().String()}
 	var once sync.Once
 	p.stop = func() {

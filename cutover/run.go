@@ -252,7 +252,7 @@ func ToPrimary(ctx context.Context, o Options) (*Report, error) {
 	r.step(ctx, "switch", n == len(proxies), detail, false)
 	if n < len(proxies) {
 		r.finish(ctx, "committed")
-		return r.rep, fmt.Errorf("cutover: committed, but %d proxies did not switch when asked (they switch by themselves within their poll interval; see `zk2raft cutover status`)", len(proxies)-n)
+		return r.rep, fmt.Errorf("cutover: committed, but %d proxies did not switch when asked (a running proxy switches by itself within its poll interval; one that is down relays nothing when it starts again until it has read the phase; see `zk2raft cutover status`)", len(proxies)-n)
 	}
 	return r.finish(ctx, "committed"), nil
 }
@@ -333,6 +333,9 @@ func (r *run) drain(ctx context.Context, held []ProxyRecord) error {
 			if err := r.proxyCall(ctx, p, http.MethodGet, "/cutover/state", nil, &ps); err != nil {
 				return err
 			}
+			if err := r.stillHeld(p, ps); err != nil {
+				return err
+			}
 			t := ps.Tap
 			if t.InFlight > 0 || t.QueueRecords > 0 || t.SessionsUnmirrored > 0 {
 				busy = fmt.Sprintf("%s: %d in flight, %d queued, %d session events", p.ID, t.InFlight, t.QueueRecords, t.SessionsUnmirrored)
@@ -353,6 +356,16 @@ func (r *run) drain(ctx context.Context, held []ProxyRecord) error {
 	}
 }
 
+// stillHeld says whether proxy p, as its state ps says, still holds its
+// clients for this cutover: a proxy restarted since the hold (or whose hold
+// expired) may relay to ZooKeeper, and its writes would not be in the proof.
+func (r *run) stillHeld(p ProxyRecord, ps ProxyState) error {
+	if ps.Hold == nil || ps.Hold.ID != r.p.ID || !ps.Tap.Held {
+		return fmt.Errorf("%s no longer holds its clients for this cutover (it restarted, or its hold expired): it may relay to ZooKeeper; run the cutover again", p.ID)
+	}
+	return nil
+}
+
 // prove checks, with the clients held, that the journal equals ZooKeeper at
 // ZooKeeper's latest zxid and knows every session the proxies carry.
 func (r *run) prove(ctx context.Context, held []ProxyRecord) (string, error) {
@@ -364,6 +377,9 @@ func (r *run) prove(ctx context.Context, held []ProxyRecord) (string, error) {
 	for _, p := range held {
 		var ps ProxyState
 		if err := r.proxyCall(ctx, p, http.MethodGet, "/cutover/state", nil, &ps); err != nil {
+			return "", err
+		}
+		if err := r.stillHeld(p, ps); err != nil {
 			return "", err
 		}
 		st.Proxies = append(st.Proxies, ProxyReport{Record: p, State: &ps})

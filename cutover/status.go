@@ -133,13 +133,13 @@ type Status struct {
 	JournalZxid   string                    `json:"journal_max_source_zxid,omitempty"`
 	ZooKeeperZxid string                    `json:"zookeeper_zxid,omitempty"`
 	ZooKeeper     []string                  `json:"zookeeper,omitempty"`
-	Proxies       []ProxyReport
-	Tails         []TailReport             `json:"proxies"`
-	Digest        *dualwrite.DigestVerdict `json:"digest,omitempty"`
-	Sessions      Sessions                 `json:"sessions"`
-	Gates         []Gate                   `json:"gates"`
-	Last          *Progress                `json:"last_cutover,omitempty"`
-	Errors        []string                 `json:"errors,omitempty"`
+	Proxies       []ProxyReport             `json:"proxies"`
+	Tails         []TailReport              `json:"tails"`
+	Digest        *dualwrite.DigestVerdict  `json:"digest,omitempty"`
+	Sessions      Sessions                  `json:"sessions"`
+	Gates         []Gate                    `json:"gates"`
+	Last          *Progress                 `json:"last_cutover,omitempty"`
+	Errors        []string                  `json:"errors,omitempty"`
 	// SplitBrain lists the split-brain writes recorded in primary, Fence the
 	// active fence, ReverseMirror its replicated lag, FinalizeGates the
 	// gates of `cutover --to finalized` (finalize.go; in primary).
@@ -622,8 +622,15 @@ func (e *env) directGate(ctx context.Context, st *Status, hosts []string) Gate {
 		direct, total = nil, 0
 		for _, h := range hosts {
 			out, err := zkclient.FourLetterWord(ctx, h, "cons")
-			if err != nil || strings.Contains(out, "not in the whitelist") || strings.Contains(out, "not executed") {
-				g.Evidence = fmt.Sprintf("cannot list %s's connections (cons): %v%s — allow cons in 4lw.commands.whitelist, or --force %s", h, err, strings.TrimSpace(out), GateDirect)
+			if err != nil {
+				// A server that does not answer may be down, or cut off
+				// from here with clients of its own: it cannot be passed
+				// over silently.
+				g.Evidence = fmt.Sprintf("cannot list %s's connections (cons): %v — a server that is down: start it again, or, if it is gone for good, name the live servers with --zk; or --force %s", h, err, GateDirect)
+				return g
+			}
+			if strings.Contains(out, "not in the whitelist") || strings.Contains(out, "not executed") {
+				g.Evidence = fmt.Sprintf("cannot list %s's connections (cons): %s — allow cons in 4lw.commands.whitelist, or --force %s", h, strings.TrimSpace(out), GateDirect)
 				return g
 			}
 			for _, c := range parseCons(out) {

@@ -3,8 +3,9 @@
 # ZooKeeper ensemble, a seeded Kafka-shaped tree, `zk2raft migrate` into a fresh
 # journal data dir under ./zk2raft-demo (pre-flight, export streamed straight into
 # the import, verification against ZooKeeper's own digest), then a 3-node journal
-# serving the result and its status. Everything lives under ./zk2raft-demo and is
-# stopped on exit.
+# serving the result and its status; then the shadow phase (a dual-write proxy in
+# front of ZooKeeper) and the cutover to primary under a client workload, checked
+# against the journal. Everything lives under ./zk2raft-demo and is stopped on exit.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -141,38 +142,89 @@ wait_line "$DIR/proxy.out" "serving" "$!" "the proxy"
 cat "$DIR/proxy.out"
 echo "a service registry written by clients through the proxy ($PROXY):"
 "$BIN" dev seed --zk "$PROXY" --profile registry --root /services --nodes "$((NODES / 10))" --seed "$((SEED + 1))"
-sleep 1 # the seeding sessions' closes (their ephemerals go) land before the alignment
-# (The client-API digest printed differs from ZooKeeper's when there are container nodes,
-# whose raw owner clients cannot see; the journal has it, and must match ZooKeeper's own.)
 # ZooKeeper writes on its own too: its container manager deletes the registry's
 # emptied container nodes (about a minute after their last child went), and the
-# reconciler repairs those deletes into the journal. An alignment that such a
-# write overtakes is not comparable, and a digest taken before one lands is
-# passed by the journal: align again until ZooKeeper holds still.
+# reconciler repairs those deletes into the journal. The cutover's digest gate
+# (cutover status --align) compares ZooKeeper's own digest (its hash log) with
+# the journal's at ZooKeeper's latest zxid, after alignment writes through the
+# proxy: O(1), no walk of the tree. A write that overtakes the alignment leaves
+# it "unknown": look again until ZooKeeper holds still.
 n=0 ZKDIGEST=unknown
-for attempt in 1 2 3 4 5 6; do
-	"$BIN" dev digest --zk "$PROXY" --align /zk2raft-demo-align | tee "$DIR/digest-after.out" || true
-	if grep -q '^not comparable' "$DIR/digest-after.out"; then
-		sleep 2
-		continue
+for attempt in $(seq 1 24); do
+	"$BIN" cutover status --journal "127.0.0.1:$A1" --align >"$DIR/digest-after.out" 2>>"$DIR/cutover-status.log" || true
+	line=$(grep -E '^digest +pass +equal at zxid' "$DIR/digest-after.out" || true)
+	if [ -n "$line" ]; then
+		echo "$line"
+		ZKDIGEST=$(echo "$line" | sed -n 's/.*(zookeeper \(-\{0,1\}[0-9]*\), journal.*/\1/p')
+		for _ in $(seq 1 120); do
+			n=$("$BIN" journal status --journal "127.0.0.1:$A1" 2>/dev/null | grep -c -- " $ZKDIGEST\$" || true)
+			[ "$n" = 3 ] && break 2
+			sleep 0.25
+		done
 	fi
-	grep -q '^server .*: digest ' "$DIR/digest-after.out" || { echo "demo: ZooKeeper logged no digest at the aligned zxid" >&2; exit 1; }
-	ZKDIGEST=$(sed -n 's/^server .*: digest \(-\{0,1\}[0-9]*\) at zxid.*/\1/p' "$DIR/digest-after.out")
-	for _ in $(seq 1 120); do
-		n=$("$BIN" journal status --journal "127.0.0.1:$A1" 2>/dev/null | grep -c -- " $ZKDIGEST\$" || true)
-		[ "$n" = 3 ] && break 2
-		sleep 0.25
-	done
-	echo "(attempt $attempt: the journal did not reach $ZKDIGEST; ZooKeeper may have moved on, aligning again)"
+	echo "(attempt $attempt: $(grep -E '^digest ' "$DIR/digest-after.out" | cut -c1-160 || echo 'no digest verdict'); ZooKeeper may have moved on, aligning again)"
+	sleep 5
 done
 echo "proxy status: $(curl -fsS -H @"$DIR/admin-header" "http://$PADMIN/status" 2>/dev/null || echo unavailable)"
 "$BIN" journal status --journal "127.0.0.1:$A1"
 
-say "done"
 if [ "$n" = 3 ]; then
-	echo "All 3 journal nodes hold digest $ZKDIGEST, ZooKeeper's own digest after the writes through the proxy."
+	echo "All 3 journal nodes hold digest $ZKDIGEST, ZooKeeper's own digest at its latest zxid after the writes through the proxy."
 else
 	echo "demo: only $n of 3 journal nodes report ZooKeeper's digest $ZKDIGEST after the writes through the proxy" >&2
 	exit 1
 fi
+
+say "cutover to primary while clients work through the proxy ($PROXY): go-zookeeper writers with ephemerals and watchers, kazoo clients in an Election and a Lock"
+# The workload's clients list the proxy twice: go-zookeeper then reconnects at
+# once instead of waiting a second at the end of its list (the runbook's advice).
+"$BIN" dev rehearse --zk "$PROXY,$PROXY" --verify "$CLIENT2" >"$DIR/rehearse.out" 2>"$DIR/rehearse.log" &
+WPID=$!
+PIDS+=("$WPID")
+wait_line "$DIR/rehearse.out" "^running" "$WPID" "the rehearsal workload"
+cat "$DIR/rehearse.out"
+# The gates, with an alignment so that the digest is compared at ZooKeeper's
+# latest zxid. The repairs gate waits until the reconciler has repaired nothing
+# for a minute (ZooKeeper's container manager deleted the registry's emptied
+# containers, which the reconciler repaired): wait for every gate to pass.
+for attempt in $(seq 1 30); do
+	if "$BIN" cutover status --journal "127.0.0.1:$A1" --align >"$DIR/cutover-status.out" 2>>"$DIR/cutover-status.log"; then
+		break
+	fi
+	[ "$attempt" = 30 ] && { cat "$DIR/cutover-status.out"; echo "demo: the cutover gates did not pass" >&2; exit 1; }
+	echo "(a gate fails: $(grep -E '^[a-z-]+ +FAIL' "$DIR/cutover-status.out" | awk '{print $1}' | xargs); looking again)"
+	sleep 5
+done
+cat "$DIR/cutover-status.out"
+echo
+"$BIN" cutover --journal "127.0.0.1:$A1" --to primary --log-level warn
+kill -INT "$WPID"
+rc=0
+wait "$WPID" || rc=$?
+say "what the clients saw (checked against the journal through its ZooKeeper port, $CLIENT2)"
+sed -n '2,$p' "$DIR/rehearse.out"
+if [ "$rc" != 0 ]; then
+	echo "demo: the rehearsal found broken promises (exit $rc); see $DIR/rehearse.log" >&2
+	exit 1
+fi
+
+say "the journal is the source of truth: its tree read through a journal node's ZooKeeper port ($CLIENT2) against its own digest"
+# (Clients see container and TTL nodes' owner as 0; --journal takes their raw
+# owner from the journal's admin port, as ZooKeeper's digest needs it.)
+"$BIN" dev digest --zk "$CLIENT2" --journal "127.0.0.1:$A1" --align /zk2raft-demo-align --log-level warn | tee "$DIR/digest-journal.out"
+grep -q '^match' "$DIR/digest-journal.out" || { echo "demo: the tree read through the journal's port does not match its digest" >&2; exit 1; }
+JDIGEST=$(sed -n 's/^server .*: digest \(-\{0,1\}[0-9]*\) at zxid.*/\1/p' "$DIR/digest-journal.out")
+for _ in $(seq 1 120); do
+	n=$("$BIN" journal status --journal "127.0.0.1:$A1" 2>/dev/null | grep -c -- " $JDIGEST\$" || true)
+	[ "$n" = 3 ] && break
+	sleep 0.25
+done
+"$BIN" journal status --journal "127.0.0.1:$A1"
+if [ "$n" != 3 ]; then
+	echo "demo: only $n of 3 journal nodes report digest $JDIGEST" >&2
+	exit 1
+fi
+echo "All 3 journal nodes, now primary, hold digest $JDIGEST: the tree their clients read through the journal's ZooKeeper port."
+
+say "done"
 echo "The proxy, the journal nodes and the ensemble stop now; their data and logs stay in $DIR."

@@ -6,15 +6,19 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 	"time"
 
 	"github.com/go-zookeeper/zk"
 	"github.com/spf13/cobra"
 
+	"github.com/zk2raft/zk2raft/dualwrite"
 	"github.com/zk2raft/zk2raft/exporter"
 	"github.com/zk2raft/zk2raft/internal/zktest"
+	"github.com/zk2raft/zk2raft/raftjournal"
 	"github.com/zk2raft/zk2raft/zkclient"
+	"github.com/zk2raft/zk2raft/znode"
 )
 
 // newDevCommand groups the hidden developer verbs used by demos and benchmarks.
@@ -30,6 +34,7 @@ func newDevCommand(g *globalOptions) *cobra.Command {
 		newDevEnsembleCommand(g),
 		newDevDigestCommand(g),
 		newDevSeedCommand(g),
+		newDevRehearseCommand(g),
 	)
 	return cmd
 }
@@ -82,6 +87,8 @@ type devDigestOptions struct {
 	zkAuth  zkAuthOptions
 	align   string
 	timeout time.Duration
+	journal string
+	cluster clusterOptions
 }
 
 func newDevDigestCommand(g *globalOptions) *cobra.Command {
@@ -94,7 +101,10 @@ from what the client API returns, and compares it with the newest entry of the f
 server's digest log (the hash four-letter word), which ZooKeeper keeps only for
 zxids that are multiples of 128. The comparison is exact only when the tree holds
 no container or TTL nodes (clients cannot see their raw owner) and when no write
-landed after the logged zxid; the output says which zxid was compared.
+landed after the logged zxid; the output says which zxid was compared. Against a
+journal node's client port, --journal ADMIN_ADDR takes the raw owners of container
+and TTL nodes from the journal's tree (its admin port), so that the tree read
+through the client port is checked against the journal's digest with them.
 Exits 3 when a comparable entry exists and differs.`,
 		Args: noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
@@ -120,7 +130,21 @@ Exits 3 when a comparable entry exists and differs.`,
 				}
 				g.logger.Info("aligned the last zxid on a digest-log entry", "zxid", fmt.Sprintf("%#x", zxid), "node", o.align)
 			}
-			digest, nodes, err := exporter.ClientDigest(ctx, conn, exporter.WalkOptions{})
+			var wo exporter.WalkOptions
+			if o.journal != "" {
+				raw, err := o.rawOwners(ctx)
+				if err != nil {
+					return err
+				}
+				g.logger.Info("raw owners of container and TTL nodes from the journal", "nodes", len(raw))
+				wo.RawOwner = func(path string, clientOwner int64) int64 {
+					if r, ok := raw[path]; ok && clientOwner == 0 {
+						return r
+					}
+					return clientOwner
+				}
+			}
+			digest, nodes, err := exporter.ClientDigest(ctx, conn, wo)
 			if err != nil {
 				return err
 			}
@@ -159,7 +183,39 @@ Exits 3 when a comparable entry exists and differs.`,
 	o.zkAuth.addFlags(cmd, "credentials")
 	f.StringVar(&o.align, "align", "", "first write this scratch node until the last zxid is a multiple of 128 (changes the tree)")
 	f.DurationVar(&o.timeout, "timeout", 5*time.Minute, "give up after this long")
+	f.StringVar(&o.journal, "journal", "", "when --zk is a journal node's client port: its admin address, to take the raw owner of container and TTL nodes (which clients see as 0) from the journal's tree")
+	o.cluster.addFlags(cmd)
 	return cmd
+}
+
+// rawOwners reads the journal's tree through its admin port and returns the
+// raw ephemeralOwner of every node that has one (ephemerals, containers, TTL
+// nodes).
+func (o *devDigestOptions) rawOwners(ctx context.Context) (map[string]int64, error) {
+	creds, err := o.cluster.credentials()
+	if err != nil {
+		return nil, err
+	}
+	var members []string
+	for _, a := range strings.Split(o.journal, ",") {
+		if a = strings.TrimSpace(a); a != "" {
+			members = append(members, a)
+		}
+	}
+	view := dualwrite.FailoverView(func() []string { return members }, func(addr string) *raftjournal.AdminClient {
+		return raftjournal.NewAdminClient(addr, creds)
+	})
+	raw := map[string]int64{}
+	err = view.Walk(ctx, "/", func(n *znode.Node) error {
+		if n.Stat.EphemeralOwner != 0 {
+			raw[n.Path] = n.Stat.EphemeralOwner
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("dev digest: reading the journal's tree: %w", o.cluster.explain(err))
+	}
+	return raw, nil
 }
 
 // alignZxid writes path (creating it) until the ensemble's last zxid is a multiple

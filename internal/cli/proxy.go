@@ -269,8 +269,10 @@ func runProxy(ctx context.Context, g *globalOptions, o *proxyOptions) error {
 	view := dualwrite.FailoverView(j.AdminAddrs, func(addr string) *raftjournal.AdminClient {
 		return raftjournal.NewAdminClient(addr, creds).WithZooKeeperAuth(auth)
 	})
-	switched := cutover.SwitchedBefore(o.queueDir)
-	o.held = switched
+	// A proxy that switched, or that a cutover held when it stopped, relays
+	// nothing before it has settled with the journal.
+	startHeld := cutover.StartHeld(o.queueDir)
+	o.held = startHeld
 	rt, err := o.start(ctx, g, o.listen, j, view, reg)
 	if err != nil {
 		return err
@@ -291,7 +293,7 @@ func runProxy(ctx context.Context, g *globalOptions, o *proxyOptions) error {
 	hosts, _ := o.hosts()
 	acfg := cutover.AgentConfig{Tap: rt.tap, Journal: j, Members: j.AdminAddrs, Credentials: creds,
 		Record:   cutover.ProxyRecord{ID: id, Listen: rt.tap.Addr(), Admin: advertise, ZooKeeper: hosts, Version: buildinfo.Version()},
-		StateDir: o.queueDir, ExpectJournal: switched, Logger: g.logger.With("component", "cutover")}
+		StateDir: o.queueDir, ExpectJournal: startHeld, Logger: g.logger.With("component", "cutover")}
 	if rt.rec != nil {
 		acfg.Reconcile = rt.rec.Stats
 		acfg.OnSwitch = func() {

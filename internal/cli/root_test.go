@@ -33,6 +33,8 @@ func TestExitCodes(t *testing.T) {
 		{"bad log level", []string{"--log-level", "loud", "version"}, ExitUsage, "", "--log-level", true},
 		{"bad log format", []string{"--log-format", "xml", "version"}, ExitUsage, "", "--log-format", true},
 		{"dev digest needs hosts", []string{"dev", "digest"}, ExitUsage, "", "--zk", true},
+		{"dev rehearse needs hosts", []string{"dev", "rehearse"}, ExitUsage, "", "--zk", true},
+		{"dev rehearse needs a journal to check", []string{"dev", "rehearse", "--zk", "127.0.0.1:1"}, ExitUsage, "", "--verify", true},
 		{"unreachable ensemble", []string{"dev", "digest", "--zk", "127.0.0.1:1", "--timeout", "2s"}, ExitFailure, "", "ensemble unreachable", true},
 	}
 	for _, tc := range tests {
