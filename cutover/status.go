@@ -92,8 +92,8 @@ func (o *Options) defaults() error {
 		o.Logger = slog.New(slog.DiscardHandler)
 	}
 	for _, f := range o.Force {
-		if !slices.Contains(Gates, f) {
-			return fmt.Errorf("cutover: --force %q: no such gate (gates: %s)", f, strings.Join(Gates, ", "))
+		if !slices.Contains(Gates, f) && !slices.Contains(RollbackGates, f) {
+			return fmt.Errorf("cutover: --force %q: no such gate (gates: %s; rollback: %s)", f, strings.Join(Gates, ", "), strings.Join(RollbackGates, ", "))
 		}
 	}
 	return nil
@@ -358,6 +358,12 @@ func (e *env) inspect(ctx context.Context, align bool) (*Status, error) {
 		} else {
 			st.ZooKeeperZxid = fmt.Sprintf("%#x", zkz)
 		}
+	}
+
+	if js.Phase == raftjournal.PhasePrimary.String() {
+		// The way back: the rollback's gates (rollback.go).
+		e.inspectRollback(ctx, st, js)
+		return st, nil
 	}
 
 	// journal

@@ -72,8 +72,8 @@ func (o *cutoverOptions) options(g *globalOptions) (cutover.Options, error) {
 		}
 	}
 	for _, f := range o.force {
-		if !contains(cutover.Gates, f) {
-			return opts, usageErrorf("--force %q: no such gate (gates: %s)", f, strings.Join(cutover.Gates, ", "))
+		if !contains(cutover.Gates, f) && !contains(cutover.RollbackGates, f) {
+			return opts, usageErrorf("--force %q: no such gate (gates: %s; rolling back: %s)", f, strings.Join(cutover.Gates, ", "), strings.Join(cutover.RollbackGates, ", "))
 		}
 	}
 	return opts, nil
@@ -91,8 +91,8 @@ func contains(list []string, s string) bool {
 func newCutoverCommand(g *globalOptions) *cobra.Command {
 	var o cutoverOptions
 	cmd := &cobra.Command{
-		Use:   "cutover --journal ADMIN_ADDR --to primary [--force GATE]...",
-		Short: "Switch the source of truth from ZooKeeper to the journal, keeping clients' sessions",
+		Use:   "cutover --journal ADMIN_ADDR --to primary|shadow [--force GATE]...",
+		Short: "Switch the source of truth from ZooKeeper to the journal (or back), keeping clients' sessions",
 		Long: `Cuts over from ZooKeeper to the journal through the dual-write proxies, in order:
 
   1. gates: every gate of 'cutover status' must pass (with an alignment, so that
@@ -114,20 +114,41 @@ ZooKeeper and nothing is lost. If this command dies midway, each proxy settles
 its hold at the deadline (--hold-timeout) by the journal's committed phase. Every
 step is logged and shown by 'zk2raft cutover status'.
 
-Exit codes: 0 cut over (or already primary), 1 refused, aborted or failed (the
-message says which and why), 2 usage.
+--to shadow rolls back to ZooKeeper (the journal must run the reverse mirror,
+serve --zk, while primary), through the same proxies:
 
---to shadow (rollback) and --to finalized are not built yet.`,
+  1. gates: journal (answers, primary), proxies (every registered proxy
+     answers), reverse-mirror-lag (ZooKeeper is behind the journal by at most
+     --max-lag, and the leader's mirror reports no error); --force GATE as above;
+  2. the proxies hold their clients' requests (nothing more reaches the journal);
+  3. drain: the reverse mirror brings ZooKeeper every journal write (its marker,
+     /zookeeper/zk2raft, names the last journal index);
+  4. commit: the phase change to shadow, one Raft entry, fenced like the
+     cutover's; the journal refuses it while ZooKeeper lacks any of its writes;
+  5. switch back: each proxy checks the committed phase, closes its clients'
+     journal connections and relays them to ZooKeeper again, rewriting each
+     client's last zxid (and setWatches' relativeZxid) from the journal's to the
+     ZooKeeper zxid where ZooKeeper held the same state; sessions the reverse
+     mirror kept alive in ZooKeeper resume there, sessions minted by the journal
+     expire (their clients see an expiry, as after a ZooKeeper failover);
+  6. rebaseline: the journal is repaired from ZooKeeper until a node-by-node
+     comparison finds no difference (nodes the journal wrote carry its own zxids
+     and times, ZooKeeper's copies ZooKeeper's), so that mirroring resumes exactly.
+
+--to finalized is not built in this build.
+
+Exit codes: 0 cut over or rolled back (or already there), 1 refused, aborted or
+failed (the message says which and why), 2 usage.`,
 		Args: noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			switch o.to {
 			case "":
 				return usageErrorf("--to is required (primary), or use 'zk2raft cutover status'")
-			case "primary":
-			case "shadow", "finalized":
-				return fmt.Errorf("cutover --to %s: not built yet (this build cuts over to primary only)", o.to)
+			case "primary", "shadow":
+			case "finalized":
+				return fmt.Errorf("cutover --to %s: not built yet (this build cuts over to primary and rolls back to shadow)", o.to)
 			default:
-				return usageErrorf("--to %q: want primary", o.to)
+				return usageErrorf("--to %q: want primary or shadow", o.to)
 			}
 			opts, err := o.options(g)
 			if err != nil {
@@ -135,7 +156,11 @@ message says which and why), 2 usage.
 			}
 			ctx, cancel := context.WithTimeout(cmd.Context(), o.timeout)
 			defer cancel()
-			rep, err := cutover.ToPrimary(ctx, opts)
+			run := cutover.ToPrimary
+			if o.to == "shadow" {
+				run = cutover.ToShadow
+			}
+			rep, err := run(ctx, opts)
 			if rep != nil {
 				if o.json {
 					enc := json.NewEncoder(g.stdout)
@@ -150,8 +175,8 @@ message says which and why), 2 usage.
 			return err
 		},
 	}
-	cmd.Flags().StringVar(&o.to, "to", "", "the phase to move to: primary")
-	cmd.Flags().StringArrayVar(&o.force, "force", nil, "pass this gate although it fails (one gate per flag: "+strings.Join(cutover.Gates, ", ")+")")
+	cmd.Flags().StringVar(&o.to, "to", "", "the phase to move to: primary (cut over), shadow (roll back)")
+	cmd.Flags().StringArrayVar(&o.force, "force", nil, "pass this gate although it fails (one gate per flag: "+strings.Join(cutover.Gates, ", ")+"; rolling back: "+strings.Join(cutover.RollbackGates, ", ")+")")
 	cmd.Flags().DurationVar(&o.holdTimeout, "hold-timeout", 5*time.Second, "the proxies' hold deadline: past it a proxy settles the hold by the journal's phase by itself; the drain, proof and commit must fit in it")
 	cmd.Flags().DurationVar(&o.adoptTimeout, "adopt-timeout", 0, "session timeout for owners of ephemerals no proxy mirrored (default: the journal's, 30s)")
 	o.addCommonFlags(cmd)
@@ -184,12 +209,21 @@ reconciler figures), ZooKeeper's latest zxid, and judges every gate:
               nothing unreadable
   sessions    every session of the proxies' clients is known to the journal
 
+While the journal is primary, the rollback's gates instead (cutover --to shadow):
+
+  journal     the journal answers and is primary
+  proxies     at least one proxy is registered and every one answers
+  reverse-mirror-lag
+              ZooKeeper lacks no journal write older than --max-lag, and the
+              leader's reverse mirror reports no error
+
 Without --align the digest check only reads, and on an ensemble whose latest
 zxid is not a multiple of 128 (where ZooKeeper logs its digest) it says
 "unknown"; --align writes --align-path through a proxy until it is (cutover
 --to primary always does). The last cutover's steps are shown too.
 
-Exit codes: 0 every gate passes, 3 a gate fails (the status is printed), 1 the
+Exit codes: 0 every gate passes (in primary: always, the rollback's gates are
+shown for information), 3 a gate fails in shadow (the status is printed), 1 the
 journal could not be asked, 2 usage.`,
 		Args: noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
