@@ -45,9 +45,15 @@ func creds() raftjournal.Credentials { return raftjournal.Credentials{Secret: te
 
 func newRig(t testing.TB) *rig {
 	t.Helper()
+	return newRigOn(t, zktest.Options{Servers: 1})
+}
+
+// newRigOn is newRig with the ensemble's options.
+func newRigOn(t testing.TB, zo zktest.Options) *rig {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	ens, err := zktest.Start(ctx, zktest.Options{Servers: 1})
+	ens, err := zktest.Start(ctx, zo)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -200,6 +206,7 @@ func (r *rig) startProxyWith(id string, j dualwrite.Journal, mod func(*dualwrite
 	})
 	rc := dualwrite.DefaultReconcilerConfig()
 	rc.ZK, rc.Journal, rc.View, rc.Mirrored, rc.Interval = r.ens.Hosts(), j, view, tap.MirroredZxid, 0
+	rc.Auth = cfg.Auth // the tap's read-back credentials, as zk2raft proxy gives both
 	rc.Logger = logger.With("component", "reconcile")
 	rec, err := dualwrite.NewReconciler(rc)
 	if err != nil {

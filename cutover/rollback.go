@@ -13,6 +13,8 @@ import (
 
 	"github.com/zk2raft/zk2raft/dualwrite"
 	"github.com/zk2raft/zk2raft/raftjournal"
+	"github.com/zk2raft/zk2raft/zkclient"
+	"github.com/zk2raft/zk2raft/znode"
 )
 
 // The rollback's gates, by name (what --force takes with --to shadow).
@@ -427,6 +429,38 @@ func (r *run) switchBackAll(ctx context.Context, proxies []ProxyReport) int {
 	return n
 }
 
+// syncZooKeeperNode imports ZooKeeper's /zookeeper node into the journal.
+// ZooKeeper's digest leaves out the nodes below /zookeeper but not
+// /zookeeper itself, whose child registers (cversion, pzxid) moved when the
+// reverse mirror created its marker there; verify leaves /zookeeper out, so
+// only this keeps the digests comparable for the next cutover. A system
+// node only merges: the registers go forward.
+func (r *run) syncZooKeeperNode(ctx context.Context, hosts []string) error {
+	au, err := zkclient.ParseAuths(r.o.ZKAuth)
+	if err != nil {
+		return err
+	}
+	c, err := zkclient.Dial(ctx, zkclient.Config{Hosts: hosts, Auth: au})
+	if err != nil {
+		return fmt.Errorf("rollback: connect to ZooKeeper: %w", err)
+	}
+	defer c.Close()
+	const p = "/zookeeper"
+	data, ws, err := c.GetData(ctx, p)
+	if err != nil {
+		return fmt.Errorf("rollback: read ZooKeeper's %s: %w", p, err)
+	}
+	acl, _, err := c.GetACL(ctx, p)
+	if err != nil {
+		return fmt.Errorf("rollback: read ZooKeeper's %s: %w", p, err)
+	}
+	n := &znode.Node{Path: p, Data: data, ACL: acl, Stat: znode.FromWire(ws, ws.EphemeralOwner), NumChildren: ws.NumChildren}
+	if err := submit(ctx, r.cluster, &raftjournal.ImportBatch{Nodes: []*znode.Node{n}}); err != nil {
+		return fmt.Errorf("rollback: import ZooKeeper's %s into the journal: %w", p, err)
+	}
+	return nil
+}
+
 // maxRebaselinePasses bounds the rebaseline's comparisons.
 const maxRebaselinePasses = 5
 
@@ -451,6 +485,9 @@ func (r *run) rebaseline(ctx context.Context) (string, error) {
 	}
 	defer rec.Close()
 	start := time.Now()
+	if err := r.syncZooKeeperNode(ctx, hosts); err != nil {
+		return "", err
+	}
 	repaired := 0
 	for pass := 1; pass <= maxRebaselinePasses; pass++ {
 		rs, err := rec.RepairAll(ctx, "/")

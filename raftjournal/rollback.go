@@ -190,6 +190,7 @@ func (s *state) applyRollback(res *Result) {
 		rb.To = s.zmap[n-1].To
 	}
 	rb.Rebased = s.t.rebase(rb.From, rb.Base)
+	s.t.rebased = rebaseWindowOf(s.zmap)
 	// The digests logged in primary are at journal zxids, which ZooKeeper's
 	// digests will never be compared at; and the tree they describe is gone.
 	s.digests.dropAbove(rb.Base)
@@ -228,6 +229,33 @@ func (t *tree) rebase(from, base int64) int {
 		n++
 	}
 	return n
+}
+
+// rebaseWindow is what the last rollback lowered: nodes the journal created
+// or changed in the primary period now carry base, and ZooKeeper's copies
+// of them were made by the reverse mirror at zxids in (base, upTo].
+type rebaseWindow struct{ base, upTo int64 }
+
+// rebaseWindowOf derives the window from the zxid map's last closed period.
+func rebaseWindowOf(m []ZxidPeriod) rebaseWindow {
+	if n := len(m); n > 0 && m[n-1].To != 0 {
+		p := &m[n-1]
+		return rebaseWindow{base: p.Points[0].ZooKeeper, upTo: p.Points[len(p.Points)-1].ZooKeeper}
+	}
+	return rebaseWindow{}
+}
+
+// twin reports whether an observation of an incarnation created at c is
+// ZooKeeper's copy of the rebased node n: n was created in the period (its
+// czxid lowered to base), and ZooKeeper's copy by the reverse mirror during
+// it (every write to ZooKeeper in the period was the mirror's, in the
+// journal's order, so ZooKeeper's last incarnation there is the journal's).
+// Taken as the same incarnation, it replaces n's czxid and ctime and merges
+// the rest, instead of killing n and its subtree as an older incarnation;
+// the raw owner stays the journal's (the client API shows a container's or
+// TTL node's as 0).
+func (w rebaseWindow) twin(n *node, c int64) bool {
+	return w.upTo != 0 && n.czxid == w.base && c > w.base && c <= w.upTo
 }
 
 // appendZxidMap encodes the map (snapshot record 74): period count, then per

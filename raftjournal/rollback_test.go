@@ -39,6 +39,8 @@ func TestRollbackRebase(t *testing.T) {
 	h.mustWrite(0, setData("/old", "o2", -1))
 	h.mustWrite(s, create("/new/eph", "e", ModeEphemeral))
 	h.mustWrite(zkSession, create("/old/zk-eph", "z", ModeEphemeral))
+	h.mustWrite(0, create("/box", "", ModeContainer))
+	h.mustWrite(0, create("/box/in", "", ModePersistent))
 	if created <= from || uint64(created)>>32 <= 1 {
 		t.Fatalf("journal zxid %#x not above the period's start %#x and ZooKeeper's epoch", created, from)
 	}
@@ -114,6 +116,16 @@ func TestRollbackRebase(t *testing.T) {
 	}
 	if ws := stat("/new"); ws.Czxid != 0x100000011 || ws.Ctime != 2000 || ws.Pzxid != 0x100000012 || ws.NumChildren != 1 {
 		t.Errorf("/new after the import: %+v", ws)
+	}
+	// ZooKeeper's copy of the container, read through the client API (raw
+	// owner 0), stays a container; one created after the period does not.
+	if res := h.apply(&ImportBatch{Nodes: []*znode.Node{
+		{Path: "/box", Data: []byte{}, ACL: znode.WorldAnyone(), Stat: znode.Stat{Czxid: 0x100000013, Mzxid: 0x100000013, Pzxid: 0x100000014, Cversion: 1, Ctime: 2000, Mtime: 2000}},
+	}}); res.Err != nil || res.Changed != 1 {
+		t.Fatalf("import of the container: %+v", res)
+	}
+	if got := dumpTree(t, h.f)["/box"].Stat.EphemeralOwner; got != znode.ContainerOwner {
+		t.Errorf("the container's raw owner after the import: %#x, want %#x", got, znode.ContainerOwner)
 	}
 	if res := h.apply(&SourceTxn{Zxid: 0x100000030, Ops: []SourceOp{{Kind: SourceSetData, Path: "/old", Data: []byte("o3"),
 		Stat: znode.Stat{Czxid: 0x100000004, Mzxid: 0x100000030, Pzxid: 0x100000021, Version: 2, Ctime: 1000, Mtime: 3000}}}}); res.Err != nil || res.Changed == 0 {

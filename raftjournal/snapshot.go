@@ -481,6 +481,7 @@ func readState(r io.Reader) (*state, error) {
 				return nil, badSnapshot("two zxid map records")
 			}
 			s.zmap = decodeZxidMap(d)
+			t.rebased = rebaseWindowOf(s.zmap)
 		default:
 			return nil, badSnapshot("unknown application record type %d", rec.Type)
 		}
