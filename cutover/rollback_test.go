@@ -483,3 +483,78 @@ func verifyErr(r *rig) error {
 	}
 	return nil
 }
+
+// TestRollbackOrchestratorGone: the orchestrator stops (returns without any
+// clean-up, as if killed) with the proxy held. Before the commit, the
+// proxy's hold expires, the agent fences the commit off and follows the
+// journal, still primary: its clients go on on the journal, and the next
+// rollback succeeds. After the commit, it follows the journal back to
+// ZooKeeper by itself (with the zxid map), and go-zookeeper resumes its
+// session there.
+func TestRollbackOrchestratorGone(t *testing.T) {
+	t.Parallel()
+	r := newRollbackRig(t)
+	r.startMirror(t)
+	p := r.startProxyWith("p1", r.jc, func(c *dualwrite.Config, _ *AgentConfig) { c.Auth = []string{"digest:" + rollbackSuper} })
+	gz, _ := gozkThrough(t, p.tap.Addr())
+	session := gz.SessionID()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	if rep, err := ToPrimary(ctx, r.rollbackOptions()); err != nil {
+		t.Fatalf("cutover: %v (%+v)", err, rep)
+	}
+	gone := errors.New("orchestrator gone")
+	for _, step := range []string{"drain", "commit"} {
+		testlog.WaitFor(t, 60*time.Second, "a write through the proxy to the journal", func() error {
+			_, err := gz.Create("/gone-"+step, []byte(step), 0, gozk.WorldACL(gozk.PermAll))
+			return err
+		})
+		o := r.rollbackOptions()
+		o.HoldTimeout = 5 * time.Second
+		o.stepHook = func(s string) error {
+			if s == step {
+				return gone
+			}
+			return nil
+		}
+		if _, err := ToShadow(ctx, o); !errors.Is(err, gone) {
+			t.Fatalf("rollback stopped after %s: %v", step, err)
+		}
+		if held, _ := p.tap.Held(); !held {
+			t.Fatalf("after %s: the proxy is not held", step)
+		}
+		want, backend := raftjournal.PhasePrimary, dualwrite.BackendJournal
+		if step == "commit" {
+			want, backend = raftjournal.PhaseShadow, dualwrite.BackendZooKeeper
+		}
+		testlog.WaitFor(t, 60*time.Second, "the proxy to settle its hold after "+step, func() error {
+			if held, _ := p.tap.Held(); held || p.tap.Backend() != backend {
+				return fmt.Errorf("held %t, backend %s", held, p.tap.Backend())
+			}
+			return nil
+		})
+		if r.phase() != want {
+			t.Fatalf("after %s: phase %s, want %s", step, r.phase(), want)
+		}
+		testlog.WaitFor(t, 60*time.Second, "go-zookeeper's session after "+step, func() error {
+			data, _, err := gz.Get("/gone-" + step)
+			if err != nil {
+				return err
+			}
+			if string(data) != step {
+				return fmt.Errorf("data %q", data)
+			}
+			return nil
+		})
+		if gz.SessionID() != session {
+			t.Fatalf("after %s: go-zookeeper's session %#x became %#x", step, session, gz.SessionID())
+		}
+	}
+	if ss := p.tap.SwitchStatus(); ss.ZxidsRewritten == 0 {
+		t.Errorf("the proxy that switched back by itself rewrote no zxid: %+v", ss)
+	}
+	zk := r.superZK(t)
+	if data, _, err := zk.GetData(ctx, "/gone-commit"); err != nil || string(data) != "commit" {
+		t.Fatalf("ZooKeeper's /gone-commit: %q %v", data, err)
+	}
+}
