@@ -268,6 +268,9 @@ func ToShadow(ctx context.Context, o Options) (*Report, error) {
 	r.p.Pause = time.Since(holdStart).Round(time.Millisecond).String()
 	r.step(ctx, "switch", n == len(proxies), fmt.Sprintf("%d of %d proxies relay to ZooKeeper again (their clients' journal zxids rewritten to ZooKeeper's); clients held for %s; %s",
 		n, len(proxies), r.p.Pause, mirror), true)
+	if err := r.hook("switch"); err != nil {
+		return nil, err
+	}
 
 	// 8. Rebaseline: ZooKeeper's copies of what the journal wrote in its own
 	// epoch take the journal's over, until a comparison finds nothing.
@@ -492,7 +495,11 @@ func (r *run) rebaseline(ctx context.Context) (string, error) {
 	for pass := 1; pass <= maxRebaselinePasses; pass++ {
 		rs, err := rec.RepairAll(ctx, "/")
 		if err != nil {
-			return "", err
+			if ctx.Err() != nil || pass == maxRebaselinePasses {
+				return "", err
+			}
+			r.o.Logger.Warn("rollback: rebaseline pass failed; comparing again", "pass", pass, "err", err)
+			continue
 		}
 		repaired += rs.NodeRepairs + rs.DeleteRepairs
 		switch {
@@ -505,5 +512,5 @@ func (r *run) rebaseline(ctx context.Context) (string, error) {
 				rs.Compared, repaired, pass, time.Since(start).Round(time.Millisecond)), nil
 		}
 	}
-	return "", fmt.Errorf("differences remained after %d comparisons (%d repairs): writes around the proxies, or a divergence; see `zk2raft verify`", maxRebaselinePasses, repaired)
+	return "", fmt.Errorf("differences remained after %d comparisons (%d repairs): nodes written without pause through the proxies (their mirrors follow, but no comparison settles on them), writes around the proxies, or a divergence; see `zk2raft verify`", maxRebaselinePasses, repaired)
 }

@@ -27,14 +27,20 @@ const rollbackSuper = "super:rollback-secret"
 
 func newRollbackRig(t *testing.T) *rig {
 	t.Helper()
-	return newRigOn(t, zktest.Options{Servers: 1, ExtendedTypes: true, SystemProperties: map[string]string{
+	return newRigOn(t, rollbackEnsemble())
+}
+
+// rollbackEnsemble is one server with extended types (TTL nodes) and the
+// super user.
+func rollbackEnsemble() zktest.Options {
+	return zktest.Options{Servers: 1, ExtendedTypes: true, SystemProperties: map[string]string{
 		"zookeeper.DigestAuthenticationProvider.superDigest": znode.DigestID(rollbackSuper),
-	}})
+	}}
 }
 
 // startMirror runs the reverse mirror beside the rig's journal node (what
 // serve --zk does) until stop.
-func (r *rig) startMirror(t *testing.T) (stop func()) {
+func (r *rig) startMirror(t testing.TB) (stop func()) {
 	t.Helper()
 	cfg := reversemirror.Config{Node: r.node, Logger: testlog.New(t).With("component", "reverse-mirror")}
 	cfg.ZooKeeper.Hosts = r.ens.Hosts()

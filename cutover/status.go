@@ -64,8 +64,9 @@ type Options struct {
 	Logger       *slog.Logger
 
 	// stepHook, in tests, runs after the steps "hold", "proof" and
-	// "commit"; an error makes ToPrimary return at once without any
-	// clean-up, and a hook may kill the process (kill -9 mid-cutover).
+	// "commit" (ToShadow: "hold", "drain", "commit", "switch"); an error
+	// makes ToPrimary or ToShadow return at once without any clean-up, and
+	// a hook may kill the process (kill -9 mid-cutover).
 	stepHook func(step string) error
 }
 
