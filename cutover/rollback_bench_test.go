@@ -187,15 +187,27 @@ func runRollback(b *testing.B) {
 		b.Fatalf("rollback: %v (%+v)", err, rep)
 	}
 
-	var switched, rebased time.Time
+	var held, drained, committed, switched, rebased time.Time
 	for _, s := range rep.Steps {
 		switch s.Name {
+		case "hold":
+			held = s.At
+		case "drain":
+			drained = s.At
+		case "commit":
+			committed = s.At
 		case "switch":
 			switched = s.At
 		case "rebaseline":
 			rebased = s.At
 		}
 	}
+	// The hold's parts: until the reverse mirror drained, until the commit
+	// applied (the rebase walks the tree), until every proxy switched back
+	// (the leader's mirror released its sessions first).
+	b.ReportMetric(float64(drained.Sub(held).Microseconds())/1000, "drain-ms")
+	b.ReportMetric(float64(committed.Sub(drained).Microseconds())/1000, "commit-ms")
+	b.ReportMetric(float64(switched.Sub(committed).Microseconds())/1000, "switch-ms")
 	var before, across []time.Duration
 	var errs []error
 	lost := 0
