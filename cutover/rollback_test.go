@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -217,6 +218,25 @@ func zkHolds(t *testing.T, c *zkclient.Client, want []ackedWrite) {
 	}
 }
 
+// waitMirrored waits until the journal knows the ZooKeeper sessions ids
+// (the proxy mirrors them in the background; the cutover's sessions gate
+// wants them).
+func (r *rig) waitMirrored(t *testing.T, ids ...int64) {
+	t.Helper()
+	testlog.WaitFor(t, 60*time.Second, "the sessions mirrored into the journal", func() error {
+		known := map[int64]bool{}
+		for _, s := range r.node.FSM().SourceSessions() {
+			known[s.ID] = true
+		}
+		for _, id := range ids {
+			if !known[id] {
+				return fmt.Errorf("session %#x not mirrored", id)
+			}
+		}
+		return nil
+	})
+}
+
 func gozkThrough(t *testing.T, addr string) (*gozk.Conn, <-chan gozk.Event) {
 	t.Helper()
 	c, ev, err := gozk.Connect([]string{addr, addr}, 10*time.Second, gozk.WithLogger(slogPrintf{testlog.New(t).With("client", "go-zookeeper")}))
@@ -254,6 +274,11 @@ func TestRollbackRoundTrip(t *testing.T) {
 	if _, err := gz.Create("/app", []byte("shadow"), 0, gozk.WorldACL(gozk.PermAll)); err != nil {
 		t.Fatal(err)
 	}
+	kid, err := strconv.ParseUint(strings.TrimPrefix(ksession, "0x"), 16, 64)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.waitMirrored(t, gsession, int64(kid))
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
 
@@ -504,6 +529,7 @@ func TestRollbackOrchestratorGone(t *testing.T) {
 	p := r.startProxyWith("p1", r.jc, func(c *dualwrite.Config, _ *AgentConfig) { c.Auth = []string{"digest:" + rollbackSuper} })
 	gz, _ := gozkThrough(t, p.tap.Addr())
 	session := gz.SessionID()
+	r.waitMirrored(t, session)
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
 	if rep, err := ToPrimary(ctx, r.rollbackOptions()); err != nil {
