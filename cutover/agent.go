@@ -51,7 +51,10 @@ type AgentConfig struct {
 	// proxy stops its reconciler: ZooKeeper is no longer the source of
 	// truth, and mirrors into a primary journal are refused).
 	OnSwitch func()
-	Logger   *slog.Logger
+	// OnSwitchBack, when set, runs each time a rollback switches the tap
+	// back to ZooKeeper (the proxy restarts its reconciler).
+	OnSwitchBack func()
+	Logger       *slog.Logger
 }
 
 // switchedFile is the name of the file in AgentConfig.StateDir that says the
@@ -126,7 +129,8 @@ type Agent struct {
 	phase      string // the journal's phase as last read
 	phaseAt    time.Time
 	lastErr    string
-	switchOnce sync.Once
+	switched   bool // OnSwitch ran since the last switch back
+	mapLoaded  bool // the journal's zxid map is installed in the tap (rollback.go)
 }
 
 // HoldInfo is a hold the orchestrator placed.
@@ -308,14 +312,26 @@ func (a *Agent) tick(ctx context.Context) {
 		a.expire(ctx, h)
 		return
 	}
-	if a.cfg.Tap.Backend() == dualwrite.BackendJournal {
-		return
+	backend := a.cfg.Tap.Backend()
+	if backend == dualwrite.BackendZooKeeper {
+		a.loadZxidMap(ctx)
 	}
 	rctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	phase, addrs, err := a.appliedPhase(rctx)
 	cancel()
 	if err != nil {
 		a.setErr(err)
+		return
+	}
+	if backend == dualwrite.BackendJournal {
+		// A rollback this proxy missed (or was not held for): follow the
+		// journal back to ZooKeeper, but never while a hold is settling.
+		if phase == raftjournal.PhaseShadow.String() && h == nil {
+			a.log.Warn("rollback: the journal is shadow and this proxy still relays to it; switching back to ZooKeeper")
+			if err := a.switchBack(ctx, "journal phase shadow"); err != nil {
+				a.setErr(err)
+			}
+		}
 		return
 	}
 	if phaseIsJournal(phase) {
@@ -345,6 +361,14 @@ func (a *Agent) expire(ctx context.Context, h *HoldInfo) {
 	if phaseIsJournal(st.Phase) {
 		a.log.Warn("cutover: hold expired; the journal committed "+st.Phase+", switching", "cutover", h.ID)
 		if err := a.switchNow(ctx, "hold expired after the commit"); err != nil {
+			a.setErr(err)
+		}
+		return
+	}
+	if a.cfg.Tap.Backend() == dualwrite.BackendJournal {
+		// A rollback's hold: the journal is shadow, so it committed.
+		a.log.Warn("rollback: hold expired; the journal committed shadow, switching back to ZooKeeper", "cutover", h.ID)
+		if err := a.switchBack(ctx, "hold expired after the rollback's commit"); err != nil {
 			a.setErr(err)
 		}
 		return
@@ -390,14 +414,17 @@ func (a *Agent) appliedPhase(ctx context.Context) (string, []string, error) {
 			errs = append(errs, err)
 			continue
 		}
-		phase := cs.Phase
+		// The member that applied the most has the newest committed phase
+		// (an applied entry is committed): after a rollback a lagging member
+		// may still say primary.
+		phase, newest := cs.Phase, cs.AppliedIndex
 		var addrs []string
 		for _, mb := range cs.Members {
 			if mb.Status == nil {
 				continue
 			}
-			if phaseIsJournal(mb.Status.Phase) {
-				phase = mb.Status.Phase
+			if mb.Status.AppliedIndex > newest {
+				phase, newest = mb.Status.Phase, mb.Status.AppliedIndex
 			}
 			if mb.Status.ClientAddr != "" {
 				addrs = append(addrs, mb.Status.ClientAddr)
@@ -436,8 +463,12 @@ func (a *Agent) switchTo(addrs []string, why string) error {
 	}
 	a.noteHeld("")
 	a.log.Info("cutover: proxy switched to the journal", "why", why, "closed-connections", n, "journal", addrs)
-	if a.cfg.OnSwitch != nil {
-		a.switchOnce.Do(a.cfg.OnSwitch)
+	a.mu.Lock()
+	fire := !a.switched
+	a.switched = true
+	a.mu.Unlock()
+	if fire && a.cfg.OnSwitch != nil {
+		a.cfg.OnSwitch()
 	}
 	return nil
 }
@@ -450,6 +481,7 @@ func (a *Agent) Handler() http.Handler {
 	mux.HandleFunc("POST /cutover/hold", a.handleHold)
 	mux.HandleFunc("POST /cutover/release", a.handleRelease)
 	mux.HandleFunc("POST /cutover/switch", a.handleSwitch)
+	mux.HandleFunc("POST /cutover/switch-back", a.handleSwitchBack)
 	mux.HandleFunc("POST /cutover/align", a.handleAlign)
 	return mux
 }
@@ -457,6 +489,9 @@ func (a *Agent) Handler() http.Handler {
 type holdRequest struct {
 	ID        string `json:"id"`
 	TimeoutMs int64  `json:"timeout_ms"`
+	// To is the phase the hold is for: "" or "primary" (the proxy relays
+	// to ZooKeeper), "shadow" (a rollback: it relays to the journal).
+	To string `json:"to,omitempty"`
 }
 
 type alignRequest struct {
@@ -489,7 +524,11 @@ func (a *Agent) handleHold(w http.ResponseWriter, r *http.Request) {
 		writeErr(w, http.StatusBadRequest, fmt.Errorf("cutover: hold needs an id and a positive timeout_ms (%v)", err))
 		return
 	}
-	if a.cfg.Tap.Backend() == dualwrite.BackendJournal {
+	switch backend := a.cfg.Tap.Backend(); {
+	case req.To == raftjournal.PhaseShadow.String() && backend != dualwrite.BackendJournal:
+		writeErr(w, http.StatusConflict, errors.New("rollback: this proxy already relays to ZooKeeper"))
+		return
+	case req.To != raftjournal.PhaseShadow.String() && backend == dualwrite.BackendJournal:
 		writeErr(w, http.StatusConflict, errors.New("cutover: this proxy already relays to the journal"))
 		return
 	}

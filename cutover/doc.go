@@ -144,11 +144,71 @@
 // node stops applying and closes the ZooKeeper sessions it kept. The CLI asks
 // for confirmation unless --yes and refuses without a terminal to ask on.
 //
-// # Not yet (issue 16)
+// # Rollback (ToShadow, issue 16)
 //
-// --to shadow (rollback: hold, drain, SetPhase(shadow, rollback), switch back,
-// the proxies' rewrite of the clients' last zxid, the journal's rebaseline)
-// is not built here; the tap's backend is a switch that can point back at
-// ZooKeeper, the journal refuses the rollback while ZooKeeper is owed
-// entries, and LiftFence is ready for it.
+// While the journal is primary, its leader's reverse mirror (package
+// reversemirror, serve --zk) writes every journal write to ZooKeeper. The
+// way back goes through the same proxies, now relaying bytes to the journal:
+//
+//  1. Gates (Inspect in primary): journal (answers, primary), proxies (every
+//     registered one answers), reverse-mirror-lag (ZooKeeper lacks no
+//     journal write older than MaxLag — the replicated outbox's oldest
+//     pending entry — and the leader's mirror reports no error). Force
+//     passes named gates as forward, never silently; a forced lag gate only
+//     lets the rollback try: the drain below still has to finish.
+//     Then, before anything is held: the split-brain writes recorded while
+//     primary are named in the report (they stay in ZooKeeper, and the
+//     rebaseline takes them into the journal), and the active fence, if
+//     set, is lifted (LiftFence: a walk of the tree, which does not fit in
+//     a hold; a write around the proxies meanwhile is still caught by the
+//     sentry).
+//  2. Fence: TokenKey = "<id>/hold", as forward.
+//  3. Hold (holdRequest.To shadow): each proxy stops relaying client bytes
+//     to the journal (a request cut off mid-frame was never whole there)
+//     and holds new connections.
+//  4. Drain: until the replicated outbox is empty (read after a barrier):
+//     ZooKeeper has every journal write, and its marker names the last one.
+//  5. Commit: SetPhase(shadow, rollback), guarded by the token — one Raft
+//     entry, every node switches at its index; the FSM itself refuses it
+//     while the outbox holds anything, so the commit is the proof. A write
+//     that was on its way when the proxies held lands after the drain and
+//     makes the FSM refuse: drain again, within the hold. A leader change is
+//     retried as forward; when time runs out the orchestrator fences and
+//     reads the phase. Any failure before the commit releases the proxies
+//     to the journal: it is still the source of truth, nothing is lost.
+//  6. The leader's reverse mirror sees shadow, ends the ZooKeeper sessions
+//     it opened for journal-minted sessions (their ephemerals go, as the FSM's
+//     rollback deleted them in the journal) and detaches the adopted ones; the
+//     orchestrator waits for that (the mirror's /status extension) so that a
+//     client resuming its session on ZooKeeper does not race the keeper.
+//  7. Switch back: each proxy checks the committed phase itself, reads the
+//     journal's zxid map, closes its journal connections and relays to
+//     ZooKeeper again (dualwrite's SwitchToZooKeeper), rewriting each
+//     client's lastZxidSeen and setWatches relativeZxid from journal zxids
+//     to ZooKeeper's (dualwrite/rewrite.go): ZooKeeper would refuse a
+//     reconnect whose last zxid is ahead of it. Sessions the journal adopted
+//     from ZooKeeper resume there (the keeper kept them alive); sessions the
+//     journal minted are unknown to ZooKeeper and expire.
+//  8. Rebaseline: nodes the journal wrote in its own epoch carry its zxids
+//     and times, ZooKeeper's copies ZooKeeper's. The rollback's FSM entry
+//     lowered every journal-epoch zxid to ZooKeeper's zxid at the cutover, so
+//     ZooKeeper's copies win every merge (raftjournal's "Rollback"); the
+//     orchestrator imports ZooKeeper's /zookeeper node (its registers moved
+//     with the marker's create, which ZooKeeper's digest sees and verify
+//     does not) and runs repair passes (dualwrite's RepairAll: verify's
+//     comparison, then imports of what differs) until one compares and finds
+//     nothing. Only then does it say the journal equals ZooKeeper.
+//
+// A proxy's hold that expires is settled by the committed phase, as
+// forward: shadow switches it back (with the map), primary releases its
+// clients to the journal. A proxy that relays to the journal while the
+// newest applied phase is shadow (it missed the call, or restarted) switches
+// back by itself; one that starts after a rollback loads the zxid map so its
+// clients' journal zxids are rewritten too. The agent reads the phase of the
+// member that applied the most (a lagging member may still say primary).
+//
+// Clients connected straight to journal nodes' client ports (not through a
+// proxy) cannot roll back with their sessions: nothing rewrites their last
+// zxid, and ZooKeeper refuses their reconnects until they open new
+// sessions.
 package cutover

@@ -80,6 +80,11 @@ func LiftFence(ctx context.Context, o Options) (*reversemirror.FenceState, error
 		return nil, err
 	}
 	defer e.close()
+	return e.liftFence(ctx)
+}
+
+// liftFence is LiftFence on an open env.
+func (e *env) liftFence(ctx context.Context) (*reversemirror.FenceState, error) {
 	js, err := e.journalState(ctx)
 	if err != nil {
 		return nil, err

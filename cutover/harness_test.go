@@ -207,6 +207,7 @@ func (r *rig) startProxyWith(id string, j dualwrite.Journal, mod func(*dualwrite
 	})
 	rc := dualwrite.DefaultReconcilerConfig()
 	rc.ZK, rc.Journal, rc.View, rc.Mirrored, rc.Interval = r.ens.Hosts(), j, view, tap.MirroredZxid, 0
+	rc.Auth = cfg.Auth // the tap's read-back credentials, as zk2raft proxy gives both
 	rc.Logger = logger.With("component", "reconcile")
 	rec, err := dualwrite.NewReconciler(rc)
 	if err != nil {

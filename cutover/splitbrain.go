@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/zk2raft/zk2raft/reversemirror"
@@ -83,4 +84,25 @@ func Resolve(ctx context.Context, o Options, ro ResolveOptions) ([]reversemirror
 		return nil, fmt.Errorf("cutover: resolve: no unresolved split-brain write matches (zxid %#x, path %q)", ro.Zxid, ro.Path)
 	}
 	return done, nil
+}
+
+// splitBrainSummary names the split-brain writes for a report line (empty:
+// none): how many, how many unresolved, and the first few.
+func splitBrainSummary(ws []reversemirror.SplitBrainWrite) string {
+	if len(ws) == 0 {
+		return ""
+	}
+	var parts []string
+	for i, w := range ws {
+		if i == 5 {
+			parts = append(parts, fmt.Sprintf("and %d more ('cutover status' lists them)", len(ws)-i))
+			break
+		}
+		s := fmt.Sprintf("%s %s at %#x", w.Op, w.Path, w.Zxid)
+		if w.Resolved != nil {
+			s += " (resolved)"
+		}
+		parts = append(parts, s)
+	}
+	return fmt.Sprintf("%d split-brain writes recorded while primary, %d unresolved: %s", len(ws), len(Unresolved(ws)), strings.Join(parts, "; "))
 }

@@ -65,8 +65,9 @@ type Options struct {
 	Logger       *slog.Logger
 
 	// stepHook, in tests, runs after the steps "hold", "proof" and
-	// "commit"; an error makes ToPrimary return at once without any
-	// clean-up, and a hook may kill the process (kill -9 mid-cutover).
+	// "commit" (ToShadow: "hold", "drain", "commit", "switch"); an error
+	// makes ToPrimary or ToShadow return at once without any clean-up, and
+	// a hook may kill the process (kill -9 mid-cutover).
 	stepHook func(step string) error
 }
 
@@ -93,8 +94,8 @@ func (o *Options) defaults() error {
 		o.Logger = slog.New(slog.DiscardHandler)
 	}
 	for _, f := range o.Force {
-		if !slices.Contains(Gates, f) {
-			return fmt.Errorf("cutover: --force %q: no such gate (gates: %s)", f, strings.Join(Gates, ", "))
+		if !slices.Contains(Gates, f) && !slices.Contains(RollbackGates, f) {
+			return fmt.Errorf("cutover: --force %q: no such gate (gates: %s; rollback: %s)", f, strings.Join(Gates, ", "), strings.Join(RollbackGates, ", "))
 		}
 	}
 	return nil
@@ -366,6 +367,13 @@ func (e *env) inspect(ctx context.Context, align bool) (*Status, error) {
 		} else {
 			st.ZooKeeperZxid = fmt.Sprintf("%#x", zkz)
 		}
+	}
+
+	if js.Phase == raftjournal.PhasePrimary.String() {
+		// The way back: the rollback's gates (rollback.go).
+		e.inspectRollback(ctx, st, js)
+		e.inspectPrimary(ctx, st, js)
+		return st, nil
 	}
 
 	// journal

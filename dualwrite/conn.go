@@ -193,6 +193,7 @@ func (c *conn) clientToServer(connect []byte, fr *zkwire.FrameReader, cr *bufio.
 	if !c.t.waitHold(c.done) || c.weClosed() {
 		return
 	}
+	c.t.rewriteConnect(connect) // after a rollback (rewrite.go)
 	if err := writeFrame(w, connect); err != nil || w.Flush() != nil {
 		return
 	}
@@ -222,6 +223,7 @@ func (c *conn) clientToServer(connect []byte, fr *zkwire.FrameReader, cr *bufio.
 		if !c.t.waitHold(c.done) || c.weClosed() {
 			return
 		}
+		c.t.rewriteRequest(hdr.Op, payload) // setWatches after a rollback (rewrite.go)
 		p := pending{op: hdr.Op}
 		if mirrored(hdr.Op) || hdr.Op == zkwire.OpAuth {
 			// The server answers an undecodable body with an error, which

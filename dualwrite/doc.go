@@ -28,6 +28,9 @@
 //     −0x7A7A), whose reply it drops: that lists exactly the ephemerals the
 //     close deletes.
 //
+// After a rollback it also rewrites clients' journal zxids (see "The
+// cutover's hooks").
+//
 // # Mirroring
 //
 // Every write ZooKeeper answered with success becomes a raftjournal.SourceTxn
@@ -149,6 +152,17 @@
 // ZooKeeper refuses as expired removes one) so that the journal can adopt
 // them at the switch. Config.Held starts a tap holding, for a proxy that
 // must not relay anywhere before it has read the journal's phase.
+//
+// The rollback drives it back: Hold, while the tap relays to the journal,
+// stops the client bytes before they are written to the journal (and new
+// connections); SwitchToZooKeeper closes the connections relayed to the
+// journal, relays new ones to ZooKeeper again (mirrored, as in shadow) and
+// ends the hold. From then on the tap changes the stream in one more place
+// (rewrite.go): a client's journal zxid — ConnectRequest.lastZxidSeen, the
+// relativeZxid of setWatches and setWatches2 — is rewritten in place to the
+// ZooKeeper zxid at which ZooKeeper held the same state (the journal's zxid
+// map, SetZxidMap), since ZooKeeper refuses a reconnect whose last zxid is
+// ahead of its own. SwitchStatus.ZxidsRewritten counts them.
 //
 // # Metrics
 //

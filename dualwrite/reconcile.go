@@ -420,8 +420,8 @@ func (r *Reconciler) check1(ctx context.Context, c *zkclient.Client, path string
 }
 
 // readZK reads a node's data, ACL and stat in one state (getData and getACL
-// until both show the same czxid, mzxid, pzxid, cversion and aversion), or
-// nil when it does not exist.
+// until both show the same czxid and aversion: the stat and data are
+// getData's, and the ACL was the same then), or nil when it does not exist.
 func (r *Reconciler) readZK(ctx context.Context, c *zkclient.Client, path string) (*znode.Node, error) {
 	for range maxConsistentReads {
 		data, ws, err := c.GetData(ctx, path)
@@ -438,8 +438,10 @@ func (r *Reconciler) readZK(ctx context.Context, c *zkclient.Client, path string
 		if err != nil {
 			return nil, zkReadError(path, err)
 		}
-		if ws.Czxid != as.Czxid || ws.Mzxid != as.Mzxid || ws.Pzxid != as.Pzxid ||
-			ws.Cversion != as.Cversion || ws.Aversion != as.Aversion {
+		// Same incarnation and ACL version: the ACL was the node's when
+		// getData read it (a setData or a child's change in between moves
+		// only what getData's stat describes), so a hot node reads too.
+		if ws.Czxid != as.Czxid || ws.Aversion != as.Aversion {
 			continue
 		}
 		return &znode.Node{

@@ -7,8 +7,10 @@ import (
 	"io"
 	"net"
 	"sync"
+	"sync/atomic"
 	"time"
 
+	"github.com/zk2raft/zk2raft/raftjournal"
 	"github.com/zk2raft/zk2raft/zkclient"
 	"github.com/zk2raft/zk2raft/zkwire"
 )
@@ -62,6 +64,11 @@ type switchState struct {
 	journal   []string // journal client addresses, for BackendJournal
 	next      int
 	jconns    map[net.Conn]struct{} // client connections relayed to the journal
+
+	// zmap is the journal → ZooKeeper zxid map of the rollback's rewrite
+	// (rewrite.go); rewritten counts the zxids rewritten.
+	zmap      atomic.Pointer[[]raftjournal.ZxidPeriod]
+	rewritten atomic.Int64
 }
 
 // Hold makes the tap hold new requests and connections (see above). Holding
@@ -135,6 +142,33 @@ func (t *Tap) SwitchToJournal(clientAddrs []string) (int, error) {
 	return closed, nil
 }
 
+// SwitchToZooKeeper is the rollback's switch: new connections relay to
+// ZooKeeper again (mirrored, as in shadow), with their last zxid rewritten
+// by periods (the journal's zxid map, SetZxidMap); every connection relayed
+// to the journal is closed (its client reconnects through the tap and
+// resumes its session on ZooKeeper); a hold ends. It returns how many
+// connections it closed. Switching twice only updates the map.
+func (t *Tap) SwitchToZooKeeper(periods []raftjournal.ZxidPeriod) int {
+	t.SetZxidMap(periods)
+	s := &t.sw
+	s.mu.Lock()
+	was := s.backend
+	s.backend, s.journal = BackendZooKeeper, nil
+	closed := 0
+	if was == BackendJournal {
+		for c := range s.jconns {
+			c.Close()
+			closed++
+		}
+	}
+	s.mu.Unlock()
+	if was == BackendJournal {
+		t.log.Info("rollback: switched clients back to ZooKeeper", "closed-connections", closed, "zxid-map-periods", len(periods))
+	}
+	t.Release()
+	return closed
+}
+
 // waitHold blocks while the tap holds; false when done closed first.
 func (t *Tap) waitHold(done <-chan struct{}) bool {
 	s := &t.sw
@@ -193,12 +227,32 @@ func (t *Tap) serveJournal(client net.Conn) {
 	s.mu.Unlock()
 	t.metrics.connectionsTotal.Inc()
 	done := make(chan struct{})
+	ended := make(chan struct{}) // the server side ended
 	go func() {
 		defer close(done)
-		io.Copy(server, client)
+		// Client to journal: bytes, except that a hold (the rollback's)
+		// stops them before they are written; a switch back to ZooKeeper
+		// then closes the connection, and a request cut off mid-frame was
+		// never whole at the journal.
+		buf := make([]byte, 32<<10)
+		for {
+			n, err := client.Read(buf)
+			if n > 0 {
+				if !t.waitHold(ended) {
+					break
+				}
+				if _, werr := server.Write(buf[:n]); werr != nil {
+					break
+				}
+			}
+			if err != nil {
+				break
+			}
+		}
 		server.Close()
 	}()
 	io.Copy(client, server)
+	close(ended)
 	client.Close()
 	server.Close()
 	<-done
@@ -246,6 +300,9 @@ type SwitchStatus struct {
 	Journal    string  `json:"journal"`
 	// Lost is set when a repair pass is owed.
 	Lost bool `json:"lost"`
+	// ZxidsRewritten counts the clients' last zxids rewritten from journal
+	// zxids to ZooKeeper's after a rollback (rewrite.go).
+	ZxidsRewritten int64 `json:"zxids_rewritten,omitempty"`
 }
 
 // SwitchStatus returns the tap's cutover state.
@@ -269,6 +326,7 @@ func (t *Tap) SwitchStatus() SwitchStatus {
 	_, st.Lost = t.queue.Lost()
 	st.LagSeconds = t.lag().Seconds()
 	st.Journal = t.journalState().State
+	st.ZxidsRewritten = s.rewritten.Load()
 	return st
 }
 

@@ -385,6 +385,9 @@ type Result struct {
 	// Purged counts the unresolved mirror records (see "Pending records" in the
 	// package documentation) dropped when the journal became primary.
 	Purged int
+	// Rollback says what a rollback's SetPhase did (in this process only: a
+	// result forwarded from another node does not carry it).
+	Rollback *RollbackResult
 }
 
 // OpResult is one native op's outcome.

@@ -7,6 +7,7 @@ import (
 	"net/url"
 	"slices"
 	"strings"
+	"time"
 )
 
 // What the cutover (package cutover) needs from the replicated state beyond
@@ -56,11 +57,22 @@ type CutoverState struct {
 	SourceSessions []SessionInfo `json:"source_sessions"`
 	// Checkpoints are those under the prefix asked for.
 	Checkpoints []Checkpoint `json:"checkpoints"`
+	// ReverseMirror is the reverse mirror's replicated state (nil if the
+	// journal was never primary); PendingEntries 0 means ZooKeeper holds
+	// every journal write.
+	ReverseMirror *ReverseMirrorStatus `json:"reverse_mirror,omitempty"`
+	// ZxidMap is the journal → ZooKeeper zxid map (CutoverStateOptions.ZxidMap
+	// only).
+	ZxidMap []ZxidPeriod `json:"zxid_map,omitempty"`
 }
 
 // CutoverState reads the state the cutover needs after a read barrier, so it
 // is as new as anything committed before the call.
 func (n *Node) CutoverState(ctx context.Context, prefix string) (CutoverState, error) {
+	return n.cutoverState(ctx, prefix, false)
+}
+
+func (n *Node) cutoverState(ctx context.Context, prefix string, zmap bool) (CutoverState, error) {
 	ctx, end, err := n.begin(ctx)
 	if err != nil {
 		return CutoverState{}, err
@@ -74,12 +86,21 @@ func (n *Node) CutoverState(ctx context.Context, prefix string) (CutoverState, e
 		Phase: st.Phase.String(), AppliedIndex: st.AppliedIndex, LastZxid: st.LastZxid,
 		MaxSourceZxid: st.MaxSourceZxid, Digest: st.Digest.String(),
 		Sessions: n.fsm.Sessions(), SourceSessions: n.fsm.SourceSessions(),
-		Checkpoints: n.fsm.Checkpoints(prefix),
+		Checkpoints:   n.fsm.Checkpoints(prefix),
+		ReverseMirror: reverseMirrorStatus(n.fsm.MirrorStatus(), time.Now().UnixMilli()),
+		ZxidMap:       zxidMapIf(n.fsm.FSM, zmap),
 	}, nil
 }
 
+func zxidMapIf(f *FSM, want bool) []ZxidPeriod {
+	if !want {
+		return nil
+	}
+	return f.ZxidMap()
+}
+
 func (n *Node) handleCutover(w http.ResponseWriter, r *http.Request) {
-	st, err := n.CutoverState(r.Context(), r.URL.Query().Get("prefix"))
+	st, err := n.cutoverState(r.Context(), r.URL.Query().Get("prefix"), r.URL.Query().Get("zxid_map") == "1")
 	if err != nil {
 		writeError(w, err)
 		return
@@ -93,4 +114,12 @@ func (c *AdminClient) CutoverState(ctx context.Context, prefix string) (CutoverS
 	var st CutoverState
 	err := c.Call(ctx, http.MethodGet, "/cutover?prefix="+url.QueryEscape(prefix), nil, &st)
 	return st, err
+}
+
+// ZxidMap reads the journal → ZooKeeper zxid map (GET /cutover?zxid_map=1)
+// after a read barrier on the member asked, with the phase it holds in.
+func (c *AdminClient) ZxidMap(ctx context.Context) (string, []ZxidPeriod, error) {
+	var st CutoverState
+	err := c.Call(ctx, http.MethodGet, "/cutover?prefix=%00&zxid_map=1", nil, &st)
+	return st.Phase, st.ZxidMap, err
 }

@@ -248,9 +248,49 @@
 //
 // shadow → primary → finalized, one step at a time, at a log index every node
 // applies identically. primary → shadow is a rollback and needs SetPhase.Rollback;
-// nothing leaves finalized. After a rollback the journal's own writes carry journal
-// zxids that ZooKeeper's copy of the same nodes does not, so the operator re-runs
-// the copy (import + verify) before trusting the merge again.
+// nothing leaves finalized.
+//
+// # Rollback
+//
+// SetPhase(shadow, rollback) is refused while the reverse mirror's outbox
+// holds anything. Applied, it brings the state back under shadow's rules
+// (rollback.go; Result.Rollback says what it did, in the applying process):
+//
+//   - Sessions: each journal-minted session is closed (its ephemerals
+//     deleted, one zxid, as a closeSession), since ZooKeeper never knew it;
+//     each adopted ZooKeeper session goes back to the mirrored sessions,
+//     owned by ZooKeeper again and never expired by the journal.
+//   - Rebase: every zxid the journal stamped in the period (czxid, mzxid,
+//     pzxid, the cversion's key: those above the period's first journal zxid)
+//     is lowered to ZooKeeper's zxid at the change to primary, the digest
+//     kept. ZooKeeper's copies of those nodes carry ZooKeeper's zxids, all
+//     above it, so they win every merge of an import, a repair or a mirrored
+//     txn. An observation of a node the journal created in the period (its
+//     czxid lowered) whose czxid lies in ZooKeeper's zxids of the period is
+//     ZooKeeper's copy of the same node (every write ZooKeeper took in the
+//     period was the mirror's, in the journal's order): it merges as the same
+//     incarnation, taking ZooKeeper's czxid and ctime, keeping the node's
+//     children and its raw owner (the client API shows a container's or TTL
+//     node's as 0), instead of killing the node and its subtree as an older
+//     incarnation. The window (ZooKeeper's zxid at the start, at the last
+//     ack) is derived from the zxid map below, in snapshots too.
+//   - The digest history logged in the period (at journal zxids) is dropped.
+//   - The zxid map's period is closed.
+//
+// Zxids stay monotonic across any number of round trips: the journal's
+// epoch and counter survive the rollback, and the next primary mints above
+// them and above every source epoch seen meanwhile (mint, and the eager epoch
+// fix at the change to primary).
+//
+// The zxid map (ZxidPeriod, ZxidMap, TranslateZxid; snapshot record 74;
+// GET /cutover?zxid_map=1): for each primary period (the last 16), the
+// journal zxids it minted and points (journal zxid, ZooKeeper zxid) at which
+// ZooKeeper held the journal's tree — the first at the change to primary
+// (ZooKeeper's zxid there), one per MirrorAck (the last acknowledged record's
+// zxid against the ack's ZooKeeper zxid), the last at the rollback. A
+// period keeps at most 1024 points, dropping every other when full. The
+// proxies translate a client's journal zxid to the last point at or below
+// it, never ahead of ZooKeeper (package dualwrite, rewrite.go).
 //
 // # Reverse mirror
 //

@@ -286,6 +286,15 @@ func FuzzRestore(f *testing.F) {
 		f.Fatal(err)
 	}
 	f.Add(b.Bytes())
+	// A rolled-back period and a new one: the zxid map (record 74).
+	h.apply(&MirrorAck{Index: h.index, ZkZxid: 0x100000010})
+	h.apply(&SetPhase{Phase: PhaseShadow, Rollback: true})
+	h.primary()
+	b.Reset()
+	if _, err := h.f.WriteSnapshot(&b); err != nil {
+		f.Fatal(err)
+	}
+	f.Add(b.Bytes())
 	f.Fuzz(func(t *testing.T, data []byte) {
 		fsm, _ := NewFSM(DefaultConfig())
 		if err := fsm.Restore(io.NopCloser(bytes.NewReader(data))); err != nil {

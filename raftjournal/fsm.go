@@ -78,6 +78,10 @@ type state struct {
 	// sourceSessions are ZooKeeper's sessions mirrored in shadow (id →
 	// negotiated timeout), adopted into sessions at the change to primary.
 	sourceSessions map[int64]int32
+
+	// zmap is the journal → ZooKeeper zxid map of the primary periods
+	// (rollback.go), for the proxies' rewrite of clients' zxids at a rollback.
+	zmap []ZxidPeriod
 }
 
 type session struct {
@@ -600,6 +604,10 @@ func (s *state) applySetPhase(c *SetPhase, res *Result) {
 		if src := uint32(uint64(s.maxSourceZxid) >> 32); s.epoch <= src {
 			s.epoch, s.counter = src+1, 0
 		}
+		s.zxidMapStart()
+	}
+	if from == PhasePrimary && to == PhaseShadow {
+		s.applyRollback(res)
 	}
 	s.mirrorPhaseChange(from, to, res.Index, c.Time)
 	s.phase = to

@@ -203,6 +203,9 @@ func (s *state) applyMirrorAck(c *MirrorAck, res *Result) {
 	for n < len(m.outbox) && m.outbox[n].Index <= c.Index {
 		n++
 	}
+	if n > 0 {
+		s.zxidMapPoint(m.outbox[n-1].Zxid, c.ZkZxid)
+	}
 	clear(m.outbox[:n])
 	m.outbox = m.outbox[n:]
 	if len(m.outbox) == 0 {

@@ -34,6 +34,8 @@ import (
 //	               snapshots of a journal never primary: all zero)
 //	73 mirror record  one outbox record (appendMirrorRecord), in index order,
 //	               after the mirror record
+//	74 zxid map    the journal → ZooKeeper zxid map of the primary periods
+//	               (appendZxidMap; absent when empty)
 //
 // Payloads use the log entry codec. The meta record comes first; cvKey records
 // come after every node.
@@ -48,6 +50,7 @@ const (
 	recSourceSess znode.RecordType = 71
 	recMirror     znode.RecordType = 72
 	recMirrorRec  znode.RecordType = 73
+	recZxidMap    znode.RecordType = 74
 )
 
 // snapshotStateVersion is the version of the application records' layout.
@@ -97,6 +100,7 @@ type fsmSnapshot struct {
 	checkpoints []Checkpoint
 	digests     []DigestEntry
 	mirror      mirrorState // outbox shared with the state: records are never modified
+	zmap        []ZxidPeriod
 	compress    bool
 }
 
@@ -145,6 +149,7 @@ func (f *FSM) capture(nodesOnly bool) *fsmSnapshot {
 	snap.digests = s.digests.list()
 	snap.mirror = s.mirror
 	snap.mirror.outbox = slices.Clone(s.mirror.outbox)
+	snap.zmap = cloneZxidMap(s.zmap)
 	snap.compress = f.compress
 	return snap
 }
@@ -330,6 +335,12 @@ func (s *fsmSnapshot) writeTo(w io.Writer) (znode.SnapshotTrailer, error) {
 			}
 		}
 	}
+	if len(s.zmap) > 0 {
+		b = appendZxidMap(b[:0], s.zmap)
+		if err := sw.WriteRecord(recZxidMap, b); err != nil {
+			return znode.SnapshotTrailer{}, err
+		}
+	}
 	sw.ObserveZxid(m.lastZxid)
 	return sw.Close()
 }
@@ -465,6 +476,12 @@ func readState(r io.Reader) (*state, error) {
 				}
 				s.mirror.outbox = append(ob, r)
 			}
+		case recZxidMap:
+			if s.zmap != nil {
+				return nil, badSnapshot("two zxid map records")
+			}
+			s.zmap = decodeZxidMap(d)
+			t.rebased = rebaseWindowOf(s.zmap)
 		default:
 			return nil, badSnapshot("unknown application record type %d", rec.Type)
 		}

@@ -183,6 +183,16 @@ func (t *tree) observe(o *obs) bool {
 		case n.czxid == c:
 			return t.mergeVisible(path, n, o)
 		}
+		if t.rebased.twin(n, c) {
+			// ZooKeeper's copy of a node the journal created in the primary
+			// period a rollback ended: the same node (rollback.go). It takes
+			// ZooKeeper's czxid and ctime; its children stay.
+			t.pre(path, n)
+			n.czxid, n.ctime = c, o.st.Ctime
+			t.post(path, n)
+			t.mergeVisible(path, n, o)
+			return true
+		}
 		// n is an older incarnation, which must have been deleted before c.
 		t.killVisible(path, n, func(z int64) bool { return z < c }, c)
 	}

@@ -153,6 +153,10 @@ type tree struct {
 
 	scratch  []byte // nodeDigest's buffer
 	sizedFor uint64 // the import size hint the node table was last sized for
+
+	// rebased is the last rollback's window (rollback.go): nodes it lowered
+	// to base, and ZooKeeper's zxids of the primary period that ended.
+	rebased rebaseWindow
 }
 
 // The system nodes a fresh ZooKeeper 3.8 tree has (DataTree's constructor and

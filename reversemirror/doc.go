@@ -49,8 +49,12 @@
 //
 // The marker lives under /zookeeper, which ZooKeeper 3.8 lets a client create
 // nodes in (the tests create theirs there): ZooKeeper's digest leaves the
-// /zookeeper/ subtree out, and so do exports and verify at the root scope, so
-// the marker never shows as a difference between the two sides. Its ACL is
+// nodes below /zookeeper/ out, and exports and verify at the root scope the
+// whole /zookeeper subtree, so the marker never shows as a difference
+// between the two sides. Its creation does move /zookeeper's own child
+// registers (cversion, pzxid), which ZooKeeper's digest includes: the
+// rollback imports that node into the journal (package cutover's
+// rebaseline), so that the next cutover's digests compare equal. Its ACL is
 // world:read plus the mirror's own credentials.
 //
 // setACL is not a multi op in ZooKeeper (nor in the journal, which refuses it

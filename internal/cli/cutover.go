@@ -75,8 +75,8 @@ func (o *cutoverOptions) options(g *globalOptions) (cutover.Options, error) {
 		}
 	}
 	for _, f := range o.force {
-		if !contains(cutover.Gates, f) {
-			return opts, usageErrorf("--force %q: no such gate (gates: %s)", f, strings.Join(cutover.Gates, ", "))
+		if !contains(cutover.Gates, f) && !contains(cutover.RollbackGates, f) {
+			return opts, usageErrorf("--force %q: no such gate (gates: %s; rolling back: %s)", f, strings.Join(cutover.Gates, ", "), strings.Join(cutover.RollbackGates, ", "))
 		}
 	}
 	return opts, nil
@@ -94,8 +94,8 @@ func contains(list []string, s string) bool {
 func newCutoverCommand(g *globalOptions) *cobra.Command {
 	var o cutoverOptions
 	cmd := &cobra.Command{
-		Use:   "cutover --journal ADMIN_ADDR --to primary [--force GATE]... [--fence] | --to finalized [--yes]",
-		Short: "Switch the source of truth from ZooKeeper to the journal, keeping clients' sessions",
+		Use:   "cutover --journal ADMIN_ADDR --to primary|shadow [--force GATE]... [--fence] | --to finalized [--yes]",
+		Short: "Switch the source of truth from ZooKeeper to the journal (or back), keeping clients' sessions",
 		Long: `Cuts over from ZooKeeper to the journal through the dual-write proxies, in order:
 
   1. gates: every gate of 'cutover status' must pass (with an alignment, so that
@@ -117,23 +117,42 @@ ZooKeeper and nothing is lost. If this command dies midway, each proxy settles
 its hold at the deadline (--hold-timeout) by the journal's committed phase. Every
 step is logged and shown by 'zk2raft cutover status'.
 
-Exit codes: 0 cut over or finalized (or already), 1 refused, aborted or failed
-(the message says which and why), 2 usage.
-` + finalizeHelp + `
+--to shadow rolls back to ZooKeeper (the journal must run the reverse mirror,
+serve --zk, while primary), through the same proxies:
 
---to shadow (rollback) is not built yet.`,
+  1. gates: journal (answers, primary), proxies (every registered proxy
+     answers), reverse-mirror-lag (ZooKeeper is behind the journal by at most
+     --max-lag, and the leader's mirror reports no error); --force GATE as above;
+  2. the proxies hold their clients' requests (nothing more reaches the journal);
+  3. drain: the reverse mirror brings ZooKeeper every journal write (its marker,
+     /zookeeper/zk2raft, names the last journal index);
+  4. commit: the phase change to shadow, one Raft entry, fenced like the
+     cutover's; the journal refuses it while ZooKeeper lacks any of its writes;
+  5. switch back: each proxy checks the committed phase, closes its clients'
+     journal connections and relays them to ZooKeeper again, rewriting each
+     client's last zxid (and setWatches' relativeZxid) from the journal's to the
+     ZooKeeper zxid where ZooKeeper held the same state; sessions the reverse
+     mirror kept alive in ZooKeeper resume there, sessions minted by the journal
+     expire (their clients see an expiry, as after a ZooKeeper failover);
+  6. rebaseline: the journal is repaired from ZooKeeper until a node-by-node
+     comparison finds no difference (nodes the journal wrote carry its own zxids
+     and times, ZooKeeper's copies ZooKeeper's), so that mirroring resumes exactly.
+
+A rollback lifts the fence first (restoring the journal's ACLs in ZooKeeper)
+when one is set, and reports the split-brain writes recorded while primary.
+` + finalizeHelp + `
+Exit codes: 0 cut over, rolled back or finalized (or already there), 1 refused,
+aborted or failed (the message says which and why), 2 usage.`,
 		Args: noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			switch o.to {
 			case "":
-				return usageErrorf("--to is required (primary or finalized), or use 'zk2raft cutover status'")
-			case "primary":
+				return usageErrorf("--to is required (primary, shadow or finalized), or use 'zk2raft cutover status'")
+			case "primary", "shadow":
 			case "finalized":
 				return runFinalize(cmd, g, &o)
-			case "shadow":
-				return fmt.Errorf("cutover --to %s: not built yet (this build cuts over to primary only)", o.to)
 			default:
-				return usageErrorf("--to %q: want primary or finalized", o.to)
+				return usageErrorf("--to %q: want primary, shadow or finalized", o.to)
 			}
 			opts, err := o.options(g)
 			if err != nil {
@@ -141,8 +160,12 @@ Exit codes: 0 cut over or finalized (or already), 1 refused, aborted or failed
 			}
 			ctx, cancel := context.WithTimeout(cmd.Context(), o.timeout)
 			defer cancel()
-			rep, err := cutover.ToPrimary(ctx, opts)
-			if o.fence && rep != nil && rep.Outcome == "committed" {
+			run := cutover.ToPrimary
+			if o.to == "shadow" {
+				run = cutover.ToShadow
+			}
+			rep, err := run(ctx, opts)
+			if o.to == "primary" && o.fence && rep != nil && rep.Outcome == "committed" {
 				// Committed, even if a proxy did not switch when asked (it
 				// does by itself): fence ZooKeeper all the same.
 				err = errors.Join(err, fenceAfterCutover(ctx, g, opts))
@@ -161,10 +184,10 @@ Exit codes: 0 cut over or finalized (or already), 1 refused, aborted or failed
 			return err
 		},
 	}
-	cmd.Flags().StringVar(&o.to, "to", "", "the phase to move to: primary, finalized")
+	cmd.Flags().StringVar(&o.to, "to", "", "the phase to move to: primary (cut over), shadow (roll back), finalized (no way back)")
 	cmd.Flags().BoolVar(&o.yes, "yes", false, "--to finalized: do not ask for confirmation")
 	cmd.Flags().BoolVar(&o.fence, "fence", false, "--to primary: fence ZooKeeper once committed (see 'cutover fence')")
-	cmd.Flags().StringArrayVar(&o.force, "force", nil, "pass this gate although it fails (one gate per flag: "+strings.Join(cutover.Gates, ", ")+")")
+	cmd.Flags().StringArrayVar(&o.force, "force", nil, "pass this gate although it fails (one gate per flag: "+strings.Join(cutover.Gates, ", ")+"; rolling back: "+strings.Join(cutover.RollbackGates, ", ")+")")
 	cmd.Flags().DurationVar(&o.holdTimeout, "hold-timeout", 5*time.Second, "the proxies' hold deadline: past it a proxy settles the hold by the journal's phase by itself; the drain, proof and commit must fit in it")
 	cmd.Flags().DurationVar(&o.adoptTimeout, "adopt-timeout", 0, "session timeout for owners of ephemerals no proxy mirrored (default: the journal's, 30s)")
 	o.addCommonFlags(cmd)
@@ -198,6 +221,14 @@ reconciler figures), ZooKeeper's latest zxid, and judges every gate:
               nothing unreadable
   sessions    every session of the proxies' clients is known to the journal
 
+While the journal is primary, the rollback's gates instead (cutover --to shadow):
+
+  journal     the journal answers and is primary
+  proxies     at least one proxy is registered and every one answers
+  reverse-mirror-lag
+              ZooKeeper lacks no journal write older than --max-lag, and the
+              leader's reverse mirror reports no error
+
 Without --align the digest check only reads, and on an ensemble whose latest
 zxid is not a multiple of 128 (where ZooKeeper logs its digest) it says
 "unknown"; --align writes --align-path through a proxy until it is (cutover
@@ -208,9 +239,10 @@ around the proxies after the switch: path, ZooKeeper zxid, session when known,
 resolved or not), the fence, the reverse mirror's lag, and the gates of
 --to finalized (proxies switched, no split-brain write unresolved).
 
-Exit codes: 0 every gate passes, 3 a gate fails in shadow or a split-brain
-write is unresolved (the status is printed), 1 the journal could not be asked,
-2 usage.`,
+Exit codes: 0 every gate passes (in primary: no split-brain write is
+unresolved; the rollback's gates are shown for information), 3 a gate fails in
+shadow or a split-brain write is unresolved (the status is printed), 1 the
+journal could not be asked, 2 usage.`,
 		Args: noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			opts, err := o.options(g)

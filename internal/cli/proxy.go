@@ -6,12 +6,14 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net"
 	"net/http"
 	"os"
 	"os/signal"
 	"path/filepath"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -78,8 +80,11 @@ func (o *tapOptions) addFlags(cmd *cobra.Command, queueHelp string, withJute boo
 type runningTap struct {
 	tap  *dualwrite.Tap
 	rec  *dualwrite.Reconciler
-	stop func()
+	mu   sync.Mutex // guards cancel (OnSwitch, OnSwitchBack, close)
+	stop func()     // stops the reconciler's loops (rt.halt)
 	done chan error
+
+	cancel context.CancelFunc
 }
 
 // start starts the tap, and unless --no-reconcile the reconciler and the
@@ -116,7 +121,8 @@ func (o *tapOptions) start(ctx context.Context, g *globalOptions, listen string,
 	}
 	rt := &runningTap{tap: t, done: make(chan error, 1)}
 	rctx, cancel := context.WithCancel(ctx)
-	rt.stop = cancel
+	rt.cancel = cancel
+	rt.stop = rt.halt
 	if o.noReconcile {
 		rt.done <- nil
 		return rt, nil
@@ -136,10 +142,39 @@ func (o *tapOptions) start(ctx context.Context, g *globalOptions, listen string,
 		return nil, err
 	}
 	rt.rec = rec
-	owed := make(chan error, 1)
-	go func() { owed <- dualwrite.RepairOwed(rctx, t, rec, 10*time.Second) }()
-	go func() { rt.done <- errors.Join(rec.Run(rctx), <-owed) }()
+	rt.runReconciler(rctx)
 	return rt, nil
+}
+
+func (rt *runningTap) runReconciler(rctx context.Context) {
+	owed := make(chan error, 1)
+	go func() { owed <- dualwrite.RepairOwed(rctx, rt.tap, rt.rec, 10*time.Second) }()
+	go func() { rt.done <- errors.Join(rt.rec.Run(rctx), <-owed) }()
+}
+
+// halt stops the reconciler's loops (at the switch to the journal, and at
+// close).
+func (rt *runningTap) halt() {
+	rt.mu.Lock()
+	defer rt.mu.Unlock()
+	rt.cancel()
+}
+
+// restartReconciler runs the reconciler and its repair-owed loop again
+// after a rollback switched the tap back to ZooKeeper.
+func (rt *runningTap) restartReconciler(ctx context.Context, logger *slog.Logger) {
+	if rt.rec == nil {
+		return
+	}
+	rt.mu.Lock()
+	defer rt.mu.Unlock()
+	rt.cancel()
+	if err := <-rt.done; err != nil && !ctxErr(err) {
+		logger.Warn("the reconciler had stopped with an error", "err", err)
+	}
+	rctx, cancel := context.WithCancel(ctx)
+	rt.cancel = cancel
+	rt.runReconciler(rctx)
 }
 
 func (rt *runningTap) close() error {
@@ -299,6 +334,10 @@ func runProxy(ctx context.Context, g *globalOptions, o *proxyOptions) error {
 		acfg.OnSwitch = func() {
 			g.logger.Info("the journal is primary: stopping the reconciler (ZooKeeper is no longer the source of truth)")
 			rt.stop()
+		}
+		acfg.OnSwitchBack = func() {
+			g.logger.Info("rolled back to ZooKeeper: starting the reconciler again")
+			rt.restartReconciler(ctx, g.logger)
 		}
 	}
 	agent, err := cutover.NewAgent(acfg)
