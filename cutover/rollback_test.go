@@ -362,6 +362,25 @@ func TestRollbackRoundTrip(t *testing.T) {
 			stopMirror = r.startMirror(t)
 		}
 
+		if n == 2 {
+			// The fence on: a client straight to ZooKeeper may read, not
+			// write. The rollback lifts it (verify below compares the ACLs).
+			if _, err := Fence(ctx, r.rollbackOptions()); err != nil {
+				t.Fatalf("fence: %v", err)
+			}
+			direct, _, err := gozk.Connect(r.ens.Hosts(), 10*time.Second, gozk.WithLogger(silentLog{}))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := direct.Set("/app", []byte("around the proxies"), -1); !errors.Is(err, gozk.ErrNoAuth) {
+				t.Fatalf("a direct setData with the fence on: %v, want NoAuth", err)
+			}
+			if _, _, err := direct.Get("/app"); err != nil {
+				t.Fatalf("a direct read with the fence on: %v", err)
+			}
+			direct.Close()
+		}
+
 		// Back.
 		rep, err = ToShadow(ctx, r.rollbackOptions())
 		if err != nil {
@@ -372,6 +391,9 @@ func TestRollbackRoundTrip(t *testing.T) {
 		}
 		for _, s := range rep.Steps {
 			t.Logf("round trip %d: rollback step %s ok=%t: %s", n, s.Name, s.OK, s.Detail)
+		}
+		if lifted := slices.ContainsFunc(rep.Steps, func(s Step) bool { return s.Name == "lift fence" && s.OK }); lifted != (n == 2) {
+			t.Fatalf("round trip %d: fence lifted %t, want %t", n, lifted, n == 2)
 		}
 		if last := rep.Steps[len(rep.Steps)-1]; last.Name != "rebaseline" || !strings.Contains(last.Detail, "none differs") {
 			t.Fatalf("round trip %d: last step %+v", n, last)
