@@ -4,18 +4,25 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"flag"
 	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/go-zookeeper/zk"
+
+	"github.com/zk2raft/zk2raft/internal/zktest"
 )
+
+var kazooN = flag.Int("load.kazoo-n", 1000, "sequential setData and getData calls of each kazoo round (BenchmarkProxyKazoo)")
 
 // Issue 12's benchmarks, each as a same-run ratio through the tap (a process
 // of its own with a one-node journal, as in BenchmarkProxy) against direct:
@@ -29,34 +36,89 @@ import (
 //
 // Each runs with the tap sharing the cores with ZooKeeper and the client,
 // and on a CPU of its own (the ensemble and the client pinned to CPU 0, the
-// tap to CPU 1, for the direct run too); and, for scale, with a relay that
-// copies bytes and decodes nothing in the tap's place (bytes-relay-own-cpu):
-// the floor of any proxy's cost.
+// tap to CPU 1, for the direct run too). A relay that copies bytes and
+// decodes nothing (bytesRelay), the floor of any proxy's cost, runs beside
+// the tap in the same placement and the same rounds.
+//
+// The machine is shared and noisy, and a create at one in flight waits for
+// ZooKeeper's fsyncs on a disk other processes use too, so one long run per
+// side says little. Instead each benchmark alternates short rounds, b.N of
+// them (-benchtime Nx), each measuring direct, the tap and the relay one
+// after the other (in an order that rotates), on connections opened once;
+// the figure reported is the median over the rounds of the ratio within a
+// round. The tap's CPU time per request (from /proc) is reported too: it is
+// far steadier than a throughput on a busy machine.
 
 const (
 	createTargetRatio = 0.8
 	kazooTargetRatio  = 1.2
 )
 
-// createRun creates nodes under a fresh parent through addr for dur with
-// inFlight calls outstanding on one connection, after a warm-up, and returns
-// the creates per second.
-func createRun(b *testing.B, addr string, inFlight int, dur time.Duration) float64 {
+// benchPlacements are where the proxies run: sharing the cores with
+// ZooKeeper and the client, or on a CPU of their own.
+var benchPlacements = []struct {
+	name string
+	own  bool
+}{{name: "shared"}, {name: "own-cpu", own: true}}
+
+// proxyPair is the tap and the byte relay, started in one placement.
+type proxyPair struct {
+	tap, relay *tapProcess
+}
+
+func startProxyPair(b *testing.B, ens *zktest.Ensemble, server string, own bool) proxyPair {
 	b.Helper()
-	conn, events, err := zk.Connect([]string{addr}, 30*time.Second, zk.WithLogger(discardZK{}))
+	tapCPU := ""
+	if own {
+		if runtime.NumCPU() < 2 {
+			b.Skipf("needs 2 CPUs, this machine has %d", runtime.NumCPU())
+		}
+		pinCPUs(b, "0", append(ens.Pids(), os.Getpid()))
+		tapCPU = "1"
+	}
+	return proxyPair{
+		tap:   startTapProcess(b, tapSpec{ZK: []string{server}}, tapCPU),
+		relay: startTapProcess(b, tapSpec{ZK: []string{server}, BytesRelay: true}, tapCPU),
+	}
+}
+
+// createTarget is one way to the server: direct, the tap or the relay, with
+// its connection, opened once, and what its rounds measured.
+type createTarget struct {
+	name   string
+	addr   string
+	proc   *tapProcess // nil for direct
+	conn   *zk.Conn
+	parent string
+	seq    atomic.Int64
+	rates  []float64
+	cpu    time.Duration
+	ops    int64
+}
+
+func (c *createTarget) open(b *testing.B) {
+	b.Helper()
+	conn, events, err := zk.Connect([]string{c.addr}, 30*time.Second, zk.WithLogger(discardZK{}))
 	if err != nil {
 		b.Fatal(err)
 	}
-	defer conn.Close()
+	b.Cleanup(conn.Close)
 	if err := waitSession(context.Background(), conn, events); err != nil {
 		b.Fatal(err)
 	}
-	parent := fmt.Sprintf("/bench-create-%d", time.Now().UnixNano())
-	if _, err := conn.Create(parent, nil, 0, zk.WorldACL(zk.PermAll)); err != nil {
+	c.conn = conn
+	c.parent = fmt.Sprintf("/bench-create-%s-%d", c.name, time.Now().UnixNano())
+	if _, err := conn.Create(c.parent, nil, 0, zk.WorldACL(zk.PermAll)); err != nil {
 		b.Fatal(err)
 	}
+}
+
+// round creates fresh nodes with inFlight calls outstanding on the target's
+// one connection for warm-up plus dur, and returns the creates per second of
+// the dur part; it adds the proxy's CPU time and the creates to the totals.
+func (c *createTarget) round(b *testing.B, inFlight int, warmup, dur time.Duration) float64 {
+	b.Helper()
 	var (
-		seq      atomic.Int64
 		counted  atomic.Int64
 		counting atomic.Bool
 		stop     atomic.Bool
@@ -70,8 +132,8 @@ func createRun(b *testing.B, addr string, inFlight int, dur time.Duration) float
 		go func() {
 			defer wg.Done()
 			for !stop.Load() {
-				p := fmt.Sprintf("%s/n%d", parent, seq.Add(1))
-				if _, err := conn.Create(p, data, 0, zk.WorldACL(zk.PermAll)); err != nil {
+				p := fmt.Sprintf("%s/n%d", c.parent, c.seq.Add(1))
+				if _, err := c.conn.Create(p, data, 0, zk.WorldACL(zk.PermAll)); err != nil {
 					errOnce.Do(func() { firstErr = err })
 					stop.Store(true)
 					return
@@ -82,68 +144,112 @@ func createRun(b *testing.B, addr string, inFlight int, dur time.Duration) float
 			}
 		}()
 	}
-	time.Sleep(loadWarmup)
+	time.Sleep(warmup)
+	var cpu0 time.Duration
+	if c.proc != nil {
+		cpu0 = processCPU(c.proc.pid())
+	}
 	counting.Store(true)
 	start := time.Now()
 	time.Sleep(dur)
 	n := counted.Load()
 	elapsed := time.Since(start)
+	if c.proc != nil {
+		c.cpu += processCPU(c.proc.pid()) - cpu0
+		c.ops += n
+	}
 	stop.Store(true)
 	wg.Wait()
 	if firstErr != nil {
-		b.Fatalf("create through %s: %v", addr, firstErr)
+		b.Fatalf("create through %s (%s): %v", c.name, c.addr, firstErr)
 	}
 	return float64(n) / elapsed.Seconds()
 }
 
+// medianRatio is the median over rounds of a[i]/b[i].
+func medianRatio(a, b []float64) float64 {
+	r := make([]float64, len(a))
+	for i := range a {
+		r[i] = a[i] / b[i]
+	}
+	return medianOf(r)
+}
+
+func medianOf(v []float64) float64 {
+	if len(v) == 0 {
+		return 0
+	}
+	s := slices.Clone(v)
+	slices.Sort(s)
+	if len(s)%2 == 1 {
+		return s[len(s)/2]
+	}
+	return (s[len(s)/2-1] + s[len(s)/2]) / 2
+}
+
 // BenchmarkProxyCreates: creates with 1 and 3,000 in flight on one
-// connection, direct and through the tap, alternated b.N times.
+// connection, direct, through the tap and through the byte relay, in b.N
+// interleaved rounds of -load.dur each.
 //
-//	go test ./dualwrite -run '^$' -bench 'ProxyCreates$' -benchtime 2x -load.dur 3s
+//	go test ./dualwrite -run '^$' -bench 'ProxyCreates$' -benchtime 7x -load.dur 1s
 func BenchmarkProxyCreates(b *testing.B) {
 	ens := testEnsemble(b)
-	direct := ens.Hosts()[0] // one connection: one server, the same as through the tap
-	for _, mode := range []struct {
-		name       string
-		own, relay bool
-	}{
-		{name: "shared"}, {name: "own-cpu", own: true},
-		{name: "bytes-relay-own-cpu", own: true, relay: true}, // the floor of any proxy, for scale
-	} {
-		b.Run(mode.name, func(b *testing.B) {
-			tapCPU := ""
-			if mode.own {
-				if runtime.NumCPU() < 2 {
-					b.Skipf("needs 2 CPUs, this machine has %d", runtime.NumCPU())
-				}
-				pinCPUs(b, "0", append(ens.Pids(), os.Getpid()))
-				tapCPU = "1"
-			}
-			tap := startTapProcess(b, tapSpec{ZK: []string{direct}, BytesRelay: mode.relay}, tapCPU)
+	direct := ens.Hosts()[0] // one connection: one server, the same as through the proxies
+	for _, pl := range benchPlacements {
+		b.Run(pl.name, func(b *testing.B) {
+			pp := startProxyPair(b, ens, direct, pl.own)
 			for _, inFlight := range []int{1, 3000} {
 				b.Run(fmt.Sprintf("inflight=%d", inFlight), func(b *testing.B) {
-					var d, p float64
-					for range b.N {
-						d += createRun(b, direct, inFlight, *loadDur)
-						p += createRun(b, tap.addr, inFlight, *loadDur)
+					targets := []*createTarget{
+						{name: "direct", addr: direct},
+						{name: "tap", addr: pp.tap.addr, proc: pp.tap},
+						{name: "relay", addr: pp.relay.addr, proc: pp.relay},
 					}
-					d, p = d/float64(b.N), p/float64(b.N)
-					ratio := p / d
+					for _, t := range targets {
+						t.open(b)
+						t.round(b, inFlight, 0, 500*time.Millisecond) // warm-up
+					}
+					for r := range b.N {
+						for i := range targets {
+							t := targets[(i+r)%len(targets)]
+							t.rates = append(t.rates, t.round(b, inFlight, 200*time.Millisecond, *loadDur))
+						}
+					}
+					d, tp, rl := targets[0], targets[1], targets[2]
+					ratio, relay := medianRatio(tp.rates, d.rates), medianRatio(rl.rates, d.rates)
+					tapCPU := float64(tp.cpu.Microseconds()) / float64(max(tp.ops, 1))
+					relayCPU := float64(rl.cpu.Microseconds()) / float64(max(rl.ops, 1))
 					b.ReportMetric(0, "ns/op")
-					b.ReportMetric(d, "direct-creates/s")
-					b.ReportMetric(p, "tap-creates/s")
+					b.ReportMetric(medianOf(d.rates), "direct-creates/s")
+					b.ReportMetric(medianOf(tp.rates), "tap-creates/s")
 					b.ReportMetric(ratio, "tap-ratio")
-					b.Logf("%d in flight: direct %.0f creates/s, through the tap %.0f (%.2fx; target >= %.1fx)", inFlight, d, p, ratio, createTargetRatio)
+					b.ReportMetric(relay, "relay-ratio")
+					b.ReportMetric(tapCPU, "tap-cpu-us/op")
+					b.ReportMetric(relayCPU, "relay-cpu-us/op")
+					b.Logf("%d in flight, %d rounds (median of per-round ratios): direct %.0f creates/s, tap %.0f (%.2fx; target >= %.1fx), byte relay %.2fx; CPU per create: tap %.0f us, relay %.0f us; load %s",
+						inFlight, b.N, medianOf(d.rates), medianOf(tp.rates), ratio, createTargetRatio, relay, tapCPU, relayCPU, loadAvg())
 					if ratio < createTargetRatio {
 						b.Logf("target missed: %.2fx < %.1fx", ratio, createTargetRatio)
 					}
 				})
 			}
-			if st := tap.stop(b); !mode.relay {
-				b.Logf("tap: %d mirrored, %d delivered, lost %v", st.Mirrored, st.Delivered, st.Lost)
-			}
+			st := pp.tap.stop(b)
+			b.Logf("tap: %d mirrored, %d delivered, lost %v", st.Mirrored, st.Delivered, st.Lost)
 		})
 	}
+}
+
+// loadAvg is the machine's load average (1, 5, 15 min), for the log.
+func loadAvg() string {
+	raw, err := os.ReadFile("/proc/loadavg")
+	if err != nil {
+		return "unknown"
+	}
+	f := strings.Fields(string(raw))
+	if len(f) < 3 {
+		return "unknown"
+	}
+	return strings.Join(f[:3], " ")
 }
 
 // kazooLatency is what testdata/kazoo_latency.py prints.
@@ -181,59 +287,47 @@ func runKazooLatency(b *testing.B, addr, path string, n int) kazooLatency {
 }
 
 // BenchmarkProxyKazoo: kazoo's sequential setData and getData latency,
-// direct and through the tap, alternated b.N times.
+// direct, through the tap and through the byte relay, in b.N interleaved
+// rounds of -load.kazoo-n calls of each.
 //
-//	go test ./dualwrite -run '^$' -bench 'ProxyKazoo$' -benchtime 2x
+//	go test ./dualwrite -run '^$' -bench 'ProxyKazoo$' -benchtime 7x
 func BenchmarkProxyKazoo(b *testing.B) {
 	ens := testEnsemble(b)
 	direct := ens.Hosts()[0]
-	const n = 2000
-	for _, mode := range []struct {
-		name       string
-		own, relay bool
-	}{
-		{name: "shared"}, {name: "own-cpu", own: true},
-		// Not the tap: a relay that copies bytes and decodes nothing, the
-		// floor of any proxy's cost, on a CPU of its own.
-		{name: "bytes-relay-own-cpu", own: true, relay: true},
-	} {
-		b.Run(mode.name, func(b *testing.B) {
-			tapCPU := ""
-			if mode.own {
-				if runtime.NumCPU() < 2 {
-					b.Skipf("needs 2 CPUs, this machine has %d", runtime.NumCPU())
-				}
-				pinCPUs(b, "0", append(ens.Pids(), os.Getpid()))
-				tapCPU = "1"
-			}
-			tap := startTapProcess(b, tapSpec{ZK: []string{direct}, BytesRelay: mode.relay}, tapCPU)
+	for _, pl := range benchPlacements {
+		b.Run(pl.name, func(b *testing.B) {
+			pp := startProxyPair(b, ens, direct, pl.own)
 			path := fmt.Sprintf("/bench-kazoo-%d", time.Now().UnixNano())
-			var d, p kazooLatency
-			for range b.N {
-				dl := runKazooLatency(b, direct, path, n)
-				pl := runKazooLatency(b, tap.addr, path, n)
-				d.SetP50Ms += dl.SetP50Ms / float64(b.N)
-				d.GetP50Ms += dl.GetP50Ms / float64(b.N)
-				d.SetMeanMs += dl.SetMeanMs / float64(b.N)
-				d.GetMeanMs += dl.GetMeanMs / float64(b.N)
-				p.SetP50Ms += pl.SetP50Ms / float64(b.N)
-				p.GetP50Ms += pl.GetP50Ms / float64(b.N)
-				p.SetMeanMs += pl.SetMeanMs / float64(b.N)
-				p.GetMeanMs += pl.GetMeanMs / float64(b.N)
+			type target struct {
+				addr       string
+				sets, gets []float64 // p50 per round, ms
+				setM, getM []float64 // mean per round, ms
 			}
+			targets := []*target{{addr: direct}, {addr: pp.tap.addr}, {addr: pp.relay.addr}}
+			for r := range b.N {
+				for i := range targets {
+					t := targets[(i+r)%len(targets)]
+					l := runKazooLatency(b, t.addr, path, *kazooN)
+					t.sets, t.gets = append(t.sets, l.SetP50Ms), append(t.gets, l.GetP50Ms)
+					t.setM, t.getM = append(t.setM, l.SetMeanMs), append(t.getM, l.GetMeanMs)
+				}
+			}
+			d, tp, rl := targets[0], targets[1], targets[2]
+			set, get := medianRatio(tp.sets, d.sets), medianRatio(tp.gets, d.gets)
+			rset, rget := medianRatio(rl.sets, d.sets), medianRatio(rl.gets, d.gets)
 			b.ReportMetric(0, "ns/op")
-			b.ReportMetric(p.SetP50Ms/d.SetP50Ms, "set-p50-ratio")
-			b.ReportMetric(p.GetP50Ms/d.GetP50Ms, "get-p50-ratio")
-			b.ReportMetric(p.SetMeanMs/d.SetMeanMs, "set-mean-ratio")
-			b.ReportMetric(p.GetMeanMs/d.GetMeanMs, "get-mean-ratio")
-			b.ReportMetric(d.SetP50Ms, "direct-set-p50-ms")
-			b.ReportMetric(d.GetP50Ms, "direct-get-p50-ms")
-			b.Logf("kazoo, %d sequential each: set p50 %.3f ms direct, %.3f through the tap (%.2fx); get p50 %.3f / %.3f (%.2fx); means set %.2fx, get %.2fx (target <= %.1fx)",
-				n, d.SetP50Ms, p.SetP50Ms, p.SetP50Ms/d.SetP50Ms, d.GetP50Ms, p.GetP50Ms, p.GetP50Ms/d.GetP50Ms,
-				p.SetMeanMs/d.SetMeanMs, p.GetMeanMs/d.GetMeanMs, kazooTargetRatio)
-			if st := tap.stop(b); !mode.relay {
-				b.Logf("tap: %d mirrored, %d delivered, lost %v", st.Mirrored, st.Delivered, st.Lost)
-			}
+			b.ReportMetric(set, "set-p50-ratio")
+			b.ReportMetric(get, "get-p50-ratio")
+			b.ReportMetric(medianRatio(tp.setM, d.setM), "set-mean-ratio")
+			b.ReportMetric(medianRatio(tp.getM, d.getM), "get-mean-ratio")
+			b.ReportMetric(rset, "relay-set-p50-ratio")
+			b.ReportMetric(rget, "relay-get-p50-ratio")
+			b.ReportMetric(medianOf(d.sets), "direct-set-p50-ms")
+			b.ReportMetric(medianOf(d.gets), "direct-get-p50-ms")
+			b.Logf("kazoo, %d rounds of %d sequential each (median of per-round ratios): set p50 %.3f ms direct, %.3f through the tap (%.2fx), byte relay %.2fx; get p50 %.3f / %.3f (%.2fx), byte relay %.2fx (target <= %.1fx); load %s",
+				b.N, *kazooN, medianOf(d.sets), medianOf(tp.sets), set, rset, medianOf(d.gets), medianOf(tp.gets), get, rget, kazooTargetRatio, loadAvg())
+			st := pp.tap.stop(b)
+			b.Logf("tap: %d mirrored, %d delivered, lost %v", st.Mirrored, st.Delivered, st.Lost)
 		})
 	}
 }
