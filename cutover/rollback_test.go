@@ -19,6 +19,7 @@ import (
 	"github.com/zk2raft/zk2raft/reversemirror"
 	"github.com/zk2raft/zk2raft/verify"
 	"github.com/zk2raft/zk2raft/zkclient"
+	"github.com/zk2raft/zk2raft/zkwire"
 	"github.com/zk2raft/zk2raft/znode"
 )
 
@@ -360,6 +361,28 @@ func TestRollbackRoundTrip(t *testing.T) {
 			}
 			t.Logf("refused: %v", err)
 			stopMirror = r.startMirror(t)
+
+			// A write straight to ZooKeeper while primary: the sentry
+			// records it, the rollback names it, and it stays (ZooKeeper
+			// is the source of truth again; verify below finds the journal
+			// took it in).
+			direct := r.superZK(t)
+			if _, _, err := direct.Create(ctx, root+"/around-the-proxies", []byte("direct"), znode.WorldAnyone(), zkwire.ModePersistent); err != nil {
+				t.Fatal(err)
+			}
+			direct.Close()
+			testlog.WaitFor(t, time.Minute, "the sentry to record the write around the proxies", func() error {
+				ws, err := SplitBrain(ctx, r.rollbackOptions())
+				if err != nil {
+					return err
+				}
+				for _, w := range ws {
+					if w.Path == root+"/around-the-proxies" {
+						return nil
+					}
+				}
+				return fmt.Errorf("split-brain writes %+v", ws)
+			})
 		}
 
 		if n == 2 {
@@ -391,6 +414,11 @@ func TestRollbackRoundTrip(t *testing.T) {
 		}
 		for _, s := range rep.Steps {
 			t.Logf("round trip %d: rollback step %s ok=%t: %s", n, s.Name, s.OK, s.Detail)
+		}
+		if n == 1 && !slices.ContainsFunc(rep.Steps, func(s Step) bool {
+			return s.Name == "split-brain writes" && strings.Contains(s.Detail, root+"/around-the-proxies")
+		}) {
+			t.Fatalf("round trip %d: the rollback did not name the split-brain write", n)
 		}
 		if lifted := slices.ContainsFunc(rep.Steps, func(s Step) bool { return s.Name == "lift fence" && s.OK }); lifted != (n == 2) {
 			t.Fatalf("round trip %d: fence lifted %t, want %t", n, lifted, n == 2)
