@@ -353,41 +353,8 @@ func (r *run) drainReverse(ctx context.Context) (string, error) {
 // and reads the phase, as the forward commit does. A refusal for a non-empty
 // outbox (ErrPhaseTransition) is returned for the caller to drain again.
 func (r *run) commitRollback(ctx context.Context, deadline time.Time) (bool, error) {
-	cmd := &raftjournal.SetPhase{Phase: raftjournal.PhaseShadow, Rollback: true,
-		Guard: &raftjournal.Checkpoint{Key: TokenKey, Value: holdToken(r.p.ID)}}
-	cctx, cancel := context.WithDeadline(ctx, deadline.Add(-commitReserve(r.o.HoldTimeout)/4))
-	defer cancel()
-	var last error
-	for attempt := 1; ; attempt++ {
-		err := submit(cctx, r.cluster, cmd)
-		if err == nil {
-			return true, nil
-		}
-		if errors.Is(err, raftjournal.ErrGuardFailed) || errors.Is(err, raftjournal.ErrPhaseTransition) {
-			return false, err
-		}
-		last = err
-		r.o.Logger.Warn("rollback: commit attempt failed; retrying within the hold", "attempt", attempt, "err", err)
-		select {
-		case <-cctx.Done():
-		case <-time.After(100 * time.Millisecond):
-			continue
-		}
-		break
-	}
-	fctx, fcancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
-	defer fcancel()
-	if err := setToken(fctx, r.cluster, abortedToken(r.p.ID)); err != nil {
-		return false, fmt.Errorf("%w: commit: %v; fencing it off: %v", ErrOutcomeUnknown, last, err)
-	}
-	js, err := r.journalState(fctx)
-	switch {
-	case err != nil:
-		return false, fmt.Errorf("%w: commit: %v; reading the phase: %v", ErrOutcomeUnknown, last, err)
-	case js.Phase == raftjournal.PhaseShadow.String():
-		return true, nil
-	}
-	return false, fmt.Errorf("not committed within the hold: %w", last)
+	return r.commitPhase(ctx, deadline, &raftjournal.SetPhase{Phase: raftjournal.PhaseShadow, Rollback: true,
+		Guard: &raftjournal.Checkpoint{Key: TokenKey, Value: holdToken(r.p.ID)}})
 }
 
 // waitMirrorReleased waits (until the hold's deadline) for the leader's

@@ -257,16 +257,23 @@ func ToPrimary(ctx context.Context, o Options) (*Report, error) {
 	return r.finish(ctx, "committed"), nil
 }
 
-// commit submits the guarded SetPhase(primary) until it is applied, the
-// guard refuses it, or the hold's deadline nears; a leader change in between
-// (the outcome of one attempt unknown) is retried, which the guard and the
-// entry's idempotence make safe. When time runs out it fences the commit off
-// (the token says aborted) and only then reads the phase, so that the answer
-// cannot change afterwards: primary means committed, shadow means not and
-// never will be. It returns ErrOutcomeUnknown when even that fails.
+// commit submits the guarded SetPhase(primary); see commitPhase.
 func (r *run) commit(ctx context.Context, deadline time.Time) (bool, error) {
-	cmd := &raftjournal.SetPhase{Phase: raftjournal.PhasePrimary, AdoptTimeoutMs: int32(r.o.AdoptTimeout.Milliseconds()),
-		Guard: &raftjournal.Checkpoint{Key: TokenKey, Value: holdToken(r.p.ID)}}
+	return r.commitPhase(ctx, deadline, &raftjournal.SetPhase{Phase: raftjournal.PhasePrimary,
+		AdoptTimeoutMs: int32(r.o.AdoptTimeout.Milliseconds()),
+		Guard:          &raftjournal.Checkpoint{Key: TokenKey, Value: holdToken(r.p.ID)}})
+}
+
+// commitPhase submits a guarded phase change until it is applied, the guard
+// or the state machine refuses it (returned at once: ErrGuardFailed,
+// ErrPhaseTransition), or the hold's deadline nears; a leader change in
+// between (the outcome of one attempt unknown) is retried, which the guard
+// and the entry's idempotence make safe. When time runs out it fences the
+// commit off (the token says aborted) and only then reads the phase, so that
+// the answer cannot change afterwards: cmd's phase means committed, any
+// other means not and never will be. It returns ErrOutcomeUnknown when even
+// that fails.
+func (r *run) commitPhase(ctx context.Context, deadline time.Time, cmd *raftjournal.SetPhase) (bool, error) {
 	cctx, cancel := context.WithDeadline(ctx, deadline.Add(-commitReserve(r.o.HoldTimeout)/4))
 	defer cancel()
 	var last error
@@ -275,11 +282,11 @@ func (r *run) commit(ctx context.Context, deadline time.Time) (bool, error) {
 		if err == nil {
 			return true, nil
 		}
-		if errors.Is(err, raftjournal.ErrGuardFailed) {
+		if errors.Is(err, raftjournal.ErrGuardFailed) || errors.Is(err, raftjournal.ErrPhaseTransition) {
 			return false, err
 		}
 		last = err
-		r.o.Logger.Warn("cutover: commit attempt failed; retrying within the hold", "attempt", attempt, "err", err)
+		r.o.Logger.Warn("cutover: commit attempt failed; retrying within the hold", "to", cmd.Phase.String(), "attempt", attempt, "err", err)
 		select {
 		case <-cctx.Done():
 		case <-time.After(100 * time.Millisecond):
@@ -297,7 +304,7 @@ func (r *run) commit(ctx context.Context, deadline time.Time) (bool, error) {
 	switch {
 	case err != nil:
 		return false, fmt.Errorf("%w: commit: %v; reading the phase: %v", ErrOutcomeUnknown, last, err)
-	case js.Phase == raftjournal.PhasePrimary.String():
+	case js.Phase == cmd.Phase.String():
 		return true, nil
 	}
 	return false, fmt.Errorf("not committed within the hold: %w", last)
