@@ -100,3 +100,58 @@ func TestTapReadBackOffReplyPath(t *testing.T) {
 	t.Logf("%d creates and 10 multis mirrored with %v read-backs", creates, reads())
 	requireEqual(t, compareSubtree(t, ens.Hosts(), root, n), root)
 }
+
+// TestTapDeleteParentRegisters: a lock recipe's churn (create an ephemeral
+// sequential child, delete it) through the tap, ending on deletes, with no
+// reconciler: the journal holds ZooKeeper's parent exactly. A delete's reply
+// carries no stat, and needs none: ZooKeeper's delete moves only the parent's
+// pzxid (to the delete's zxid) and leaves its persisted cversion alone, which
+// the journal mirrors; a sequential create's name gives the persisted
+// cversion. (The reconciler's parent check must compare persisted with
+// persisted: comparing the client-visible cversion "repaired" a lock's parent
+// after every release and held the cutover's repairs gate shut.)
+func TestTapDeleteParentRegisters(t *testing.T) {
+	t.Parallel()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	ens := testEnsemble(t)
+	n := journalNode(t)
+	tap := startTap(t, ens.Hosts(), importer.NodeJournal(n), nil)
+	root := freshRoot(t)
+	conn, _, err := zk.Connect([]string{tap.Addr()}, 30*time.Second, zk.WithLogger(discardZK{}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	acl := zk.WorldACL(zk.PermAll)
+	lock := root + "/lock"
+	for _, p := range []string{root, lock} {
+		if _, err := conn.Create(p, nil, 0, acl); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var held []string
+	for i := range 20 {
+		p, err := conn.Create(lock+"/lock-", nil, zk.FlagEphemeral|zk.FlagSequence, acl)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if i%4 == 3 {
+			held = append(held, p) // a holder that stays a while
+			continue
+		}
+		if err := conn.Delete(p, -1); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// The last changes under the parent are deletes.
+	for _, p := range held[:3] {
+		if err := conn.Delete(p, -1); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := tap.WaitDelivered(ctx); err != nil {
+		t.Fatal(err)
+	}
+	requireEqual(t, compareSubtree(t, ens.Hosts(), root, n), root)
+}

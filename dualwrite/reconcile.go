@@ -1318,7 +1318,7 @@ func (r *Reconciler) checkEvent(ctx context.Context, c *zkclient.Client, path st
 			// with no write around the proxies. That newest child's own
 			// event is checked in its turn, and the digest checks see any
 			// difference left.
-			if behind, err := r.journalBehind(ctx, c, p); err != nil || behind {
+			if settled, err := r.parentSettled(ctx, c, p); err != nil || settled {
 				return err
 			}
 			if _, err := r.refresh(ctx, c, p, "parent of a node created and deleted"); err != nil {
@@ -1329,23 +1329,46 @@ func (r *Reconciler) checkEvent(ctx context.Context, c *zkclient.Client, path st
 	return nil
 }
 
-// journalBehind reports whether the journal has not yet seen the zxid of
-// the last change of path's children in ZooKeeper (its pzxid).
-func (r *Reconciler) journalBehind(ctx context.Context, c *zkclient.Client, path string) (bool, error) {
+// parentSettled reports whether the journal's copy of path holds
+// ZooKeeper's child registers as of ZooKeeper's last change of them (its
+// pzxid P, read now), waiting up to the grace for the mirror of that change:
+// under a steady create and delete of children (a lock recipe's) the
+// mirror of the newest child is often still on its way, from another
+// connection, and a "repair" would copy what the mirror brings a moment
+// later — and fail the cutover's repairs gate with no write around the
+// proxies. Settled: the journal's pzxid reached P with ZooKeeper's cversion,
+// or passed it (a later change, which has its own event). Not settled within
+// the grace: the change at P did not come through a proxy, and the caller
+// repairs.
+func (r *Reconciler) parentSettled(ctx context.Context, c *zkclient.Client, path string) (bool, error) {
 	st, exists, err := c.Exists(ctx, path)
 	if err != nil || !exists {
 		return false, err
 	}
-	seen, err := r.cfg.View.LastSourceZxid(ctx)
-	if err != nil {
-		return false, fmt.Errorf("dualwrite: journal view: %w", err)
+	deadline := time.Now().Add(max(r.cfg.Grace, 100*time.Millisecond))
+	for {
+		jn, ok, err := r.cfg.View.Get(ctx, path)
+		if err != nil {
+			return false, fmt.Errorf("dualwrite: journal view: %s: %w", path, err)
+		}
+		if ok && jn.Stat.Czxid == st.Czxid {
+			switch {
+			case jn.Stat.Pzxid > st.Pzxid:
+				return true, nil
+			case jn.Stat.Pzxid == st.Pzxid:
+				// The journal keeps ZooKeeper's persisted cversion.
+				return jn.Stat.Cversion == znode.PersistedCversion(st.Cversion, st.NumChildren), nil
+			}
+		}
+		if time.Now().After(deadline) {
+			return false, nil
+		}
+		select {
+		case <-ctx.Done():
+			return false, ctx.Err()
+		case <-time.After(20 * time.Millisecond):
+		}
 	}
-	if seen < st.Pzxid {
-		r.logger.Debug("parent check deferred: the journal has not seen its last child change yet", "path", path,
-			"pzxid", fmt.Sprintf("%#x", st.Pzxid), "journal-seen", fmt.Sprintf("%#x", seen))
-		return true, nil
-	}
-	return false, nil
 }
 
 func (r *Reconciler) repairLoop(ctx context.Context) error {
