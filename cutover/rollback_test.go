@@ -367,7 +367,7 @@ func TestRollbackRoundTrip(t *testing.T) {
 			// is the source of truth again; verify below finds the journal
 			// took it in).
 			direct := r.superZK(t)
-			if _, _, err := direct.Create(ctx, root+"/around-the-proxies", []byte("direct"), znode.WorldAnyone(), zkwire.ModePersistent); err != nil {
+			if _, _, err := direct.Create(ctx, "/app/around-the-proxies", []byte("direct"), znode.WorldAnyone(), zkwire.ModePersistent); err != nil {
 				t.Fatal(err)
 			}
 			direct.Close()
@@ -377,7 +377,7 @@ func TestRollbackRoundTrip(t *testing.T) {
 					return err
 				}
 				for _, w := range ws {
-					if w.Path == root+"/around-the-proxies" {
+					if w.Path == "/app/around-the-proxies" {
 						return nil
 					}
 				}
@@ -416,7 +416,7 @@ func TestRollbackRoundTrip(t *testing.T) {
 			t.Logf("round trip %d: rollback step %s ok=%t: %s", n, s.Name, s.OK, s.Detail)
 		}
 		if n == 1 && !slices.ContainsFunc(rep.Steps, func(s Step) bool {
-			return s.Name == "split-brain writes" && strings.Contains(s.Detail, root+"/around-the-proxies")
+			return s.Name == "split-brain writes" && strings.Contains(s.Detail, "/app/around-the-proxies")
 		}) {
 			t.Fatalf("round trip %d: the rollback did not name the split-brain write", n)
 		}
