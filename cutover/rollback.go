@@ -5,11 +5,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"net/http"
 	"strings"
 	"time"
-
-	"golang.org/x/sync/errgroup"
 
 	"github.com/zk2raft/zk2raft/dualwrite"
 	"github.com/zk2raft/zk2raft/raftjournal"
@@ -209,17 +206,8 @@ func ToShadow(ctx context.Context, o Options) (*Report, error) {
 	}
 	holdStart := time.Now()
 	deadline := holdStart.Add(o.HoldTimeout)
-	holdErrs := make([]error, len(proxies))
-	var eg errgroup.Group
-	eg.SetLimit(32)
-	for i, p := range proxies {
-		eg.Go(func() error {
-			holdErrs[i] = e.proxyCall(ctx, p, http.MethodPost, "/cutover/hold",
-				holdRequest{ID: r.p.ID, TimeoutMs: o.HoldTimeout.Milliseconds(), To: raftjournal.PhaseShadow.String()}, nil)
-			return nil
-		})
-	}
-	eg.Wait()
+	holdErrs := e.callAll(ctx, proxies, "/cutover/hold",
+		holdRequest{ID: r.p.ID, TimeoutMs: o.HoldTimeout.Milliseconds(), To: raftjournal.PhaseShadow.String()})
 	if err := errors.Join(holdErrs...); err != nil {
 		return r.rabort(ctx, proxies, "hold: "+err.Error())
 	}
@@ -383,27 +371,7 @@ func (r *run) waitMirrorReleased(ctx context.Context, deadline time.Time) string
 // switchBackAll asks every proxy to switch back to ZooKeeper, all at once,
 // and returns how many did.
 func (r *run) switchBackAll(ctx context.Context, proxies []ProxyReport) int {
-	ok := make([]bool, len(proxies))
-	var eg errgroup.Group
-	eg.SetLimit(32)
-	for i, p := range proxies {
-		eg.Go(func() error {
-			if err := r.proxyCall(ctx, p.Record, http.MethodPost, "/cutover/switch-back", holdRequest{ID: r.p.ID}, nil); err != nil {
-				r.o.Logger.Warn("rollback: a proxy did not switch back when asked; it does by itself when it reads the phase", "proxy", p.Record.ID, "err", err)
-				return nil
-			}
-			ok[i] = true
-			return nil
-		})
-	}
-	eg.Wait()
-	n := 0
-	for _, v := range ok {
-		if v {
-			n++
-		}
-	}
-	return n
+	return r.askAll(ctx, proxies, "/cutover/switch-back", "rollback: a proxy did not switch back when asked; it does by itself when it reads the phase")
 }
 
 // syncZooKeeperNode imports ZooKeeper's /zookeeper node into the journal.

@@ -523,32 +523,26 @@ func TestRollbackRoundTrip(t *testing.T) {
 // verifyDataDir compares ZooKeeper's data directory (snapshot and log,
 // raw ephemeral owners, proven by ZooKeeper's own digest) with the journal.
 func verifyDataDir(r *rig) error {
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	defer cancel()
 	dd := r.ens.Servers()[0].DataDir
-	src, err := verify.OpenDataDir(ctx, "datadir://"+dd, dd, dd, 0, nil)
-	if err != nil {
-		return err
-	}
-	defer src.Close()
-	rep, err := verify.Compare(ctx, src, verify.NewJournalSource("journal://test", verify.JournalState{Tree: r.node.FSM(), Nodes: -1}), verify.DefaultConfig())
-	if err != nil {
-		return err
-	}
-	if !rep.Equal() {
-		var b strings.Builder
-		verify.WriteText(&b, rep)
-		return errors.New(b.String())
-	}
-	return nil
+	return compareWithJournal(r, func(ctx context.Context) (verify.Source, error) {
+		return verify.OpenDataDir(ctx, "datadir://"+dd, dd, dd, 0, nil)
+	})
 }
 
 // verifyErr compares ZooKeeper with the journal and returns the differences
 // as an error.
 func verifyErr(r *rig) error {
+	return compareWithJournal(r, func(context.Context) (verify.Source, error) {
+		return verify.NewZooKeeperSource(verify.ZKOptions{Hosts: r.ens.Hosts(), Auth: []zkclient.Auth{{Scheme: "digest", Cred: []byte(rollbackSuper)}}})
+	})
+}
+
+// compareWithJournal compares the source open makes with the rig's journal,
+// node by node; the differences are the error.
+func compareWithJournal(r *rig, open func(context.Context) (verify.Source, error)) error {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	src, err := verify.NewZooKeeperSource(verify.ZKOptions{Hosts: r.ens.Hosts(), Auth: []zkclient.Auth{{Scheme: "digest", Cred: []byte(rollbackSuper)}}})
+	src, err := open(ctx)
 	if err != nil {
 		return err
 	}

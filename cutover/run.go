@@ -179,17 +179,7 @@ func ToPrimary(ctx context.Context, o Options) (*Report, error) {
 	}
 	holdStart := time.Now()
 	deadline := holdStart.Add(o.HoldTimeout)
-	// All at once: the clients' pause starts with the first hold.
-	holdErrs := make([]error, len(proxies))
-	var eg errgroup.Group
-	eg.SetLimit(32)
-	for i, p := range proxies {
-		eg.Go(func() error {
-			holdErrs[i] = e.proxyCall(ctx, p, http.MethodPost, "/cutover/hold", holdRequest{ID: r.p.ID, TimeoutMs: o.HoldTimeout.Milliseconds()}, nil)
-			return nil
-		})
-	}
-	eg.Wait()
+	holdErrs := e.callAll(ctx, proxies, "/cutover/hold", holdRequest{ID: r.p.ID, TimeoutMs: o.HoldTimeout.Milliseconds()})
 	held := proxies
 	if err := errors.Join(holdErrs...); err != nil {
 		// Release every one: a proxy whose answer was lost may hold all the same.
@@ -428,27 +418,42 @@ func (r *run) prove(ctx context.Context, held []ProxyRecord) (string, error) {
 // switchAll asks every proxy to switch, all at once, and returns how many
 // did.
 func (r *run) switchAll(ctx context.Context, proxies []ProxyReport) int {
-	ok := make([]bool, len(proxies))
+	return r.askAll(ctx, proxies, "/cutover/switch", "cutover: a proxy did not switch when asked; it switches by itself when it reads the phase")
+}
+
+// askAll posts path to every proxy (the run's id as the body) and returns
+// how many answered; a failure is logged with warn, not returned: a proxy
+// follows the committed phase by itself.
+func (r *run) askAll(ctx context.Context, proxies []ProxyReport, path, warn string) int {
+	recs := make([]ProxyRecord, len(proxies))
+	for i, p := range proxies {
+		recs[i] = p.Record
+	}
+	n := 0
+	for i, err := range r.callAll(ctx, recs, path, holdRequest{ID: r.p.ID}) {
+		if err != nil {
+			r.o.Logger.Warn(warn, "proxy", recs[i].ID, "err", err)
+			continue
+		}
+		n++
+	}
+	return n
+}
+
+// callAll posts body to path on every proxy at once (the clients' pause
+// starts with the first call) and returns each one's error.
+func (e *env) callAll(ctx context.Context, proxies []ProxyRecord, path string, body any) []error {
+	errs := make([]error, len(proxies))
 	var eg errgroup.Group
 	eg.SetLimit(32)
 	for i, p := range proxies {
 		eg.Go(func() error {
-			if err := r.proxyCall(ctx, p.Record, http.MethodPost, "/cutover/switch", holdRequest{ID: r.p.ID}, nil); err != nil {
-				r.o.Logger.Warn("cutover: a proxy did not switch when asked; it switches by itself when it reads the phase", "proxy", p.Record.ID, "err", err)
-				return nil
-			}
-			ok[i] = true
+			errs[i] = e.proxyCall(ctx, p, http.MethodPost, path, body, nil)
 			return nil
 		})
 	}
 	eg.Wait()
-	n := 0
-	for _, v := range ok {
-		if v {
-			n++
-		}
-	}
-	return n
+	return errs
 }
 
 // already handles a journal that is primary or finalized: every proxy is
