@@ -821,6 +821,70 @@ func (r *Reconciler) RepairAll(ctx context.Context, root string) (RepairStats, e
 	return st, nil
 }
 
+// RepairPaths checks each of paths as CheckPath does (one sync first, then
+// the checks in parallel) and repairs what differs: a repair of a known set of
+// nodes, without a walk of either side. Paths outside Root or in /zookeeper
+// are skipped. It reports what it did in RepairStats (Compared: the paths
+// checked; Differences: those repaired; Failed and Unreadable as RepairAll);
+// it proves nothing about the nodes it was not given.
+func (r *Reconciler) RepairPaths(ctx context.Context, paths []string) (RepairStats, error) {
+	var st RepairStats
+	c, err := r.zk(ctx)
+	if err != nil {
+		return st, err
+	}
+	if err := c.Sync(ctx, "/"); err != nil {
+		return st, err
+	}
+	st.Passes = 1
+	var mu sync.Mutex
+	found := map[string]string{}
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(reconcileWorkers)
+	for _, p := range paths {
+		if znode.ValidatePath(p) != nil || !r.inScope(p) {
+			continue
+		}
+		g.Go(func() error {
+			res, err := r.check(gctx, c, p)
+			mu.Lock()
+			defer mu.Unlock()
+			st.Compared++
+			st.NodeRepairs += res.nodes
+			st.DeleteRepairs += res.deletes
+			if res.repaired() {
+				st.Differences++
+			}
+			switch {
+			case err == nil:
+			case gctx.Err() != nil:
+				return gctx.Err()
+			case isUnreadable(err):
+				if len(found) < maxUnreadableTracked {
+					found[p] = err.Error()
+				}
+				st.Unreadable++
+			default:
+				st.Failed++
+				r.stats.errors.Add(1)
+				r.logger.Warn("repair check failed", "path", p, "error", err)
+			}
+			return nil
+		})
+	}
+	if err := g.Wait(); err != nil {
+		return st, err
+	}
+	st.UnreadablePaths = slices.Sorted(maps.Keys(found))
+	if len(st.UnreadablePaths) > 20 {
+		st.UnreadablePaths = st.UnreadablePaths[:20]
+	}
+	for p, why := range found {
+		r.noteUnreadable(p, fmt.Errorf("%w: %s", ErrNodeUnreadable, why))
+	}
+	return st, nil
+}
+
 // walkUnreadable is what a repair pass's walk of ZooKeeper could not read.
 type walkUnreadable struct {
 	count int64
