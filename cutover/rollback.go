@@ -278,7 +278,7 @@ func ToShadow(ctx context.Context, o Options) (*Report, error) {
 	if err != nil {
 		r.step(ctx, "rebaseline", false, err.Error(), false)
 		r.finish(ctx, "committed")
-		return r.rep, fmt.Errorf("rollback: committed and switched back, but the rebaseline did not finish: %w (ZooKeeper is the source of truth; run `zk2raft cutover --to shadow` again to retry it, or let the proxies' reconcilers repair)", err)
+		return r.rep, fmt.Errorf("rollback: committed and switched back, but the rebaseline did not finish: %w (ZooKeeper is the source of truth; `zk2raft verify` shows what differs, and the proxies' reconcilers repair it)", err)
 	}
 	r.step(ctx, "rebaseline", true, rb, false)
 	if n < len(proxies) {

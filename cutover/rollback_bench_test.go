@@ -5,6 +5,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"os"
 	"slices"
 	"strings"
 	"sync"
@@ -14,13 +15,16 @@ import (
 	gozk "github.com/go-zookeeper/zk"
 
 	"github.com/zk2raft/zk2raft/dualwrite"
+	"github.com/zk2raft/zk2raft/raftjournal"
 )
 
 var (
 	rbNodes    = flag.Int("rollback.nodes", 10_000, "BenchmarkRollback: znodes in the tree before the cutover")
 	rbWritten  = flag.Int("rollback.primary-nodes", 1_000, "BenchmarkRollback: znodes created on the journal while it is primary")
 	rbSessions = flag.Int("rollback.sessions", 16, "BenchmarkRollback: client sessions writing through the proxy")
+	rbFanout   = flag.Int("rollback.fanout", 1000, "BenchmarkRollback: children per parent in the -rollback.nodes tree (/bench/dNNNN/nNNNNNNN; 0: all under /bench)")
 	rbHeap     = flag.Int("rollback.zk-heap-mb", 0, "BenchmarkRollback: ZooKeeper's -Xmx in MiB (0: zktest's default, 512; 1M znodes want 2048)")
+	rbFull     = flag.Bool("rollback.full-compare", true, "BenchmarkRollback: after the rollback (load stopped), time one full comparison of both sides (a repair pass over /: what the rebaseline did once per pass before it was targeted) as the same-run baseline")
 	rbQuiet    = flag.Bool("rollback.quiet-rebaseline", false, "BenchmarkRollback: stop the load 2 s after the switch back, so that the rebaseline runs on a quiet ensemble (the default keeps it writing until the rollback returns)")
 )
 
@@ -59,14 +63,24 @@ func runRollback(b *testing.B) {
 		b.Fatal(err)
 	}
 	defer seed.Close()
-	create := func(prefix string, n int) {
+	// The tree: n nodes under prefix, fanout to a parent (a parent is
+	// created in the multi before its first child).
+	create := func(prefix string, n, fanout int) {
 		if _, err := seed.Create(prefix, nil, 0, gozk.WorldACL(gozk.PermAll)); err != nil {
 			b.Fatal(err)
 		}
 		for done := 0; done < n; {
 			var ops []any
 			for j := 0; j < 200 && done < n; j++ {
-				ops = append(ops, &gozk.CreateRequest{Path: fmt.Sprintf("%s/n%07d", prefix, done), Data: []byte("0123456789abcdef"), Acl: gozk.WorldACL(gozk.PermAll)})
+				path := fmt.Sprintf("%s/n%07d", prefix, done)
+				if fanout > 0 {
+					dir := fmt.Sprintf("%s/d%04d", prefix, done/fanout)
+					if done%fanout == 0 {
+						ops = append(ops, &gozk.CreateRequest{Path: dir, Acl: gozk.WorldACL(gozk.PermAll)})
+					}
+					path = fmt.Sprintf("%s/n%07d", dir, done)
+				}
+				ops = append(ops, &gozk.CreateRequest{Path: path, Data: []byte("0123456789abcdef"), Acl: gozk.WorldACL(gozk.PermAll)})
 				done++
 			}
 			if _, err := seed.Multi(ops...); err != nil {
@@ -74,7 +88,7 @@ func runRollback(b *testing.B) {
 			}
 		}
 	}
-	create("/bench", *rbNodes)
+	create("/bench", *rbNodes, *rbFanout)
 	if err := p.tap.WaitDelivered(ctx); err != nil {
 		b.Fatal(err)
 	}
@@ -130,7 +144,7 @@ func runRollback(b *testing.B) {
 			break
 		}
 	}
-	create("/primary", *rbWritten)
+	create("/primary", *rbWritten, 0)
 	for _, w := range ws {
 		for {
 			if _, err := w.conn.Sync("/bench"); err == nil {
@@ -269,6 +283,38 @@ func runRollback(b *testing.B) {
 	}
 	if lost > 0 {
 		b.Errorf("%d sessions lost across the rollback", lost)
+	}
+	// Now, not at the end of the benchmark: the full comparison below may
+	// take minutes at 1M znodes.
+	fmt.Fprintf(os.Stderr, "BenchmarkRollback: %d znodes: rollback %.3f s, rebaseline %.3f s (targeted %v), clients held %s, longest request across %s, baseline p99 %s, cutover %.3f s, errors %d, sessions lost %d\n",
+		*rbNodes, rollback.Seconds(), rebased.Sub(afterSwitch).Seconds(), targeted == 1, rep.Pause, maxAcross, p99, cutover.Seconds(), len(errs), lost)
+	if *rbFull {
+		// The baseline, same run, same tree: one full comparison of both
+		// sides, the load stopped and the mirrors in (a repair pass that
+		// finds nothing: the least one pass of a whole-tree rebaseline
+		// costs).
+		if err := p.tap.WaitDelivered(ctx); err != nil {
+			b.Fatal(err)
+		}
+		view := dualwrite.FailoverView(r.jc.AdminAddrs, func(addr string) *raftjournal.AdminClient {
+			return raftjournal.NewAdminClient(addr, creds()).WithZooKeeperAuth([]string{"digest:" + rollbackSuper})
+		})
+		rc := dualwrite.DefaultReconcilerConfig()
+		rc.ZK, rc.Auth, rc.Journal, rc.View = r.ens.Hosts(), []string{"digest:" + rollbackSuper}, r.jc, view
+		rec, err := dualwrite.NewReconciler(rc)
+		if err != nil {
+			b.Fatal(err)
+		}
+		defer rec.Close()
+		t0 := time.Now()
+		rs, err := rec.RepairAll(ctx, "/")
+		full := time.Since(t0)
+		if err != nil {
+			b.Fatalf("full comparison: %v", err)
+		}
+		b.Logf("full comparison after the rollback: %d nodes compared, %d differences, %d repaired, %s", rs.Compared, rs.Differences, rs.NodeRepairs+rs.DeleteRepairs, full.Round(time.Millisecond))
+		b.ReportMetric(full.Seconds(), "full-compare-s")
+		b.ReportMetric(rebased.Sub(afterSwitch).Seconds()/full.Seconds(), "rebaseline/full-compare")
 	}
 }
 

@@ -61,7 +61,13 @@ func (r *rig) startMirror(t testing.TB) (stop func()) {
 		if !stopped {
 			stopped = true
 			cancel()
-			<-done
+			select {
+			case <-done:
+			case <-time.After(2 * time.Minute):
+				// Say so rather than hang the test binary (and lose the
+				// failure that led here).
+				t.Errorf("the reverse mirror did not stop within 2 minutes of its cancellation")
+			}
 		}
 	}
 	t.Cleanup(stop)
