@@ -114,12 +114,15 @@ func (r *run) rebaseline(ctx context.Context, fenceMoved bool) (string, error) {
 		if rs.Failed > 0 {
 			done += fmt.Sprintf(", %d checks failed", rs.Failed)
 		}
+		repairedIn := elapsed()
+		proofStart := time.Now()
 		proof, ok, why, err := r.digestProof(ctx, rec)
 		if err != nil {
 			return "", err
 		}
 		if ok {
-			return fmt.Sprintf("the journal equals ZooKeeper: %s; targeted repair of %s (%s)", proof, done, elapsed()), nil
+			return fmt.Sprintf("the journal equals ZooKeeper: %s; targeted repair of %s (%s: repaired in %s, digest proof %s)",
+				proof, done, elapsed(), repairedIn, time.Since(proofStart).Round(time.Millisecond)), nil
 		}
 		fellBack = fmt.Sprintf("targeted repair of %s not proven: %s", done, why)
 	}

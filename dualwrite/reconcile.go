@@ -102,6 +102,10 @@ const (
 	// reconcileWorkers checks run at once (their ZooKeeper reads are
 	// pipelined on one session).
 	reconcileWorkers = 8
+	// repairPathsWorkers is RepairPaths' reading parallelism: its reads are
+	// the whole of its cost (two ZooKeeper round trips and a journal read
+	// per node), and a rollback waits for them.
+	repairPathsWorkers = 32
 	// maxCheckAttempts bounds the re-reads of one check when ZooKeeper keeps
 	// changing under it.
 	maxCheckAttempts = 5
@@ -860,7 +864,7 @@ func (r *Reconciler) RepairPaths(ctx context.Context, paths []string) (RepairSta
 	}
 	// 1. Read both sides of every path.
 	g, gctx := errgroup.WithContext(ctx)
-	g.SetLimit(reconcileWorkers)
+	g.SetLimit(repairPathsWorkers)
 	for _, p := range paths {
 		if znode.ValidatePath(p) != nil || !r.inScope(p) {
 			continue
