@@ -133,7 +133,7 @@ for g in $groups; do
 		;;
 	rollback)
 		row "reverse mirror: entries/s vs the journal's native writes/s, 64 writers" "$(metric BenchmarkReverseMirror mirror/journal)x" "target >= 1x (keeps up); $(metric BenchmarkReverseMirror mirror-entries/s) vs $(metric BenchmarkReverseMirror journal-writes/s)/s, largest outbox $(metric BenchmarkReverseMirror max-pending), drained $(metric BenchmarkReverseMirror drain-ms) ms after the load"
-		row "rollback at ${ROLLBACK_NODES:-100000} znodes: duration vs the cutover's (same run)" "$(metric BenchmarkRollback rollback/cutover)x" "rollback $(metric BenchmarkRollback rollback-s) s (rebaseline $(metric BenchmarkRollback rebaseline-s) s), cutover $(metric BenchmarkRollback cutover-s) s; clients held $(metric BenchmarkRollback hold-ms) ms; longest request across $(metric BenchmarkRollback max-across-ms) ms vs p99 $(metric BenchmarkRollback baseline-p99-ms) ms; sessions lost $(metric BenchmarkRollback sessions-lost)"
+		row "rollback at ${ROLLBACK_NODES:-100000} znodes: duration vs the cutover's (same run)" "$(metric BenchmarkRollback rollback/cutover)x" "rollback $(metric BenchmarkRollback rollback-s) s (rebaseline $(metric BenchmarkRollback rebaseline-s) s, $(metric BenchmarkRollback rebaseline/full-compare)x one full comparison of the same tree, targeted $(metric BenchmarkRollback targeted)), cutover $(metric BenchmarkRollback cutover-s) s; clients held $(metric BenchmarkRollback hold-ms) ms; longest request across $(metric BenchmarkRollback max-across-ms) ms vs p99 $(metric BenchmarkRollback baseline-p99-ms) ms; sessions lost $(metric BenchmarkRollback sessions-lost)"
 		;;
 	esac
 done
