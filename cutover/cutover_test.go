@@ -101,6 +101,25 @@ func TestCutoverKazooKeepsSession(t *testing.T) {
 	if st := p.tap.SwitchStatus(); st.JournalConnections < 1 {
 		t.Fatalf("kazoo is not relayed to the journal: %+v", st)
 	}
+	// kazoo has no setWatches: its DataWatch reads and watches again once
+	// reconnected, on its own thread, so "resumed" may come first. A change
+	// made before that read would reach the DataWatch as data, not as an
+	// event: wait until the journal holds kazoo's watch (wchc).
+	testlog.WaitFor(t, 60*time.Second, "kazoo's DataWatch registered on the journal", func() error {
+		out, err := zkclient.FourLetterWord(ctx, r.server.Addr(), "wchc")
+		if err != nil {
+			return err
+		}
+		owner := ""
+		for _, line := range strings.Split(out, "\n") {
+			if !strings.HasPrefix(line, "\t") {
+				owner = line
+			} else if owner == session && line == "\t/app/watched" {
+				return nil
+			}
+		}
+		return fmt.Errorf("wchc:\n%s", out)
+	})
 	// Changes on the journal fire the watches set on ZooKeeper.
 	if _, err := r.node.Set(ctx, "/app/watched", []byte("v1"), -1); err != nil {
 		t.Fatal(err)
