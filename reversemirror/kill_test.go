@@ -151,7 +151,7 @@ func TestMirrorSurvivesKill9(t *testing.T) {
 	for _, sp := range specs {
 		addrs = append(addrs, sp.ClientAddr)
 	}
-	root := "/kill9"
+	root := testRoot(t, "/kill9")
 	setup := gozk(t, addrs...)
 	all := zk.WorldACL(zk.PermAll)
 	for _, p := range []string{root, root + "/q"} {

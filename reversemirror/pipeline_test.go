@@ -145,8 +145,8 @@ func newPipelineRig(t *testing.T, root string) *pipelineRig {
 		c.Retry = 100 * time.Millisecond
 		c.Verify = time.Hour // no pause for the records' look while replies are held
 	})
-	r := &pipelineRig{t: t, f: n.FSM(), m: m, proxy: p, c: gozk(t, addr), root: root}
-	for _, q := range []string{root, root + "/q", root + "/xp", root + "/xp/x"} {
+	r := &pipelineRig{t: t, f: n.FSM(), m: m, proxy: p, c: gozk(t, addr), root: testRoot(t, root)}
+	for _, q := range []string{r.root, r.root + "/q", r.root + "/xp", r.root + "/xp/x"} {
 		r.create(q, []byte("j0"), 0)
 	}
 	waitDrained(t, r.f, m)
