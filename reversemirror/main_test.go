@@ -253,7 +253,13 @@ func marker(t *testing.T) string {
 // gozk opens a go-zookeeper session to the journal's client ports.
 func gozk(t *testing.T, addrs ...string) *zk.Conn {
 	t.Helper()
-	c, ev, err := zk.Connect(addrs, 10*time.Second, zk.WithLogger(quietLogger{}))
+	return gozkTimeout(t, 10*time.Second, addrs...)
+}
+
+// gozkTimeout is gozk with a session timeout of its own.
+func gozkTimeout(t *testing.T, timeout time.Duration, addrs ...string) *zk.Conn {
+	t.Helper()
+	c, ev, err := zk.Connect(addrs, timeout, zk.WithLogger(quietLogger{}))
 	if err != nil {
 		t.Fatal(err)
 	}
