@@ -34,7 +34,7 @@ func BenchmarkReverseMirror(b *testing.B) {
 	for i := range b.N {
 		b.StopTimer()
 		root := fmt.Sprintf("/bench-rm-%d-%d", time.Now().UnixNano(), i)
-		res := runMirrorLoad(b, root, false)
+		res := runMirrorLoad(b, root, false, *benchFlight)
 		b.StartTimer()
 		b.ReportMetric(res.journalRate, "journal-writes/s")
 		b.ReportMetric(res.mirrorRate, "mirror-entries/s")
@@ -76,7 +76,7 @@ func BenchmarkReverseMirrorBacklog(b *testing.B) {
 	for i := range b.N {
 		b.StopTimer()
 		root := fmt.Sprintf("/bench-rmb-%d-%d", time.Now().UnixNano(), i)
-		res := runMirrorLoad(b, root, true)
+		res := runMirrorLoad(b, root, true, *benchFlight)
 		b.StartTimer()
 		b.ReportMetric(res.journalRate, "journal-writes/s")
 		b.ReportMetric(res.mirrorRate, "backlog-entries/s")
@@ -88,16 +88,44 @@ func BenchmarkReverseMirrorBacklog(b *testing.B) {
 	}
 }
 
-// runMirrorLoad runs the benchmarks' load; with backlog the mirror starts
-// only once it ended.
-func runMirrorLoad(b *testing.B, root string, backlog bool) mirrorLoad {
+// BenchmarkReverseMirrorPipeline measures what pipelining buys, same run:
+// each iteration applies two equal backlogs (BenchmarkReverseMirrorBacklog's
+// load), one with one multi in flight at a time and one with
+// DefaultMaxInFlight, in alternating order, against the same ZooKeeper.
+// Reported: both backlog rates and their ratio (pipelined / one at a time).
+func BenchmarkReverseMirrorPipeline(b *testing.B) {
+	var one, many float64
+	for i := range b.N {
+		b.StopTimer()
+		var r1, r4 mirrorLoad
+		for k := range 2 {
+			root := fmt.Sprintf("/bench-rmp-%d-%d-%d", time.Now().UnixNano(), i, k)
+			if (i+k)%2 == 0 {
+				r1 = runMirrorLoad(b, root, true, 1)
+			} else {
+				r4 = runMirrorLoad(b, root, true, reversemirror.DefaultMaxInFlight)
+			}
+		}
+		b.StartTimer()
+		one, many = one+r1.mirrorRate, many+r4.mirrorRate
+		b.Logf("run %d (load %s): backlog one at a time %.0f entries/s (journal %.0f/s), pipelined %.0f entries/s (journal %.0f/s, at most %d in flight): %.3fx",
+			i+1, loadavg(), r1.mirrorRate, r1.journalRate, r4.mirrorRate, r4.journalRate, r4.inFlight, r4.mirrorRate/r1.mirrorRate)
+	}
+	b.ReportMetric(one/float64(b.N), "one-at-a-time-entries/s")
+	b.ReportMetric(many/float64(b.N), "pipelined-entries/s")
+	b.ReportMetric(many/one, "pipelined/one-at-a-time")
+}
+
+// runMirrorLoad runs the benchmarks' load, with the mirror's MaxInFlight at
+// inFlight; with backlog the mirror starts only once the load ended.
+func runMirrorLoad(b *testing.B, root string, backlog bool, inFlight int) mirrorLoad {
 	n, _ := startNode(b, raftjournal.PhasePrimary)
 	f := n.FSM()
 	var m *reversemirror.Mirror
 	startMirror := func() {
 		m = runMirror(b, n, func(c *reversemirror.Config) {
 			c.Marker += strings.ReplaceAll(root, "/", "-") // a journal of its own: a marker of its own
-			c.MaxInFlight = *benchFlight
+			c.MaxInFlight = inFlight
 			if *benchSentry {
 				c.Root = root
 			}

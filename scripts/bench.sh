@@ -46,6 +46,7 @@ for g in $groups; do
 		;;
 	rollback)
 		echo "== reverse mirror vs the journal's native writes (reversemirror)"; bench ./reversemirror/ 'ReverseMirror$' 3x -args -rm.writes="${RM_WRITES:-30000}"
+		echo "== reverse mirror: a backlog pipelined vs one multi at a time, same run"; bench ./reversemirror/ 'ReverseMirrorPipeline$' 6x -args -rm.writes="${RM_WRITES:-30000}"
 		echo "== the rollback (cutover --to shadow): duration vs the cutover's, 16 sessions through the proxy"
 		bench ./cutover/ 'Rollback$' 1x -args -rollback.nodes="${ROLLBACK_NODES:-100000}"
 		;;
@@ -133,6 +134,7 @@ for g in $groups; do
 		;;
 	rollback)
 		row "reverse mirror: entries/s vs the journal's native writes/s, 64 writers" "$(metric BenchmarkReverseMirror mirror/journal)x" "target >= 1x (keeps up); $(metric BenchmarkReverseMirror mirror-entries/s) vs $(metric BenchmarkReverseMirror journal-writes/s)/s, largest outbox $(metric BenchmarkReverseMirror max-pending), drained $(metric BenchmarkReverseMirror drain-ms) ms after the load"
+		row "reverse mirror: backlog applied pipelined vs one multi at a time" "$(metric BenchmarkReverseMirrorPipeline pipelined/one-at-a-time)x" "$(metric BenchmarkReverseMirrorPipeline pipelined-entries/s) vs $(metric BenchmarkReverseMirrorPipeline one-at-a-time-entries/s) entries/s (mean of 6 runs)"
 		row "rollback at ${ROLLBACK_NODES:-100000} znodes: duration vs the cutover's (same run)" "$(metric BenchmarkRollback rollback/cutover)x" "rollback $(metric BenchmarkRollback rollback-s) s (rebaseline $(metric BenchmarkRollback rebaseline-s) s), cutover $(metric BenchmarkRollback cutover-s) s; clients held $(metric BenchmarkRollback hold-ms) ms; longest request across $(metric BenchmarkRollback max-across-ms) ms vs p99 $(metric BenchmarkRollback baseline-p99-ms) ms; sessions lost $(metric BenchmarkRollback sessions-lost)"
 		;;
 	esac
