@@ -299,7 +299,7 @@ func startKazoo(t *testing.T, addr, root string) *kazoo {
 }
 
 // startKazooScript runs testdata/<script> against addr under root.
-func startKazooScript(t *testing.T, script, addr, root string) *kazoo {
+func startKazooScript(t *testing.T, script, addr, root string, args ...string) *kazoo {
 	t.Helper()
 	if out, err := exec.Command(kazooPython, "-c", "import kazoo").CombinedOutput(); err != nil {
 		t.Fatalf("kazoo is not installed for %s (apt-get install python3-kazoo; make deps): %v: %s", kazooPython, err, out)
@@ -308,7 +308,7 @@ func startKazooScript(t *testing.T, script, addr, root string) *kazoo {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cmd := exec.Command(kazooPython, script, addr, root)
+	cmd := exec.Command(kazooPython, append([]string{script, addr, root}, args...)...)
 	cmd.Env = append(slices.DeleteFunc(os.Environ(), func(kv string) bool {
 		return strings.HasPrefix(kv, "PYTHONPATH=") || strings.HasPrefix(kv, "PYTHONHOME=") || strings.HasPrefix(kv, "VIRTUAL_ENV=")
 	}), "PYTHONDONTWRITEBYTECODE=1")

@@ -240,7 +240,13 @@ func (r *rig) waitMirrored(t *testing.T, ids ...int64) {
 
 func gozkThrough(t *testing.T, addr string) (*gozk.Conn, <-chan gozk.Event) {
 	t.Helper()
-	c, ev, err := gozk.Connect([]string{addr, addr}, 10*time.Second, gozk.WithLogger(slogPrintf{testlog.New(t).With("client", "go-zookeeper")}))
+	return gozkThroughTimeout(t, addr, 10*time.Second)
+}
+
+// gozkThroughTimeout is gozkThrough with the session timeout asked for.
+func gozkThroughTimeout(t *testing.T, addr string, timeout time.Duration) (*gozk.Conn, <-chan gozk.Event) {
+	t.Helper()
+	c, ev, err := gozk.Connect([]string{addr, addr}, timeout, gozk.WithLogger(slogPrintf{testlog.New(t).With("client", "go-zookeeper")}))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,7 +1,8 @@
 """A kazoo client that writes while the journal is primary and lives through
 the rollback (cutover's TestRollbackCluster).
 
-Connects through a proxy (argv[1]), creates ROOT (argv[2]) and an ephemeral
+Connects through a proxy (argv[1]) with a session timeout of argv[3] seconds
+(default 10), creates ROOT (argv[2]) and an ephemeral
 ROOT/eph, and prints {"ready": ..., "session": ...}. Then, one command a line:
 
   write PREFIX  writes nodes of every kind under PREFIX (persistent,
@@ -24,8 +25,9 @@ from kazoo.retry import KazooRetry
 from kazoo.security import make_acl, make_digest_acl
 
 hosts, root = sys.argv[1], sys.argv[2]
+timeout = float(sys.argv[3]) if len(sys.argv) > 3 else 10.0  # the session's, seconds
 retry = dict(max_tries=-1, delay=0.05, backoff=1.5, max_delay=0.5)
-zk = KazooClient(hosts=hosts, timeout=10.0, connection_retry=retry)
+zk = KazooClient(hosts=hosts, timeout=timeout, connection_retry=retry)
 states = []
 zk.add_listener(lambda s: states.append(str(s)))
 zk.start(timeout=60)
