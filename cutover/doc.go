@@ -204,8 +204,11 @@
 // clients to the journal. A proxy that relays to the journal while the
 // newest applied phase is shadow (it missed the call, or restarted) switches
 // back by itself; one that starts after a rollback loads the zxid map so its
-// clients' journal zxids are rewritten too. The agent reads the phase of the
-// member that applied the most (a lagging member may still say primary).
+// clients' journal zxids are rewritten too — one that had switched (it was
+// down for the commit) loads it before it relays anything, and forgets its
+// switch record, so that its next start does not wait for the journal. The
+// agent reads the phase of the member that applied the most (a lagging
+// member may still say primary).
 //
 // Clients connected straight to journal nodes' client ports (not through a
 // proxy) cannot roll back with their sessions: nothing rewrites their last
