@@ -110,8 +110,8 @@ func (r *rig) startClients(t *testing.T, ctx context.Context, s *clusterSide, lo
 	if !load {
 		return s
 	}
-	w, err := rehearsal.Start(ctx, rehearsal.Config{Hosts: []string{addr, addr}, Root: "/load-" + id, Writers: 2, Watchers: 1, NoKazoo: true,
-		WriteEvery: 20 * time.Millisecond, Logger: testlog.New(t).With("component", "rehearsal", "proxy", id)})
+	w, err := rehearsal.Start(ctx, rehearsal.Config{Hosts: []string{addr, addr}, Root: "/load-" + id, Writers: 1, Watchers: 1, NoKazoo: true,
+		WriteEvery: 40 * time.Millisecond, Logger: testlog.New(t).With("component", "rehearsal", "proxy", id)})
 	if err != nil {
 		t.Fatal(err)
 	}
