@@ -27,13 +27,21 @@ import (
 // mirror, when not nil, changes each node's reverse-mirror spec.
 func newRollbackClusterRig(t *testing.T, mirror func(*testproc.ReverseMirrorSpec)) *rig {
 	t.Helper()
-	return newClusterRigWith(t, rollbackEnsemble(), func(r *rig, s *testproc.JournalSpec) {
+	r := newClusterRigWith(t, rollbackEnsemble(), func(r *rig, s *testproc.JournalSpec) {
 		s.SuperDigest = znode.DigestID(rollbackSuper)
 		s.ReverseMirror = testproc.ReverseMirrorSpec{Hosts: r.ens.Hosts(), SuperCred: rollbackSuper}
 		if mirror != nil {
 			mirror(&s.ReverseMirror)
 		}
 	})
+	t.Cleanup(func() {
+		if t.Failed() {
+			for _, p := range r.procs {
+				t.Logf("journal node %s's log:\n%s", p.Spec.ID, testproc.LogTail(p.Spec.LogFile(), 80))
+			}
+		}
+	})
+	return r
 }
 
 // clusterSide is one proxy of a cluster rig and the clients on it: kazoo and
@@ -83,6 +91,14 @@ func (r *rig) startSide(t *testing.T, ctx context.Context, id string, load bool)
 	t.Helper()
 	p := r.startProxyWith(id, r.jc, func(c *dualwrite.Config, _ *AgentConfig) { c.Auth = []string{"digest:" + rollbackSuper} })
 	return r.startClients(t, ctx, &clusterSide{id: id, addr: p.tap.Addr(), p: p, r: r}, load, 10*time.Second)
+}
+
+// startSideTimeout is startSide, without the load, with the clients'
+// sessions timing out after sessionTimeout.
+func (r *rig) startSideTimeout(t *testing.T, ctx context.Context, id string, sessionTimeout time.Duration) *clusterSide {
+	t.Helper()
+	p := r.startProxyWith(id, r.jc, func(c *dualwrite.Config, _ *AgentConfig) { c.Auth = []string{"digest:" + rollbackSuper} })
+	return r.startClients(t, ctx, &clusterSide{id: id, addr: p.tap.Addr(), p: p, r: r}, false, sessionTimeout)
 }
 
 // startProcSide is startSide with the proxy in a process of its own, its
@@ -472,6 +488,29 @@ func TestRollbackCluster(t *testing.T) {
 		s.primaryWrites(t, 1)
 		waitWrites(t, s.load, time.Now(), 30, "proxy "+s.id+"'s load on the journal")
 	}
+	// A rollback whose drain would outlast the clients' sessions is
+	// refused: held clients cannot ping, so the drain and the commit get
+	// half the shortest session timeout (10 s here); the hook stands for a
+	// drain slower than that (a deliberate delay, not a wait for an event).
+	// The clients go on on the journal with their sessions.
+	o := r.rollbackOptions()
+	o.stepHook = func(step string) error {
+		if step == "hold" {
+			<-time.After(6 * time.Second)
+		}
+		return nil
+	}
+	rep, err := ToShadow(ctx, o)
+	var ae *RollbackAbortError
+	if !errors.As(err, &ae) || !strings.Contains(err.Error(), "half the shortest session timeout") {
+		t.Fatalf("a rollback whose drain outlasts half the sessions' timeout: want it refused, saying why; got %v (report %+v)", err, rep)
+	}
+	t.Logf("refused: %v", err)
+	for _, s := range sides {
+		s.checkTap(t, dualwrite.BackendJournal, "after the refused rollback")
+	}
+	checkSessions(t, sides, "on the journal after the refused rollback")
+
 	// A session the journal mints, through the second proxy: it cannot live
 	// on in ZooKeeper; it expires at the rollback, with its ephemeral.
 	minted, _ := gozkThrough(t, sides[1].addr)
@@ -495,7 +534,7 @@ func TestRollbackCluster(t *testing.T) {
 	// at the proxies), the drain, the commit and the switch back, and stop
 	// before the rebaseline: under writes that never pause, its comparisons
 	// settle only by chance (3 and 4 of its 5 passes in two runs here).
-	o := r.rollbackOptions()
+	o = r.rollbackOptions()
 	o.stepHook = func(step string) error {
 		if step == "switch" {
 			for _, s := range sides {
@@ -506,7 +545,7 @@ func TestRollbackCluster(t *testing.T) {
 		}
 		return nil
 	}
-	rep, err := ToShadow(ctx, o)
+	rep, err = ToShadow(ctx, o)
 	if err != nil {
 		t.Fatalf("rollback: %v\nsteps %+v", err, rep)
 	}
@@ -538,105 +577,157 @@ func TestRollbackCluster(t *testing.T) {
 	t.Logf("wall time %s", time.Since(start).Round(time.Second))
 }
 
-// TestRollbackClusterLeaderKilled: the journal's leader — the node whose
-// reverse mirror applies — is killed with kill -9 right after the rollback
-// held the two proxies, with journal writes still owed to ZooKeeper (the
-// mirror is throttled to one entry per multi, 150 ms apart). The new
-// leader's mirror resumes from ZooKeeper's marker and the drain goes on;
-// the rollback either commits within the hold, or refuses with the journal
-// still primary and the proxies released to it, saying so — and then a
-// second rollback commits. Either way: ZooKeeper holds every write
-// acknowledged in primary through both proxies, the sessions of kazoo and
-// go-zookeeper on both proxies survive, mirroring resumes through both, and
-// ZooKeeper equals all three members once the killed node is back.
+// TestRollbackClusterLeaderKilled: two round trips through two proxies
+// and a three-node journal, and in each rollback the journal's leader — the
+// node whose reverse mirror applies — is killed with kill -9:
+//
+//   - right after the rollback held the proxies, with journal writes still
+//     owed to ZooKeeper (the mirror is throttled to one entry per multi,
+//     150 ms apart): the new leader's mirror resumes from ZooKeeper's marker
+//     and the drain goes on;
+//   - right after the commit, before its mirror was seen letting go of the
+//     ZooKeeper sessions it kept: the proxies switch back without waiting
+//     for the election (the sessions the dead mirror kept run out in
+//     ZooKeeper meanwhile), the clients resume them, and a journal-minted
+//     session's ephemeral still goes.
+//
+// The rollback either commits, or refuses with the journal still primary
+// and the proxies released to it, saying so — and then a second rollback
+// commits. Either way: ZooKeeper holds every write acknowledged in primary
+// through both proxies, the sessions of kazoo and go-zookeeper on both
+// proxies survive, mirroring resumes through both, and ZooKeeper equals all
+// three members once the killed node is back.
 func TestRollbackClusterLeaderKilled(t *testing.T) {
 	t.Parallel()
 	start := time.Now()
 	r := newRollbackClusterRig(t, func(m *testproc.ReverseMirrorSpec) { m.Throttle, m.MaxBatchOps = 150*time.Millisecond, 1 })
 	ctx, cancel := context.WithTimeout(context.Background(), 8*time.Minute)
 	defer cancel()
-	sides := []*clusterSide{r.startSide(t, ctx, "p1", false), r.startSide(t, ctx, "p2", false)}
+	// The throttled drain holds the clients for seconds (9–17 s here under
+	// load), and the drain and the commit get half the shortest session
+	// timeout: sessions of 40 s leave it 20 s.
+	sides := []*clusterSide{r.startSideTimeout(t, ctx, "p1", 40*time.Second), r.startSideTimeout(t, ctx, "p2", 40*time.Second)}
 	r.waitSessionsKnown(t, ctx)
-	r.cutoverRetrying(t, ctx, sides)
-	checkSessions(t, sides, "on the journal")
-	for _, s := range sides {
-		s.primaryWrites(t, 1)
-	}
+	for round, killAt := range []string{"hold", "commit"} {
+		round++
+		r.cutoverRetrying(t, ctx, sides)
+		checkSessions(t, sides, "on the journal")
+		for _, s := range sides {
+			s.primaryWrites(t, round)
+		}
+		// A session the journal mints, with an ephemeral: whichever node
+		// leads after the commit, it must not outlive the rollback in
+		// ZooKeeper.
+		minted, _ := gozkThrough(t, sides[1].addr)
+		mintedEph := fmt.Sprintf("/gz-p2/minted-%d", round)
+		testlog.WaitFor(t, 60*time.Second, "the journal-minted session's ephemeral", func() error {
+			_, err := minted.Create(mintedEph, nil, gozk.FlagEphemeral, gozk.WorldACL(gozk.PermAll))
+			if err == nil || errors.Is(err, gozk.ErrNodeExists) {
+				return nil
+			}
+			return err
+		})
 
-	o := r.rollbackOptions()
-	o.MaxLag = 5 * time.Minute // the throttled mirror lags on purpose
-	o.HoldTimeout = 45 * time.Second
-	var killed *testproc.Journal
-	pending := -1
-	o.stepHook = func(step string) error {
-		if step != "hold" || killed != nil {
+		o := r.rollbackOptions()
+		o.MaxLag = 5 * time.Minute // the throttled mirror lags on purpose
+		o.HoldTimeout = 45 * time.Second
+		var killed *testproc.Journal
+		pending := -1
+		o.stepHook = func(step string) error {
+			if step != killAt || killed != nil {
+				return nil
+			}
+			for _, a := range r.liveAdmins() {
+				if js, err := raftjournal.NewAdminClient(a, creds()).CutoverState(ctx, "zk2raft/"); err == nil && js.ReverseMirror != nil {
+					pending = js.ReverseMirror.PendingEntries
+					break
+				}
+			}
+			lp, err := r.leaderProc(ctx)
+			if err != nil {
+				return err
+			}
+			killed = lp
+			lp.Kill()
 			return nil
 		}
-		for _, a := range r.admins {
-			if js, err := raftjournal.NewAdminClient(a, creds()).CutoverState(ctx, "zk2raft/"); err == nil && js.ReverseMirror != nil {
-				pending = js.ReverseMirror.PendingEntries
-				break
+		rep, err := ToShadow(ctx, o)
+		if killed == nil {
+			t.Fatalf("round %d: the rollback did not reach the %s step: %v\nsteps %+v", round, killAt, err, rep)
+		}
+		t.Logf("round %d: killed the leader %s after the %s step with %d journal entries owed to ZooKeeper", round, killed.Spec.ID, killAt, pending)
+		if killAt == "hold" && pending <= 0 {
+			t.Fatalf("the leader was killed with %d entries owed to ZooKeeper: the drain had nothing to resume", pending)
+		}
+		var ae *RollbackAbortError
+		switch {
+		case err == nil:
+			t.Logf("round %d: the rollback committed", round)
+		case errors.As(err, &ae) && killAt == "hold":
+			// Refused, with nothing lost: the journal is still primary and
+			// the proxies relay to it again; a second rollback goes through.
+			t.Logf("round %d: the rollback refused: %v", round, err)
+			for id, ph := range r.phases(ctx) {
+				if ph != raftjournal.PhasePrimary.String() {
+					t.Fatalf("after the refused rollback member %s is %s", id, ph)
+				}
+			}
+			for _, s := range sides {
+				s.checkTap(t, dualwrite.BackendJournal, "after the refused rollback")
+			}
+			testlog.WaitFor(t, 2*time.Minute, "the reverse mirror to catch up", func() error {
+				js, err := raftjournal.NewAdminClient(r.liveAdmins()[0], creds()).CutoverState(ctx, "zk2raft/")
+				if err != nil || js.ReverseMirror == nil || js.ReverseMirror.PendingEntries > 0 {
+					return fmt.Errorf("%+v %v", js.ReverseMirror, err)
+				}
+				return nil
+			})
+			if rep, err = ToShadow(ctx, r.rollbackOptions()); err != nil {
+				t.Fatalf("the second rollback: %v\nsteps %+v", err, rep)
+			}
+		default:
+			t.Fatalf("round %d: rollback with the leader killed after the %s step: %v\nsteps %+v", round, killAt, err, rep)
+		}
+		r.checkRolledBack(t, ctx, rep, sides)
+		if killAt == "commit" {
+			// Every node runs a mirror: the report must not say otherwise
+			// while the others elect a leader.
+			for _, st := range rep.Steps {
+				if st.Name == "switch" && strings.Contains(st.Detail, "runs no reverse mirror") {
+					t.Errorf("round %d: the switch step says %q", round, st.Detail)
+				}
 			}
 		}
-		lp, err := r.leaderProc(ctx)
-		if err != nil {
-			return err
-		}
-		killed = lp
-		lp.Kill()
-		return nil
-	}
-	rep, err := ToShadow(ctx, o)
-	if killed == nil {
-		t.Fatalf("the rollback did not reach the hold: %v\nsteps %+v", err, rep)
-	}
-	t.Logf("killed the leader %s with %d journal entries owed to ZooKeeper", killed.Spec.ID, pending)
-	if pending <= 0 {
-		t.Fatalf("the leader was killed with %d entries owed to ZooKeeper: the drain had nothing to resume", pending)
-	}
-	var ae *RollbackAbortError
-	switch {
-	case err == nil:
-		t.Logf("the rollback committed through the new leader")
-	case errors.As(err, &ae):
-		// Refused, with nothing lost: the journal is still primary and the
-		// proxies relay to it again; a second rollback goes through.
-		t.Logf("the rollback refused: %v", err)
-		for id, ph := range r.phases(ctx) {
-			if ph != raftjournal.PhasePrimary.String() {
-				t.Fatalf("after the refused rollback member %s is %s", id, ph)
-			}
-		}
+		// The test's own client straight to ZooKeeper is closed before the
+		// next cutover, whose direct-clients gate would refuse it.
+		zk := r.superZK(t)
 		for _, s := range sides {
-			s.checkTap(t, dualwrite.BackendJournal, "after the refused rollback")
+			s.checkZooKeeper(t, zk)
 		}
-		if rep, err = ToShadow(ctx, r.rollbackOptions()); err != nil {
-			t.Fatalf("the second rollback: %v\nsteps %+v", err, rep)
-		}
-	default:
-		t.Fatalf("rollback with the leader killed: %v\nsteps %+v", err, rep)
-	}
-	r.checkRolledBack(t, ctx, rep, sides)
+		checkSessions(t, sides, "back on ZooKeeper")
+		testlog.WaitFor(t, 2*time.Minute, "the journal-minted session's ephemeral to leave ZooKeeper", func() error {
+			if _, _, err := zk.GetData(ctx, mintedEph); !errors.Is(err, zkclient.ErrNoNode) {
+				return fmt.Errorf("%s: %v", mintedEph, err)
+			}
+			return nil
+		})
+		minted.Close()
 
-	zk := r.superZK(t)
-	for _, s := range sides {
-		s.checkZooKeeper(t, zk)
-	}
-	checkSessions(t, sides, "back on ZooKeeper")
-
-	// The killed node comes back and catches up.
-	spec := killed.Spec
-	spec.Bootstrap, spec.Join = false, ""
-	for i, p := range r.procs {
-		if p == killed {
-			r.procs[i] = testproc.StartJournal(t, spec)
-			r.procs[i].WaitListening(t, spec.AdminAddr, time.Minute)
+		// The killed node comes back and catches up.
+		spec := killed.Spec
+		spec.Bootstrap, spec.Join = false, ""
+		for i, p := range r.procs {
+			if p == killed {
+				r.procs[i] = testproc.StartJournal(t, spec)
+				r.procs[i].WaitListening(t, spec.AdminAddr, time.Minute)
+			}
 		}
-	}
-	r.mirroringResumes(t, ctx, sides, "after-rollback")
-	testlog.WaitFor(t, 2*time.Minute, "ZooKeeper equal to each of the three journal members", func() error { return r.membersEqualZooKeeper(ctx) })
-	if n := len(r.liveAdmins()); n != 3 {
-		t.Fatalf("%d journal members run, want 3", n)
+		r.mirroringResumes(t, ctx, sides, fmt.Sprintf("after-rollback-%d", round))
+		testlog.WaitFor(t, 2*time.Minute, "ZooKeeper equal to each of the three journal members", func() error { return r.membersEqualZooKeeper(ctx) })
+		if n := len(r.liveAdmins()); n != 3 {
+			t.Fatalf("%d journal members run, want 3", n)
+		}
+		zk.Close()
 	}
 	for _, s := range sides {
 		s.k.send(t, "stop")
