@@ -353,6 +353,7 @@ func forcedNote(force []string) string {
 // replicated outbox is empty (its cursor, the marker's index, is the last
 // write's), read after a read barrier.
 func (r *run) drainReverse(ctx context.Context) (string, error) {
+	var pending error // what the journal last said is pending
 	for {
 		js, err := r.journalState(ctx)
 		if err == nil {
@@ -365,6 +366,9 @@ func (r *run) drainReverse(ctx context.Context) (string, error) {
 					rm.AckedIndex, rm.AckedZkZxid, js.AppliedIndex), nil
 			}
 			err = fmt.Errorf("%d entries pending, oldest %.1fs old", rm.PendingEntries, rm.LagSeconds)
+			pending = err
+		} else if ctx.Err() != nil && pending != nil {
+			err = pending // the call the deadline cut short says nothing new
 		}
 		select {
 		case <-ctx.Done():
