@@ -11,11 +11,11 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
-	"net"
 	"os"
+	"runtime"
 	"runtime/pprof"
+	"runtime/trace"
 	"testing"
 	"time"
 
@@ -36,11 +36,18 @@ type tapSpec struct {
 	JournalDir, RaftAddr string
 	Sync                 bool
 	CPUProfile           string // file for a CPU profile of the process's life
+	Trace                string // file for a runtime/trace of the process's life
 	// BytesRelay runs, in place of a Tap, a relay that copies bytes without
 	// decoding or mirroring anything: the floor of any proxy's cost.
 	BytesRelay bool
+	RelayMode  string // the byte relay's way of copying (relayModes), "" for io.Copy
 	// QueueNoSync skips the queue's fsyncs (experiments only).
 	QueueNoSync bool
+	// NoJournal leaves the tap without a journal (startTapProcess fills in
+	// JournalDir otherwise): its mirrors stay in the queue (experiments only).
+	NoJournal bool
+	// GOMAXPROCS, when > 0, sets the process's (experiments only).
+	GOMAXPROCS int
 }
 
 // downJournal is a journal cluster that cannot be reached.
@@ -59,6 +66,9 @@ func TestTapProcess(t *testing.T) {
 	if !testproc.Child(tapProcessEnv, &spec) {
 		return
 	}
+	if spec.GOMAXPROCS > 0 {
+		runtime.GOMAXPROCS(spec.GOMAXPROCS)
+	}
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	if spec.CPUProfile != "" {
 		f, err := os.Create(spec.CPUProfile)
@@ -71,14 +81,26 @@ func TestTapProcess(t *testing.T) {
 		}
 		defer pprof.StopCPUProfile() // before os.Exit, below
 	}
+	if spec.Trace != "" {
+		f, err := os.Create(spec.Trace)
+		if err == nil {
+			err = trace.Start(f)
+		}
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "trace:", err)
+			os.Exit(3)
+		}
+		defer trace.Stop()
+	}
 	if spec.BytesRelay {
-		if err := bytesRelay(spec.Listen, spec.ZK); err != nil {
+		if err := bytesRelay(spec.Listen, spec.ZK, spec.RelayMode); err != nil {
 			fmt.Fprintln(os.Stderr, "relay:", err)
 			os.Exit(3)
 		}
 		testproc.WaitSignal()
 		fmt.Println("{}")
 		pprof.StopCPUProfile()
+		trace.Stop()
 		os.Exit(0)
 	}
 	cfg := DefaultConfig()
@@ -126,33 +148,6 @@ func TestTapProcess(t *testing.T) {
 	tap.Close()
 	closeJournal()
 	pprof.StopCPUProfile()
+	trace.Stop()
 	os.Exit(code)
-}
-
-// bytesRelay relays every connection to listen to one of servers, round
-// robin, copying bytes both ways.
-func bytesRelay(listen string, servers []string) error {
-	ln, err := net.Listen("tcp", listen)
-	if err != nil {
-		return err
-	}
-	go func() {
-		for i := 0; ; i++ {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			go func() {
-				defer c.Close()
-				s, err := net.Dial("tcp", servers[i%len(servers)])
-				if err != nil {
-					return
-				}
-				defer s.Close()
-				go func() { io.Copy(s, c); s.(*net.TCPConn).CloseWrite() }()
-				io.Copy(c, s)
-			}()
-		}
-	}()
-	return nil
 }
