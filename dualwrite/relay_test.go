@@ -7,11 +7,14 @@ package dualwrite
 // process per connection, a select loop, blocking reads and writes).
 
 import (
+	"bytes"
 	"errors"
 	"io"
 	"net"
 	"runtime"
 	"syscall"
+	"testing"
+	"time"
 )
 
 // relayModes are the Go byte relays of -load.relays, by name: the mode
@@ -24,17 +27,18 @@ var relayModes = map[string]string{
 }
 
 // bytesRelay relays every connection to listen to one of servers, round
-// robin, copying bytes both ways as mode says (relayModes; "" is "copy").
-func bytesRelay(listen string, servers []string, mode string) error {
+// robin, copying bytes both ways as mode says (relayModes' values; "" is
+// "copy"), until its listener is closed.
+func bytesRelay(listen string, servers []string, mode string) (net.Listener, error) {
 	relay := map[string]func(c, s *net.TCPConn){
 		"": relayCopy, "copy": relayCopy, "rw": relayRW, "locked": relayLocked, "epoll": relayEpoll,
 	}[mode]
 	if relay == nil {
-		return errors.New("unknown relay mode " + mode)
+		return nil, errors.New("unknown relay mode " + mode)
 	}
 	ln, err := net.Listen("tcp", listen)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	go func() {
 		for i := 0; ; i++ {
@@ -53,7 +57,7 @@ func bytesRelay(listen string, servers []string, mode string) error {
 			}()
 		}
 	}()
-	return nil
+	return ln, nil
 }
 
 func relayCopy(c, s *net.TCPConn) {
@@ -193,5 +197,62 @@ func relayEpoll(c, s *net.TCPConn) {
 				open--
 			}
 		}
+	}
+}
+
+// TestBytesRelayModes: every relay of relayModes carries a stream both ways
+// unchanged and passes the end of it on (the benchmarks' baselines must be
+// relays, not something faster that drops bytes).
+func TestBytesRelayModes(t *testing.T) {
+	echo, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer echo.Close()
+	go func() {
+		for {
+			c, err := echo.Accept()
+			if err != nil {
+				return
+			}
+			go func() { io.Copy(c, c); c.Close() }()
+		}
+	}()
+	want := make([]byte, 1<<20)
+	for i := range want {
+		want[i] = byte(i*7 + i>>11)
+	}
+	for name, mode := range relayModes {
+		t.Run(name, func(t *testing.T) {
+			ln, err := bytesRelay("127.0.0.1:0", []string{echo.Addr().String()}, mode)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer ln.Close()
+			c, err := net.Dial("tcp", ln.Addr().String())
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer c.Close()
+			c.SetDeadline(time.Now().Add(time.Minute))
+			werr := make(chan error, 1)
+			go func() {
+				_, err := c.Write(want)
+				if err == nil {
+					err = c.(*net.TCPConn).CloseWrite()
+				}
+				werr <- err
+			}()
+			got, err := io.ReadAll(c) // up to the echo's close, relayed
+			if err != nil {
+				t.Fatalf("read through the relay: %v", err)
+			}
+			if err := <-werr; err != nil {
+				t.Fatalf("write through the relay: %v", err)
+			}
+			if !bytes.Equal(got, want) {
+				t.Fatalf("relayed %d bytes, want the %d sent back unchanged", len(got), len(want))
+			}
+		})
 	}
 }

@@ -93,7 +93,7 @@ func TestTapProcess(t *testing.T) {
 		defer trace.Stop()
 	}
 	if spec.BytesRelay {
-		if err := bytesRelay(spec.Listen, spec.ZK, spec.RelayMode); err != nil {
+		if _, err := bytesRelay(spec.Listen, spec.ZK, spec.RelayMode); err != nil {
 			fmt.Fprintln(os.Stderr, "relay:", err)
 			os.Exit(3)
 		}
