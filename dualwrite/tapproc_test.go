@@ -7,6 +7,7 @@ package dualwrite
 // proxy benchmark (which accounts its CPU time apart and pins it to a CPU).
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -16,6 +17,7 @@ import (
 	"runtime"
 	"runtime/pprof"
 	"runtime/trace"
+	"strings"
 	"testing"
 	"time"
 
@@ -48,6 +50,28 @@ type tapSpec struct {
 	NoJournal bool
 	// GOMAXPROCS, when > 0, sets the process's (experiments only).
 	GOMAXPROCS int
+}
+
+// variant names what the process is when it is not the plain tap, for
+// file names: "" for the tap, else e.g. ".relay-copy", ".nojournal-p1".
+func (s tapSpec) variant() string {
+	var v []string
+	if s.BytesRelay {
+		v = append(v, "relay-"+cmp.Or(s.RelayMode, "copy"))
+	}
+	if s.NoJournal {
+		v = append(v, "nojournal")
+	}
+	if s.QueueNoSync {
+		v = append(v, "nosync")
+	}
+	if s.GOMAXPROCS > 0 {
+		v = append(v, fmt.Sprintf("p%d", s.GOMAXPROCS))
+	}
+	if len(v) == 0 {
+		return ""
+	}
+	return "." + strings.Join(v, "-")
 }
 
 // downJournal is a journal cluster that cannot be reached.
