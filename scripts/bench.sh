@@ -34,7 +34,7 @@ for g in $groups; do
 	proxy)
 		echo "== dual-write proxy (dualwrite)"
 		bench ./dualwrite/ 'Proxy$' 2x -load.dur=3s
-		# Interleaved rounds (direct, tap, byte relay), median of per-round ratios.
+		# Interleaved rounds (direct, tap, Go byte relay, socat), median of per-round ratios.
 		bench ./dualwrite/ 'ProxyCreates$|ProxyKazoo$' 7x -load.dur=1s
 		;;
 	zkserver) echo "== the journal's client port vs ZooKeeper (zkserver)"; bench ./zkserver/ 'VsZooKeeper$|MemoryVsZooKeeper$' 1x ;;
@@ -116,10 +116,12 @@ for g in $groups; do
 		done
 		for cpu in shared own-cpu; do
 			for n in 1 3000; do
-				row "proxy creates, $n in flight on one connection, $cpu: tap vs direct" "$(metric "BenchmarkProxyCreates/$cpu/inflight=$n" tap-ratio)x" "target >= 0.8x; byte relay $(metric "BenchmarkProxyCreates/$cpu/inflight=$n" relay-ratio)x; direct $(metric "BenchmarkProxyCreates/$cpu/inflight=$n" direct-creates/s) creates/s; CPU per create tap $(metric "BenchmarkProxyCreates/$cpu/inflight=$n" tap-cpu-us/op) us, relay $(metric "BenchmarkProxyCreates/$cpu/inflight=$n" relay-cpu-us/op) us"
+				b="BenchmarkProxyCreates/$cpu/inflight=$n"
+				row "proxy creates, $n in flight on one connection, $cpu: tap vs direct" "$(metric "$b" tap-ratio)x" "target >= 0.8x; Go byte relay $(metric "$b" relay-ratio)x, socat $(metric "$b" socat-ratio)x; direct $(metric "$b" direct-creates/s) creates/s; CPU per create tap $(metric "$b" tap-cpu-us/op) us, relay $(metric "$b" relay-cpu-us/op) us, socat $(metric "$b" socat-cpu-us/op) us"
 			done
 			for op in set get; do
-				row "proxy kazoo sequential $op, $cpu: p50 latency tap vs direct" "$(metric "BenchmarkProxyKazoo/$cpu" $op-p50-ratio)x" "target <= 1.2x; byte relay $(metric "BenchmarkProxyKazoo/$cpu" relay-$op-p50-ratio)x; mean $(metric "BenchmarkProxyKazoo/$cpu" $op-mean-ratio)x; direct p50 $(metric "BenchmarkProxyKazoo/$cpu" direct-$op-p50-ms) ms"
+				b="BenchmarkProxyKazoo/$cpu"
+				row "proxy kazoo sequential $op, $cpu: p50 latency tap vs direct" "$(metric "$b" $op-p50-ratio)x" "target <= 1.2x; Go byte relay $(metric "$b" relay-$op-p50-ratio)x, socat $(metric "$b" socat-$op-p50-ratio)x; mean $(metric "$b" $op-mean-ratio)x; direct p50 $(metric "$b" direct-$op-p50-ms) ms"
 			done
 		done
 		;;
