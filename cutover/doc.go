@@ -61,7 +61,11 @@
 //  2. Fence: TokenKey = "<cutover>/hold".
 //  3. Hold: every proxy stops sending requests to ZooKeeper (dualwrite's
 //     Hold: held requests are neither in flight nor sent), deadline
-//     HoldTimeout.
+//     HoldTimeout. Held clients cannot ping, and ZooKeeper expires a silent
+//     session: the drain, the proof and the commit get at most half the
+//     shortest timeout of ZooKeeper's sessions (mirrored in the journal),
+//     past which the cutover is refused with the clients released, their
+//     sessions alive.
 //  4. Drain: no request in flight at any proxy, every mirror and session
 //     event committed by the journal.
 //  5. Proof: an alignment write through a proxy's own session lands ZooKeeper

@@ -214,12 +214,7 @@ func ToShadow(ctx context.Context, o Options) (*Report, error) {
 	// sessions the rollback hands back to ZooKeeper, and a rollback that
 	// needs longer is refused with the clients released, sessions and all.
 	// The proxies' own deadline stays HoldTimeout.
-	budget := o.HoldTimeout
-	budgetNote := ""
-	if shortest := r.shortestSessionTimeout(ctx); shortest > 0 && shortest/2 < budget {
-		budget = shortest / 2
-		budgetNote = fmt.Sprintf("; drain and commit within %s, half the shortest session timeout (%s): held clients cannot ping, and the journal would expire their sessions", budget, shortest)
-	}
+	budget, budgetNote := r.holdBudget(ctx, raftjournal.PhaseShadow)
 	holdStart := time.Now()
 	deadline := holdStart.Add(budget)
 	holdErrs := e.callAll(ctx, proxies, "/cutover/hold",
@@ -305,18 +300,26 @@ func ToShadow(ctx context.Context, o Options) (*Report, error) {
 	return r.finish(ctx, "committed"), nil
 }
 
-// shortestSessionTimeout returns the shortest timeout among the sessions
-// the journal adopted from ZooKeeper (0 when there are none or the journal
-// does not answer): those a rollback hands back. A session the journal
-// minted ends at the commit whatever the drain takes.
-func (r *run) shortestSessionTimeout(ctx context.Context) time.Duration {
+// holdBudget is how long a hold may last before the commit: HoldTimeout,
+// or half the shortest timeout among the sessions the held clients keep
+// alive by pinging, when that is shorter. Held clients cannot ping: going
+// forward ZooKeeper expires its sessions (the journal mirrors the expiry),
+// going back the journal's leader expires the sessions it hands back (and
+// the reverse mirror ends them in ZooKeeper, ephemerals and all). A session
+// the journal minted ends at the rollback's commit whatever the hold takes.
+// The note, empty when HoldTimeout stands, is for the hold step's detail.
+func (r *run) holdBudget(ctx context.Context, to raftjournal.Phase) (time.Duration, string) {
 	js, err := r.journalState(ctx)
 	if err != nil {
-		r.o.Logger.Warn("rollback: cannot read the sessions' timeouts; the drain gets the whole hold", "err", err)
-		return 0
+		r.o.Logger.Warn("cutover: cannot read the sessions' timeouts; the hold gets its whole deadline", "err", err)
+		return r.o.HoldTimeout, ""
+	}
+	sessions := js.SourceSessions // ZooKeeper's, mirrored in shadow
+	if to == raftjournal.PhaseShadow {
+		sessions = js.Sessions
 	}
 	var shortest time.Duration
-	for _, s := range js.Sessions {
+	for _, s := range sessions {
 		if raftjournal.JournalSession(s.ID) {
 			continue
 		}
@@ -324,7 +327,10 @@ func (r *run) shortestSessionTimeout(ctx context.Context) time.Duration {
 			shortest = d
 		}
 	}
-	return shortest
+	if shortest == 0 || shortest/2 >= r.o.HoldTimeout {
+		return r.o.HoldTimeout, ""
+	}
+	return shortest / 2, fmt.Sprintf("; done within %s, half the shortest session timeout (%s): held clients cannot ping", shortest/2, shortest)
 }
 
 // RollbackAbortError says the rollback stopped before its commit and
