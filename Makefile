@@ -18,16 +18,17 @@ build:
 	$(GO) build -o $(BIN) ./cmd/zk2raft
 
 # ZooKeeper 3.8 from Debian's package (it brings a Java runtime), kazoo,
-# Curator and a JDK (the independent clients of zkserver's tests), unless present.
-DEB_PACKAGES := zookeeper default-jre-headless default-jdk-headless python3-kazoo libcurator-framework-java libcurator-recipes-java
+# Curator and a JDK (the independent clients of zkserver's tests), and socat
+# (the proxy benchmarks' relay not written here), unless present.
+DEB_PACKAGES := zookeeper default-jre-headless default-jdk-headless python3-kazoo libcurator-framework-java libcurator-recipes-java socat
 
 deps: deps-system deps-go
 
 deps-system:
 	@if [ -f /usr/share/java/zookeeper.jar ] && command -v java >/dev/null 2>&1 && command -v javac >/dev/null 2>&1 \
 		&& [ -f /usr/share/java/curator-recipes.jar ] && [ -f /usr/share/java/curator-framework.jar ] \
-		&& /usr/bin/python3 -c 'import kazoo' >/dev/null 2>&1; then \
-		echo "deps: ZooKeeper, Java (JDK), Curator and kazoo present"; \
+		&& /usr/bin/python3 -c 'import kazoo' >/dev/null 2>&1 && command -v socat >/dev/null 2>&1; then \
+		echo "deps: ZooKeeper, Java (JDK), Curator, kazoo and socat present"; \
 	else \
 		echo "deps: installing Debian's $(DEB_PACKAGES)"; \
 		export DEBIAN_FRONTEND=noninteractive; \

@@ -269,10 +269,10 @@ func (a *Agent) settleStart(ctx context.Context) {
 		}
 		if err == nil {
 			if phaseIsJournal(st.Phase) {
-				if err := a.switchNow(ctx, "the journal is "+st.Phase+" at start"); err == nil {
+				if err = a.switchNow(ctx, "the journal is "+st.Phase+" at start"); err == nil {
 					return
 				}
-			} else {
+			} else if err = a.startAfterRollback(ctx); err == nil {
 				a.cfg.Tap.Release()
 				return
 			}

@@ -101,6 +101,25 @@ func TestCutoverKazooKeepsSession(t *testing.T) {
 	if st := p.tap.SwitchStatus(); st.JournalConnections < 1 {
 		t.Fatalf("kazoo is not relayed to the journal: %+v", st)
 	}
+	// kazoo has no setWatches: its DataWatch reads and watches again once
+	// reconnected, on its own thread, so "resumed" may come first. A change
+	// made before that read would reach the DataWatch as data, not as an
+	// event: wait until the journal holds kazoo's watch (wchc).
+	testlog.WaitFor(t, 60*time.Second, "kazoo's DataWatch registered on the journal", func() error {
+		out, err := zkclient.FourLetterWord(ctx, r.server.Addr(), "wchc")
+		if err != nil {
+			return err
+		}
+		owner := ""
+		for _, line := range strings.Split(out, "\n") {
+			if !strings.HasPrefix(line, "\t") {
+				owner = line
+			} else if owner == session && line == "\t/app/watched" {
+				return nil
+			}
+		}
+		return fmt.Errorf("wchc:\n%s", out)
+	})
 	// Changes on the journal fire the watches set on ZooKeeper.
 	if _, err := r.node.Set(ctx, "/app/watched", []byte("v1"), -1); err != nil {
 		t.Fatal(err)
@@ -522,6 +541,83 @@ func TestCutoverGatesTailEvidence(t *testing.T) {
 		}
 		if g := gate(st, GateLag); g.Pass || !strings.Contains(g.Evidence, "behind ZooKeeper") {
 			return fmt.Errorf("mirror-lag: %+v", g)
+		}
+		return nil
+	})
+}
+
+// TestCutoverHoldWithinSessions: held clients cannot ping, and ZooKeeper
+// expires a session whose client stays silent for its timeout, so the
+// forward cutover's drain, proof and commit get at most half the shortest
+// session timeout (4 s for the 8 s session here), not the proxies' whole
+// hold deadline (15 s). A hold that would outlast it is refused with the
+// clients released, their sessions alive in ZooKeeper; the next cutover
+// commits with the same session.
+func TestCutoverHoldWithinSessions(t *testing.T) {
+	t.Parallel()
+	r := newRig(t)
+	p := r.startProxy("p1", false)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	gz, _, err := gozk.Connect([]string{p.tap.Addr()}, 8*time.Second, gozk.WithLogger(slogPrintf{testlog.New(t).With("client", "go-zookeeper")}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer gz.Close()
+	if _, err := gz.Create("/held", []byte("h"), gozk.FlagEphemeral, gozk.WorldACL(gozk.PermAll)); err != nil {
+		t.Fatal(err)
+	}
+	session := gz.SessionID()
+	testlog.WaitFor(t, 30*time.Second, "the 8 s session mirrored into the journal", func() error {
+		for _, s := range r.node.FSM().SourceSessions() {
+			if s.ID == session && s.TimeoutMs == 8000 {
+				return nil
+			}
+		}
+		return fmt.Errorf("session %#x not among %+v", session, r.node.FSM().SourceSessions())
+	})
+
+	o := r.options() // HoldTimeout 15 s
+	o.stepHook = func(step string) error {
+		if step == "hold" {
+			<-time.After(5 * time.Second) // a drain slower than the budget (a deliberate delay)
+		}
+		return nil
+	}
+	rep, err := ToPrimary(ctx, o)
+	var ae *AbortError
+	if !errors.As(err, &ae) || !strings.Contains(err.Error(), "half the shortest session timeout (8s)") {
+		t.Fatalf("a cutover whose hold outlasts half the sessions' timeout: want it refused, saying why; got %v (report %+v)", err, rep)
+	}
+	t.Logf("refused: %v", err)
+	if r.phase() != raftjournal.PhaseShadow {
+		t.Fatalf("phase %s after the refusal", r.phase())
+	}
+	if held, _ := p.tap.Held(); held || p.tap.Backend() != dualwrite.BackendZooKeeper {
+		t.Fatal("the refused cutover left the proxy held or switched")
+	}
+	// The session lives on in ZooKeeper, its ephemeral with it.
+	direct, err := zkclient.Dial(ctx, zkclient.Config{Hosts: r.ens.Hosts()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, ok, err := direct.Exists(ctx, "/held")
+	direct.Close()
+	if err != nil || !ok || st.EphemeralOwner != session {
+		t.Fatalf("after the refusal ZooKeeper's /held: exists %v, owner %#x, err %v; want owner %#x", ok, st.EphemeralOwner, err, session)
+	}
+
+	rep, err = ToPrimary(ctx, r.options())
+	if err != nil {
+		t.Fatalf("the cutover after the refusal: %v (report %+v)", err, rep)
+	}
+	testlog.WaitFor(t, 60*time.Second, "go-zookeeper on the journal with its session", func() error {
+		_, st, err := gz.Get("/held")
+		if err != nil {
+			return err
+		}
+		if st.EphemeralOwner != session || gz.SessionID() != session {
+			return fmt.Errorf("owner %#x, session %#x; want %#x", st.EphemeralOwner, gz.SessionID(), session)
 		}
 		return nil
 	})

@@ -61,7 +61,11 @@
 //  2. Fence: TokenKey = "<cutover>/hold".
 //  3. Hold: every proxy stops sending requests to ZooKeeper (dualwrite's
 //     Hold: held requests are neither in flight nor sent), deadline
-//     HoldTimeout.
+//     HoldTimeout. Held clients cannot ping, and ZooKeeper expires a silent
+//     session: the drain, the proof and the commit get at most half the
+//     shortest timeout of ZooKeeper's sessions (mirrored in the journal),
+//     past which the cutover is refused with the clients released, their
+//     sessions alive.
 //  4. Drain: no request in flight at any proxy, every mirror and session
 //     event committed by the journal.
 //  5. Proof: an alignment write through a proxy's own session lands ZooKeeper
@@ -168,6 +172,11 @@
 //     and holds new connections.
 //  4. Drain: until the replicated outbox is empty (read after a barrier):
 //     ZooKeeper has every journal write, and its marker names the last one.
+//     Held clients cannot ping, and until the commit the journal's leader
+//     expires a silent session (the mirror then ends it in ZooKeeper too):
+//     the drain and the commit get at most half the shortest timeout of the
+//     sessions the journal adopted from ZooKeeper, past which the rollback
+//     is refused with the clients released, their sessions kept.
 //  5. Commit: SetPhase(shadow, rollback), guarded by the token — one Raft
 //     entry, every node switches at its index; the FSM itself refuses it
 //     while the outbox holds anything, so the commit is the proof. A write
@@ -180,7 +189,10 @@
 //     it opened for journal-minted sessions (their ephemerals go, as the FSM's
 //     rollback deleted them in the journal) and detaches the adopted ones; the
 //     orchestrator waits for that (the mirror's /status extension) so that a
-//     client resuming its session on ZooKeeper does not race the keeper.
+//     client resuming its session on ZooKeeper does not race the keeper. It
+//     does not wait through an election (the leader died at the commit): a
+//     dead mirror holds nothing, and the sessions it kept in ZooKeeper run
+//     out while the clients are held.
 //  7. Switch back: each proxy checks the committed phase itself, reads the
 //     journal's zxid map, closes its journal connections and relays to
 //     ZooKeeper again (dualwrite's SwitchToZooKeeper), rewriting each
@@ -221,8 +233,11 @@
 // clients to the journal. A proxy that relays to the journal while the
 // newest applied phase is shadow (it missed the call, or restarted) switches
 // back by itself; one that starts after a rollback loads the zxid map so its
-// clients' journal zxids are rewritten too. The agent reads the phase of the
-// member that applied the most (a lagging member may still say primary).
+// clients' journal zxids are rewritten too — one that had switched (it was
+// down for the commit) loads it before it relays anything, and forgets its
+// switch record, so that its next start does not wait for the journal. The
+// agent reads the phase of the member that applied the most (a lagging
+// member may still say primary).
 //
 // Clients connected straight to journal nodes' client ports (not through a
 // proxy) cannot roll back with their sessions: nothing rewrites their last

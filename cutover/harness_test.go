@@ -89,9 +89,16 @@ func newRigWith(t testing.TB, zo zktest.Options) *rig {
 // with kill -9), each with a ZooKeeper-protocol port.
 func newClusterRig(t *testing.T) *rig {
 	t.Helper()
+	return newClusterRigWith(t, zktest.Options{Servers: 1}, nil)
+}
+
+// newClusterRigWith is newClusterRig on an ensemble started with zo, each
+// node's spec changed by mod (when not nil) before it starts.
+func newClusterRigWith(t *testing.T, zo zktest.Options, mod func(*rig, *testproc.JournalSpec)) *rig {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	ens, err := zktest.Start(ctx, zktest.Options{Servers: 1})
+	ens, err := zktest.Start(ctx, zo)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -105,6 +112,9 @@ func newClusterRig(t *testing.T) *rig {
 			spec.Bootstrap = true
 		} else {
 			spec.Join = r.admins[0]
+		}
+		if mod != nil {
+			mod(r, &spec)
 		}
 		j := testproc.StartJournal(t, spec)
 		j.WaitListening(t, spec.AdminAddr, time.Minute)
@@ -285,14 +295,20 @@ const kazooPython = "/usr/bin/python3"
 
 func startKazoo(t *testing.T, addr, root string) *kazoo {
 	t.Helper()
+	return startKazooScript(t, "kazoo_cutover.py", addr, root)
+}
+
+// startKazooScript runs testdata/<script> against addr under root.
+func startKazooScript(t *testing.T, script, addr, root string, args ...string) *kazoo {
+	t.Helper()
 	if out, err := exec.Command(kazooPython, "-c", "import kazoo").CombinedOutput(); err != nil {
 		t.Fatalf("kazoo is not installed for %s (apt-get install python3-kazoo; make deps): %v: %s", kazooPython, err, out)
 	}
-	script, err := filepath.Abs(filepath.Join("testdata", "kazoo_cutover.py"))
+	script, err := filepath.Abs(filepath.Join("testdata", script))
 	if err != nil {
 		t.Fatal(err)
 	}
-	cmd := exec.Command(kazooPython, script, addr, root)
+	cmd := exec.Command(kazooPython, append([]string{script, addr, root}, args...)...)
 	cmd.Env = append(slices.DeleteFunc(os.Environ(), func(kv string) bool {
 		return strings.HasPrefix(kv, "PYTHONPATH=") || strings.HasPrefix(kv, "PYTHONHOME=") || strings.HasPrefix(kv, "VIRTUAL_ENV=")
 	}), "PYTHONDONTWRITEBYTECODE=1")

@@ -34,6 +34,9 @@ type proxyProcSpec struct {
 	QueueDir  string // the queue and the agent's state, as `zk2raft proxy --queue-dir`
 	Poll      time.Duration
 	StartWait time.Duration
+	// Auth is the tap's and the reconciler's ZooKeeper credentials
+	// (SCHEME:CRED), as `zk2raft proxy --auth` gives both.
+	Auth []string
 }
 
 // TestCutoverProxyProcess is not a test: the body of the proxy processes
@@ -63,6 +66,7 @@ func runProxyProcess(spec proxyProcSpec) int {
 	cfg := dualwrite.DefaultConfig()
 	cfg.Listen, cfg.ZK, cfg.Journal, cfg.QueueDir, cfg.QueueNoSync = spec.Listen, spec.ZK, jc, spec.QueueDir, true
 	cfg.Held = startHeld
+	cfg.Auth = spec.Auth
 	cfg.Logger = logger.With("component", "tap")
 	tap, err := dualwrite.Start(context.Background(), cfg)
 	if err != nil {
@@ -74,6 +78,7 @@ func runProxyProcess(spec proxyProcSpec) int {
 	})
 	rc := dualwrite.DefaultReconcilerConfig()
 	rc.ZK, rc.Journal, rc.View, rc.Mirrored, rc.Interval = spec.ZK, jc, view, tap.MirroredZxid, 0
+	rc.Auth = spec.Auth
 	rc.Logger = logger.With("component", "reconcile")
 	rec, err := dualwrite.NewReconciler(rc)
 	if err != nil {
@@ -121,11 +126,11 @@ type proxyProc struct {
 // startProxyProc starts a proxy process mirroring into the rig's journal
 // and waits until it is registered and its reconciler's startup pass is
 // done (the direct-clients gate counts that pass's sessions).
-func (r *rig) startProxyProc(t *testing.T, id string) *proxyProc {
+func (r *rig) startProxyProc(t *testing.T, id string, auth ...string) *proxyProc {
 	t.Helper()
 	dir := t.TempDir()
 	p := &proxyProc{spec: proxyProcSpec{ID: id, ZK: r.ens.Hosts(), Journal: r.admins, Listen: testlog.FreeAddr(t), Admin: testlog.FreeAddr(t),
-		QueueDir: dir, Poll: 100 * time.Millisecond, StartWait: 10 * time.Second}, log: filepath.Join(dir, "..", id+".log")}
+		QueueDir: dir, Poll: 100 * time.Millisecond, StartWait: 10 * time.Second, Auth: auth}, log: filepath.Join(dir, "..", id+".log")}
 	p.start(t, r)
 	return p
 }

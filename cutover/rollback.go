@@ -72,13 +72,15 @@ func (e *env) reverseGate(ctx context.Context, js raftjournal.CutoverState) Gate
 	if !g.Pass {
 		g.Evidence += fmt.Sprintf(" — behind by more than %s: is a journal node running the reverse mirror (serve --zk), and does ZooKeeper answer it?", e.o.MaxLag)
 	}
-	if ms := e.mirrorView(ctx); ms != nil {
+	if ms, leader := e.mirrorView(ctx); ms != nil {
 		if ms.LastError != "" {
 			g.Pass = false
 			g.Evidence += "; the leader's mirror reports: " + ms.LastError
 		} else if ms.Running {
 			g.Evidence += fmt.Sprintf("; the leader's mirror runs (%d ZooKeeper sessions kept)", ms.Sessions)
 		}
+	} else if !leader {
+		g.Evidence += "; no member answered as the leader, so the mirror's own view is unknown"
 	} else {
 		g.Evidence += "; the leader reports no reverse mirror of its own (started without --zk?)"
 	}
@@ -94,8 +96,9 @@ type mirrorState struct {
 }
 
 // mirrorView returns the leader's reverse-mirror status extension, nil when
-// it has none or does not answer.
-func (e *env) mirrorView(ctx context.Context) *mirrorState {
+// it has none or does not answer; leader says whether a member answered as
+// the leader at all (not during an election).
+func (e *env) mirrorView(ctx context.Context) (ms *mirrorState, leader bool) {
 	for _, m := range e.cluster.AdminAddrs() {
 		cs, err := e.admin(m).ClusterStatus(ctx, true)
 		if err != nil || cs.Role != "leader" {
@@ -103,19 +106,19 @@ func (e *env) mirrorView(ctx context.Context) *mirrorState {
 		}
 		raw, ok := cs.Extensions["reverse_mirror"]
 		if !ok {
-			return nil
+			return nil, true
 		}
 		b, err := json.Marshal(raw)
 		if err != nil {
-			return nil
+			return nil, true
 		}
-		var ms mirrorState
-		if json.Unmarshal(b, &ms) != nil {
-			return nil
+		var st mirrorState
+		if json.Unmarshal(b, &st) != nil {
+			return nil, true
 		}
-		return &ms
+		return &st, true
 	}
-	return nil
+	return nil, false
 }
 
 func containsStr(list []string, s string) bool {
@@ -203,18 +206,26 @@ func ToShadow(ctx context.Context, o Options) (*Report, error) {
 		}
 		proxies = append(proxies, p.Record)
 	}
+	// Held clients cannot ping, and until the commit the journal's leader
+	// expires a session whose client stays silent for its timeout (the
+	// reverse mirror then ends it in ZooKeeper too, with its ephemerals):
+	// the drain and the commit get at most half the shortest timeout of the
+	// sessions the rollback hands back to ZooKeeper, and a rollback that
+	// needs longer is refused with the clients released, sessions and all.
+	// The proxies' own deadline stays HoldTimeout.
+	budget, budgetNote := r.holdBudget(ctx, raftjournal.PhaseShadow)
 	holdStart := time.Now()
-	deadline := holdStart.Add(o.HoldTimeout)
+	deadline := holdStart.Add(budget)
 	holdErrs := e.callAll(ctx, proxies, "/cutover/hold",
 		holdRequest{ID: r.p.ID, TimeoutMs: o.HoldTimeout.Milliseconds(), To: raftjournal.PhaseShadow.String()})
 	if err := errors.Join(holdErrs...); err != nil {
 		return r.rabort(ctx, proxies, "hold: "+err.Error())
 	}
-	r.step(ctx, "hold", true, fmt.Sprintf("%d proxies hold their clients' requests (deadline %s)", len(proxies), o.HoldTimeout), false)
+	r.step(ctx, "hold", true, fmt.Sprintf("%d proxies hold their clients' requests (deadline %s%s)", len(proxies), o.HoldTimeout, budgetNote), false)
 	if err := r.hook("hold"); err != nil {
 		return nil, err
 	}
-	hctx, cancel := context.WithDeadline(ctx, deadline.Add(-commitReserve(o.HoldTimeout)))
+	hctx, cancel := context.WithDeadline(ctx, deadline.Add(-commitReserve(budget)))
 	defer cancel()
 
 	// 4–5. Drain the reverse mirror, then commit; a write that was on its
@@ -224,7 +235,7 @@ func ToShadow(ctx context.Context, o Options) (*Report, error) {
 	var drained string
 	for attempt := 1; ; attempt++ {
 		if drained, err = r.drainReverse(hctx); err != nil {
-			return r.rabort(ctx, proxies, "drain: "+err.Error())
+			return r.rabort(ctx, proxies, "drain: "+err.Error()+budgetNote)
 		}
 		if attempt == 1 {
 			r.step(ctx, "drain", true, drained, false)
@@ -232,7 +243,7 @@ func ToShadow(ctx context.Context, o Options) (*Report, error) {
 		if err := r.hook("drain"); err != nil {
 			return nil, err
 		}
-		if left := time.Until(deadline); left < commitReserve(o.HoldTimeout)/2 {
+		if left := time.Until(deadline); left < commitReserve(budget)/2 {
 			return r.rabort(ctx, proxies, fmt.Sprintf("only %s of the hold left for the commit", left.Round(time.Millisecond)))
 		}
 		committed, err := r.commitRollback(ctx, deadline)
@@ -260,7 +271,7 @@ func ToShadow(ctx context.Context, o Options) (*Report, error) {
 
 	// 6. The leader's reverse mirror lets go of the sessions it kept in
 	// ZooKeeper, for their clients to resume them there.
-	mirror := r.waitMirrorReleased(ctx, deadline)
+	mirror := r.waitMirrorReleased(ctx, holdStart.Add(o.HoldTimeout))
 
 	// 7. Switch back: each proxy checks the phase itself, reads the zxid
 	// map, closes its journal connections and relays to ZooKeeper again.
@@ -286,6 +297,39 @@ func ToShadow(ctx context.Context, o Options) (*Report, error) {
 		return r.rep, fmt.Errorf("rollback: committed, but %d proxies did not switch back when asked (they do by themselves within their poll interval; see `zk2raft cutover status`)", len(proxies)-n)
 	}
 	return r.finish(ctx, "committed"), nil
+}
+
+// holdBudget is how long a hold may last before the commit: HoldTimeout,
+// or half the shortest timeout among the sessions the held clients keep
+// alive by pinging, when that is shorter. Held clients cannot ping: going
+// forward ZooKeeper expires its sessions (the journal mirrors the expiry),
+// going back the journal's leader expires the sessions it hands back (and
+// the reverse mirror ends them in ZooKeeper, ephemerals and all). A session
+// the journal minted ends at the rollback's commit whatever the hold takes.
+// The note, empty when HoldTimeout stands, is for the hold step's detail.
+func (r *run) holdBudget(ctx context.Context, to raftjournal.Phase) (time.Duration, string) {
+	js, err := r.journalState(ctx)
+	if err != nil {
+		r.o.Logger.Warn("cutover: cannot read the sessions' timeouts; the hold gets its whole deadline", "err", err)
+		return r.o.HoldTimeout, ""
+	}
+	sessions := js.SourceSessions // ZooKeeper's, mirrored in shadow
+	if to == raftjournal.PhaseShadow {
+		sessions = js.Sessions
+	}
+	var shortest time.Duration
+	for _, s := range sessions {
+		if raftjournal.JournalSession(s.ID) {
+			continue
+		}
+		if d := time.Duration(s.TimeoutMs) * time.Millisecond; d > 0 && (shortest == 0 || d < shortest) {
+			shortest = d
+		}
+	}
+	if shortest == 0 || shortest/2 >= r.o.HoldTimeout {
+		return r.o.HoldTimeout, ""
+	}
+	return shortest / 2, fmt.Sprintf("; done within %s, half the shortest session timeout (%s): held clients cannot ping", shortest/2, shortest)
 }
 
 // RollbackAbortError says the rollback stopped before its commit and
@@ -314,6 +358,7 @@ func forcedNote(force []string) string {
 // replicated outbox is empty (its cursor, the marker's index, is the last
 // write's), read after a read barrier.
 func (r *run) drainReverse(ctx context.Context) (string, error) {
+	var pending error // what the journal last said is pending
 	for {
 		js, err := r.journalState(ctx)
 		if err == nil {
@@ -326,6 +371,9 @@ func (r *run) drainReverse(ctx context.Context) (string, error) {
 					rm.AckedIndex, rm.AckedZkZxid, js.AppliedIndex), nil
 			}
 			err = fmt.Errorf("%d entries pending, oldest %.1fs old", rm.PendingEntries, rm.LagSeconds)
+			pending = err
+		} else if ctx.Err() != nil && pending != nil {
+			err = pending // the call the deadline cut short says nothing new
 		}
 		select {
 		case <-ctx.Done():
@@ -348,12 +396,23 @@ func (r *run) commitRollback(ctx context.Context, deadline time.Time) (bool, err
 // reverse mirror to stop and let go of the ZooKeeper sessions it kept, so
 // that a client resuming its session on ZooKeeper does not race the keeper's
 // connection. It says what it saw.
+//
+// When no member answers as the leader (the leader died at the commit and
+// the others are electing) it does not wait for one: a mirror that died
+// with its node holds no connection, and from that death the sessions it
+// kept run out in ZooKeeper while the clients are held — a wait for the
+// election cost them their sessions under load (TestRollbackClusterLeaderKilled).
+// A mirror still alive on a node that lost the leadership stops by itself
+// on the phase it applied; at worst its keeper and a resuming client take
+// the session from each other until it does.
 func (r *run) waitMirrorReleased(ctx context.Context, deadline time.Time) string {
 	wctx, cancel := context.WithDeadline(ctx, deadline)
 	defer cancel()
 	for {
-		ms := r.mirrorView(wctx)
+		ms, leader := r.mirrorView(wctx)
 		switch {
+		case !leader:
+			return "no member answered as the leader (an election?): not waiting for its reverse mirror, whose sessions in ZooKeeper run out while the clients are held"
 		case ms == nil:
 			return "the leader runs no reverse mirror of its own"
 		case !ms.Running && ms.Sessions == 0:

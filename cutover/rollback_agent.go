@@ -59,6 +59,40 @@ func (a *Agent) loadZxidMap(ctx context.Context) {
 	a.mu.Unlock()
 }
 
+// startAfterRollback prepares a tap started held for relaying to ZooKeeper
+// when the proxy had switched to the journal before it stopped and the
+// journal is shadow now: a rollback committed while it was down (or before
+// it could switch back). Its clients come back with the journal's zxids, so
+// the tap gets the journal's zxid map before it relays anything (without it
+// ZooKeeper refuses their reconnects until the next tick loads the map), and
+// the switch record goes, as switchBack removes it: left behind, it would
+// make every later start hold the clients until the journal answers, in
+// shadow, where ZooKeeper alone is the source of truth. A proxy that never
+// switched has nothing to prepare.
+func (a *Agent) startAfterRollback(ctx context.Context) error {
+	if !SwitchedBefore(a.cfg.StateDir) {
+		return nil
+	}
+	rctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	phase, zm, err := a.zxidMap(rctx)
+	if err != nil {
+		return err
+	}
+	if phase != raftjournal.PhaseShadow.String() {
+		return fmt.Errorf("rollback: the journal is %s now; reading its phase again", phase)
+	}
+	a.cfg.Tap.SetZxidMap(zm)
+	a.mu.Lock()
+	a.mapLoaded = true
+	a.mu.Unlock()
+	if err := os.Remove(filepath.Join(a.cfg.StateDir, switchedFile)); err != nil && !errors.Is(err, os.ErrNotExist) {
+		a.log.Warn("rollback: cannot remove the switch record from the state dir; after a restart this proxy waits for the journal's phase", "err", err)
+	}
+	a.log.Info("rollback: the journal rolled back to ZooKeeper while this proxy was stopped; relaying to ZooKeeper with the journal's zxid map", "zxid-map-periods", len(zm))
+	return nil
+}
+
 // switchBack switches the tap back to ZooKeeper, only when the journal's
 // committed phase is shadow, with the journal's zxid map.
 func (a *Agent) switchBack(ctx context.Context, why string) error {

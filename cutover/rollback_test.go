@@ -133,13 +133,28 @@ type ackedWrite struct {
 // returns what was acknowledged.
 func primaryWorkload(t *testing.T, c *gozk.Conn, root string) []ackedWrite {
 	t.Helper()
+	out, err := tryPrimaryWorkload(c, root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+// tryPrimaryWorkload is primaryWorkload stopping at the first error (what
+// it returns then is not the whole truth: a setData or a delete whose
+// answer was lost may have been applied).
+func tryPrimaryWorkload(c *gozk.Conn, root string) ([]ackedWrite, error) {
 	all := gozk.WorldACL(gozk.PermAll)
 	var out []ackedWrite
+	var failed error
 	mk := func(p, data string, flags int32) string {
-		t.Helper()
+		if failed != nil {
+			return ""
+		}
 		name, err := c.Create(p, []byte(data), flags, all)
 		if err != nil {
-			t.Fatalf("create %s: %v", p, err)
+			failed = fmt.Errorf("create %s: %w", p, err)
+			return ""
 		}
 		out = append(out, ackedWrite{path: name, data: data, acl: znode.WorldAnyone()})
 		return name
@@ -152,17 +167,22 @@ func primaryWorkload(t *testing.T, c *gozk.Conn, root string) []ackedWrite {
 	}
 	mk(root+"/eph-seq-", "es", gozk.FlagEphemeral|gozk.FlagSequence)
 	mk(root+"/eph", "e", gozk.FlagEphemeral)
+	if failed != nil {
+		return out, failed
+	}
 	if _, err := c.CreateContainer(root+"/box", nil, gozk.FlagContainer, all); err != nil {
-		t.Fatal(err)
+		return out, err
 	}
 	out = append(out, ackedWrite{path: root + "/box", acl: znode.WorldAnyone()})
-	mk(root+"/box/item", "i", 0)
+	if mk(root+"/box/item", "i", 0); failed != nil {
+		return out, failed
+	}
 	if _, err := c.CreateTTL(root+"/ttl", []byte("t"), gozk.FlagTTL, all, time.Hour); err != nil {
-		t.Fatal(err)
+		return out, err
 	}
 	out = append(out, ackedWrite{path: root + "/ttl", data: "t", acl: znode.WorldAnyone()})
 	if _, err := c.Set(root+"/p", []byte("p1"), 0); err != nil {
-		t.Fatal(err)
+		return out, err
 	}
 	out[1].data = "p1"
 	res, err := c.Multi(
@@ -172,7 +192,7 @@ func primaryWorkload(t *testing.T, c *gozk.Conn, root string) []ackedWrite {
 		&gozk.DeleteRequest{Path: out[3].path, Version: -1}, // the first job
 	)
 	if err != nil {
-		t.Fatal(err)
+		return out, err
 	}
 	out[3].gone = true
 	out = append(out, ackedWrite{path: root + "/m", data: "m1", acl: znode.WorldAnyone()},
@@ -181,7 +201,7 @@ func primaryWorkload(t *testing.T, c *gozk.Conn, root string) []ackedWrite {
 	// anyone), writable only by alice.
 	acl := append(gozk.DigestACL(gozk.PermAll, "alice", "pw"), gozk.ACL{Perms: gozk.PermRead | gozk.PermAdmin, Scheme: "world", ID: "anyone"})
 	if _, err := c.SetACL(root+"/p", acl, -1); err != nil {
-		t.Fatal(err)
+		return out, err
 	}
 	zacl := []znode.ACL{{Perms: znode.PermAll, ID: znode.ID{Scheme: "digest", ID: acl[0].ID}}, {Perms: znode.PermRead | znode.PermAdmin, ID: znode.ID{Scheme: "world", ID: "anyone"}}}
 	for i := range out {
@@ -190,11 +210,14 @@ func primaryWorkload(t *testing.T, c *gozk.Conn, root string) []ackedWrite {
 		}
 	}
 	gone := mk(root+"/gone", "g", 0)
+	if failed != nil {
+		return out, failed
+	}
 	if err := c.Delete(gone, -1); err != nil {
-		t.Fatal(err)
+		return out, err
 	}
 	out[len(out)-1].gone = true
-	return out
+	return out, nil
 }
 
 // zkHolds checks that ZooKeeper holds every acknowledged write: the same
@@ -246,7 +269,13 @@ func (r *rig) waitMirrored(t *testing.T, ids ...int64) {
 
 func gozkThrough(t *testing.T, addr string) (*gozk.Conn, <-chan gozk.Event) {
 	t.Helper()
-	c, ev, err := gozk.Connect([]string{addr, addr}, 10*time.Second, gozk.WithLogger(slogPrintf{testlog.New(t).With("client", "go-zookeeper")}))
+	return gozkThroughTimeout(t, addr, 10*time.Second)
+}
+
+// gozkThroughTimeout is gozkThrough with the session timeout asked for.
+func gozkThroughTimeout(t *testing.T, addr string, timeout time.Duration) (*gozk.Conn, <-chan gozk.Event) {
+	t.Helper()
+	c, ev, err := gozk.Connect([]string{addr, addr}, timeout, gozk.WithLogger(slogPrintf{testlog.New(t).With("client", "go-zookeeper")}))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -177,33 +177,38 @@ func ToPrimary(ctx context.Context, o Options) (*Report, error) {
 		}
 		proxies = append(proxies, p.Record)
 	}
+	// The drain, the proof and the commit get the hold's budget (at most
+	// half the shortest session timeout: ZooKeeper expires a held client's
+	// session); the proxies' own deadline stays HoldTimeout.
+	budget, budgetNote := r.holdBudget(ctx, raftjournal.PhasePrimary)
 	holdStart := time.Now()
-	deadline := holdStart.Add(o.HoldTimeout)
+	deadline := holdStart.Add(budget)
 	holdErrs := e.callAll(ctx, proxies, "/cutover/hold", holdRequest{ID: r.p.ID, TimeoutMs: o.HoldTimeout.Milliseconds()})
 	held := proxies
 	if err := errors.Join(holdErrs...); err != nil {
 		// Release every one: a proxy whose answer was lost may hold all the same.
 		return r.abort(ctx, proxies, "hold: "+err.Error())
 	}
-	r.step(ctx, "hold", true, fmt.Sprintf("%d proxies hold their clients' requests (deadline %s)", len(held), o.HoldTimeout), false)
+	r.step(ctx, "hold", true, fmt.Sprintf("%d proxies hold their clients' requests (deadline %s%s)", len(held), o.HoldTimeout, budgetNote), false)
 	if err := r.hook("hold"); err != nil {
 		return nil, err
 	}
-	// From here on, everything must be done well before the proxies'
-	// deadline: they then settle the hold by themselves.
-	hctx, cancel := context.WithDeadline(ctx, deadline.Add(-commitReserve(o.HoldTimeout)))
+	// From here on, everything must be done well before the budget ends
+	// (and the proxies' deadline, past which they settle the hold by
+	// themselves).
+	hctx, cancel := context.WithDeadline(ctx, deadline.Add(-commitReserve(budget)))
 	defer cancel()
 
 	// 4. Drain: nothing in flight, every mirror and session delivered.
 	if err := r.drain(hctx, held); err != nil {
-		return r.abort(ctx, held, "drain: "+err.Error())
+		return r.abort(ctx, held, "drain: "+err.Error()+budgetNote)
 	}
 	r.step(ctx, "drain", true, "no request in flight; every mirror and session event committed by the journal", false)
 
 	// 5. Prove: equal digests at ZooKeeper's latest zxid, every session known.
 	proof, err := r.prove(hctx, held)
 	if err != nil {
-		return r.abort(ctx, held, "proof: "+err.Error())
+		return r.abort(ctx, held, "proof: "+err.Error()+budgetNote)
 	}
 	r.step(ctx, "proof", true, proof, false)
 	if err := r.hook("proof"); err != nil {
@@ -211,8 +216,8 @@ func ToPrimary(ctx context.Context, o Options) (*Report, error) {
 	}
 
 	// 6. Commit, fenced by the token.
-	if left := time.Until(deadline); left < commitReserve(o.HoldTimeout)/2 {
-		return r.abort(ctx, held, fmt.Sprintf("only %s of the hold left for the commit", left.Round(time.Millisecond)))
+	if left := time.Until(deadline); left < commitReserve(budget)/2 {
+		return r.abort(ctx, held, fmt.Sprintf("only %s of the hold left for the commit%s", left.Round(time.Millisecond), budgetNote))
 	}
 	committed, err := r.commit(ctx, deadline)
 	if !committed {

@@ -65,7 +65,8 @@ var (
 	loadClients = flag.Int("load.clients", 64, "concurrent sessions of runLoad, one request in flight each")
 	loadValue   = flag.Int("load.value", 128, "bytes of each value runLoad reads and writes")
 	pacedShare  = flag.Float64("load.paced-share", 0.25, "share of the direct closed-loop throughput the paced loads run at")
-	tapProfile  = flag.String("load.tap-cpuprofile", "", "write a CPU profile of each benchmark's tap process to this file, suffixed with the mode")
+	tapProfile  = flag.String("load.tap-cpuprofile", "", "write a CPU profile of each benchmark's tap and relay processes to this file, suffixed with the benchmark's name and the process's kind")
+	tapTrace    = flag.String("load.tap-trace", "", "write a runtime/trace of each benchmark's tap and relay processes to this file, suffixed with the benchmark's name and the process's kind")
 	tapDisk     = flag.String("load.tap-dir", "", "directory for the tap process's queue and journal (default: the test's temporary directory, on ZooKeeper's disk); a tmpfs such as /dev/shm stands in for a disk of the proxy's own")
 )
 
@@ -708,9 +709,17 @@ func startTapProcess(b *testing.B, spec tapSpec, cpus string) *tapProcess {
 		b.Cleanup(func() { os.RemoveAll(dir) })
 	}
 	spec.Listen, spec.QueueDir = testlog.FreeAddr(b), filepath.Join(dir, "queue")
-	spec.JournalDir, spec.RaftAddr = filepath.Join(dir, "journal"), testlog.FreeAddr(b)
+	if !spec.NoJournal {
+		spec.JournalDir, spec.RaftAddr = filepath.Join(dir, "journal"), testlog.FreeAddr(b)
+	}
+	// One file per process: the benchmark's name, then what the process is
+	// when it is not the plain tap (a relay or a variant of the tap).
+	file := strings.ReplaceAll(b.Name(), "/", "-") + spec.variant()
 	if *tapProfile != "" {
-		spec.CPUProfile = *tapProfile + "." + strings.ReplaceAll(b.Name(), "/", "-")
+		spec.CPUProfile = *tapProfile + "." + file
+	}
+	if *tapTrace != "" {
+		spec.Trace = *tapTrace + "." + file
 	}
 	p := &tapProcess{addr: spec.Listen}
 	p.proc = testproc.Start(b, testproc.Options{Test: "TestTapProcess", Env: tapProcessEnv, Spec: spec, CPUs: cpus})

@@ -117,11 +117,12 @@
 // On the 2-core benchmark machine that is 40–70 µs of CPU per request,
 // against 30–35 µs for a relay that only copies bytes and 90–165 µs for
 // ZooKeeper's three servers (BENCHMARKS.md). A write at a time costs more
-// per write (280–450 µs against 120–210 µs for the relay, one create in
-// flight): the delivery round, the queue's fsync and the journal's commit then
-// serve a few writes each instead of hundreds, while the reply itself waits
-// only for the mirror's write to the queue file (tens of µs; no fsync unless
-// QueueSyncOnAppend). Give the proxy CPU of its own
+// per write (280–870 µs against 120–210 µs for the Go relay and 90–135 µs
+// for socat, one create in flight): the delivery round, the queue's fsync
+// and the journal's commit then serve a few writes each instead of hundreds
+// (an fsync alone costs about 0.27 ms of CPU on the benchmark machine),
+// while the reply itself waits only for the mirror's write to the queue file
+// (tens of µs; no fsync unless QueueSyncOnAppend). Give the proxy CPU of its own
 // (a journal node's machine, or cores ZooKeeper does not use): there it keeps
 // the clients' throughput and adds well under a millisecond to a request.
 // On the cores of a CPU-bound ensemble it takes its CPU time from ZooKeeper,

@@ -7,15 +7,17 @@ package dualwrite
 // proxy benchmark (which accounts its CPU time apart and pins it to a CPU).
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
-	"net"
 	"os"
+	"runtime"
 	"runtime/pprof"
+	"runtime/trace"
+	"strings"
 	"testing"
 	"time"
 
@@ -36,11 +38,40 @@ type tapSpec struct {
 	JournalDir, RaftAddr string
 	Sync                 bool
 	CPUProfile           string // file for a CPU profile of the process's life
+	Trace                string // file for a runtime/trace of the process's life
 	// BytesRelay runs, in place of a Tap, a relay that copies bytes without
 	// decoding or mirroring anything: the floor of any proxy's cost.
 	BytesRelay bool
+	RelayMode  string // the byte relay's way of copying (relayModes), "" for io.Copy
 	// QueueNoSync skips the queue's fsyncs (experiments only).
 	QueueNoSync bool
+	// NoJournal leaves the tap without a journal (startTapProcess fills in
+	// JournalDir otherwise): its mirrors stay in the queue (experiments only).
+	NoJournal bool
+	// GOMAXPROCS, when > 0, sets the process's (experiments only).
+	GOMAXPROCS int
+}
+
+// variant names what the process is when it is not the plain tap, for
+// file names: "" for the tap, else e.g. ".relay-copy", ".nojournal-p1".
+func (s tapSpec) variant() string {
+	var v []string
+	if s.BytesRelay {
+		v = append(v, "relay-"+cmp.Or(s.RelayMode, "copy"))
+	}
+	if s.NoJournal {
+		v = append(v, "nojournal")
+	}
+	if s.QueueNoSync {
+		v = append(v, "nosync")
+	}
+	if s.GOMAXPROCS > 0 {
+		v = append(v, fmt.Sprintf("p%d", s.GOMAXPROCS))
+	}
+	if len(v) == 0 {
+		return ""
+	}
+	return "." + strings.Join(v, "-")
 }
 
 // downJournal is a journal cluster that cannot be reached.
@@ -59,6 +90,9 @@ func TestTapProcess(t *testing.T) {
 	if !testproc.Child(tapProcessEnv, &spec) {
 		return
 	}
+	if spec.GOMAXPROCS > 0 {
+		runtime.GOMAXPROCS(spec.GOMAXPROCS)
+	}
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	if spec.CPUProfile != "" {
 		f, err := os.Create(spec.CPUProfile)
@@ -71,14 +105,26 @@ func TestTapProcess(t *testing.T) {
 		}
 		defer pprof.StopCPUProfile() // before os.Exit, below
 	}
+	if spec.Trace != "" {
+		f, err := os.Create(spec.Trace)
+		if err == nil {
+			err = trace.Start(f)
+		}
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "trace:", err)
+			os.Exit(3)
+		}
+		defer trace.Stop()
+	}
 	if spec.BytesRelay {
-		if err := bytesRelay(spec.Listen, spec.ZK); err != nil {
+		if _, err := bytesRelay(spec.Listen, spec.ZK, spec.RelayMode); err != nil {
 			fmt.Fprintln(os.Stderr, "relay:", err)
 			os.Exit(3)
 		}
 		testproc.WaitSignal()
 		fmt.Println("{}")
 		pprof.StopCPUProfile()
+		trace.Stop()
 		os.Exit(0)
 	}
 	cfg := DefaultConfig()
@@ -126,33 +172,6 @@ func TestTapProcess(t *testing.T) {
 	tap.Close()
 	closeJournal()
 	pprof.StopCPUProfile()
+	trace.Stop()
 	os.Exit(code)
-}
-
-// bytesRelay relays every connection to listen to one of servers, round
-// robin, copying bytes both ways.
-func bytesRelay(listen string, servers []string) error {
-	ln, err := net.Listen("tcp", listen)
-	if err != nil {
-		return err
-	}
-	go func() {
-		for i := 0; ; i++ {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			go func() {
-				defer c.Close()
-				s, err := net.Dial("tcp", servers[i%len(servers)])
-				if err != nil {
-					return
-				}
-				defer s.Close()
-				go func() { io.Copy(s, c); s.(*net.TCPConn).CloseWrite() }()
-				io.Copy(c, s)
-			}()
-		}
-	}()
-	return nil
 }

@@ -31,7 +31,7 @@ func TestMirrorKeepsAdoptedSession(t *testing.T) {
 	f := n.FSM()
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
-	root := "/adopted"
+	root := testRoot(t, "/adopted")
 
 	tcfg := dualwrite.DefaultConfig()
 	tcfg.Listen, tcfg.ZK, tcfg.Journal, tcfg.QueueDir = "127.0.0.1:0", ensemble.Hosts(), importer.NodeJournal(n), t.TempDir()

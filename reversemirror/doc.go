@@ -67,7 +67,36 @@
 // into one multi (MaxBatchOps, MaxBatchBytes): a journal multi stays atomic
 // and in order inside it; the journal zxid → ZooKeeper zxid map only gets
 // coarser (one ZooKeeper zxid per batch, the marker's mzxid, reported with
-// each MirrorAck).
+// each MirrorAck). A record that creates an ephemeral must go through its
+// session's ZooKeeper twin (below); any other goes through whichever session
+// the previous record used, so that a stream of one session's ephemerals and
+// plain writes stays one run of multis.
+//
+// # Pipelining
+//
+// The mirror does not wait for a multi's reply before it sends the next:
+// up to MaxInFlight (DefaultMaxInFlight, 4) are in flight on one ZooKeeper
+// session, which ZooKeeper applies in the order sent. Each multi checks the
+// marker at the version the one before it leaves (v, v+1, …), so if one
+// fails, every later one fails its check too and ZooKeeper holds exactly
+// the multis before it. The marker alone would not do: with a second mirror
+// about (an old leader), the first multi in flight could fail on the other
+// mirror's marker write and the second one's check (v+1) then pass, applying
+// its records on top of a ZooKeeper that lacks the first's. So each term of
+// the mirror also keeps a pipeline node, an ephemeral child of the marker
+// (p-<its ZooKeeper session>, no data), that every one of its multis sets at
+// the version the one before it left: a multi applies only if every earlier
+// multi of this term did, and no one else moved the marker since the term
+// read it. When one fails, the mirror first waits for the outcome of every
+// multi behind it (so that none can reach ZooKeeper later), then acts as
+// above: an unknown outcome or a moved marker re-reads the marker; a
+// divergence stops the mirror at that entry; a clean-up delete ZooKeeper had
+// made itself is skipped and the failed multis assembled again. A multi that
+// must go through another session (a twin), a setACL, and the sentry's and
+// the fence's moments (below), wait until nothing is in flight.
+// TestPipelineConnectionLoss, TestPipelineSplitBrainMidway and
+// TestPipelineMarkerMovedMidway cut the connection, make a multi fail, and
+// move the marker, each with many multis in flight.
 //
 // # What ZooKeeper ends up with
 //
@@ -109,7 +138,8 @@
 //     failover.
 //
 // Which ZooKeeper session stands for which journal session is recorded as the
-// marker's children (s-<journal id>, data the ZooKeeper id, hex), created and
+// marker's session children (s-<journal id>, data the ZooKeeper id, hex;
+// the p-… child is a running mirror's pipeline node), created and
 // deleted in the same multis that first need them and that close them, so a
 // restarted mirror resumes the same sessions. A ZooKeeper session that expired
 // meanwhile (no mirror ran for longer than its timeout) took its ephemerals
@@ -161,8 +191,10 @@
 // How it tells them apart: by state, not by zxid. A persistent recursive
 // watch on Root (on a session of its own) makes every changed path a suspect;
 // a suspect is judged only between two of the mirror's batches, when no multi
-// of the mirror is in flight and ZooKeeper holds exactly the records up to
-// the marker's index (each multi is atomic and moves the marker). The node's
+// of the mirror is in flight (with suspects waiting, the mirror lets its
+// pipeline run empty before it sends more) and ZooKeeper holds exactly the
+// records up to the marker's index (each multi is atomic and moves the
+// marker). The node's
 // expected state is then known exactly: the state before the first outbox
 // record not yet applied that touches it (a create expects no node, a
 // setData or a delete with a version expects the node at that version), or
@@ -288,5 +320,7 @@
 //   - A journal write close to ZooKeeper's jute.maxbuffer, plus the marker,
 //     may exceed it; the mirror then cannot apply it (a connection loss,
 //     retried).
-//   - Batches go one after the other, one round trip each.
+//   - Batches of different ZooKeeper sessions (ephemerals of several
+//     journal sessions, interleaved) go one after the other, one round trip
+//     each: ZooKeeper orders one session's requests only.
 package reversemirror

@@ -97,7 +97,7 @@ func acls(t *testing.T, c *zkclient.Client, root string) map[string][]znode.ACL 
 func TestFenceRefusesDirectWrites(t *testing.T) {
 	n, addr := primaryNode(t)
 	f := n.FSM()
-	root := "/fence-" + strings.ToLower(t.Name())
+	root := testRoot(t, "/fence-"+strings.ToLower(t.Name()))
 	m := runMirror(t, n, func(c *reversemirror.Config) { c.Root, c.Retry = root, 200*time.Millisecond })
 	c := gozk(t, addr)
 	if err := c.AddAuth("digest", []byte("app:secret")); err != nil {
@@ -187,7 +187,7 @@ func TestFenceRefusesDirectWrites(t *testing.T) {
 func TestFinalizeEndsTheMirror(t *testing.T) {
 	n, addr := primaryNode(t)
 	f := n.FSM()
-	root := "/finalize-" + strings.ToLower(t.Name())
+	root := testRoot(t, "/finalize-"+strings.ToLower(t.Name()))
 	m := runMirror(t, n, nil)
 	c := gozk(t, addr)
 	all := zk.WorldACL(zk.PermAll)

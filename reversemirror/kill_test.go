@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -151,7 +152,7 @@ func TestMirrorSurvivesKill9(t *testing.T) {
 	for _, sp := range specs {
 		addrs = append(addrs, sp.ClientAddr)
 	}
-	root := "/kill9"
+	root := testRoot(t, "/kill9")
 	setup := gozk(t, addrs...)
 	all := zk.WorldACL(zk.PermAll)
 	for _, p := range []string{root, root + "/q"} {
@@ -159,7 +160,9 @@ func TestMirrorSurvivesKill9(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	stay := gozk(t, addrs...)
+	// The session that owns the ephemerals: its ZooKeeper twin has the same
+	// timeout, and must outlive the survivors' stop (below).
+	stay := gozkTimeout(t, time.Minute, addrs...)
 	if _, err := stay.Create(root+"/e-before", []byte("before the kill"), zk.FlagEphemeral, all); err != nil {
 		t.Fatal(err)
 	}
@@ -278,19 +281,56 @@ func TestMirrorSurvivesKill9(t *testing.T) {
 	if !ms.Running || ms.Sessions != 1 || ms.LostSessions != 0 || ms.Records == 0 {
 		t.Errorf("new leader %s's mirror status %+v: want it running, holding the one ZooKeeper session resumed, none lost", cs.ID, ms)
 	}
-	// Stop the survivors and compare one's state with ZooKeeper.
-	for i := range procs {
-		if i != leader {
-			if err := procs[i].Stop(30 * time.Second); err != nil {
-				t.Fatalf("stop %s: %v", specs[i].ID, err)
-			}
+	// Stop the survivors, the leader last, and compare one's state with
+	// ZooKeeper. The stopped mirror leaves its ZooKeeper sessions (the twin
+	// that owns e-before and e-after) to the next one, which never comes:
+	// the test holds them instead, as that mirror would, or ZooKeeper would
+	// expire them with their ephemerals if the stops and the comparison
+	// outlasted their timeout on a loaded machine (it did once with a 10 s
+	// session: the ephemerals were missing in ZooKeeper).
+	for _, i := range []int{3 - leader - newLeader, newLeader} {
+		if err := procs[i].Stop(30 * time.Second); err != nil {
+			t.Fatalf("stop %s: %v", specs[i].ID, err)
 		}
 	}
+	holdTwins(t)
 	f, _, err := raftjournal.OpenReadOnly(specs[other].DataDir, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
 	compareWithZooKeeper(t, f, root, root+"/e-before", root+"/e-after")
+}
+
+// holdTwins resumes the ZooKeeper sessions the marker names for journal
+// sessions and keeps them until the test ends.
+func holdTwins(t *testing.T) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	direct := zkDirect(t)
+	names, err := markerSessions(t, direct)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range names {
+		data, _, err := direct.GetData(ctx, markerPath(t)+"/"+name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		z, err := strconv.ParseUint(string(data), 16, 64)
+		if err != nil {
+			t.Fatalf("marker child %s: %q", name, data)
+		}
+		c, err := zkclient.Dial(ctx, zkclient.Config{Hosts: ensemble.Hosts(), Auth: superAuth(), SessionTimeout: time.Minute,
+			ResumeSession: int64(z), ResumePassword: zkserver.SessionPassword(int64(z))})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { c.Close() })
+		if c.SessionID() != int64(z) {
+			t.Errorf("ZooKeeper session %#x (journal session %s) had expired before the test could hold it", z, name)
+		}
+	}
 }
 
 // logsOnFailure prints the tail of each process's log if t fails.

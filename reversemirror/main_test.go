@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/exec"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -195,9 +196,41 @@ func compareReportOn(t *testing.T, hosts []string, f *raftjournal.FSM, root stri
 }
 
 // markerPath is the test's own marker: the tests' journals share one
-// ensemble, and a marker belongs to one journal.
+// ensemble, and a marker belongs to one journal (a repeated run of the test,
+// -count=2, has a journal of its own: runSuffix).
 func markerPath(t testing.TB) string {
-	return reversemirror.DefaultMarker + "-" + strings.NewReplacer("/", "_", " ", "_").Replace(t.Name())
+	return reversemirror.DefaultMarker + "-" + strings.NewReplacer("/", "_", " ", "_").Replace(t.Name()) + runSuffix(t)
+}
+
+// testRoot is the subtree a test writes under: base, and for a repeated run
+// of the test (-count=2) a suffix, since the ensemble outlives one run and
+// still has the first run's nodes.
+func testRoot(t testing.TB, base string) string { return base + runSuffix(t) }
+
+var runs struct {
+	sync.Mutex
+	of    map[testing.TB]string
+	count map[string]int
+}
+
+// runSuffix is "" for a test's first run in this process and "-run<n>" for
+// the later ones, the same for every call within one run.
+func runSuffix(t testing.TB) string {
+	runs.Lock()
+	defer runs.Unlock()
+	if s, ok := runs.of[t]; ok {
+		return s
+	}
+	if runs.of == nil {
+		runs.of, runs.count = map[testing.TB]string{}, map[string]int{}
+	}
+	runs.count[t.Name()]++
+	s := ""
+	if n := runs.count[t.Name()]; n > 1 {
+		s = fmt.Sprintf("-run%d", n)
+	}
+	runs.of[t] = s
+	return s
 }
 
 // marker reads the mirror's marker from ZooKeeper.
@@ -220,7 +253,13 @@ func marker(t *testing.T) string {
 // gozk opens a go-zookeeper session to the journal's client ports.
 func gozk(t *testing.T, addrs ...string) *zk.Conn {
 	t.Helper()
-	c, ev, err := zk.Connect(addrs, 10*time.Second, zk.WithLogger(quietLogger{}))
+	return gozkTimeout(t, 10*time.Second, addrs...)
+}
+
+// gozkTimeout is gozk with a session timeout of its own.
+func gozkTimeout(t *testing.T, timeout time.Duration, addrs ...string) *zk.Conn {
+	t.Helper()
+	c, ev, err := zk.Connect(addrs, timeout, zk.WithLogger(quietLogger{}))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -66,3 +66,12 @@ func parseSessionChild(name string, data []byte) (journal, zk int64, err error) 
 	}
 	return int64(j), int64(z), nil
 }
+
+// pipelinePrefix starts the name of a mirror's pipeline node: an ephemeral
+// child of the marker, "p-" and the mirror's ZooKeeper session in hex, that
+// every multi of that mirror sets at the version the one before it left.
+const pipelinePrefix = "p-"
+
+func pipelineChild(marker string, session int64) string {
+	return marker + "/" + pipelinePrefix + strconv.FormatUint(uint64(session), 16)
+}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -18,6 +19,7 @@ import (
 const (
 	DefaultMaxBatchOps   = 500
 	DefaultMaxBatchBytes = 512 << 10
+	DefaultMaxInFlight   = 4
 	DefaultPoll          = 5 * time.Millisecond
 	DefaultAckInterval   = 50 * time.Millisecond
 	DefaultRetry         = time.Second
@@ -40,6 +42,9 @@ type Config struct {
 	// entries go in one when they follow each other on one session).
 	MaxBatchOps   int
 	MaxBatchBytes int
+	// MaxInFlight bounds the multis sent on one ZooKeeper session and not
+	// yet answered (DefaultMaxInFlight when zero; 1: one at a time).
+	MaxInFlight int
 	// Poll is how often an idle mirror looks for new entries; AckInterval
 	// how often it tells the journal what ZooKeeper holds; Retry how long it
 	// waits after a failure before it tries again.
@@ -69,6 +74,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.MaxBatchBytes <= 0 {
 		c.MaxBatchBytes = DefaultMaxBatchBytes
+	}
+	if c.MaxInFlight <= 0 {
+		c.MaxInFlight = DefaultMaxInFlight
 	}
 	if c.Poll <= 0 {
 		c.Poll = DefaultPoll
@@ -105,6 +113,12 @@ type Status struct {
 	Records uint64 `json:"records"`
 	Ops     uint64 `json:"ops"`
 	Multis  uint64 `json:"multis"`
+	// Sent is the last journal index sent to ZooKeeper (Applied once its
+	// multi is answered); InFlight the multis sent and not yet answered,
+	// MaxInFlight the most this process had in flight at once.
+	Sent        uint64 `json:"sent_index"`
+	InFlight    int    `json:"in_flight"`
+	MaxInFlight int    `json:"max_in_flight"`
 	// Sessions is how many ZooKeeper sessions the mirror keeps alive for
 	// journal sessions with ephemerals; LostSessions counts those ZooKeeper
 	// had expired (their ephemerals are missing in ZooKeeper until the
@@ -241,8 +255,16 @@ type term struct {
 	startTime     int64  // and its time
 	applied       uint64 // last journal index in ZooKeeper (the marker's)
 	appliedZkZxid int64
-	appliedZxid   int64 // its journal zxid
-	markerVersion int32
+	appliedZxid   int64  // its journal zxid
+	markerVersion int32  // the marker's version after the last multi answered
+	sent          uint64 // last journal index sent (applied when nothing is in flight)
+
+	flights     []*flight        // multis in flight, oldest first
+	pipeNode    string           // this term's pipeline node (a child of the marker)
+	pipeVersion int32            // its version after the last multi answered
+	lastConn    *zkclient.Client // the connection the last multi went through
+	gone        map[goneKey]bool // clean-up deletes ZooKeeper had made itself
+	quietLooked time.Time        // when quietDue last looked at the fence
 
 	sessions map[int64]int64            // journal session → ZooKeeper session, as the marker's children say
 	live     map[int64]int64            // the same as this mirror holds them (written with the next multi)
@@ -252,6 +274,8 @@ type term struct {
 
 	acked   uint64
 	ackedAt time.Time
+	acking  chan struct{} // an ack in the background, closed when it ends
+	ackDone uint64        // what it acknowledged (read once acking is closed)
 
 	verifiedAt  time.Time     // last look at the unresolved split-brain records
 	settleAfter time.Time     // no settling before (a check or a record failed)
@@ -270,12 +294,16 @@ func (m *Mirror) runTerm(ctx context.Context) error {
 		return fmt.Errorf("reversemirror: %w", err)
 	}
 	t := &term{m: m, fsm: m.cfg.Node.FSM(), zk: zk, marker: m.cfg.Marker,
-		sessions: map[int64]int64{}, live: map[int64]int64{}, twins: map[int64]*zkclient.Client{}, counted: map[int64]bool{}}
+		sessions: map[int64]int64{}, live: map[int64]int64{}, twins: map[int64]*zkclient.Client{}, counted: map[int64]bool{},
+		gone: map[goneKey]bool{}}
 	defer zk.Close()
 	defer func() {
 		cancel()
 		if t.walking != nil {
 			<-t.walking
+		}
+		if t.acking != nil {
+			<-t.acking
 		}
 	}()
 	// On the way out twins are detached, not closed: the sessions and their
@@ -295,26 +323,82 @@ func (m *Mirror) runTerm(ctx context.Context) error {
 	m.logger.Info("reverse mirror running", "start", t.start, "applied", t.applied, "zookeeper", zk.Server())
 	wait := time.NewTimer(0)
 	defer wait.Stop()
-	for {
-		if !m.active() {
+	// after takes the outcome of a step: nil goes on, errResync re-reads
+	// the marker, anything else ends the term (retried by Run).
+	after := func(err error) error {
+		switch {
+		case err == nil:
+			t.ack(ctx, false)
+			return nil
+		case ctx.Err() != nil:
+			return nil
+		case errors.Is(err, errResync):
+			m.logger.Info("reverse mirror re-reading its marker", "cause", err)
+			m.update(func(s *Status) { s.Resyncs++ })
+			return t.sync(ctx)
+		default:
 			t.ack(ctx, true)
+			return err
+		}
+	}
+	for {
+		if ctx.Err() != nil {
 			return nil
 		}
-		// Between two batches ZooKeeper holds exactly what the marker says:
-		// the moment to judge the sentry's suspects and start a fence walk.
-		t.settle(ctx)
-		t.runFence(ctx)
-		if st := t.fsm.MirrorStatus(); st.Start != t.start || st.StartTime != t.startTime {
-			// A rollback and a new primary period came and went between two
-			// looks: start the new period from the marker.
-			t.endPeriod(ctx)
-			if err := t.sync(ctx); err != nil {
+		if !m.active() {
+			err := t.drain(ctx)
+			t.ack(ctx, true)
+			if err != nil && !errors.Is(err, errResync) && ctx.Err() == nil {
+				return err
+			}
+			return nil
+		}
+		if len(t.flights) == 0 {
+			// Nothing in flight: ZooKeeper holds exactly what the marker
+			// says, the moment to judge the sentry's suspects and start a
+			// fence walk.
+			t.settle(ctx)
+			t.runFence(ctx)
+			if st := t.fsm.MirrorStatus(); st.Start != t.start || st.StartTime != t.startTime {
+				// A rollback and a new primary period came and went
+				// between two looks: start the new period from the marker.
+				t.endPeriod(ctx)
+				if err := t.sync(ctx); err != nil {
+					return err
+				}
+				continue
+			}
+		} else if t.quietDue() {
+			if err := after(t.drain(ctx)); err != nil {
 				return err
 			}
 			continue
 		}
-		recs := t.fsm.MirrorPending(t.applied, m.cfg.MaxBatchOps)
+		if n := len(t.flights); n > 0 && (n >= m.cfg.MaxInFlight || len(t.flights[n-1].b.closes) > 0) {
+			// The window is full, or the last multi ends a session whose
+			// connection it closes once answered.
+			if err := after(t.complete(ctx)); err != nil {
+				return err
+			}
+			continue
+		}
+		recs := t.fsm.MirrorPending(t.sent, m.cfg.MaxBatchOps)
 		if len(recs) == 0 {
+			if len(t.flights) > 0 {
+				// Look again for new entries while the oldest multi is
+				// answered.
+				wait.Reset(m.cfg.Poll)
+				select {
+				case <-ctx.Done():
+					return nil
+				case <-t.flights[0].call.Done():
+					if err := after(t.complete(ctx)); err != nil {
+						return err
+					}
+				case <-wait.C:
+				}
+				continue
+			}
 			t.ack(ctx, true)
 			wait.Reset(m.cfg.Poll)
 			select {
@@ -324,26 +408,37 @@ func (m *Mirror) runTerm(ctx context.Context) error {
 			}
 			continue
 		}
-		if recs[0].Index <= t.applied {
-			return fmt.Errorf("reversemirror: outbox returned index %d at or below %d", recs[0].Index, t.applied)
+		if recs[0].Index <= t.sent {
+			return fmt.Errorf("reversemirror: outbox returned index %d at or below %d", recs[0].Index, t.sent)
 		}
-		err := t.applyBatch(ctx, recs)
-		switch {
-		case errors.Is(err, errResync):
-			m.logger.Info("reverse mirror re-reading its marker", "cause", err)
-			m.update(func(s *Status) { s.Resyncs++ })
-			if err := t.sync(ctx); err != nil {
+		if setACL(&recs[0]) {
+			// Not a multi op: it goes alone, with nothing in flight.
+			err := t.drain(ctx)
+			if err == nil {
+				err = t.applySetACL(ctx, &recs[0])
+			}
+			if err := after(err); err != nil {
 				return err
 			}
-		case err != nil:
+			continue
+		}
+		b, err := t.assemble(ctx, recs)
+		if err != nil {
 			t.ack(ctx, true)
 			return err
-		default:
-			m.update(func(s *Status) { s.LastError = "" })
-			t.ack(ctx, false)
-			if m.cfg.Throttle > 0 && !sleep(ctx, m.cfg.Throttle) {
-				return nil
+		}
+		if n := len(t.flights); n > 0 && b.conn != t.flights[n-1].b.conn {
+			// ZooKeeper keeps the order of one session's requests only:
+			// a multi on another session waits for those in flight.
+			if err := after(t.drain(ctx)); err != nil {
+				return err
 			}
+			continue
+		}
+		t.send(b)
+		t.ack(ctx, false)
+		if m.cfg.Throttle > 0 && !sleep(ctx, m.cfg.Throttle) {
+			return nil
 		}
 	}
 }
@@ -353,8 +448,20 @@ func (m *Mirror) runTerm(ctx context.Context) error {
 var errResync = errors.New("reversemirror: marker must be read again")
 
 // sync reads the marker (creating it at the first start, resetting it at the
-// start of a new primary period) and resumes the ZooKeeper sessions it names.
+// start of a new primary period), resumes the ZooKeeper sessions it names
+// and reads this term's pipeline node. Nothing may be in flight.
 func (t *term) sync(ctx context.Context) error {
+	if len(t.flights) > 0 {
+		return fmt.Errorf("reversemirror: internal error: marker read with %d multis in flight", len(t.flights))
+	}
+	t.lastConn = nil
+	if err := t.syncMarker(ctx); err != nil {
+		return err
+	}
+	return t.syncPipe(ctx)
+}
+
+func (t *term) syncMarker(ctx context.Context) error {
 	st := t.fsm.MirrorStatus()
 	t.start, t.startTime = st.Start, st.StartTime
 	if err := t.zk.Sync(ctx, t.marker); err != nil && !errors.Is(err, zkclient.ErrNoNode) {
@@ -366,7 +473,7 @@ func (t *term) sync(ctx context.Context) error {
 		md := &markerData{Start: st.Start, StartTime: st.StartTime, Index: st.Acked}
 		_, mst, err := t.zk.Create(ctx, t.marker, md.encode(), t.markerACL(), 0)
 		if errors.Is(err, zkclient.ErrNodeExists) {
-			return t.sync(ctx)
+			return t.syncMarker(ctx)
 		}
 		if err != nil {
 			return fmt.Errorf("reversemirror: create the marker %s: %w", t.marker, err)
@@ -424,6 +531,9 @@ func (t *term) sessionChildren(ctx context.Context) (map[int64]int64, error) {
 	}
 	out := make(map[int64]int64, len(names))
 	for _, name := range names {
+		if strings.HasPrefix(name, pipelinePrefix) {
+			continue
+		}
 		data, _, err := t.zk.GetData(ctx, t.marker+"/"+name)
 		if err != nil {
 			return nil, fmt.Errorf("reversemirror: read the marker's sessions: %w", err)
@@ -444,6 +554,9 @@ func (t *term) dropSessionChildren(ctx context.Context) error {
 		return fmt.Errorf("reversemirror: read the marker's sessions: %w", err)
 	}
 	for _, name := range names {
+		if strings.HasPrefix(name, pipelinePrefix) {
+			continue // an ephemeral: it goes with its mirror's session
+		}
 		child := t.marker + "/" + name
 		data, _, err := t.zk.GetData(ctx, child)
 		if errors.Is(err, zkclient.ErrNoNode) {
@@ -463,8 +576,8 @@ func (t *term) dropSessionChildren(ctx context.Context) error {
 }
 
 func (t *term) setApplied(md *markerData, version int32, zkZxid int64) {
-	t.applied, t.markerVersion, t.appliedZkZxid = md.Index, version, zkZxid
-	t.m.update(func(s *Status) { s.Applied, s.AppliedZkZxid = md.Index, zkZxid })
+	t.applied, t.sent, t.markerVersion, t.appliedZkZxid = md.Index, md.Index, version, zkZxid
+	t.m.update(func(s *Status) { s.Applied, s.Sent, s.InFlight, s.AppliedZkZxid = md.Index, md.Index, 0, zkZxid })
 }
 
 func (t *term) markerACL() []znode.ACL {
@@ -478,12 +591,43 @@ func (t *term) markerACL() []znode.ACL {
 }
 
 // ack tells the journal what ZooKeeper holds, at most every AckInterval
-// unless forced.
+// unless forced. An unforced ack commits in the background (one at a time),
+// so that the pipeline does not wait for the journal; a forced one waits.
 func (t *term) ack(ctx context.Context, force bool) {
+	if t.acking != nil {
+		select {
+		case <-t.acking:
+		default:
+			if !force {
+				return
+			}
+			<-t.acking
+		}
+		t.acking = nil
+		t.acked = max(t.acked, t.ackDone)
+	}
 	if t.applied <= t.acked || !force && time.Since(t.ackedAt) < t.m.cfg.AckInterval {
 		return
 	}
 	a := &raftjournal.MirrorAck{Index: t.applied, ZkZxid: t.appliedZkZxid, Time: time.Now().UnixMilli()}
+	t.ackedAt = time.Now()
+	if force {
+		if t.submitAck(ctx, a) {
+			t.acked = a.Index
+		}
+		return
+	}
+	done := make(chan struct{})
+	t.acking, t.ackDone = done, 0
+	go func() {
+		defer close(done)
+		if t.submitAck(ctx, a) {
+			t.ackDone = a.Index
+		}
+	}()
+}
+
+func (t *term) submitAck(ctx context.Context, a *raftjournal.MirrorAck) bool {
 	actx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
 	defer cancel()
 	if res, err := t.m.cfg.Node.Submit(actx, a); err != nil || res.Err != nil {
@@ -491,172 +635,9 @@ func (t *term) ack(ctx context.Context, force bool) {
 			err = res.Err
 		}
 		t.m.logger.Warn("reverse mirror ack failed; the next one carries it", "index", a.Index, "error", err)
-		return
+		return false
 	}
-	t.acked, t.ackedAt = t.applied, time.Now()
-}
-
-// multiBatch is what applyBatch sends in one multi.
-type multiBatch struct {
-	conn    *zkclient.Client
-	ops     []zkclient.Op
-	refs    []opRef         // per op but the marker's
-	n       int             // records
-	closes  []int64         // journal sessions closed by these records
-	newSess map[int64]int64 // journal → ZooKeeper sessions as these records need them
-}
-
-// sessionOps are the marker children's changes that bring the marker's
-// sessions (t.sessions) to want minus closed: creates, setData for a
-// session replaced after ZooKeeper expired it, deletes. It returns them
-// with the resulting map.
-func (t *term) sessionOps(want map[int64]int64, closed []int64) ([]zkclient.Op, map[int64]int64) {
-	after := maps(want)
-	for _, j := range closed {
-		delete(after, j)
-	}
-	var ops []zkclient.Op
-	for j, z := range after {
-		old, ok := t.sessions[j]
-		switch {
-		case !ok:
-			ops = append(ops, zkclient.CreateOp(sessionChild(t.marker, j), hexID(z), t.markerACL(), 0, 0))
-		case old != z:
-			ops = append(ops, zkclient.SetDataOp(sessionChild(t.marker, j), hexID(z), -1))
-		}
-	}
-	for j := range t.sessions {
-		if _, ok := after[j]; !ok {
-			ops = append(ops, zkclient.DeleteOp(sessionChild(t.marker, j), -1))
-		}
-	}
-	return ops, after
-}
-
-type opRef struct {
-	rec     int
-	op      *raftjournal.MirrorOp
-	skipped bool
-}
-
-// applyBatch writes the longest run of records from recs that goes in one
-// multi, with the marker's setData at its end.
-func (t *term) applyBatch(ctx context.Context, recs []raftjournal.MirrorRecord) error {
-	t.batchFencing = t.fencing()
-	if setACL(&recs[0]) {
-		return t.applySetACL(ctx, &recs[0])
-	}
-	b := &multiBatch{newSess: maps(t.live)}
-	size := 0
-	for i := range recs {
-		r := &recs[i]
-		if setACL(r) {
-			break
-		}
-		conn, err := t.connFor(ctx, r, b.newSess)
-		if err != nil {
-			return err
-		}
-		if b.n > 0 && (conn != b.conn || len(b.ops)+len(r.Ops) > t.m.cfg.MaxBatchOps || size >= t.m.cfg.MaxBatchBytes) {
-			break
-		}
-		b.conn = conn
-		for j := range r.Ops {
-			op := &r.Ops[j]
-			switch op.Kind {
-			case raftjournal.MirrorCloseSession:
-				b.closes = append(b.closes, op.Session)
-				continue
-			}
-			b.ops = append(b.ops, t.zkOp(op))
-			b.refs = append(b.refs, opRef{rec: i, op: op})
-			size += len(op.Path) + len(op.Data) + 64
-		}
-		b.n++
-		if len(b.closes) > 0 {
-			break
-		}
-	}
-	for {
-		last := &recs[b.n-1]
-		md := &markerData{Start: t.start, StartTime: t.startTime, Index: last.Index, Zxid: fmt.Sprintf("%#x", last.Zxid)}
-		ops := make([]zkclient.Op, 0, len(b.ops)+1)
-		var own []ownEvent
-		for i, op := range b.ops {
-			if !b.refs[i].skipped {
-				ops = append(ops, op)
-				own = appendOwn(own, b.refs[i].op)
-			}
-		}
-		nrec := len(ops)
-		sessOps, after := t.sessionOps(b.newSess, b.closes)
-		ops = append(ops, sessOps...)
-		ops = append(ops, zkclient.SetDataOp(t.marker, md.encode(), t.markerVersion))
-		// The events this multi fires are announced to the sentry before it
-		// is sent, so that none can arrive first (sentry.expectOwn).
-		t.m.sentry.expectOwn(own)
-		res, err := b.conn.Multi(ctx, ops...)
-		if err != nil {
-			t.m.sentry.unexpectOwn(own)
-		}
-		if err == nil {
-			t.markerVersion++
-			t.applied, t.appliedZxid, t.appliedZkZxid = last.Index, last.Zxid, res[len(res)-1].Stat.Mzxid
-			t.sessions, t.live = after, maps(after)
-			for _, j := range b.closes {
-				if c := t.twins[j]; c != nil {
-					_ = c.Close() // the session's ephemerals are already deleted
-					delete(t.twins, j)
-				}
-			}
-			t.m.update(func(s *Status) {
-				s.Applied, s.AppliedZkZxid = t.applied, t.appliedZkZxid
-				s.Records += uint64(b.n)
-				s.Ops += uint64(nrec)
-				s.Multis++
-				s.Sessions = len(t.sessions)
-			})
-			return nil
-		}
-		if len(res) != len(ops) {
-			// No per-op results: the outcome is unknown (connection loss).
-			if ctx.Err() != nil {
-				return ctx.Err()
-			}
-			return fmt.Errorf("%w: multi of journal entries %d..%d: %w", errResync, recs[0].Index, last.Index, err)
-		}
-		failed := -1
-		for i := range res {
-			if res[i].Err != nil && !errors.Is(res[i].Err, errRuntimeInconsistency) {
-				failed = i
-				break
-			}
-		}
-		if failed < 0 || failed >= nrec {
-			return fmt.Errorf("%w: marker %s or its sessions changed behind this mirror (%v)", errResync, t.marker, err)
-		}
-		// Map the failing multi op back to its record op.
-		k, pos := -1, -1
-		for i := range b.refs {
-			if b.refs[i].skipped {
-				continue
-			}
-			if pos++; pos == failed {
-				k = i
-				break
-			}
-		}
-		ref := &b.refs[k]
-		if ref.op.Kind == raftjournal.MirrorDelete && ref.op.Cleanup && errors.Is(res[failed].Err, zkclient.ErrNoNode) {
-			ref.skipped = true
-			t.m.update(func(s *Status) { s.CleanupGone++ })
-			continue
-		}
-		r := &recs[ref.rec]
-		t.m.sentry.suspect(ref.op.Path) // the sentry says who wrote it, once it can
-		return fmt.Errorf("reversemirror: journal entry %d (zxid %#x) %s %s: ZooKeeper refused it: %w: ZooKeeper's copy differs from the journal's (a write made straight to ZooKeeper?); the mirror stops here and retries, it never skips an entry",
-			r.Index, r.Zxid, ref.op.Kind, ref.op.Path, res[failed].Err)
-	}
+	return true
 }
 
 func setACL(r *raftjournal.MirrorRecord) bool {
@@ -695,8 +676,9 @@ func (t *term) applySetACL(ctx context.Context, r *raftjournal.MirrorRecord) err
 		return fmt.Errorf("%w: marker after setACL of journal entry %d: %w", errResync, r.Index, err)
 	}
 	t.markerVersion, t.applied, t.appliedZxid, t.appliedZkZxid = st.Version, r.Index, r.Zxid, st.Mzxid
+	t.sent = r.Index
 	t.m.update(func(s *Status) {
-		s.Applied, s.AppliedZkZxid = t.applied, t.appliedZkZxid
+		s.Applied, s.Sent, s.AppliedZkZxid = t.applied, t.sent, t.appliedZkZxid
 		s.Records++
 		s.Ops++
 	})

@@ -35,8 +35,9 @@ func zkMode(m raftjournal.CreateMode) zkwire.CreateMode { return zkwire.CreateMo
 // journal keeps them, ZooKeeper lacks them until the journal's session ends.
 
 // connFor returns the client a record's ops go through: the twin of the
-// session whose ephemerals it creates, or the mirror's own session.
-func (t *term) connFor(ctx context.Context, r *raftjournal.MirrorRecord, newSess map[int64]int64) (*zkclient.Client, error) {
+// session whose ephemerals it creates, or cur (any session will do, and the
+// one the previous record went through keeps them in one multi).
+func (t *term) connFor(ctx context.Context, r *raftjournal.MirrorRecord, newSess map[int64]int64, cur *zkclient.Client) (*zkclient.Client, error) {
 	var owner int64
 	for i := range r.Ops {
 		if op := &r.Ops[i]; op.Kind == raftjournal.MirrorCreate && op.Session != 0 {
@@ -45,7 +46,7 @@ func (t *term) connFor(ctx context.Context, r *raftjournal.MirrorRecord, newSess
 		}
 	}
 	if owner == 0 {
-		return t.zk, nil
+		return cur, nil
 	}
 	if c := t.twins[owner]; c != nil {
 		id := c.SessionID()

@@ -246,6 +246,12 @@ func (s *sentry) suspect(p string) {
 	s.mu.Unlock()
 }
 
+func (s *sentry) hasSuspects() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.suspects) > 0
+}
+
 func (s *sentry) take() []string {
 	s.mu.Lock()
 	defer s.mu.Unlock()

@@ -62,7 +62,7 @@ func records(f *raftjournal.FSM, root string) []reversemirror.SplitBrainWrite {
 func TestSplitBrainReported(t *testing.T) {
 	n, addr := primaryNode(t)
 	f := n.FSM()
-	root := "/sentry-" + strings.ToLower(t.Name())
+	root := testRoot(t, "/sentry-"+strings.ToLower(t.Name()))
 	tweak := func(c *reversemirror.Config) {
 		c.Root, c.Verify, c.Retry = root, 200*time.Millisecond, 200*time.Millisecond
 	}

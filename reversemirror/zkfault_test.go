@@ -32,7 +32,7 @@ func TestMirrorZooKeeperLeaderKilled(t *testing.T) {
 		c.ZooKeeper.Hosts = ens.Hosts()
 		c.MaxBatchOps, c.Throttle = 2, 10*time.Millisecond
 	})
-	root := "/zkleaderkilled"
+	root := testRoot(t, "/zkleaderkilled")
 	c := gozk(t, addr)
 	all := zk.WorldACL(zk.PermAll)
 	if _, err := c.Create(root, nil, 0, all); err != nil {

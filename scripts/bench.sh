@@ -34,7 +34,7 @@ for g in $groups; do
 	proxy)
 		echo "== dual-write proxy (dualwrite)"
 		bench ./dualwrite/ 'Proxy$' 2x -load.dur=3s
-		# Interleaved rounds (direct, tap, byte relay), median of per-round ratios.
+		# Interleaved rounds (direct, tap, Go byte relay, socat), median of per-round ratios.
 		bench ./dualwrite/ 'ProxyCreates$|ProxyKazoo$' 7x -load.dur=1s
 		;;
 	zkserver) echo "== the journal's client port vs ZooKeeper (zkserver)"; bench ./zkserver/ 'VsZooKeeper$|MemoryVsZooKeeper$' 1x ;;
@@ -46,6 +46,7 @@ for g in $groups; do
 		;;
 	rollback)
 		echo "== reverse mirror vs the journal's native writes (reversemirror)"; bench ./reversemirror/ 'ReverseMirror$' 3x -args -rm.writes="${RM_WRITES:-30000}"
+		echo "== reverse mirror: a backlog pipelined vs one multi at a time, same run"; bench ./reversemirror/ 'ReverseMirrorPipeline$' 6x -args -rm.writes="${RM_WRITES:-30000}"
 		echo "== the rollback (cutover --to shadow): duration vs the cutover's, 16 sessions through the proxy"
 		bench ./cutover/ 'Rollback$' 1x -args -rollback.nodes="${ROLLBACK_NODES:-100000}"
 		;;
@@ -115,10 +116,12 @@ for g in $groups; do
 		done
 		for cpu in shared own-cpu; do
 			for n in 1 3000; do
-				row "proxy creates, $n in flight on one connection, $cpu: tap vs direct" "$(metric "BenchmarkProxyCreates/$cpu/inflight=$n" tap-ratio)x" "target >= 0.8x; byte relay $(metric "BenchmarkProxyCreates/$cpu/inflight=$n" relay-ratio)x; direct $(metric "BenchmarkProxyCreates/$cpu/inflight=$n" direct-creates/s) creates/s; CPU per create tap $(metric "BenchmarkProxyCreates/$cpu/inflight=$n" tap-cpu-us/op) us, relay $(metric "BenchmarkProxyCreates/$cpu/inflight=$n" relay-cpu-us/op) us"
+				b="BenchmarkProxyCreates/$cpu/inflight=$n"
+				row "proxy creates, $n in flight on one connection, $cpu: tap vs direct" "$(metric "$b" tap-ratio)x" "target >= 0.8x; Go byte relay $(metric "$b" relay-ratio)x, socat $(metric "$b" socat-ratio)x; direct $(metric "$b" direct-creates/s) creates/s; CPU per create tap $(metric "$b" tap-cpu-us/op) us, relay $(metric "$b" relay-cpu-us/op) us, socat $(metric "$b" socat-cpu-us/op) us"
 			done
 			for op in set get; do
-				row "proxy kazoo sequential $op, $cpu: p50 latency tap vs direct" "$(metric "BenchmarkProxyKazoo/$cpu" $op-p50-ratio)x" "target <= 1.2x; byte relay $(metric "BenchmarkProxyKazoo/$cpu" relay-$op-p50-ratio)x; mean $(metric "BenchmarkProxyKazoo/$cpu" $op-mean-ratio)x; direct p50 $(metric "BenchmarkProxyKazoo/$cpu" direct-$op-p50-ms) ms"
+				b="BenchmarkProxyKazoo/$cpu"
+				row "proxy kazoo sequential $op, $cpu: p50 latency tap vs direct" "$(metric "$b" $op-p50-ratio)x" "target <= 1.2x; Go byte relay $(metric "$b" relay-$op-p50-ratio)x, socat $(metric "$b" socat-$op-p50-ratio)x; mean $(metric "$b" $op-mean-ratio)x; direct p50 $(metric "$b" direct-$op-p50-ms) ms"
 			done
 		done
 		;;
@@ -133,6 +136,7 @@ for g in $groups; do
 		;;
 	rollback)
 		row "reverse mirror: entries/s vs the journal's native writes/s, 64 writers" "$(metric BenchmarkReverseMirror mirror/journal)x" "target >= 1x (keeps up); $(metric BenchmarkReverseMirror mirror-entries/s) vs $(metric BenchmarkReverseMirror journal-writes/s)/s, largest outbox $(metric BenchmarkReverseMirror max-pending), drained $(metric BenchmarkReverseMirror drain-ms) ms after the load"
+		row "reverse mirror: backlog applied pipelined vs one multi at a time" "$(metric BenchmarkReverseMirrorPipeline pipelined/one-at-a-time)x" "$(metric BenchmarkReverseMirrorPipeline pipelined-entries/s) vs $(metric BenchmarkReverseMirrorPipeline one-at-a-time-entries/s) entries/s (mean of 6 runs)"
 		row "rollback at ${ROLLBACK_NODES:-100000} znodes: duration vs the cutover's (same run)" "$(metric BenchmarkRollback rollback/cutover)x" "rollback $(metric BenchmarkRollback rollback-s) s (rebaseline $(metric BenchmarkRollback rebaseline-s) s, $(metric BenchmarkRollback rebaseline/full-compare)x one full comparison of the same tree, targeted $(metric BenchmarkRollback targeted)), cutover $(metric BenchmarkRollback cutover-s) s; clients held $(metric BenchmarkRollback hold-ms) ms; longest request across $(metric BenchmarkRollback max-across-ms) ms vs p99 $(metric BenchmarkRollback baseline-p99-ms) ms; sessions lost $(metric BenchmarkRollback sessions-lost)"
 		;;
 	esac

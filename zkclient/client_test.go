@@ -677,3 +677,54 @@ func TestNotZooKeeper(t *testing.T) {
 		t.Errorf("allocated %d MiB against a server answering HTTP", grew>>20)
 	}
 }
+
+// TestSendMultiPipelined: multis sent one after the other without waiting
+// are applied in order (each checks the version the one before it sets), and
+// when one fails, the ones behind it that depend on it fail too; go-zookeeper
+// reads the outcome.
+func TestSendMultiPipelined(t *testing.T) {
+	root := freshRoot(t)
+	c := dial(t, Config{Hosts: ensemble.Hosts()})
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	if _, _, err := c.Create(ctx, root, nil, znode.WorldAnyone(), zkwire.ModePersistent); err != nil {
+		t.Fatal(err)
+	}
+	send := func(from, n int, version int32) []*MultiCall {
+		var calls []*MultiCall
+		for i := range n {
+			calls = append(calls, c.SendMulti(
+				CreateOp(fmt.Sprintf("%s/n%d", root, from+i), nil, znode.WorldAnyone(), zkwire.ModePersistent, 0),
+				SetDataOp(root, []byte(fmt.Sprint(from+i)), version+int32(i))))
+		}
+		return calls
+	}
+	for i, mc := range send(0, 8, 0) {
+		if _, err := mc.Wait(ctx); err != nil {
+			t.Fatalf("multi %d: %v", i, err)
+		}
+	}
+	// The third of five checks a wrong version: it fails, and the two after
+	// it, which check the versions it would have left, fail with it.
+	calls := send(8, 2, 8)
+	calls = append(calls, send(10, 1, 99)...)
+	calls = append(calls, send(11, 2, 11)...)
+	for i, mc := range calls {
+		<-mc.Done()
+		res, err := mc.Wait(ctx)
+		switch {
+		case i < 2 && err != nil:
+			t.Errorf("multi %d: %v", i, err)
+		case i >= 2 && !errors.Is(err, ErrBadVersion):
+			t.Errorf("multi %d: %v, want a bad version", i, err)
+		case i >= 2 && (len(res) != 2 || !res[0].RolledBack):
+			t.Errorf("multi %d results %+v: want the create rolled back", i, res)
+		}
+	}
+	zc := independent(t, ensemble.Hosts())
+	kids, st, err := zc.Children(root)
+	slices.Sort(kids)
+	if err != nil || len(kids) != 10 || kids[9] != "n9" || st.Version != 10 {
+		t.Errorf("%s: children %v, version %d (%v): want n0..n9 at version 10", root, kids, st.Version, err)
+	}
+}

@@ -40,7 +40,9 @@
 // Every call takes the next xid (31 bits, never 0) and its reply is matched
 // by xid, so any number of goroutines may call at once, and [Client.Send]
 // writes a batch of requests in one write (the export sends a multiRead and
-// the getACLs after it together). ZooKeeper answers a session's requests in
+// the getACLs after it together), and [Client.SendMulti] sends a multi
+// without waiting for its reply (the reverse mirror keeps several in flight,
+// chained by version checks). ZooKeeper answers a session's requests in
 // order; a batch keeps its order on one connection, not across a reconnect.
 //
 // What becomes of calls on connection loss is the caller's choice

@@ -119,6 +119,58 @@ func (c *Client) MultiRead(ctx context.Context, ops ...Op) ([]OpResult, error) {
 	return c.multi(ctx, zkwire.OpMultiRead, ops)
 }
 
+// MultiCall is a multi sent by SendMulti whose reply has not been read.
+type MultiCall struct {
+	c    *Client
+	ops  []Op
+	call *Call
+	err  error // the request could not be encoded
+}
+
+// SendMulti sends a multi of ops (as Multi would) without waiting for its
+// reply, which Wait reads. Multis sent one after the other by one goroutine
+// go out in that order on the current connection, and ZooKeeper applies a
+// session's requests in order, so a caller may keep several in flight
+// (pipeline them): the reverse mirror chains them with version checks, so
+// that one that fails makes every later one fail too. Under the Resend
+// policy a multi that could not be sent (no connection) goes out on the
+// next connection when Wait is called, so its order against the others is
+// kept only by what its own checks require.
+func (c *Client) SendMulti(ops ...Op) *MultiCall {
+	mc := &MultiCall{c: c, ops: ops}
+	req, err := c.multiRequest(ops)
+	if err != nil {
+		mc.err = err
+		return mc
+	}
+	mc.call = c.Send(Request{Op: zkwire.OpMulti, Body: req})[0]
+	return mc
+}
+
+// Done is closed once the multi has an outcome (a reply, or its
+// connection's end): Wait then returns without waiting for ZooKeeper, unless
+// under Resend the multi was never sent and waits for the next connection.
+func (mc *MultiCall) Done() <-chan struct{} {
+	if mc.err != nil {
+		done := make(chan struct{})
+		close(done)
+		return done
+	}
+	return mc.call.done
+}
+
+// Wait reads the reply of a SendMulti: what Multi returns.
+func (mc *MultiCall) Wait(ctx context.Context) ([]OpResult, error) {
+	if mc.err != nil {
+		return nil, mc.err
+	}
+	resp, err := mc.call.Wait(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return mc.c.multiResults(zkwire.OpMulti, mc.ops, resp)
+}
+
 func (c *Client) multi(ctx context.Context, op zkwire.OpCode, ops []Op) ([]OpResult, error) {
 	req, err := c.multiRequest(ops)
 	if err != nil {
@@ -128,6 +180,11 @@ func (c *Client) multi(ctx context.Context, op zkwire.OpCode, ops []Op) ([]OpRes
 	if err != nil {
 		return nil, err
 	}
+	return c.multiResults(op, ops, resp)
+}
+
+// multiResults reads a multi's or multiRead's reply.
+func (c *Client) multiResults(op zkwire.OpCode, ops []Op, resp zkwire.Response) ([]OpResult, error) {
 	m := resp.(*zkwire.MultiResponse)
 	if len(m.Results) != len(ops) {
 		return nil, fmt.Errorf("zkclient: %v of %d operations answered with %d results", op, len(ops), len(m.Results))

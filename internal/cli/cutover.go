@@ -191,7 +191,7 @@ aborted or failed (the message says which and why), 2 usage.`,
 	cmd.Flags().BoolVar(&o.yes, "yes", false, "--to finalized: do not ask for confirmation")
 	cmd.Flags().BoolVar(&o.fence, "fence", false, "--to primary: fence ZooKeeper once committed (see 'cutover fence')")
 	cmd.Flags().StringArrayVar(&o.force, "force", nil, "pass this gate although it fails (one gate per flag: "+strings.Join(cutover.Gates, ", ")+"; rolling back: "+strings.Join(cutover.RollbackGates, ", ")+")")
-	cmd.Flags().DurationVar(&o.holdTimeout, "hold-timeout", 5*time.Second, "the proxies' hold deadline: past it a proxy settles the hold by the journal's phase by itself; the drain, proof and commit must fit in it")
+	cmd.Flags().DurationVar(&o.holdTimeout, "hold-timeout", 5*time.Second, "the proxies' hold deadline: past it a proxy settles the hold by the journal's phase by itself; the drain, proof and commit must fit in it, and in half the shortest session timeout (held clients cannot ping)")
 	cmd.Flags().DurationVar(&o.adoptTimeout, "adopt-timeout", 0, "session timeout for owners of ephemerals no proxy mirrored (default: the journal's, 30s)")
 	o.addCommonFlags(cmd)
 	cmd.AddCommand(newCutoverStatusCommand(g), newCutoverUnregisterCommand(g))

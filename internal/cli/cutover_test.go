@@ -23,21 +23,7 @@ import (
 // session through the proxy that keeps its id and writes to the journal
 // after the switch.
 func TestCutoverCommand(t *testing.T) {
-	ens := zktest.New(t, zktest.Options{Servers: 1})
-	dir := t.TempDir()
-	admin, client := testlog.FreeAddr(t), testlog.FreeAddr(t)
-	startServe(t, "--data-dir", filepath.Join(dir, "n1"), "--node-id", "n1", "--raft-addr", testlog.FreeAddr(t),
-		"--admin-addr", admin, "--client-addr", client, "--bootstrap",
-		"--zk", ens.ConnectString(), "--auth", "digest:mirror:secret") // the reverse mirror, for --fence
-	waitUntil(t, "the journal to lead", func() error {
-		if code, _, errOut := run(t, "journal", "status", "--journal", admin); code != ExitOK {
-			return errors.New(errOut)
-		}
-		return nil
-	})
-	listen, padmin := testlog.FreeAddr(t), testlog.FreeAddr(t)
-	startVerb(t, "proxy", "--listen", listen, "--zk", ens.ConnectString(), "--journal", admin,
-		"--queue-dir", filepath.Join(dir, "queue"), "--admin-addr", padmin, "--proxy-id", "edge-1", "--no-reconcile")
+	ens, admin, listen := startCutoverRig(t, "--auth", "digest:mirror:secret") // the reverse mirror's credentials, for --fence
 	writeThrough(t, listen, "/before", "zk")
 	conn, _, err := zk.Connect([]string{listen}, 10*time.Second, zk.WithLogger(quietZK{}))
 	if err != nil {
@@ -139,4 +125,28 @@ func TestCutoverCommand(t *testing.T) {
 	if code != ExitOK || !strings.Contains(out, "phase      finalized") {
 		t.Fatalf("status after finalize: exit %d\n%s", code, out)
 	}
+}
+
+// startCutoverRig starts what the cutover verbs run against: a ZooKeeper
+// server, one journal node (serve with a client port and the reverse mirror
+// on that ZooKeeper, plus serveArgs), leading, and a proxy with no
+// reconciler in front of the ZooKeeper. It returns the ensemble, the
+// journal's admin address and the proxy's client address.
+func startCutoverRig(t *testing.T, serveArgs ...string) (ens *zktest.Ensemble, admin, listen string) {
+	t.Helper()
+	ens = zktest.New(t, zktest.Options{Servers: 1})
+	dir := t.TempDir()
+	admin = testlog.FreeAddr(t)
+	startServe(t, append([]string{"--data-dir", filepath.Join(dir, "n1"), "--node-id", "n1", "--raft-addr", testlog.FreeAddr(t),
+		"--admin-addr", admin, "--client-addr", testlog.FreeAddr(t), "--bootstrap", "--zk", ens.ConnectString()}, serveArgs...)...)
+	waitUntil(t, "the journal to lead", func() error {
+		if code, _, errOut := run(t, "journal", "status", "--journal", admin); code != ExitOK {
+			return errors.New(errOut)
+		}
+		return nil
+	})
+	listen = testlog.FreeAddr(t)
+	startVerb(t, "proxy", "--listen", listen, "--zk", ens.ConnectString(), "--journal", admin,
+		"--queue-dir", filepath.Join(dir, "queue"), "--admin-addr", testlog.FreeAddr(t), "--proxy-id", "edge-1", "--no-reconcile")
+	return ens, admin, listen
 }

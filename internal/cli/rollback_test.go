@@ -4,15 +4,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/go-zookeeper/zk"
 
-	"github.com/zk2raft/zk2raft/internal/testlog"
-	"github.com/zk2raft/zk2raft/internal/zktest"
 	"github.com/zk2raft/zk2raft/zkclient"
 )
 
@@ -23,20 +20,7 @@ import (
 // shadow` (exit 0, its steps printed, the rebaseline's comparison equal),
 // the write in ZooKeeper and the go-zookeeper session kept.
 func TestRollbackCommand(t *testing.T) {
-	ens := zktest.New(t, zktest.Options{Servers: 1})
-	dir := t.TempDir()
-	admin, client := testlog.FreeAddr(t), testlog.FreeAddr(t)
-	startServe(t, "--data-dir", filepath.Join(dir, "n1"), "--node-id", "n1", "--raft-addr", testlog.FreeAddr(t),
-		"--admin-addr", admin, "--client-addr", client, "--bootstrap", "--zk", ens.ConnectString())
-	waitUntil(t, "the journal to lead", func() error {
-		if code, _, errOut := run(t, "journal", "status", "--journal", admin); code != ExitOK {
-			return errors.New(errOut)
-		}
-		return nil
-	})
-	listen, padmin := testlog.FreeAddr(t), testlog.FreeAddr(t)
-	startVerb(t, "proxy", "--listen", listen, "--zk", ens.ConnectString(), "--journal", admin,
-		"--queue-dir", filepath.Join(dir, "queue"), "--admin-addr", padmin, "--proxy-id", "edge-1", "--no-reconcile")
+	ens, admin, listen := startCutoverRig(t)
 	conn, _, err := zk.Connect([]string{listen, listen}, 10*time.Second, zk.WithLogger(quietZK{}))
 	if err != nil {
 		t.Fatal(err)

@@ -357,10 +357,19 @@ func (w *Workload) write(s *session, ws *writeState) {
 	}
 }
 
-// find lists dir until it answers, and reports whether a child starts with
-// prefix.
+// find syncs and lists dir until it answers, and reports whether a child
+// starts with prefix. The sync first: the reply of the create in doubt was
+// lost, so the client never saw its zxid, and a server it reconnected to
+// may not have applied it yet (ZooKeeper promises no more either).
 func (w *Workload) find(s *session, dir, prefix string) (bool, error) {
 	for {
+		if _, err := s.conn.Sync(dir); err != nil {
+			if !isConnLoss(err) {
+				return false, err
+			}
+			w.note(err, s.name+" sync "+dir)
+			continue
+		}
 		kids, _, err := s.conn.Children(dir)
 		if err == nil {
 			for _, k := range kids {

@@ -3,6 +3,7 @@
 package testproc
 
 import (
+	"context"
 	"fmt"
 	"log/slog"
 	"os"
@@ -11,6 +12,8 @@ import (
 	"time"
 
 	"github.com/zk2raft/zk2raft/raftjournal"
+	"github.com/zk2raft/zk2raft/reversemirror"
+	"github.com/zk2raft/zk2raft/zkclient"
 	"github.com/zk2raft/zk2raft/zkserver"
 )
 
@@ -28,6 +31,23 @@ type JournalSpec struct {
 	// ClientAddr, when set, serves the ZooKeeper protocol there (zkserver,
 	// four-letter words all allowed).
 	ClientAddr string
+	// ReverseMirror, when its Hosts are set, runs the reverse mirror beside
+	// the node with its status extension, as `serve --zk` does.
+	ReverseMirror ReverseMirrorSpec
+	// SuperDigest is ZooKeeper's super user for tree reads over the admin
+	// port (NodeConfig.SuperDigest), "super:BASE64(SHA1(super:PASSWORD))".
+	SuperDigest string
+}
+
+// ReverseMirrorSpec is the reverse mirror a journal node process runs.
+type ReverseMirrorSpec struct {
+	Hosts []string // ZooKeeper's servers
+	// SuperCred is ZooKeeper's super user, "super:PASSWORD" (digest).
+	SuperCred string
+	// Throttle is reversemirror.Config.Throttle (a test holds a lag with it);
+	// MaxBatchOps its batch bound (0: the default).
+	Throttle    time.Duration
+	MaxBatchOps int
 }
 
 // LogFile is where the node's output goes: <ID>.log beside its data dir,
@@ -52,6 +72,7 @@ func JournalChild() {
 	cfg := raftjournal.DefaultNodeConfig()
 	cfg.NodeID, cfg.DataDir, cfg.RaftAddr, cfg.AdminAddr = spec.ID, spec.DataDir, spec.RaftAddr, spec.AdminAddr
 	cfg.Bootstrap, cfg.Join, cfg.Secret = spec.Bootstrap, spec.Join, spec.Secret
+	cfg.SuperDigest = spec.SuperDigest
 	LoopbackTimings(&cfg)
 	cfg.Logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
 	n, err := raftjournal.Open(cfg)
@@ -70,7 +91,25 @@ func JournalChild() {
 			os.Exit(3)
 		}
 	}
+	stopMirror := func() {}
+	if rm := spec.ReverseMirror; len(rm.Hosts) > 0 {
+		mc := reversemirror.Config{Node: n, Throttle: rm.Throttle, MaxBatchOps: rm.MaxBatchOps, Logger: cfg.Logger.With("component", "reversemirror")}
+		mc.ZooKeeper.Hosts = rm.Hosts
+		mc.ZooKeeper.Auth = []zkclient.Auth{{Scheme: "digest", Cred: []byte(rm.SuperCred)}}
+		mc.ZooKeeper.SessionTimeout = 10 * time.Second
+		m, err := reversemirror.New(mc)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "reverse mirror:", err)
+			os.Exit(3)
+		}
+		n.SetStatusExtension("reverse_mirror", func() any { return m.Status() })
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan struct{})
+		go func() { defer close(done); _ = m.Run(ctx) }()
+		stopMirror = func() { cancel(); <-done }
+	}
 	WaitSignal()
+	stopMirror()
 	if srv != nil {
 		srv.Close()
 	}
