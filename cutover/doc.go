@@ -201,15 +201,32 @@
 //     reconnect whose last zxid is ahead of it. Sessions the journal adopted
 //     from ZooKeeper resume there (the keeper kept them alive); sessions the
 //     journal minted are unknown to ZooKeeper and expire.
-//  8. Rebaseline: nodes the journal wrote in its own epoch carry its zxids
-//     and times, ZooKeeper's copies ZooKeeper's. The rollback's FSM entry
-//     lowered every journal-epoch zxid to ZooKeeper's zxid at the cutover, so
-//     ZooKeeper's copies win every merge (raftjournal's "Rollback"); the
-//     orchestrator imports ZooKeeper's /zookeeper node (its registers moved
-//     with the marker's create, which ZooKeeper's digest sees and verify
-//     does not) and runs repair passes (dualwrite's RepairAll: verify's
-//     comparison, then imports of what differs) until one compares and finds
-//     nothing. Only then does it say the journal equals ZooKeeper.
+//  8. Rebaseline (rebaseline.go): nodes the journal wrote in its own epoch
+//     carry its zxids and times, ZooKeeper's copies ZooKeeper's. The
+//     rollback's FSM entry lowered every journal-epoch zxid to ZooKeeper's
+//     zxid at the cutover, the base, so ZooKeeper's copies win every merge
+//     (raftjournal's "Rollback"). The orchestrator imports ZooKeeper's
+//     /zookeeper node (its registers moved with the marker's create, which
+//     ZooKeeper's digest sees and verify does not), then repairs what it
+//     knows changed: the nodes that still carry the base (the journal lists
+//     them, GET /rebased) and the paths the sentry recorded as written around
+//     the proxies, with their parents — O(what changed), no walk. It claims
+//     equality from a comparison of both whole states all the same:
+//     ZooKeeper's tree digest against the journal's at a zxid made after the
+//     repairs (alignment writes through a proxy that relays to ZooKeeper
+//     again). Equal at ZooKeeper's latest zxid, or — under a steady write
+//     load through the proxies, when ZooKeeper has moved on — equal at a
+//     common zxid at or after the alignment, which the report names, saying
+//     that the writes after it are not covered (the proxies mirror them).
+//     Digests that differ (something changed that no record names: a node
+//     changed in the journal behind everyone's back, a ZooKeeper-side change
+//     around the sentry, a lifted fence's ACL versions) or that cannot be
+//     compared send it to the full comparison it always had: repair passes
+//     (dualwrite's RepairAll: verify's comparison, then imports of what
+//     differs) until one finds nothing, or until the digests, compared after
+//     a pass, are equal. Only then does it say the journal equals ZooKeeper;
+//     otherwise the rollback ends committed with an error naming what
+//     differs.
 //
 // A proxy's hold that expires is settled by the committed phase, as
 // forward: shadow switches it back (with the map), primary releases its

@@ -8,10 +8,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/zk2raft/zk2raft/dualwrite"
 	"github.com/zk2raft/zk2raft/raftjournal"
-	"github.com/zk2raft/zk2raft/zkclient"
-	"github.com/zk2raft/zk2raft/znode"
 )
 
 // The rollback's gates, by name (what --force takes with --to shadow).
@@ -185,10 +182,12 @@ func ToShadow(ctx context.Context, o Options) (*Report, error) {
 	// reverse mirror walks the tree to restore every ACL, which does not
 	// fit in a hold, and only while the journal is primary. A write around
 	// the proxies from here to the commit is still caught by the sentry.
+	fenceMoved := false // the fence changed ACLs in ZooKeeper: every node's aversion moved there
 	if fs, err := e.liftFence(ctx); err != nil {
 		r.step(ctx, "lift fence", false, err.Error(), false)
 		return r.finish(ctx, "refused"), &RollbackAbortError{Reason: "cannot lift the fence on ZooKeeper: " + err.Error()}
 	} else if fs != nil {
+		fenceMoved = fs.Changed > 0
 		r.step(ctx, "lift fence", true, fmt.Sprintf("the journal's ACLs restored in ZooKeeper: %d nodes walked, %d changed", fs.Nodes, fs.Changed), false)
 	}
 
@@ -286,11 +285,11 @@ func ToShadow(ctx context.Context, o Options) (*Report, error) {
 
 	// 8. Rebaseline: ZooKeeper's copies of what the journal wrote in its own
 	// epoch take the journal's over, until a comparison finds nothing.
-	rb, err := r.rebaseline(ctx)
+	rb, err := r.rebaseline(ctx, fenceMoved)
 	if err != nil {
 		r.step(ctx, "rebaseline", false, err.Error(), false)
 		r.finish(ctx, "committed")
-		return r.rep, fmt.Errorf("rollback: committed and switched back, but the rebaseline did not finish: %w (ZooKeeper is the source of truth; run `zk2raft cutover --to shadow` again to retry it, or let the proxies' reconcilers repair)", err)
+		return r.rep, fmt.Errorf("rollback: committed and switched back, but the rebaseline did not finish: %w (ZooKeeper is the source of truth; `zk2raft verify` shows what differs, and the proxies' reconcilers repair it)", err)
 	}
 	r.step(ctx, "rebaseline", true, rb, false)
 	if n < len(proxies) {
@@ -431,87 +430,4 @@ func (r *run) waitMirrorReleased(ctx context.Context, deadline time.Time) string
 // and returns how many did.
 func (r *run) switchBackAll(ctx context.Context, proxies []ProxyReport) int {
 	return r.askAll(ctx, proxies, "/cutover/switch-back", "rollback: a proxy did not switch back when asked; it does by itself when it reads the phase")
-}
-
-// syncZooKeeperNode imports ZooKeeper's /zookeeper node into the journal.
-// ZooKeeper's digest leaves out the nodes below /zookeeper but not
-// /zookeeper itself, whose child registers (cversion, pzxid) moved when the
-// reverse mirror created its marker there; verify leaves /zookeeper out, so
-// only this keeps the digests comparable for the next cutover. A system
-// node only merges: the registers go forward.
-func (r *run) syncZooKeeperNode(ctx context.Context, hosts []string) error {
-	au, err := zkclient.ParseAuths(r.o.ZKAuth)
-	if err != nil {
-		return err
-	}
-	c, err := zkclient.Dial(ctx, zkclient.Config{Hosts: hosts, Auth: au})
-	if err != nil {
-		return fmt.Errorf("rollback: connect to ZooKeeper: %w", err)
-	}
-	defer c.Close()
-	const p = "/zookeeper"
-	data, ws, err := c.GetData(ctx, p)
-	if err != nil {
-		return fmt.Errorf("rollback: read ZooKeeper's %s: %w", p, err)
-	}
-	acl, _, err := c.GetACL(ctx, p)
-	if err != nil {
-		return fmt.Errorf("rollback: read ZooKeeper's %s: %w", p, err)
-	}
-	n := &znode.Node{Path: p, Data: data, ACL: acl, Stat: znode.FromWire(ws, ws.EphemeralOwner), NumChildren: ws.NumChildren}
-	if err := submit(ctx, r.cluster, &raftjournal.ImportBatch{Nodes: []*znode.Node{n}}); err != nil {
-		return fmt.Errorf("rollback: import ZooKeeper's %s into the journal: %w", p, err)
-	}
-	return nil
-}
-
-// maxRebaselinePasses bounds the rebaseline's comparisons.
-const maxRebaselinePasses = 5
-
-// rebaseline repairs the journal from ZooKeeper until a comparison of the
-// two finds no difference: the nodes whose zxids the rollback lowered are
-// imported from ZooKeeper (ZooKeeper's copies win every merge now), and
-// anything else that differs is repaired as the proxies' reconcilers would.
-// It claims equality only from a pass that compared and found nothing.
-func (r *run) rebaseline(ctx context.Context) (string, error) {
-	hosts := r.rep.Gates.ZooKeeper
-	if len(hosts) == 0 {
-		return "", errors.New("no ZooKeeper hosts known (no proxy registered; give --zk)")
-	}
-	view := dualwrite.FailoverView(r.cluster.AdminAddrs, func(addr string) *raftjournal.AdminClient {
-		return r.admin(addr).WithZooKeeperAuth(r.o.ZKAuth)
-	})
-	rc := dualwrite.DefaultReconcilerConfig()
-	rc.ZK, rc.Auth, rc.Journal, rc.View, rc.Logger = hosts, r.o.ZKAuth, r.cluster, view, r.o.Logger
-	rec, err := dualwrite.NewReconciler(rc)
-	if err != nil {
-		return "", err
-	}
-	defer rec.Close()
-	start := time.Now()
-	if err := r.syncZooKeeperNode(ctx, hosts); err != nil {
-		return "", err
-	}
-	repaired := 0
-	for pass := 1; pass <= maxRebaselinePasses; pass++ {
-		rs, err := rec.RepairAll(ctx, "/")
-		if err != nil {
-			if ctx.Err() != nil || pass == maxRebaselinePasses {
-				return "", err
-			}
-			r.o.Logger.Warn("rollback: rebaseline pass failed; comparing again", "pass", pass, "err", err)
-			continue
-		}
-		repaired += rs.NodeRepairs + rs.DeleteRepairs
-		switch {
-		case rs.Unreadable > 0:
-			return "", fmt.Errorf("%d nodes unreadable with the credentials given (--auth with ZooKeeper's super digest), e.g. %v", rs.Unreadable, rs.UnreadablePaths)
-		case rs.Failed > 0:
-			r.o.Logger.Warn("rollback: rebaseline pass had failed checks; comparing again", "pass", pass, "failed", rs.Failed)
-		case rs.Differences == 0 && rs.Compared > 0:
-			return fmt.Sprintf("the journal equals ZooKeeper node by node: %d nodes compared, none differs (%d repaired in %d passes, %s)",
-				rs.Compared, repaired, pass, time.Since(start).Round(time.Millisecond)), nil
-		}
-	}
-	return "", fmt.Errorf("differences remained after %d comparisons (%d repairs): nodes written without pause through the proxies (their mirrors follow, but no comparison settles on them), writes around the proxies, or a divergence; see `zk2raft verify`", maxRebaselinePasses, repaired)
 }

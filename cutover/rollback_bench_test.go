@@ -5,7 +5,9 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"os"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -13,25 +15,33 @@ import (
 	gozk "github.com/go-zookeeper/zk"
 
 	"github.com/zk2raft/zk2raft/dualwrite"
+	"github.com/zk2raft/zk2raft/raftjournal"
 )
 
 var (
 	rbNodes    = flag.Int("rollback.nodes", 10_000, "BenchmarkRollback: znodes in the tree before the cutover")
 	rbWritten  = flag.Int("rollback.primary-nodes", 1_000, "BenchmarkRollback: znodes created on the journal while it is primary")
 	rbSessions = flag.Int("rollback.sessions", 16, "BenchmarkRollback: client sessions writing through the proxy")
+	rbFanout   = flag.Int("rollback.fanout", 1000, "BenchmarkRollback: children per parent in the -rollback.nodes tree (/bench/dNNNN/nNNNNNNN; 0: all under /bench)")
+	rbHeap     = flag.Int("rollback.zk-heap-mb", 0, "BenchmarkRollback: ZooKeeper's -Xmx in MiB (0: zktest's default, 512; 1M znodes want 2048)")
+	rbFull     = flag.Bool("rollback.full-compare", true, "BenchmarkRollback: after the rollback (load stopped), time one full comparison of both sides (a repair pass over /: what the rebaseline did once per pass before it was targeted) as the same-run baseline")
+	rbQuiet    = flag.Bool("rollback.quiet-rebaseline", false, "BenchmarkRollback: stop the load 2 s after the switch back, so that the rebaseline runs on a quiet ensemble (the default keeps it writing until the rollback returns)")
 )
 
 // BenchmarkRollback measures a round trip on a tree of -rollback.nodes
 // znodes: the cutover to primary, -rollback.primary-nodes creates on the
 // journal, then `cutover --to shadow` while -rollback.sessions go-zookeeper
 // sessions (opened on ZooKeeper before the cutover) write their own node
-// through the proxy without pause, until 2 s after the switch back (the
-// rebaseline then runs on a quiet ensemble, see below). Reported:
-// the rollback's whole duration and its ratio to the cutover's (same run,
-// same tree), the clients' pause (hold to switch back), the rebaseline's
-// duration (repair passes until a comparison finds nothing), the load's p99
-// before the rollback (the baseline) and the longest request across it with
-// their ratio, errors other than a connection loss, sessions lost.
+// through the proxy without pause, until the rollback returns (with
+// -rollback.quiet-rebaseline, until 2 s after the switch back, so that the
+// rebaseline runs on a quiet ensemble). Reported: the rollback's whole
+// duration and its ratio to the cutover's (same run, same tree), the
+// clients' pause (hold to switch back), the rebaseline's duration (its
+// targeted repair and digest proof, or the full comparison it falls back
+// to) and whether the targeted repair was proven (targeted 1), the load's
+// p99 before the rollback (the baseline) and the longest request whose life
+// overlapped the rollback with their ratio, errors other than a connection
+// loss, sessions lost.
 func BenchmarkRollback(b *testing.B) {
 	for i := 0; i < b.N; i++ {
 		runRollback(b)
@@ -40,7 +50,9 @@ func BenchmarkRollback(b *testing.B) {
 
 func runRollback(b *testing.B) {
 	b.StopTimer()
-	r := newRigWith(b, rollbackEnsemble())
+	zo := rollbackEnsemble()
+	zo.MaxHeapMB = *rbHeap
+	r := newRigWith(b, zo)
 	r.startMirror(b)
 	p := r.startProxyWith("p1", r.jc, func(c *dualwrite.Config, _ *AgentConfig) { c.Auth = []string{"digest:" + rollbackSuper} })
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Minute)
@@ -51,14 +63,24 @@ func runRollback(b *testing.B) {
 		b.Fatal(err)
 	}
 	defer seed.Close()
-	create := func(prefix string, n int) {
+	// The tree: n nodes under prefix, fanout to a parent (a parent is
+	// created in the multi before its first child).
+	create := func(prefix string, n, fanout int) {
 		if _, err := seed.Create(prefix, nil, 0, gozk.WorldACL(gozk.PermAll)); err != nil {
 			b.Fatal(err)
 		}
 		for done := 0; done < n; {
 			var ops []any
 			for j := 0; j < 200 && done < n; j++ {
-				ops = append(ops, &gozk.CreateRequest{Path: fmt.Sprintf("%s/n%07d", prefix, done), Data: []byte("0123456789abcdef"), Acl: gozk.WorldACL(gozk.PermAll)})
+				path := fmt.Sprintf("%s/n%07d", prefix, done)
+				if fanout > 0 {
+					dir := fmt.Sprintf("%s/d%04d", prefix, done/fanout)
+					if done%fanout == 0 {
+						ops = append(ops, &gozk.CreateRequest{Path: dir, Acl: gozk.WorldACL(gozk.PermAll)})
+					}
+					path = fmt.Sprintf("%s/n%07d", dir, done)
+				}
+				ops = append(ops, &gozk.CreateRequest{Path: path, Data: []byte("0123456789abcdef"), Acl: gozk.WorldACL(gozk.PermAll)})
 				done++
 			}
 			if _, err := seed.Multi(ops...); err != nil {
@@ -66,7 +88,7 @@ func runRollback(b *testing.B) {
 			}
 		}
 	}
-	create("/bench", *rbNodes)
+	create("/bench", *rbNodes, *rbFanout)
 	if err := p.tap.WaitDelivered(ctx); err != nil {
 		b.Fatal(err)
 	}
@@ -122,7 +144,7 @@ func runRollback(b *testing.B) {
 			break
 		}
 	}
-	create("/primary", *rbWritten)
+	create("/primary", *rbWritten, 0)
 	for _, w := range ws {
 		for {
 			if _, err := w.conn.Sync("/bench"); err == nil {
@@ -166,15 +188,18 @@ func runRollback(b *testing.B) {
 	waitFor(2 * time.Second)
 	rbStart := time.Now()
 	o := r.rollbackOptions()
-	// The load stops once the proxies relay to ZooKeeper again: the
-	// rebaseline's comparisons do not settle on nodes written without
-	// pause (their mirrors follow them, but never within a re-read).
 	var afterSwitch time.Time
+	stopLoad := sync.OnceFunc(func() {
+		close(stop)
+		wg.Wait()
+	})
+	defer stopLoad()
 	o.stepHook = func(step string) error {
 		if step == "switch" {
-			waitFor(2 * time.Second)
-			close(stop)
-			wg.Wait()
+			if *rbQuiet {
+				waitFor(2 * time.Second)
+				stopLoad()
+			}
 			afterSwitch = time.Now()
 		}
 		return nil
@@ -182,12 +207,15 @@ func runRollback(b *testing.B) {
 	b.StartTimer()
 	rep, err := ToShadow(ctx, o)
 	b.StopTimer()
-	rollback := time.Since(rbStart)
+	rbEnd := time.Now()
+	rollback := rbEnd.Sub(rbStart)
+	stopLoad()
 	if err != nil {
 		b.Fatalf("rollback: %v (%+v)", err, rep)
 	}
 
 	var held, drained, committed, switched, rebased time.Time
+	targeted := 0.0
 	for _, s := range rep.Steps {
 		switch s.Name {
 		case "hold":
@@ -200,6 +228,10 @@ func runRollback(b *testing.B) {
 			switched = s.At
 		case "rebaseline":
 			rebased = s.At
+			b.Logf("rebaseline: %s", s.Detail)
+			if strings.Contains(s.Detail, "; targeted repair of ") && !strings.Contains(s.Detail, "not proven") {
+				targeted = 1
+			}
 		}
 	}
 	// The hold's parts: until the reverse mirror drained, until the commit
@@ -216,7 +248,7 @@ func runRollback(b *testing.B) {
 			switch {
 			case s.start.Add(s.took).Before(rbStart):
 				before = append(before, s.took)
-			case s.start.Before(switched):
+			case s.start.Before(rbEnd):
 				across = append(across, s.took)
 			}
 		}
@@ -234,12 +266,13 @@ func runRollback(b *testing.B) {
 	p99 := before[len(before)*99/100]
 	maxAcross := across[len(across)-1]
 	pause, _ := time.ParseDuration(rep.Pause)
+	rollback -= afterSwitch.Sub(switched) // -rollback.quiet-rebaseline's 2 s after the switch (0 otherwise)
 	b.ReportMetric(rollback.Seconds(), "rollback-s")
 	b.ReportMetric(cutover.Seconds(), "cutover-s")
 	b.ReportMetric(rollback.Seconds()/cutover.Seconds(), "rollback/cutover")
 	b.ReportMetric(float64(pause.Microseconds())/1000, "hold-ms")
 	b.ReportMetric(rebased.Sub(afterSwitch).Seconds(), "rebaseline-s")
-	rollback -= afterSwitch.Sub(switched) // the load's 2 s after the switch
+	b.ReportMetric(targeted, "targeted")
 	b.ReportMetric(float64(p99.Microseconds())/1000, "baseline-p99-ms")
 	b.ReportMetric(float64(maxAcross.Microseconds())/1000, "max-across-ms")
 	b.ReportMetric(float64(maxAcross)/float64(p99), "max/p99")
@@ -250,6 +283,38 @@ func runRollback(b *testing.B) {
 	}
 	if lost > 0 {
 		b.Errorf("%d sessions lost across the rollback", lost)
+	}
+	// Now, not at the end of the benchmark: the full comparison below may
+	// take minutes at 1M znodes.
+	fmt.Fprintf(os.Stderr, "BenchmarkRollback: %d znodes: rollback %.3f s, rebaseline %.3f s (targeted %v), clients held %s, longest request across %s, baseline p99 %s, cutover %.3f s, errors %d, sessions lost %d\n",
+		*rbNodes, rollback.Seconds(), rebased.Sub(afterSwitch).Seconds(), targeted == 1, rep.Pause, maxAcross, p99, cutover.Seconds(), len(errs), lost)
+	if *rbFull {
+		// The baseline, same run, same tree: one full comparison of both
+		// sides, the load stopped and the mirrors in (a repair pass that
+		// finds nothing: the least one pass of a whole-tree rebaseline
+		// costs).
+		if err := p.tap.WaitDelivered(ctx); err != nil {
+			b.Fatal(err)
+		}
+		view := dualwrite.FailoverView(r.jc.AdminAddrs, func(addr string) *raftjournal.AdminClient {
+			return raftjournal.NewAdminClient(addr, creds()).WithZooKeeperAuth([]string{"digest:" + rollbackSuper})
+		})
+		rc := dualwrite.DefaultReconcilerConfig()
+		rc.ZK, rc.Auth, rc.Journal, rc.View = r.ens.Hosts(), []string{"digest:" + rollbackSuper}, r.jc, view
+		rec, err := dualwrite.NewReconciler(rc)
+		if err != nil {
+			b.Fatal(err)
+		}
+		defer rec.Close()
+		t0 := time.Now()
+		rs, err := rec.RepairAll(ctx, "/")
+		full := time.Since(t0)
+		if err != nil {
+			b.Fatalf("full comparison: %v", err)
+		}
+		b.Logf("full comparison after the rollback: %d nodes compared, %d differences, %d repaired, %s", rs.Compared, rs.Differences, rs.NodeRepairs+rs.DeleteRepairs, full.Round(time.Millisecond))
+		b.ReportMetric(full.Seconds(), "full-compare-s")
+		b.ReportMetric(rebased.Sub(afterSwitch).Seconds()/full.Seconds(), "rebaseline/full-compare")
 	}
 }
 

@@ -24,6 +24,10 @@ import (
 //	GET /digests          ZooKeeper's digest of the visible tree now, the digest
 //	                      history (the `hash` four-letter word's equivalent) and
 //	                      the zxids they relate to (adminDigests below)
+//	GET /rebased?limit=N  the nodes that still carry the last rollback's base
+//	                      zxid (FSM.Rebased; adminRebased below), at most N
+//	                      paths (default 100000); 403 naming the first listed
+//	                      node the caller may not read
 //
 // They are local reads of the node that answers, so a follower may lag behind
 // the leader: point the reader at the leader, or accept the staleness. With
@@ -46,6 +50,7 @@ func (n *Node) registerTreeHandlers(mux *http.ServeMux, secret func(http.Handler
 	mux.Handle("GET /node", secret(n.handleNode))
 	mux.Handle("GET /tree", secret(n.handleTree))
 	mux.Handle("GET /digests", secret(n.handleDigests))
+	mux.Handle("GET /rebased", secret(n.handleRebased))
 }
 
 // hexInt is an int64 carried in JSON as "0x…" (zxids, raw owners).
@@ -301,4 +306,48 @@ func (n *Node) handleDigests(w http.ResponseWriter, r *http.Request) {
 		out.History = append(out.History, adminDigestEntry{Zxid: hexInt(e.Zxid), Digest: digestText(e.Digest)})
 	}
 	writeJSON(w, http.StatusOK, out)
+}
+
+// defaultRebasedLimit bounds GET /rebased's paths when the request names no
+// limit.
+const defaultRebasedLimit = 100_000
+
+// adminRebased is GET /rebased's answer.
+type adminRebased struct {
+	AppliedIndex uint64   `json:"applied_index"`
+	Base         hexInt   `json:"base"`
+	UpTo         hexInt   `json:"up_to"`
+	Total        int      `json:"total"`
+	Paths        []string `json:"paths"`
+}
+
+func (n *Node) handleRebased(w http.ResponseWriter, r *http.Request) {
+	rd, err := n.readerOf(r)
+	limit := defaultRebasedLimit
+	if err == nil {
+		if s := r.URL.Query().Get("limit"); s != "" {
+			if limit, err = strconv.Atoi(s); err != nil || limit <= 0 {
+				err = fmt.Errorf("%w: limit %q is not a positive number", ErrBadCommand, s)
+			}
+		}
+	}
+	if err == nil {
+		err = n.treeBarrier(r)
+	}
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	applied := n.fsm.Status().AppliedIndex
+	rb := n.fsm.Rebased(limit)
+	for _, p := range rb.Paths {
+		if zn, ok := n.fsm.Node(p); ok && !rd.may(zn.ACL, znode.PermRead) {
+			writeError(w, &OpError{Op: OpGetData, Path: p, Code: CodeNoAuth})
+			return
+		}
+	}
+	if rb.Paths == nil {
+		rb.Paths = []string{}
+	}
+	writeJSON(w, http.StatusOK, adminRebased{AppliedIndex: applied, Base: hexInt(rb.Base), UpTo: hexInt(rb.UpTo), Total: rb.Total, Paths: rb.Paths})
 }

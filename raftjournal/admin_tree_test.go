@@ -159,6 +159,24 @@ func TestAdminTreeEndpoints(t *testing.T) {
 		}
 	})
 
+	// GET /rebased with a window is exercised through the rollback tests
+	// (cutover's rebaseline lists its targets with it); here: no rollback
+	// yet, and a bad limit.
+	t.Run("rebased", func(t *testing.T) {
+		rb, err := reader.Rebased(ctx, 10, true)
+		if err != nil || rb.Base != 0 || rb.UpTo != 0 || rb.Total != 0 || len(rb.Paths) != 0 {
+			t.Errorf("GET /rebased before any rollback: %+v, %v; want no window", rb, err)
+		}
+		resp, err := get("http://" + addr + "/rebased?limit=-1")
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusBadRequest {
+			t.Errorf("GET /rebased?limit=-1: %s, want 400", resp.Status)
+		}
+	})
+
 	t.Run("digests", func(t *testing.T) {
 		d, err := testAdmin(n).Digests(ctx)
 		if err != nil {

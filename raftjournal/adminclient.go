@@ -9,6 +9,7 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
 	"sync"
 
@@ -224,6 +225,30 @@ func (c *AdminClient) WalkTree(ctx context.Context, root string, linearizable bo
 			return err
 		}
 	}
+}
+
+// Rebased reads the nodes that still carry the last rollback's base zxid
+// (GET /rebased, FSM.Rebased), at most limit paths (≤ 0: the node's default).
+// With linearizable, the node first applies everything committed before the
+// call. A listed node the client's ZooKeeper credentials may not read is an
+// error matching CodeNoAuth.
+func (c *AdminClient) Rebased(ctx context.Context, limit int, linearizable bool) (RebasedNodes, error) {
+	q := url.Values{}
+	if limit > 0 {
+		q.Set("limit", strconv.Itoa(limit))
+	}
+	if linearizable {
+		q.Set("linearizable", "1")
+	}
+	path := "/rebased"
+	if len(q) > 0 {
+		path += "?" + q.Encode()
+	}
+	var ar adminRebased
+	if err := c.Call(ctx, http.MethodGet, path, nil, &ar); err != nil {
+		return RebasedNodes{}, err
+	}
+	return RebasedNodes{Base: int64(ar.Base), UpTo: int64(ar.UpTo), Total: ar.Total, Paths: ar.Paths}, nil
 }
 
 // Digests reads the node's digest figures (GET /digests).

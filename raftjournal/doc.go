@@ -273,7 +273,11 @@
 //     children and its raw owner (the client API shows a container's or TTL
 //     node's as 0), instead of killing the node and its subtree as an older
 //     incarnation. The window (ZooKeeper's zxid at the start, at the last
-//     ack) is derived from the zxid map below, in snapshots too.
+//     ack) is derived from the zxid map below, in snapshots too. Until
+//     ZooKeeper's copy replaces it, a rebased node still carries the base
+//     in one of those zxids: FSM.Rebased (admin GET /rebased) lists them,
+//     which is what a rollback's rebaseline repairs (a node ZooKeeper itself
+//     wrote at exactly the base is listed too).
 //   - The digest history logged in the period (at journal zxids) is dropped.
 //   - The zxid map's period is closed.
 //

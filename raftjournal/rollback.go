@@ -3,6 +3,8 @@ package raftjournal
 import (
 	"fmt"
 	"slices"
+
+	"github.com/zk2raft/zk2raft/znode"
 )
 
 // The rollback (primary → shadow, SetPhase.Rollback) and the journal →
@@ -288,6 +290,51 @@ func decodeZxidMap(d *decoder) []ZxidPeriod {
 			d.err = fmt.Errorf("%w: zxid map period without points", ErrCorruptEntry)
 		}
 		out = append(out, p)
+	}
+	return out
+}
+
+// RebasedNodes is what the last rollback left for ZooKeeper's copies to
+// replace (FSM.Rebased): the visible nodes that still carry its base zxid.
+type RebasedNodes struct {
+	// Base is ZooKeeper's zxid at the start of the last primary period, to
+	// which the rollback lowered the journal's own zxids; UpTo is ZooKeeper's
+	// zxid of the period's last journal write. Both are 0 when no rollback
+	// is known (none happened, or the journal's state predates the map).
+	Base, UpTo int64
+	// Total counts the visible nodes whose czxid, mzxid, pzxid or cversion
+	// key is Base; Paths lists the first of them (at most the limit asked),
+	// in canonical order. A node ZooKeeper itself wrote at exactly Base (the
+	// cutover's last write) is among them too: a superset, never less.
+	Total int
+	Paths []string
+}
+
+// Rebased lists the visible nodes that still carry the last rollback's base
+// zxid (see "Rollback" in the package documentation): the nodes the journal
+// created or changed in its own epoch that no import or mirror of
+// ZooKeeper's copy has replaced yet. A rollback's rebaseline repairs those
+// instead of comparing the whole tree. It scans the node table in memory
+// under the read lock (tens of milliseconds at 1M nodes); limit bounds the
+// paths returned (≤ 0: all).
+func (f *FSM) Rebased(limit int) RebasedNodes {
+	f.mu.RLock()
+	w := f.s.t.rebased
+	out := RebasedNodes{Base: w.base, UpTo: w.upTo}
+	if w.upTo == 0 {
+		f.mu.RUnlock()
+		return out
+	}
+	for p, n := range f.s.t.nodes {
+		if n.czxid == w.base || n.mzxid == w.base || n.pzxid == w.base || n.cvKey() == w.base {
+			out.Paths = append(out.Paths, p)
+		}
+	}
+	f.mu.RUnlock()
+	out.Total = len(out.Paths)
+	slices.SortFunc(out.Paths, znode.ComparePaths)
+	if limit > 0 && len(out.Paths) > limit {
+		out.Paths = out.Paths[:limit:limit]
 	}
 	return out
 }

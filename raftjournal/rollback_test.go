@@ -85,6 +85,17 @@ func TestRollbackRebase(t *testing.T) {
 		t.Errorf("/old/kid (untouched in primary) changed: %+v", ws)
 	}
 
+	// The nodes still carrying the base: every node the journal wrote or
+	// whose children it changed, and /old/kid, which ZooKeeper created at
+	// the base itself (its last write before the cutover): a superset.
+	want := []string{"/", "/box", "/box/in", "/new", "/new/child", "/old", "/old/kid", "/old/zk-eph"}
+	if rn := h.f.Rebased(0); rn.Base != base || rn.UpTo != 0x100000020 || rn.Total != len(want) || !reflect.DeepEqual(rn.Paths, want) {
+		t.Errorf("Rebased after the rollback: %+v, want base %#x, up to 0x100000020, %v", rn, base, want)
+	}
+	if rn := h.f.Rebased(2); rn.Total != len(want) || !reflect.DeepEqual(rn.Paths, want[:2]) {
+		t.Errorf("Rebased(2): %+v, want %d in all and the first two", rn, len(want))
+	}
+
 	// The map: closed, translating down.
 	m = h.f.ZxidMap()
 	if len(m) != 1 || m[0].To < recs[len(recs)-1].Zxid {
@@ -135,8 +146,18 @@ func TestRollbackRebase(t *testing.T) {
 		t.Errorf("/old after the mirrored setData: %q %+v", data, ws)
 	}
 
-	// The map survives a snapshot.
-	if got := roundTrip(t, h.f).ZxidMap(); !reflect.DeepEqual(got, m) {
+	// ZooKeeper's copies replaced those nodes: they no longer carry the base.
+	want = []string{"/", "/box/in", "/old/kid", "/old/zk-eph"}
+	if rn := h.f.Rebased(0); rn.Total != len(want) || !reflect.DeepEqual(rn.Paths, want) {
+		t.Errorf("Rebased after ZooKeeper's copies: %+v, want %v", rn, want)
+	}
+
+	// The map survives a snapshot, and with it the rebased window.
+	restored := roundTrip(t, h.f)
+	if rn := restored.Rebased(0); rn.Base != base || !reflect.DeepEqual(rn.Paths, want) {
+		t.Errorf("Rebased after a snapshot round trip: %+v, want %v", rn, want)
+	}
+	if got := restored.ZxidMap(); !reflect.DeepEqual(got, m) {
 		t.Errorf("restored zxid map %+v, want %+v", got, m)
 	}
 

@@ -134,9 +134,12 @@ serve --zk, while primary), through the same proxies:
      ZooKeeper zxid where ZooKeeper held the same state; sessions the reverse
      mirror kept alive in ZooKeeper resume there, sessions minted by the journal
      expire (their clients see an expiry, as after a ZooKeeper failover);
-  6. rebaseline: the journal is repaired from ZooKeeper until a node-by-node
-     comparison finds no difference (nodes the journal wrote carry its own zxids
-     and times, ZooKeeper's copies ZooKeeper's), so that mirroring resumes exactly.
+  6. rebaseline: the nodes the journal wrote in its epoch (they carry its own
+     zxids and times, ZooKeeper's copies ZooKeeper's) and the split-brain paths
+     are repaired from ZooKeeper, then ZooKeeper's tree digest is compared with
+     the journal's at a zxid after the repairs (under a write load: at a common
+     zxid, named in the report); when the digests differ or cannot be compared
+     every node is compared and repaired, so that mirroring resumes exactly.
 
 A rollback lifts the fence first (restoring the journal's ACLs in ZooKeeper)
 when one is set, and reports the split-brain writes recorded while primary.
