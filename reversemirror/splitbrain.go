@@ -20,6 +20,7 @@ import (
 	"github.com/zk2raft/zk2raft/raftjournal"
 	"github.com/zk2raft/zk2raft/zkclient"
 	"github.com/zk2raft/zk2raft/zkwire"
+	"github.com/zk2raft/zk2raft/znode"
 )
 
 // The split-brain sentry: see "Split-brain writes" in the package
@@ -384,44 +385,60 @@ func (s *sentry) scan(ctx context.Context, c *zkclient.Client) error {
 	level := []string{root}
 	n := 0
 	for len(level) > 0 {
-		var next []string
-		for _, p := range level {
+		// ZooKeeper's side of a level, read scanReaders paths at a time
+		// (pipelined on the session): one round trip per node in a row
+		// would make a million-node scan take many minutes.
+		reads := make([]scanRead, len(level))
+		g, gctx := errgroup.WithContext(ctx)
+		g.SetLimit(scanReaders)
+		for i, p := range level {
 			if !s.m.inScope(p) {
+				reads[i].skip = true
 				continue
 			}
-			data, st, err := c.GetData(ctx, p)
+			g.Go(func() error { return reads[i].read(gctx, c, p) })
+		}
+		if err := g.Wait(); err != nil {
+			return err
+		}
+		var next []string
+		for i, p := range level {
+			r := &reads[i]
+			if r.skip {
+				continue
+			}
 			jn, jok := fsm.Node(p)
-			switch {
-			case errors.Is(err, zkclient.ErrNoNode):
+			if r.gone {
 				if jok {
 					s.suspect(p)
 				}
 				continue
-			case err != nil:
-				return fmt.Errorf("reversemirror: split-brain scan: read %s: %w", p, err)
 			}
 			n++
-			if !jok || jn.Stat.Version != st.Version || !bytes.Equal(jn.Data, data) || aversions && jn.Stat.Aversion != st.Aversion {
+			if !jok || jn.Stat.Version != r.st.Version || !bytes.Equal(jn.Data, r.data) || aversions && jn.Stat.Aversion != r.st.Aversion {
 				s.suspect(p)
 			}
-			kids, _, err := c.GetChildren(ctx, p)
-			if errors.Is(err, zkclient.ErrNoNode) {
+			if r.kidsGone {
 				continue
 			}
-			if err != nil {
-				return fmt.Errorf("reversemirror: split-brain scan: children of %s: %w", p, err)
-			}
 			if jok {
+				zk := make(map[string]struct{}, len(r.kids))
+				for _, k := range r.kids {
+					zk[k] = struct{}{}
+				}
 				jk, _, _ := fsm.Children(p, nil)
 				for _, k := range jk {
-					if !slices.Contains(kids, k) {
+					if _, ok := zk[k]; !ok {
 						s.suspect(path.Join(p, k))
 					}
 				}
 			}
-			for _, k := range kids {
+			for _, k := range r.kids {
 				next = append(next, path.Join(p, k))
 			}
+		}
+		if err := ctx.Err(); err != nil {
+			return err
 		}
 		level = next
 	}
@@ -429,6 +446,38 @@ func (s *sentry) scan(ctx context.Context, c *zkclient.Client) error {
 	s.scans++
 	s.mu.Unlock()
 	s.m.logger.Info("split-brain sentry: scanned ZooKeeper against the journal", "root", root, "nodes", n)
+	return nil
+}
+
+// scanReaders is how many nodes the scan reads from ZooKeeper at once.
+const scanReaders = 32
+
+// scanRead is ZooKeeper's side of one node in a scan.
+type scanRead struct {
+	skip, gone, kidsGone bool
+	data                 []byte
+	st                   znode.WireStat
+	kids                 []string
+}
+
+func (r *scanRead) read(ctx context.Context, c *zkclient.Client, p string) error {
+	data, st, err := c.GetData(ctx, p)
+	switch {
+	case errors.Is(err, zkclient.ErrNoNode):
+		r.gone = true
+		return nil
+	case err != nil:
+		return fmt.Errorf("reversemirror: split-brain scan: read %s: %w", p, err)
+	}
+	r.data, r.st = data, st
+	kids, _, err := c.GetChildren(ctx, p)
+	switch {
+	case errors.Is(err, zkclient.ErrNoNode):
+		r.kidsGone = true
+	case err != nil:
+		return fmt.Errorf("reversemirror: split-brain scan: children of %s: %w", p, err)
+	}
+	r.kids = kids
 	return nil
 }
 
