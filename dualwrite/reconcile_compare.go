@@ -14,6 +14,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/zk2raft/zk2raft/verify"
+	"github.com/zk2raft/zk2raft/zkclient"
 	"github.com/zk2raft/zk2raft/znode"
 )
 
@@ -97,32 +98,18 @@ func (r *Reconciler) RepairAll(ctx context.Context, root string) (RepairStats, e
 			return st, err
 		}
 		var mu sync.Mutex
-		g, gctx := errgroup.WithContext(ctx)
-		g.SetLimit(reconcileWorkers)
-		for _, p := range paths {
-			g.Go(func() error {
-				res, err := r.check(gctx, c, p)
-				mu.Lock()
-				defer mu.Unlock()
-				st.NodeRepairs += res.nodes
-				st.DeleteRepairs += res.deletes
-				switch {
-				case err == nil:
-				case gctx.Err() != nil:
-					return gctx.Err()
-				case isUnreadable(err):
-					if _, ok := found[p]; !ok && len(found) < maxUnreadableTracked {
-						found[p] = err.Error()
-					}
-				default:
-					st.Failed++
-					r.stats.errors.Add(1)
-					r.logger.Warn("repair check failed", "path", p, "error", err)
+		err = r.checkEach(ctx, c, paths, &st, &mu, func(p string, err error) {
+			if isUnreadable(err) {
+				if _, ok := found[p]; !ok && len(found) < maxUnreadableTracked {
+					found[p] = err.Error()
 				}
-				return nil
-			})
-		}
-		if err := g.Wait(); err != nil {
+				return
+			}
+			st.Failed++
+			r.stats.errors.Add(1)
+			r.logger.Warn("repair check failed", "path", p, "error", err)
+		})
+		if err != nil {
 			return st, err
 		}
 		if rep.Counts.Differences <= int64(len(rep.Differences)) {
@@ -228,3 +215,29 @@ func (s viewSource) Reread(ctx context.Context, path string) (*znode.Node, error
 }
 
 func (s viewSource) Close() error { return nil }
+
+// checkEach checks paths, reconcileWorkers at a time, adding their repairs
+// to st under mu; a check that fails other than by ctx ending goes to fail,
+// called under mu.
+func (r *Reconciler) checkEach(ctx context.Context, c *zkclient.Client, paths []string, st *RepairStats, mu *sync.Mutex, fail func(p string, err error)) error {
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(reconcileWorkers)
+	for _, p := range paths {
+		g.Go(func() error {
+			res, err := r.check(gctx, c, p)
+			mu.Lock()
+			defer mu.Unlock()
+			st.NodeRepairs += res.nodes
+			st.DeleteRepairs += res.deletes
+			switch {
+			case err == nil:
+			case gctx.Err() != nil:
+				return gctx.Err()
+			default:
+				fail(p, err)
+			}
+			return nil
+		})
+	}
+	return g.Wait()
+}

@@ -109,26 +109,7 @@ func (r *Reconciler) RepairPaths(ctx context.Context, paths []string) (RepairSta
 		imports = imports[n:]
 	}
 	// 3. The rest, one by one.
-	g, gctx = errgroup.WithContext(ctx)
-	g.SetLimit(reconcileWorkers)
-	for _, p := range slow {
-		g.Go(func() error {
-			res, err := r.check(gctx, c, p)
-			mu.Lock()
-			defer mu.Unlock()
-			st.NodeRepairs += res.nodes
-			st.DeleteRepairs += res.deletes
-			switch {
-			case err == nil:
-			case gctx.Err() != nil:
-				return gctx.Err()
-			default:
-				fail(p, err)
-			}
-			return nil
-		})
-	}
-	if err := g.Wait(); err != nil {
+	if err := r.checkEach(ctx, c, slow, &st, &mu, fail); err != nil {
 		return st, err
 	}
 	st.UnreadablePaths = slices.Sorted(maps.Keys(found))
