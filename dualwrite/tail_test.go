@@ -20,6 +20,7 @@ import (
 
 	"github.com/zk2raft/zk2raft/exporter/datadir"
 	"github.com/zk2raft/zk2raft/importer"
+	"github.com/zk2raft/zk2raft/internal/spawn"
 	"github.com/zk2raft/zk2raft/internal/testlog"
 	"github.com/zk2raft/zk2raft/internal/testproc"
 	"github.com/zk2raft/zk2raft/internal/treegen"
@@ -103,8 +104,7 @@ func startTailProcess(t *testing.T, spec tailSpec, logFile string) *tailProcess 
 	}
 	defer f.Close()
 	cmd.Stdout, cmd.Stderr = f, f
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	if err := cmd.Start(); err != nil {
+	if err := spawn.Start(cmd); err != nil {
 		t.Fatal(err)
 	}
 	p := &tailProcess{cmd: cmd, done: make(chan error, 1), log: logFile}

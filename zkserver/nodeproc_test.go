@@ -30,6 +30,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/zk2raft/zk2raft/internal/spawn"
 	"github.com/zk2raft/zk2raft/internal/testlog"
 	"github.com/zk2raft/zk2raft/raftjournal"
 	"github.com/zk2raft/zk2raft/zkserver"
@@ -242,8 +243,7 @@ func startProcJournalCT(tb testing.TB, size int, tickTime, commitTimeout time.Du
 		cmd := exec.Command(exe, "-test.run", "^TestJournalNodeProcess$", "-test.v=false")
 		cmd.Env = append(os.Environ(), nodeProcessEnv+"="+string(raw))
 		cmd.Stdout, cmd.Stderr = logf, logf
-		cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-		if err := cmd.Start(); err != nil {
+		if err := spawn.Start(cmd); err != nil {
 			tb.Fatal(err)
 		}
 		j.nodes = append(j.nodes, &procJournalNode{spec: spec, cmd: cmd, log: logf})

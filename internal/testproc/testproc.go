@@ -17,6 +17,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/zk2raft/zk2raft/internal/spawn"
 )
 
 // Child reports whether this process is a child started with env set, and
@@ -98,9 +100,9 @@ func Start(t testing.TB, o Options) *Process {
 	} else {
 		p.cmd.Stdout, p.cmd.Stderr = &p.stdout, &p.stderr
 	}
-	// The child dies with the test binary, whatever happens to it.
-	p.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	if err := p.cmd.Start(); err != nil {
+	// The child dies with the test binary, whatever happens to it (spawn:
+	// Pdeathsig from a thread that outlives every test).
+	if err := spawn.Start(p.cmd); err != nil {
 		t.Fatalf("start %s: %v", o.Test, err)
 	}
 	go func() {
