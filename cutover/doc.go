@@ -224,9 +224,10 @@
 //     compared send it to the full comparison it always had: repair passes
 //     (dualwrite's RepairAll: verify's comparison, then imports of what
 //     differs) until one finds nothing, or until the digests, compared after
-//     a pass, are equal. Only then does it say the journal equals ZooKeeper;
-//     otherwise the rollback ends committed with an error naming what
-//     differs.
+//     a pass, are equal. Only then does it say the journal matches
+//     ZooKeeper (by digest, which leaves ACL entries out and says so, or
+//     node by node); otherwise the rollback ends committed with an error
+//     naming what differs.
 //
 // A proxy's hold that expires is settled by the committed phase, as
 // forward: shadow switches it back (with the map), primary releases its

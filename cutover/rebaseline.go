@@ -45,6 +45,20 @@ import (
 // rollback's success; only a digest that differs, or none comparable at all
 // after the full comparison, ends it with an error.
 
+// How the rebaseline's report begins, by what it compared. ZooKeeper's tree
+// digest covers every node's path, data and stat (the ACL version among
+// them) but not its ACL entries, so a digest proof says so.
+const (
+	rebaselineByDigest = "the journal matches ZooKeeper by digest"
+	rebaselineByNodes  = "the journal equals ZooKeeper node by node"
+	digestScope        = "ZooKeeper's digest covers each node's path, data and stat, not its ACL entries: the repairs compared the ACLs of the nodes they checked, and `zk2raft verify` compares every one"
+)
+
+// rebaselineClean says whether a rebaseline report claims equality.
+func rebaselineClean(detail string) bool {
+	return strings.HasPrefix(detail, rebaselineByDigest) || strings.HasPrefix(detail, rebaselineByNodes)
+}
+
 // The rebaseline's bounds.
 const (
 	// maxRebaselineTargets bounds the targeted repair: a primary period that
@@ -121,8 +135,8 @@ func (r *run) rebaseline(ctx context.Context, fenceMoved bool) (string, error) {
 			return "", err
 		}
 		if ok {
-			return fmt.Sprintf("the journal equals ZooKeeper: %s; targeted repair of %s (%s: repaired in %s, digest proof %s)",
-				proof, done, elapsed(), repairedIn, time.Since(proofStart).Round(time.Millisecond)), nil
+			return fmt.Sprintf("%s: %s; targeted repair of %s (%s: repaired in %s, digest proof %s); %s",
+				rebaselineByDigest, proof, done, elapsed(), repairedIn, time.Since(proofStart).Round(time.Millisecond), digestScope), nil
 		}
 		fellBack = fmt.Sprintf("targeted repair of %s not proven: %s", done, why)
 	}
@@ -148,8 +162,8 @@ func (r *run) rebaseline(ctx context.Context, fenceMoved bool) (string, error) {
 		case rs.Failed > 0:
 			r.o.Logger.Warn("rollback: rebaseline pass had failed checks; comparing again", "pass", pass, "failed", rs.Failed)
 		case rs.Differences == 0 && rs.Compared > 0:
-			return fmt.Sprintf("the journal equals ZooKeeper node by node: %d nodes compared, none differs (%d repaired in %d full passes, %s; %s)",
-				rs.Compared, repaired, pass, elapsed(), fellBack), nil
+			return fmt.Sprintf("%s: %d nodes compared, none differs (%d repaired in %d full passes, %s; %s)",
+				rebaselineByNodes, rs.Compared, repaired, pass, elapsed(), fellBack), nil
 		}
 		// Nodes written without pause through the proxies never settle in
 		// a comparison; the digests, at one zxid, do.
@@ -158,8 +172,8 @@ func (r *run) rebaseline(ctx context.Context, fenceMoved bool) (string, error) {
 			return "", err
 		}
 		if ok {
-			return fmt.Sprintf("the journal equals ZooKeeper: %s; %d full repair passes (the last found %d differences; %d repaired in all; %s; %s)",
-				proof, pass, rs.Differences, repaired, elapsed(), fellBack), nil
+			return fmt.Sprintf("%s: %s; %d full repair passes (the last found %d differences; %d repaired in all; %s; %s); %s",
+				rebaselineByDigest, proof, pass, rs.Differences, repaired, elapsed(), fellBack, digestScope), nil
 		}
 		why = w
 	}

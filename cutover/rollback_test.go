@@ -464,8 +464,8 @@ func TestRollbackRoundTrip(t *testing.T) {
 		// moved every node's ACL version in ZooKeeper, and compares the
 		// whole tree.
 		last := rep.Steps[len(rep.Steps)-1]
-		targeted := strings.HasPrefix(last.Detail, "the journal equals ZooKeeper: digests equal") && strings.Contains(last.Detail, "; targeted repair of ")
-		full := strings.HasPrefix(last.Detail, "the journal equals ZooKeeper") && strings.Contains(last.Detail, "no targeted repair: lifting the fence")
+		targeted := strings.HasPrefix(last.Detail, rebaselineByDigest+": digests equal") && strings.Contains(last.Detail, "; targeted repair of ")
+		full := rebaselineClean(last.Detail) && strings.Contains(last.Detail, "no targeted repair: lifting the fence")
 		if last.Name != "rebaseline" || !last.OK || (n == 1 && !targeted) || (n == 2 && !full) {
 			t.Fatalf("round trip %d: last step %+v", n, last)
 		}
